@@ -1,0 +1,51 @@
+"""`scaleout init`: a runnable project from templates/init/<template>/ plus the shared public/ folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from scaleout.config import default_name, parse_config
+from scaleout.errors import RenderConflictError, UsageError
+from scaleout.render import atomic_write
+from scaleout.templates import templates_dir
+
+TEMPLATES = {"python": {"port": 8000, "base_image": "python:3.12-slim"}, "node": {"port": 3000, "base_image": "node:20-slim"}}
+
+
+def scaffold_files(name: str, template: str) -> dict[str, bytes]:
+    """Relative path -> content of every file `init` writes for `template`."""
+    if template not in TEMPLATES:
+        raise UsageError(f"--template: must be one of {', '.join(TEMPLATES)} (got {template!r})")
+    root = templates_dir() / "init"
+    files: dict[str, bytes] = {}
+    for base, prefix in ((root / "common", ""), (root / template, "")):
+        for p in sorted(base.rglob("*")):
+            if p.is_file():
+                rel = prefix + p.relative_to(base).as_posix()
+                if rel == "gitignore":
+                    rel = ".gitignore"
+                files[rel] = p.read_bytes()
+    from scaleout.templates import template_env
+
+    text = template_env().get_template("init/scaleout.yaml.j2").render(name=name, **TEMPLATES[template])
+    files["scaleout.yaml"] = text.encode("utf-8")
+    return dict(sorted(files.items()))
+
+
+def init_project(target: Path, template: str = "python", *, name: str | None = None, force: bool = False) -> list[str]:
+    """Write a new project into `target`. Refuses to overwrite any existing file unless `force`."""
+    target = target.resolve()
+    name = name or default_name(target)
+    files = scaffold_files(name, template)
+    # the scaffolded config must itself be valid
+    parse_config(files["scaleout.yaml"].decode(), target, env={})
+    existing = [rel for rel in files if (target / rel).exists()]
+    if existing and not force:
+        raise RenderConflictError(
+            f"{target}: would overwrite existing file(s): {', '.join(existing)}",
+            hint="choose an empty folder, or pass --force to overwrite them",
+        )
+    for rel, data in files.items():
+        path = target / rel
+        atomic_write(path, data.decode("utf-8"))
+    return list(files)

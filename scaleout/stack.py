@@ -1,0 +1,367 @@
+"""The running stack behind one small interface: up, down, status, reload, addresses.
+
+Compose CLI for creating and removing services; the Docker SDK for inspecting health, reading logs,
+reloading nginx and removing replicas that a smaller stack no longer has.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import socket
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from scaleout.config import Config
+from scaleout.engine import docker_client, engine_errors, run_compose
+from scaleout.errors import BuildError, LockedError, NotRunningError, PortInUseError, StackError, UnhealthyError
+from scaleout.render import (
+    COMPOSE_FILE,
+    LB_CONF_MOUNT,
+    LB_SERVICE,
+    NGINX_CONF,
+    NGINX_DIR,
+    OUT_DIR,
+    atomic_write,
+    hand_edited,
+    replicas_of,
+    write_files,
+)
+
+Progress = Callable[[str], None]
+LABEL_COMPOSE_PROJECT = "com.docker.compose.project"
+LABEL_COMPOSE_SERVICE = "com.docker.compose.service"
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+@dataclass
+class ServiceStatus:
+    service: str
+    container: str
+    state: str  # running, exited, restarting, ...
+    health: str  # healthy, unhealthy, starting, none
+    address: str | None  # ip:port on the project network (replicas)
+    role: str  # backend | balancer
+
+
+@dataclass
+class StackStatus:
+    project: str
+    url: str | None
+    services: list[ServiceStatus] = field(default_factory=list)
+
+    @property
+    def replicas(self) -> list[ServiceStatus]:
+        return [s for s in self.services if s.role == "backend"]
+
+    @property
+    def balancer(self) -> ServiceStatus | None:
+        return next((s for s in self.services if s.role == "balancer"), None)
+
+    @property
+    def running(self) -> bool:
+        return any(s.state == "running" for s in self.services)
+
+    def to_dict(self) -> dict:
+        return {
+            "project": self.project,
+            "url": self.url,
+            "running": self.running,
+            "replicas": [asdict(s) for s in self.replicas],
+            "balancer": asdict(self.balancer) if self.balancer else None,
+        }
+
+
+@contextlib.contextmanager
+def project_lock(project_dir: Path, wait_s: float = 0.0) -> Iterator[None]:
+    """One scaleout at a time changes a project: a second `up` waits `wait_s` then fails clearly."""
+    out = project_dir / OUT_DIR
+    out.mkdir(parents=True, exist_ok=True)
+    fd = os.open(out / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as exc:
+                if exc.errno not in (errno.EAGAIN, errno.EACCES):
+                    raise
+                if time.monotonic() >= deadline:
+                    raise LockedError(
+                        f"another scaleout command is changing project {project_dir.name} (lock: {OUT_DIR}/lock)",
+                        hint="wait for it to finish, or pass --wait SECONDS to queue behind it",
+                    ) from None
+                time.sleep(0.2)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _port_free(bind: str, port: int) -> bool:
+    family = socket.AF_INET6 if ":" in bind else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((bind, port))
+        except OSError:
+            return False
+    return True
+
+
+class Stack:
+    """One project's Compose stack on the local engine."""
+
+    def __init__(self, config: Config, progress: Progress = _quiet, log: Progress = _quiet) -> None:
+        self.config = config
+        self.progress = progress
+        self.log = log
+        self.dir = config.project_dir
+        self.compose_file = self.dir / COMPOSE_FILE
+
+    # --- inspection -------------------------------------------------------------------------
+    def _containers(self, all_: bool = True) -> list:
+        with engine_errors("listing containers"):
+            return docker_client().containers.list(all=all_, filters={"label": f"{LABEL_COMPOSE_PROJECT}={self.config.project}"})
+
+    def status(self) -> StackStatus:
+        """What runs now, read from the engine (not from the config)."""
+        services = []
+        url = None
+        for c in self._containers():
+            labels = c.labels
+            svc = labels.get(LABEL_COMPOSE_SERVICE, "?")
+            role = "balancer" if svc == LB_SERVICE else "backend"
+            st = c.attrs.get("State", {})
+            health = (st.get("Health") or {}).get("Status", "none")
+            address = None
+            nets = c.attrs.get("NetworkSettings", {}).get("Networks") or {}
+            ips = [n.get("IPAddress") for n in nets.values() if n.get("IPAddress")]
+            if role == "backend" and ips:
+                address = f"{ips[0]}:{self.config.backend.port}"
+            if role == "balancer" and st.get("Status") == "running":
+                ports = c.attrs.get("NetworkSettings", {}).get("Ports") or {}
+                for binding in ports.get("80/tcp") or []:
+                    host = binding.get("HostIp") or "127.0.0.1"
+                    if host in ("0.0.0.0", "::", ""):
+                        host = "127.0.0.1"
+                    host = f"[{host}]" if ":" in host else host
+                    url = f"http://{host}:{binding.get('HostPort')}"
+                    break
+            services.append(ServiceStatus(svc, c.name, st.get("Status", "unknown"), health, address, role))
+        services.sort(key=lambda s: (s.role != "backend", _replica_index(s.service), s.service))
+        return StackStatus(self.config.project, url, services)
+
+    def address_map(self) -> dict[str, str]:
+        """`ip:port` of every replica -> its service name, to attribute `X-Upstream-Addr`."""
+        out = {}
+        for c in self._containers():
+            svc = c.labels.get(LABEL_COMPOSE_SERVICE, "")
+            if svc == LB_SERVICE:
+                continue
+            for n in (c.attrs.get("NetworkSettings", {}).get("Networks") or {}).values():
+                if n.get("IPAddress"):
+                    out[f"{n['IPAddress']}:{self.config.backend.port}"] = svc
+        return out
+
+    def _lb(self):
+        for c in self._containers(all_=False):
+            if c.labels.get(LABEL_COMPOSE_SERVICE) == LB_SERVICE:
+                return c
+        return None
+
+    # --- lifecycle --------------------------------------------------------------------------
+    def up(self, files: dict[str, str], *, build: bool = True, timeout_s: float = 180.0, force: bool = False) -> StackStatus:
+        """Bring the stack to what `files` describe. On a running stack this is a rescale: new replicas
+        become healthy before nginx reloads; removed replicas drain after it, then stop. The balancer
+        is never recreated unless its own settings (port, bind, image) changed."""
+        cfg = self.config
+        wanted = [r.name for r in replicas_of(cfg)]
+        if not force:
+            edited = hand_edited(self.dir, files)
+            if edited:
+                from scaleout.errors import RenderConflictError
+
+                raise RenderConflictError(
+                    "generated file(s) were edited by hand: " + ", ".join(edited),
+                    hint="move your changes into scaleout.yaml, or pass --force to overwrite them",
+                )
+        docker_client()  # fail early and clearly when there is no engine
+        lb = self._lb()
+        self._check_port(lb)
+
+        nginx_text = files[NGINX_CONF]
+        first_files = {k: v for k, v in files.items() if k != NGINX_CONF}
+        if lb is None or not (self.dir / NGINX_CONF).exists():
+            first_files = files
+        write_files(self.dir, first_files, force=True)
+
+        if build and cfg.backend.builds:
+            self.progress(f"building the backend image from {cfg.backend.build}/")
+            run_compose(cfg.project, self.compose_file, ["build", wanted[0]], on_line=self.log,
+                        action="building the backend image", error=BuildError)
+
+        self.progress(f"starting {len(wanted)} replica(s): {', '.join(wanted)}")
+        run_compose(cfg.project, self.compose_file, ["up", "-d", "--no-build", *wanted], on_line=self.log,
+                    action="starting the replicas")
+        self.wait_healthy(wanted, timeout_s)
+
+        removed = [s.container for s in self.status().replicas if s.service not in wanted]
+        if lb is not None and lb.status == "running":
+            self.progress("testing the new nginx configuration")
+            self.reload(nginx_text)
+            write_files(self.dir, files, force=True)  # records checksums of everything, nginx.conf included
+        else:
+            write_files(self.dir, files, force=True)
+        self.progress("starting the load balancer")
+        run_compose(cfg.project, self.compose_file, ["up", "-d", "--no-build", LB_SERVICE], on_line=self.log,
+                    action="starting the load balancer")
+        if removed:
+            if cfg.backend.drain_seconds:
+                self.progress(f"draining {len(removed)} removed replica(s) for {cfg.backend.drain_seconds}s")
+                time.sleep(cfg.backend.drain_seconds)
+            self._remove(removed)
+        self.wait_balancer(timeout_s)
+        return self.status()
+
+    def _check_port(self, lb) -> None:
+        cfg = self.config.balancer
+        if lb is not None:
+            ports = lb.attrs.get("NetworkSettings", {}).get("Ports") or {}
+            for b in ports.get("80/tcp") or []:
+                if str(b.get("HostPort")) == str(cfg.port):
+                    return  # ours already
+        if not _port_free(cfg.bind, cfg.port):
+            raise PortInUseError(
+                f"port {cfg.port} on {cfg.bind} is already in use by another program",
+                hint="stop that program, or choose another port: `scaleout up --port P` or balancer.port in scaleout.yaml",
+            )
+
+    def reload(self, nginx_text: str) -> None:
+        """Test `nginx_text` inside the running balancer; only if it passes, install it and reload
+        gracefully. A failing config is never loaded: the old one keeps serving."""
+        lb = self._lb()
+        if lb is None:
+            raise NotRunningError(f"the load balancer of {self.config.project} is not running", hint="run `scaleout up`")
+        staged = self.dir / NGINX_DIR / ".nginx.conf.next"
+        atomic_write(staged, nginx_text)
+        try:
+            with engine_errors("testing the nginx configuration"):
+                code, out = lb.exec_run(["nginx", "-t", "-c", f"{LB_CONF_MOUNT}/{staged.name}"])
+        finally:
+            staged.unlink(missing_ok=True)
+        if code != 0:
+            text = out.decode(errors="replace").strip()
+            raise StackError(f"the new nginx configuration failed `nginx -t`; the running one keeps serving:\n{text}")
+        atomic_write(self.dir / NGINX_CONF, nginx_text)
+        self.progress("reloading nginx gracefully")
+        with engine_errors("reloading nginx"):
+            code, out = lb.exec_run(["nginx", "-c", f"{LB_CONF_MOUNT}/nginx.conf", "-s", "reload"])
+        if code != 0:
+            raise StackError(f"nginx reload failed: {out.decode(errors='replace').strip()}")
+        time.sleep(0.3)  # the master starts new workers asynchronously
+
+    def _remove(self, containers: list[str]) -> None:
+        client = docker_client()
+        for name in containers:
+            self.progress(f"stopping removed replica {name}")
+            with engine_errors(f"removing {name}"):
+                c = client.containers.get(name)
+                c.stop(timeout=10)
+                c.remove()
+
+    def wait_healthy(self, services: list[str], timeout_s: float) -> None:
+        """Poll until every service's container is running and healthy; fail with its logs otherwise."""
+        deadline = time.monotonic() + timeout_s
+        reported: set[str] = set()
+        while True:
+            by_service = {s.service: s for s in self.status().services}
+            pending = []
+            for svc in services:
+                st = by_service.get(svc)
+                if st is None or st.state != "running" or st.health not in ("healthy", "none"):
+                    pending.append(svc)
+                    if st is not None and st.state in ("exited", "dead"):
+                        self._fail_unhealthy(st, "exited")
+                    if st is not None and st.health == "unhealthy":
+                        self._fail_unhealthy(st, "is unhealthy (its health check keeps failing)")
+                elif svc not in reported:
+                    reported.add(svc)
+                    self.progress(f"{svc} is healthy")
+            if not pending:
+                return
+            if time.monotonic() >= deadline:
+                st = by_service.get(pending[0])
+                if st is None:
+                    raise UnhealthyError(f"replica {pending[0]} was never created")
+                self._fail_unhealthy(st, f"not healthy after {timeout_s:.0f}s (state {st.state}, health {st.health})")
+            time.sleep(0.5)
+
+    def _fail_unhealthy(self, st: ServiceStatus, why: str) -> None:
+        client = docker_client()
+        logs, health_out = "", ""
+        with contextlib.suppress(Exception):
+            c = client.containers.get(st.container)
+            logs = c.logs(tail=20).decode(errors="replace").rstrip()
+            probes = (c.attrs.get("State", {}).get("Health") or {}).get("Log") or []
+            if probes:
+                health_out = (probes[-1].get("Output") or "").strip()
+        msg = f"replica {st.service} {why}."
+        if health_out:
+            msg += f"\n  last health check said: {health_out[-300:]}"
+        msg += "\n  last log lines:\n" + ("\n".join("    " + line for line in logs.splitlines()) or "    (none)")
+        raise UnhealthyError(msg, hint=f"fix the backend, then `scaleout up` again; `scaleout down` removes what started")
+
+    def wait_balancer(self, timeout_s: float) -> None:
+        """Poll the published URL until nginx answers and a request reaches a replica."""
+        import httpx
+
+        url = self.config.url
+        deadline = time.monotonic() + timeout_s
+        last = "no answer"
+        while time.monotonic() < deadline:
+            try:
+                r = httpx.get(url + "/", timeout=2.0)
+                if r.status_code < 500:
+                    return
+                last = f"HTTP {r.status_code}"
+            except httpx.HTTPError as exc:
+                last = type(exc).__name__
+            lb = self._lb()
+            if lb is None:
+                st = next((s for s in self.status().services if s.service == LB_SERVICE), None)
+                if st is not None and st.state in ("exited", "dead"):
+                    self._fail_unhealthy(st, "exited")
+            time.sleep(0.3)
+        raise UnhealthyError(f"the load balancer at {url} did not answer within {timeout_s:.0f}s (last: {last})")
+
+    def down(self, *, volumes: bool = False) -> int:
+        """Remove containers and network (volumes only when asked). Returns how many containers went."""
+        before = len(self._containers())
+        if self.compose_file.exists():
+            args = ["down", "--remove-orphans", "--timeout", "10"] + (["--volumes"] if volumes else [])
+            self.progress("stopping and removing containers")
+            run_compose(self.config.project, self.compose_file, args, on_line=self.log, action="removing the stack")
+        # whatever Compose did not know about (a deleted compose file, a renamed service): by label
+        left = self._containers()
+        if left:
+            self._remove([c.name for c in left])
+        with engine_errors("removing the network"):
+            for net in docker_client().networks.list(filters={"label": f"{LABEL_COMPOSE_PROJECT}={self.config.project}"}):
+                with contextlib.suppress(Exception):
+                    net.remove()
+        return before
+
+
+def _replica_index(service: str) -> int:
+    try:
+        return int(service.rsplit("-", 1)[1])
+    except (IndexError, ValueError):
+        return 10**6

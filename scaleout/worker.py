@@ -1,0 +1,64 @@
+"""The generated service worker: what it precaches and the content hash that names its cache."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path, PurePosixPath
+
+from scaleout.config import Config
+from scaleout.errors import ConfigError
+from scaleout.templates import template_env
+
+CACHE_PREFIX = "scaleout-offline-"
+_REF = re.compile(r"""(?:href|src)\s*=\s*["']([^"'#?]+)["']""", re.IGNORECASE)
+
+
+def _public_file(static_root: Path, url_path: str) -> Path | None:
+    rel = PurePosixPath(url_path.lstrip("/"))
+    if ".." in rel.parts:
+        return None
+    p = static_root / rel
+    return p if p.is_file() else None
+
+
+def precache_files(config: Config) -> dict[str, bytes]:
+    """URL path -> bytes of the offline page and the local files it references."""
+    static_root = config.project_dir / config.static.dir
+    page = config.static.offline_page
+    page_file = _public_file(static_root, page)
+    if page_file is None:
+        raise ConfigError(
+            f"static.offline_page: {page} not found in {config.static.dir}/",
+            hint="create the page, or set static.generate_worker: false to bring your own worker",
+        )
+    files = {page: page_file.read_bytes()}
+    html = files[page].decode("utf-8", errors="replace")
+    for ref in _REF.findall(html):
+        if not ref.startswith("/") or ref.startswith("//"):
+            continue  # only same-origin absolute paths are precached
+        f = _public_file(static_root, ref)
+        if f is not None:
+            files[ref] = f.read_bytes()
+    return dict(sorted(files.items()))
+
+
+def cache_name(files: dict[str, bytes]) -> str:
+    h = hashlib.sha256()
+    for path, data in sorted(files.items()):
+        h.update(path.encode() + b"\0" + hashlib.sha256(data).digest())
+    return CACHE_PREFIX + h.hexdigest()[:16]
+
+
+def render_worker(config: Config) -> str | None:
+    """The worker script's text, or None when the project brings its own worker."""
+    if not (config.static.generate_worker and config.static.service_workers):
+        return None
+    files = precache_files(config)
+    return template_env().get_template("sw/service-worker.js.j2").render(
+        static_dir=config.static.dir,
+        cache_name=cache_name(files),
+        cache_prefix=CACHE_PREFIX,
+        offline_page=config.static.offline_page,
+        precache=list(files),
+    )

@@ -1,0 +1,138 @@
+"""Shared fixtures. e2e tests need a real Docker engine: they are skipped without one on a developer
+machine, but under CI (CI=true) a missing engine is an error, never a skip."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+LOCAL_IMAGE = os.environ.get("SCALEOUT_LOCAL_IMAGE", "scaleout-local/bookworm:1")
+
+
+def pytest_addoption(parser):
+    parser.addoption("--update-golden", action="store_true", help="Rewrite tests/golden from the examples.")
+
+
+def engine_available() -> bool:
+    if not shutil.which("docker"):
+        return False
+    r = subprocess.run(["docker", "info"], capture_output=True, timeout=30)
+    return r.returncode == 0
+
+
+@pytest.fixture(scope="session")
+def docker_engine():
+    """The real engine, or a skip (an error under CI)."""
+    if not engine_available():
+        msg = "no Docker engine answers (run scripts/setup-docker.sh)"
+        if os.environ.get("CI"):
+            pytest.fail(msg + " -- e2e tests must run in CI")
+        pytest.skip(msg)
+    import docker
+
+    return docker.from_env()
+
+
+@pytest.fixture(scope="session")
+def images(docker_engine) -> dict[str, str]:
+    """Environment that points scaleout at locally available images."""
+    env = {}
+    for var in ("SCALEOUT_LB_IMAGE", "SCALEOUT_BASE_IMAGE"):
+        env[var] = os.environ.get(var) or LOCAL_IMAGE
+    for image in set(env.values()):
+        try:
+            docker_engine.images.get(image)
+        except Exception:  # noqa: BLE001
+            pytest.fail(f"image {image} is missing: run scripts/setup-docker.sh")
+    return env
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def run_cli(args: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: float = 300, check: bool = False):
+    """Run the real `scaleout` CLI (python -m scaleout) and return the CompletedProcess."""
+    full_env = {**os.environ, **(env or {})}
+    r = subprocess.run([sys.executable, "-m", "scaleout", *args], cwd=cwd, env=full_env, capture_output=True,
+                       text=True, timeout=timeout)
+    if check and r.returncode != 0:
+        raise AssertionError(f"scaleout {' '.join(args)} exited {r.returncode}\nstdout:\n{r.stdout}\nstderr:\n{r.stderr}")
+    return r
+
+
+def remove_project(project: str) -> None:
+    """Remove every container and network labelled with the Compose project (cleanup by label)."""
+    import docker
+
+    client = docker.from_env()
+    for c in client.containers.list(all=True, filters={"label": f"com.docker.compose.project={project}"}):
+        with contextlib.suppress(Exception):
+            c.remove(force=True)
+    for n in client.networks.list(filters={"label": f"com.docker.compose.project={project}"}):
+        with contextlib.suppress(Exception):
+            n.remove()
+
+
+class Project:
+    """A scaffolded project in a temp folder with a unique name and a free port."""
+
+    def __init__(self, path: Path, name: str, port: int, env: dict[str, str]):
+        self.path, self.name, self.port, self.env = path, name, port, env
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def cli(self, *args: str, check: bool = False, timeout: float = 300):
+        return run_cli(list(args), self.path, self.env, timeout=timeout, check=check)
+
+
+@pytest.fixture
+def make_project(tmp_path, images):
+    """Factory: make_project(template="python", config_extra="") -> Project; removed afterwards by label."""
+    made: list[Project] = []
+
+    def factory(template: str = "python", replace: dict[str, str] | None = None) -> Project:
+        name = f"t{uuid.uuid4().hex[:10]}"
+        path = tmp_path / name
+        port = free_port()
+        r = run_cli(["init", str(path), "--template", template, "--name", name], tmp_path, images)
+        assert r.returncode == 0, r.stderr
+        cfg = path / "scaleout.yaml"
+        text = cfg.read_text().replace("port: 8080", f"port: {port}")
+        for old, new in (replace or {}).items():
+            assert old in text, f"{old!r} not in scaleout.yaml"
+            text = text.replace(old, new)
+        cfg.write_text(text)
+        p = Project(path, name, port, dict(images))
+        made.append(p)
+        return p
+
+    yield factory
+    for p in made:
+        remove_project(p.name)
+
+
+def wait_for(predicate, timeout: float = 30.0, interval: float = 0.25, what: str = "condition"):
+    """Poll `predicate` until it returns a truthy value; fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)

@@ -1,0 +1,106 @@
+"""The whole loop on a real engine: init -> up 3 -> probe -> up 5 -> probe -> down."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections import Counter
+
+import docker
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+
+def _containers(project: str) -> list:
+    return docker.from_env().containers.list(all=True, filters={"label": f"com.docker.compose.project={project}"})
+
+
+def _curl_upstreams(url: str, n: int) -> Counter:
+    """Count X-Upstream-Addr independently of the probe, with curl."""
+    seen: Counter = Counter()
+    for _ in range(n):
+        out = subprocess.run(["curl", "-s", "-o", "/dev/null", "-D", "-", url + "/"], capture_output=True, text=True, timeout=10).stdout
+        for line in out.splitlines():
+            if line.lower().startswith("x-upstream-addr:"):
+                seen[line.split(":", 1)[1].strip()] += 1
+    return seen
+
+
+@pytest.mark.parametrize("template", ["python", "node"])
+def test_whole_loop(make_project, template):
+    p = make_project(template)
+    r = p.cli("up", "--replicas", "3", check=True)
+    assert f"http://127.0.0.1:{p.port}" in r.stdout
+    assert "backend-3" in r.stdout
+
+    r = p.cli("probe", "--json", "--requests", "600")
+    assert r.returncode == 0, r.stdout + r.stderr
+    res = json.loads(r.stdout)
+    assert res["verdict"] == "pass"
+    assert res["failed"] == 0 and res["ok"] == 600
+    assert sorted(b["name"] for b in res["backends"]) == ["backend-1", "backend-2", "backend-3"]
+    for b in res["backends"]:
+        assert abs(b["share"] - 1 / 3) <= 0.10, b
+    for key in ("requests", "rps", "duration_s"):
+        assert key in res
+
+    # each nginx worker keeps its own round-robin position, so separate connections spread roughly evenly
+    seen = _curl_upstreams(p.url, 30)
+    assert len(seen) == 3 and all(5 <= c <= 15 for c in seen.values()), seen
+
+    lb_before = [c.id for c in _containers(p.name) if c.labels["com.docker.compose.service"] == "lb"]
+    p.cli("up", "--replicas", "5", check=True)
+    res = json.loads(p.cli("probe", "--json", "--requests", "1000", check=True).stdout)
+    assert len(res["backends"]) == 5 and res["verdict"] == "pass"
+    lb_after = [c.id for c in _containers(p.name) if c.labels["com.docker.compose.service"] == "lb"]
+    assert lb_before == lb_after  # rescaling never recreates the balancer
+
+    st = json.loads(p.cli("status", "--json", check=True).stdout)
+    assert [r["service"] for r in st["replicas"]] == [f"backend-{i}" for i in range(1, 6)]
+    assert all(r["health"] == "healthy" for r in st["replicas"])
+    assert st["url"] == p.url
+
+    p.cli("down", check=True)
+    assert _containers(p.name) == []
+    st = json.loads(p.cli("status", "--json", check=True).stdout)
+    assert st["running"] is False
+
+
+def test_probe_fails_when_stack_not_running(make_project):
+    p = make_project()
+    r = p.cli("probe")
+    assert r.returncode == 7
+    assert "not running" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_unhealthy_replica_reports_its_logs(make_project):
+    p = make_project()
+    app = p.path / "backend" / "app.py"
+    app.write_text(app.read_text().replace('if path == "/healthz":', 'if path == "/healthz-never":'))
+    r = p.cli("up", "--replicas", "1", "--timeout", "40")
+    assert r.returncode == 5, r.stderr
+    assert "backend-1" in r.stderr and "last log lines" in r.stderr and "404" in r.stderr
+    assert "Traceback" not in r.stderr
+    p.cli("down", check=True)
+    assert _containers(p.name) == []
+
+
+def test_build_failure_is_reported(make_project):
+    p = make_project()
+    df = p.path / "backend" / "Dockerfile"
+    df.write_text(df.read_text().replace("COPY app.py", "COPY does-not-exist.py"))
+    r = p.cli("up", "--replicas", "1")
+    assert r.returncode == 4, r.stderr
+    assert "building the backend image failed" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_missing_engine_is_reported(make_project, tmp_path):
+    p = make_project()
+    env = {**p.env, "DOCKER_HOST": f"unix://{tmp_path}/no-such.sock"}
+    from tests.conftest import run_cli
+
+    r = run_cli(["up", "--replicas", "1"], p.path, env)
+    assert r.returncode == 3, r.stderr
+    assert "Docker engine" in r.stderr and "Traceback" not in r.stderr
+    assert not (p.path / ".scaleout" / "docker-compose.yml").exists()
