@@ -65,7 +65,8 @@ def free_port() -> int:
 
 def run_cli(args: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: float = 300, check: bool = False):
     """Run the real `scaleout` CLI (python -m scaleout) and return the CompletedProcess."""
-    full_env = {**os.environ, **(env or {})}
+    # this checkout's package, whatever is installed (several worktrees may share one machine)
+    full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
     r = subprocess.run([sys.executable, "-m", "scaleout", *args], cwd=cwd, env=full_env, capture_output=True,
                        text=True, timeout=timeout)
     if check and r.returncode != 0:
