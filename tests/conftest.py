@@ -137,3 +137,13 @@ def wait_for(predicate, timeout: float = 30.0, interval: float = 0.25, what: str
         if time.monotonic() >= deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(interval)
+
+
+@pytest.fixture(scope="session")
+def nginx_checker(docker_engine, images):
+    """nginx -t for rendered configs (see tests/nginx_check.py)."""
+    from tests.nginx_check import NginxChecker
+
+    checker = NginxChecker(docker_engine, images["SCALEOUT_LB_IMAGE"])
+    yield checker
+    checker.close()

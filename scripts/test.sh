@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The project's full test command: installs what the tests need on a fresh Debian machine (Python
+# test dependencies in .venv, Docker engine + Compose + stand-in images, Chromium, load tools),
+# then runs every test: unit, golden, e2e on the real engine, browser. Extra args go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+
+log() { echo "test.sh: $*" >&2; }
+
+# 1. system packages the tests use (Debian)
+need=()
+command -v curl >/dev/null 2>&1 || need+=(curl)
+command -v hey >/dev/null 2>&1 || need+=(hey)
+command -v wrk >/dev/null 2>&1 || need+=(wrk)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+if [ ${#need[@]} -gt 0 ]; then
+  log "installing ${need[*]} from Debian's packages"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >&2
+  apt-get install -y -qq --no-install-recommends "${need[@]}" >&2
+fi
+
+# 2. Docker engine, Compose, stand-in images (idempotent)
+eval "$(bash scripts/setup-docker.sh --print-env)"
+export SCALEOUT_LB_IMAGE SCALEOUT_BASE_IMAGE
+
+# 3. Python: the package and its test extra in a virtualenv
+venv="${SCALEOUT_VENV:-$root/.venv}"
+if [ ! -x "$venv/bin/python" ]; then
+  log "creating $venv"
+  python3 -m venv "$venv"
+fi
+"$venv/bin/python" -m pip install -q --upgrade pip >&2 || true
+log "installing scaleout[test]"
+"$venv/bin/python" -m pip install -q -e ".[test]" >&2
+
+# 4. run everything; pytest's exit 5 (no test collected) is a failure here
+set +e
+"$venv/bin/python" -m pytest -p no:cacheprovider "$@"
+rc=$?
+set -e
+if [ "$rc" = 5 ]; then
+  log "pytest collected no test"; exit 1
+fi
+exit "$rc"

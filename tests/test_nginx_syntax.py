@@ -1,0 +1,24 @@
+"""The rendered nginx config passes `nginx -t` in Debian's nginx 1.22 (the stand-in balancer image)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.test_golden import GOLDEN, example_names
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.mark.parametrize("example", example_names())
+def test_golden_nginx_conf_passes_nginx_t(nginx_checker, example):
+    ok, out = nginx_checker.check((GOLDEN / example / "nginx" / "nginx.conf").read_text())
+    assert ok, out
+    assert "syntax is ok" in out
+
+
+def test_a_broken_config_fails_nginx_t(nginx_checker):
+    text = (GOLDEN / "python-demo" / "nginx" / "nginx.conf").read_text().replace("keepalive 32;", "keepalive 32")
+    ok, out = nginx_checker.check(text)
+    assert not ok and "emerg" in out
