@@ -240,6 +240,7 @@ def probe(
         raise typer.Exit(int(ExitCode.CHECK_FAILED))
 
 
+_INTERRUPTED = "interrupted: the stack may be partly changed; `scaleout status` shows it, `scaleout down` removes it"
 _GLOBAL_FLAGS = {"-q", "--quiet", "-v", "--verbose"}
 _GLOBAL_WITH_VALUE = {"-C", "--project-dir"}
 
@@ -271,12 +272,13 @@ def main(argv: list[str] | None = None) -> None:
     """Console entry point: runs the app and maps ScaleoutError to its exit code."""
     args = _hoist_global_options(list(sys.argv[1:] if argv is None else argv))
     try:
-        app(args=args, prog_name="scaleout", standalone_mode=False)
+        # standalone_mode=False: typer returns the code of a typer.Exit (and Exit(130) for Ctrl-C)
+        rv = app(args=args, prog_name="scaleout", standalone_mode=False)
     except ScaleoutError as exc:
         _err(f"error: {exc}")
         sys.exit(int(exc.exit_code))
     except KeyboardInterrupt:
-        _err("interrupted: the stack may be partly changed; `scaleout status` shows it, `scaleout down` removes it")
+        _err(_INTERRUPTED)
         sys.exit(int(ExitCode.INTERRUPTED))
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
@@ -286,6 +288,10 @@ def main(argv: list[str] | None = None) -> None:
     except _click_exceptions() as exc:
         exc.show()
         sys.exit(int(ExitCode.CONFIG) if exc.exit_code == 2 else exc.exit_code)
+    if isinstance(rv, int) and not isinstance(rv, bool) and rv != 0:
+        if rv == ExitCode.INTERRUPTED:
+            _err(_INTERRUPTED)
+        sys.exit(rv)
 
 
 def _click_exceptions() -> tuple[type[Exception], ...]:

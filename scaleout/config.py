@@ -31,7 +31,11 @@ Strategy = Literal["round_robin", "least_conn", "ip_hash", "hash", "random"]
 _DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 _REL_PATH = re.compile(r"^[A-Za-z0-9._][A-Za-z0-9._/-]*$")
 _URL_PATH = re.compile(r"^/[A-Za-z0-9._~/-]*$")
-_NGINX_VAR = re.compile(r"^\$[a-z][a-z0-9_]*$")
+# variables hash_key may use: request-derived families and a few fixed names nginx always defines
+_NGINX_VAR = re.compile(
+    r"^\$(?:(?:cookie|arg|http)_[a-z0-9_]+|remote_addr|binary_remote_addr|request_uri|uri|args|host|"
+    r"http_host|server_name|scheme|request_method|query_string)$"
+)
 _ENV_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Docker image reference: [registry[:port]/]path[:tag][@digest], lower-case path components
 _IMAGE = re.compile(
@@ -174,7 +178,9 @@ class BalancerConfig(_Model):
     @classmethod
     def _hash_key(cls, v: str) -> str:
         if not _NGINX_VAR.match(v):
-            raise ValueError("must be one nginx variable such as $cookie_session or $arg_user")
+            raise ValueError(
+                "must be one nginx variable: $cookie_NAME, $arg_NAME, $http_NAME, $remote_addr, $request_uri, $uri, $host, ..."
+            )
         return v
 
     @field_validator("client_max_body_size")
@@ -205,6 +211,13 @@ class StaticConfig(_Model):
         for p in v:
             if not _URL_PATH.match(p):
                 raise ValueError(f"{p!r} must be a URL path (letters, digits, . _ ~ / - only)")
+            if p == "/":
+                raise ValueError("'/' cannot be a static route: it belongs to the replicas")
+            if p.startswith("/_scaleout/"):
+                raise ValueError(f"{p!r}: /_scaleout/ is reserved for scaleout's own endpoints")
+        if len(set(v)) != len(v):
+            dup = sorted({p for p in v if v.count(p) > 1})
+            raise ValueError(f"each path may appear once (repeated: {', '.join(dup)})")
         return v
 
     @field_validator("worker_scope", "offline_page")

@@ -288,8 +288,8 @@ class Stack:
                 st = by_service.get(svc)
                 if st is None or st.state != "running" or st.health not in ("healthy", "none"):
                     pending.append(svc)
-                    if st is not None and st.state in ("exited", "dead"):
-                        self._fail_unhealthy(st, "exited")
+                    if st is not None and st.state in ("exited", "dead", "restarting"):
+                        self._fail_unhealthy(st, "exited" if st.state != "restarting" else "keeps exiting (restarting)")
                     if st is not None and st.health == "unhealthy":
                         self._fail_unhealthy(st, "is unhealthy (its health check keeps failing)")
                 elif svc not in reported:

@@ -45,6 +45,10 @@ def test_whole_loop(make_project, template):
     for key in ("requests", "rps", "duration_s"):
         assert key in res
 
+    # a verdict that does not hold exits 1: judged as ip_hash, one client must not reach three replicas
+    r = p.cli("probe", "--json", "--requests", "60", "--strategy", "ip_hash", "--no-cache-check")
+    assert r.returncode == 1 and json.loads(r.stdout)["verdict"] == "fail"
+
     # each nginx worker keeps its own round-robin position, so separate connections spread roughly evenly
     seen = _curl_upstreams(p.url, 30)
     assert len(seen) == 3 and all(5 <= c <= 15 for c in seen.values()), seen

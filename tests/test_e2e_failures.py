@@ -1,0 +1,93 @@
+"""Bad environments: a taken port, a backend that exits, Ctrl-C in the middle of `up`. Each gives an
+actionable message and a non-zero exit; `status` tells the truth afterwards and `down` cleans completely."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import docker
+import pytest
+
+from tests.conftest import ROOT, wait_for
+
+pytestmark = pytest.mark.e2e
+
+
+def _containers(project: str) -> list:
+    return docker.from_env().containers.list(all=True, filters={"label": f"com.docker.compose.project={project}"})
+
+
+def test_port_in_use_is_detected_before_building(make_project):
+    p = make_project()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", p.port))
+        s.listen(1)
+        r = p.cli("up", "--replicas", "1")
+    assert r.returncode == 6, r.stderr
+    assert f"port {p.port}" in r.stderr and "already in use" in r.stderr and "--port" in r.stderr
+    assert "building" not in r.stderr and "Traceback" not in r.stderr
+    assert _containers(p.name) == []
+
+
+def test_backend_that_exits_at_start(make_project):
+    p = make_project()
+    app = p.path / "backend" / "app.py"
+    app.write_text(app.read_text().replace("def main():", "def main():\n    raise SystemExit('backend: missing DATABASE_URL')", 1))
+    r = p.cli("up", "--replicas", "2", "--timeout", "60")
+    assert r.returncode == 5, r.stderr
+    assert "missing DATABASE_URL" in r.stderr and "Traceback" not in r.stderr.split("last log lines")[0]
+    st = json.loads(p.cli("status", "--json", check=True).stdout)
+    assert st["replicas"] and all(x["health"] != "healthy" or x["state"] != "running" for x in st["replicas"][:1])
+    p.cli("down", check=True)
+    assert _containers(p.name) == []
+
+
+def test_ctrl_c_during_up_leaves_a_stack_that_down_cleans(make_project):
+    p = make_project()
+    # a slow health endpoint keeps `up` waiting long enough to interrupt it
+    app = p.path / "backend" / "app.py"
+    app.write_text(app.read_text().replace('if path == "/healthz":', 'if path == "/healthz" and time.sleep(30) is None and False:', 1))
+    env = {**os.environ, **p.env, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "scaleout", "up", "--replicas", "2", "--timeout", "120"], cwd=p.path,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for(lambda: len(_containers(p.name)) >= 2, timeout=90, what="replicas to be created")
+        time.sleep(0.5)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert "interrupted" in err and "scaleout down" in err and "Traceback" not in err
+    st = json.loads(p.cli("status", "--json", check=True).stdout)
+    assert [x["service"] for x in st["replicas"]] == ["backend-1", "backend-2"]
+    assert st["balancer"] is None
+    assert st["running"] is True
+    p.cli("down", check=True)
+    assert _containers(p.name) == []
+    st = json.loads(p.cli("status", "--json", check=True).stdout)
+    assert st["running"] is False and st["replicas"] == []
+
+
+def test_down_keeps_volumes_unless_asked(make_project, docker_engine):
+    p = make_project()
+    compose_extra = p.path / "scaleout.yaml"
+    assert compose_extra.exists()
+    p.cli("up", "--replicas", "1", check=True)
+    vol = docker_engine.volumes.create(f"{p.name}_data", labels={"com.docker.compose.project": p.name})
+    try:
+        p.cli("down", check=True)
+        assert docker_engine.volumes.get(vol.name)  # still there
+        p.cli("down", "--volumes", check=True)
+    finally:
+        try:
+            docker_engine.volumes.get(vol.name).remove()
+        except docker.errors.NotFound:
+            pass
