@@ -30,9 +30,19 @@ def _progress(msg: str) -> None:
         _err(f"==> [{time.monotonic() - _state['t0']:5.1f}s] {msg}")
 
 
+_last_log = {"t": 0.0}
+
+
 def _log(line: str) -> None:
+    """Compose/build output: every line with --verbose, otherwise a glimpse at most every 3 s."""
     if _state["verbose"]:
         _err(f"    | {line}")
+        return
+    now = time.monotonic()
+    if not _state["quiet"] and line.strip() and now - _last_log["t"] >= 3.0:
+        _last_log["t"] = now
+        text = line.strip()
+        _err(f"    … {text[:110]}{'…' if len(text) > 110 else ''}")
 
 
 @app.callback()

@@ -20,7 +20,8 @@ def scaffold_files(name: str, template: str) -> dict[str, bytes]:
     files: dict[str, bytes] = {}
     for base, prefix in ((root / "common", ""), (root / template, "")):
         for p in sorted(base.rglob("*")):
-            if p.is_file():
+            # an installer may byte-compile the template's app.py next to it
+            if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc":
                 rel = prefix + p.relative_to(base).as_posix()
                 if rel == "gitignore":
                     rel = ".gitignore"
