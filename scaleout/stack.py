@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from scaleout.config import Config
-from scaleout.engine import docker_client, engine_errors, run_compose
+from scaleout.engine import compose_cli, docker_client, engine_errors, run_compose
 from scaleout.errors import BuildError, LockedError, NotRunningError, PortInUseError, StackError, UnhealthyError
 from scaleout.render import (
     COMPOSE_FILE,
@@ -193,7 +193,8 @@ class Stack:
                     "generated file(s) were edited by hand: " + ", ".join(edited),
                     hint="move your changes into scaleout.yaml, or pass --force to overwrite them",
                 )
-        docker_client()  # fail early and clearly when there is no engine
+        docker_client()  # fail early and clearly when there is no engine or no Compose CLI
+        compose_cli()
         lb = self._lb()
         self._check_port(lb)
 

@@ -91,3 +91,13 @@ def test_down_keeps_volumes_unless_asked(make_project, docker_engine):
             docker_engine.volumes.get(vol.name).remove()
         except docker.errors.NotFound:
             pass
+
+
+def test_missing_compose_cli(make_project):
+    p = make_project()
+    from tests.conftest import run_cli
+
+    r = run_cli(["up", "--replicas", "1"], p.path, {**p.env, "SCALEOUT_COMPOSE": "no-such-compose"})
+    assert r.returncode == 3, r.stderr
+    assert "no Compose CLI found" in r.stderr and "install" in r.stderr and "Traceback" not in r.stderr
+    assert not (p.path / ".scaleout" / "docker-compose.yml").exists()
