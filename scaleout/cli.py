@@ -274,7 +274,10 @@ def main(argv: list[str] | None = None) -> None:
     """Console entry point: runs the app and maps ScaleoutError to its exit code."""
     args = _hoist_global_options(list(sys.argv[1:] if argv is None else argv))
     try:
-        app(args=args, prog_name="scaleout", standalone_mode=False)
+        # with standalone_mode=False, click returns a typer.Exit's code instead of raising it
+        code = app(args=args, prog_name="scaleout", standalone_mode=False)
+        if isinstance(code, int) and code:
+            sys.exit(code)
     except ScaleoutError as exc:
         _err(f"error: {exc}")
         sys.exit(int(exc.exit_code))
