@@ -64,7 +64,8 @@ def _check_headers(p: Project, replicas: int) -> None:
         linked.add(tuple(FINGERPRINTED.findall(body)))
     assert len(linked) == 1, linked
     assets = linked.pop()
-    assert len(assets) >= 2, assets  # app.<hash>.css and app.<hash>.js
+    manifest = json.loads((p.path / ".scaleout/assets/manifest.json").read_text())["assets"]
+    assert list(assets) == [manifest["app.css"], manifest["app.js"]]  # SCALEOUT_ASSETS reached every replica
     for path in assets:
         status, headers, _ = curl(p.url + path)
         assert status == 200, path
@@ -190,3 +191,16 @@ def test_own_worker_still_gets_the_headers(tmp_path, images):
     finally:
         p.cli("down")
         remove_project(p.name)
+
+
+def test_node_backend_links_fingerprinted_assets(make_project):
+    p = make_project("node")
+    p.cli("up", "--replicas", "1", check=True)
+    manifest = json.loads((p.path / ".scaleout/assets/manifest.json").read_text())["assets"]
+    status, _, body = curl(p.url + "/")
+    assert status == 200
+    assert FINGERPRINTED.findall(body) == [manifest["app.css"], manifest["app.js"]]
+    for path in FINGERPRINTED.findall(body):
+        status, headers, _ = curl(p.url + path)
+        assert status == 200 and headers["cache-control"] == IMMUTABLE
+    p.cli("down", check=True)
