@@ -90,6 +90,8 @@ def plan_assets(config: Config) -> AssetPlan:
         folder = static_root / route.strip("/")
         for src in _candidates(folder):
             rel = src.relative_to(folder).as_posix()
+            if route + rel in config.static.service_workers:
+                continue  # a worker's URL must never change: browsers find updates at the same URL
             data = src.read_bytes()
             hashed = str(PurePosixPath(rel).parent / fingerprinted_name(src.name, data)).removeprefix("./")
             url = route + hashed

@@ -115,14 +115,18 @@ def test_fingerprint_writes_hashed_copies_and_a_manifest(tmp_path):
     assert sorted(p.relative_to(root).as_posix() for p in (root / "public").rglob("*")) == public_before
 
 
-def test_fingerprint_skips_hidden_and_already_fingerprinted_files(tmp_path):
+def test_fingerprint_skips_hidden_fingerprinted_and_worker_files(tmp_path):
     root = _project(tmp_path)
     (root / "public/static/.draft.css").write_text("x")
     (root / "public/static/vendor.0123abcd.css").write_text("v")
     (root / "public/static/img").mkdir()
     (root / "public/static/img/logo.svg").write_text("<svg/>")
+    (root / "public/static/sw.js").write_text("// a worker under /static/")
+    (root / "scaleout.yaml").write_text((root / "scaleout.yaml").read_text().replace(
+        'service_workers: ["/service-worker.js"]', 'service_workers: ["/static/sw.js"]'))
     plan = plan_assets(load_config(root, env={}))
     assert ".draft.css" not in plan.urls and "vendor.0123abcd.css" not in plan.urls
+    assert "sw.js" not in plan.urls  # a worker keeps its URL
     assert re.fullmatch(r"/static/img/logo\.[0-9a-f]{12}\.svg", plan.urls["img/logo.svg"])
 
 
