@@ -1,5 +1,6 @@
 """The cache-header checks of `scaleout probe`: the worker is never cached, fingerprinted assets are
-immutable, the offline page exists and revalidates. Uses httpx: a handful of requests, not load."""
+immutable, the offline page exists and revalidates, and so do its assets. Uses httpx: a handful of
+requests, not load. Returns data; prints nothing."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from scaleout.config import Config
 from scaleout.render import FINGERPRINT_RE
 
 _ASSET = re.compile(r"""(?:href|src)\s*=\s*["'](/[^"'#?]+)["']""", re.IGNORECASE)
+_FINGERPRINTED = re.compile(FINGERPRINT_RE)
+IMMUTABLE_MAX_AGE = "31536000"
 
 
 def _cache_control(headers) -> dict[str, str | None]:
@@ -16,12 +19,29 @@ def _cache_control(headers) -> dict[str, str | None]:
     for part in (headers.get("cache-control") or "").split(","):
         k, _, v = part.strip().partition("=")
         if k:
-            out[k.lower()] = v or None
+            out[k.lower()] = v.strip('"') or None
     return out
 
 
 def _never_cached(cc: dict[str, str | None]) -> bool:
     return "no-cache" in cc or "no-store" in cc or cc.get("max-age") == "0"
+
+
+def _revalidated(r) -> bool:
+    """Stored but checked with the server on every use: no-cache (or max-age=0) plus a validator."""
+    cc = _cache_control(r.headers)
+    has_validator = bool(r.headers.get("etag") or r.headers.get("last-modified"))
+    return ("no-cache" in cc or cc.get("max-age") == "0") and "no-store" not in cc and has_validator
+
+
+def _local_refs(html: str) -> list[str]:
+    """Same-origin absolute paths referenced by href/src, in order, without duplicates."""
+    return list(dict.fromkeys(a for a in _ASSET.findall(html) if not a.startswith("//")))
+
+
+def _served_by_balancer(path: str, config: Config) -> bool:
+    """Whether `path` is one of the static routes nginx serves itself (not a replica's page)."""
+    return any(path.startswith(r) if r.endswith("/") else path == r for r in config.static.routes)
 
 
 def check_cache_headers(url: str, config: Config) -> list[dict]:
@@ -30,31 +50,67 @@ def check_cache_headers(url: str, config: Config) -> list[dict]:
 
     checks: list[dict] = []
     st = config.static
+
+    def add(path: str, kind: str, ok: bool, detail: str) -> None:
+        checks.append({"path": path, "kind": kind, "ok": ok, "detail": detail})
+
     with httpx.Client(base_url=url, timeout=10.0) as client:
+
+        def get(path: str, kind: str):
+            try:
+                return client.get(path)
+            except httpx.HTTPError as exc:
+                add(path, kind, False, f"request failed: {type(exc).__name__}: {exc}")
+                return None
+
         for path in st.service_workers:
-            r = client.get(path)
-            cc = _cache_control(r.headers)
+            r = get(path, "service_worker")
+            if r is None:
+                continue
+            cc_text = r.headers.get("cache-control")
             if r.status_code != 200:
-                checks.append({"path": path, "kind": "service_worker", "ok": False, "detail": f"HTTP {r.status_code}, expected 200"})
-            elif not _never_cached(cc):
-                checks.append({"path": path, "kind": "service_worker", "ok": False,
-                               "detail": f"worker script is cacheable (Cache-Control: {r.headers.get('cache-control')!r})"})
+                add(path, "service_worker", False, f"HTTP {r.status_code}, expected 200 (the worker script is missing)")
+            elif not _never_cached(_cache_control(r.headers)):
+                add(path, "service_worker", False, f"worker script is cacheable (Cache-Control: {cc_text!r}; expected no-cache)")
+            elif st.worker_scope and r.headers.get("service-worker-allowed") != st.worker_scope:
+                add(path, "service_worker", False, f"Service-Worker-Allowed is {r.headers.get('service-worker-allowed')!r}, "
+                    f"expected {st.worker_scope!r} (static.worker_scope)")
             else:
-                checks.append({"path": path, "kind": "service_worker", "ok": True, "detail": f"Cache-Control: {r.headers.get('cache-control')}"})
-        r = client.get(st.offline_page)
-        cc = _cache_control(r.headers)
-        ok = r.status_code == 200 and "no-cache" in cc and bool(r.headers.get("etag") or r.headers.get("last-modified"))
-        checks.append({"path": st.offline_page, "kind": "offline_page", "ok": ok,
-                       "detail": (f"HTTP {r.status_code}" if r.status_code != 200 else
-                                  f"Cache-Control: {r.headers.get('cache-control')}, ETag: {r.headers.get('etag')}")
-                       + ("" if ok else " (expected 200, no-cache and an ETag or Last-Modified)")})
-        page = client.get("/")
-        assets = sorted({a for a in _ASSET.findall(page.text) if re.search(FINGERPRINT_RE, a)}) if page.status_code == 200 else []
-        for path in assets:
-            r = client.get(path)
+                add(path, "service_worker", True, f"Cache-Control: {cc_text}"
+                    + (f", Service-Worker-Allowed: {st.worker_scope}" if st.worker_scope else ""))
+
+        r = get(st.offline_page, "offline_page")
+        offline_refs: list[str] = []
+        if r is not None:
+            if r.status_code != 200:
+                add(st.offline_page, "offline_page", False, f"HTTP {r.status_code}: the offline page is missing "
+                    f"(expected 200 from static.offline_page in {st.dir}/)")
+            else:
+                ok = _revalidated(r)
+                add(st.offline_page, "offline_page", ok,
+                    f"Cache-Control: {r.headers.get('cache-control')}, ETag: {r.headers.get('etag')}"
+                    + ("" if ok else " (expected no-cache and an ETag or Last-Modified)"))
+                offline_refs = [a for a in _local_refs(r.text) if _served_by_balancer(a, config)]
+
+        for path in offline_refs:
+            if _FINGERPRINTED.search(path):
+                continue  # checked as immutable below if the page at / links it; its name is its version
+            r = get(path, "offline_asset")
+            if r is None:
+                continue
+            ok = r.status_code == 200 and _revalidated(r)
+            add(path, "offline_asset", ok, f"HTTP {r.status_code}, Cache-Control: {r.headers.get('cache-control')}"
+                + ("" if ok else " (the offline page's assets must exist and revalidate: no-cache with ETag or Last-Modified)"))
+
+        page = get("/", "page")
+        refs = _local_refs(page.text) if page is not None and page.status_code == 200 else []
+        fingerprinted = [a for a in refs if _FINGERPRINTED.search(a)]
+        for path in fingerprinted + [a for a in offline_refs if _FINGERPRINTED.search(a) and a not in fingerprinted]:
+            r = get(path, "fingerprinted_asset")
+            if r is None:
+                continue
             cc = _cache_control(r.headers)
-            ok = r.status_code == 200 and "immutable" in cc and cc.get("max-age") == "31536000"
-            checks.append({"path": path, "kind": "fingerprinted_asset", "ok": ok,
-                           "detail": f"HTTP {r.status_code}, Cache-Control: {r.headers.get('cache-control')}"
-                           + ("" if ok else " (expected public, max-age=31536000, immutable)")})
+            ok = r.status_code == 200 and "immutable" in cc and cc.get("max-age") == IMMUTABLE_MAX_AGE and "public" in cc
+            add(path, "fingerprinted_asset", ok, f"HTTP {r.status_code}, Cache-Control: {r.headers.get('cache-control')}"
+                + ("" if ok else " (a fingerprinted asset must be public, max-age=31536000, immutable)"))
     return checks

@@ -62,10 +62,13 @@ def _config(**overrides):
 
 
 def _render_all(cfg) -> dict[str, str]:
+    from scaleout.fingerprint import fingerprint_assets
     from scaleout.render import render
     from scaleout.worker import render_worker
 
-    return render(cfg, worker=render_worker(cfg))
+    # hashed copies of the static assets go to .scaleout/assets/ (binary, so not through render)
+    assets = fingerprint_assets(cfg)
+    return render(cfg, worker=render_worker(cfg), assets=assets.env_value())
 
 
 @app.command()

@@ -32,6 +32,10 @@ LB_SERVICE = "lb"
 LB_CONF_MOUNT = "/etc/scaleout/nginx"
 LB_PUBLIC_MOUNT = "/srv/public"
 LB_WORKER_MOUNT = "/srv/scaleout-sw"
+LB_SRV = "/srv"
+LB_ASSETS_MOUNT = "/srv/scaleout-assets"
+ASSETS_DIR = f"{OUT_DIR}/assets"
+ENV_ASSETS = "SCALEOUT_ASSETS"
 LABEL_PROJECT = "io.scaleout.project"
 LABEL_ROLE = "io.scaleout.role"
 LABEL_REPLICA = "io.scaleout.replica"
@@ -102,13 +106,15 @@ def _escape_compose(value: str) -> str:
 
 
 def _static_locations(config: Config) -> list[dict[str, Any]]:
+    """The balancer's own locations for static files. Each one repeats every header it needs,
+    because a location with any add_header inherits none from the server level."""
     st = config.static
     locations: list[dict[str, Any]] = []
-    nosniff = ("X-Content-Type-Options", "nosniff")
+    nosniff = ("X-Content-Type-Options", "nosniff", True)
     for i, path in enumerate(st.service_workers):
-        headers = [("Cache-Control", REVALIDATE), nosniff]
+        headers = [("Cache-Control", REVALIDATE, True), nosniff]
         if st.worker_scope:
-            headers.append(("Service-Worker-Allowed", st.worker_scope))
+            headers.append(("Service-Worker-Allowed", st.worker_scope, True))
         generated = st.generate_worker and i == 0
         locations.append({
             "comment": "service worker script: never cached, so browsers see a new worker at once"
@@ -123,25 +129,30 @@ def _static_locations(config: Config) -> list[dict[str, Any]]:
             continue
         if route.endswith("/"):
             locations.append({
-                "comment": f"fingerprinted assets under {route}: cached forever",
+                "comment": f"fingerprinted assets under {route}: the user's own, else scaleout's hashed copies; "
+                "cached forever (not on errors: a 404 must not be cached for a year)",
                 "match": f'~ "^{re.escape(route)}.+{FINGERPRINT_RE}"',
-                "root": None,
-                "headers": [("Cache-Control", IMMUTABLE), nosniff],
+                "root": LB_SRV,
+                # a hashed name never changes content, so caching open files here is always safe
+                "open_file_cache": True,
+                "try_files": f"{LB_PUBLIC_MOUNT.removeprefix(LB_SRV)}$uri {LB_ASSETS_MOUNT.removeprefix(LB_SRV)}$uri =404",
+                "headers": [("Cache-Control", IMMUTABLE, False), nosniff],
             })
             locations.append({
                 "comment": f"other static files under {route}: revalidated (ETag / Last-Modified)",
                 "match": route,
                 "root": None,
-                "headers": [("Cache-Control", REVALIDATE), nosniff],
+                "headers": [("Cache-Control", REVALIDATE, True), nosniff],
             })
         else:
             locations.append({
                 "comment": f"static file {route}: revalidated (ETag / Last-Modified)",
                 "match": f"= {route}",
                 "root": None,
-                "headers": [("Cache-Control", REVALIDATE), nosniff],
+                "headers": [("Cache-Control", REVALIDATE, True), nosniff],
             })
-    return locations
+    keys = {"root": None, "try_files": None, "open_file_cache": False}
+    return [{**keys, **loc} for loc in locations]
 
 
 def render_nginx(config: Config) -> str:
@@ -161,8 +172,9 @@ def _rel_from_out(config: Config, rel: str) -> str:
     return "../" + rel.rstrip("/") if rel not in (".", "./") else ".."
 
 
-def compose_data(config: Config) -> dict[str, Any]:
-    """The Compose file as data (dumped with yaml.safe_dump, never built from strings)."""
+def compose_data(config: Config, assets: str | None = None) -> dict[str, Any]:
+    """The Compose file as data (dumped with yaml.safe_dump, never built from strings).
+    `assets` is the SCALEOUT_ASSETS manifest (JSON, see `scaleout.fingerprint`), if any."""
     b = config.backend
     h = b.health
     image = backend_image(config)
@@ -177,6 +189,8 @@ def compose_data(config: Config) -> dict[str, Any]:
                 "args": {"BASE_IMAGE": config.images.base},
             }
         env = {"PORT": str(b.port), "SCALEOUT_REPLICA": r.name}
+        if assets is not None:
+            env[ENV_ASSETS] = _escape_compose(assets)
         env.update({k: _escape_compose(v) for k, v in sorted(b.env.items())})
         svc.update({
             "hostname": r.name,
@@ -203,6 +217,8 @@ def compose_data(config: Config) -> dict[str, Any]:
     ]
     if config.static.generate_worker and config.static.service_workers:
         lb_volumes.append({"type": "bind", "source": "./sw", "target": LB_WORKER_MOUNT, "read_only": True})
+    if any(r.endswith("/") and r not in config.static.service_workers for r in config.static.routes):
+        lb_volumes.append({"type": "bind", "source": "./assets", "target": LB_ASSETS_MOUNT, "read_only": True})
     # No depends_on: `scaleout up` starts the replicas, waits until they are healthy, then the balancer,
     # so that rescaling never changes (and never recreates) the balancer's service definition.
     services[LB_SERVICE] = {
@@ -217,23 +233,24 @@ def compose_data(config: Config) -> dict[str, Any]:
     return {"services": services}
 
 
-def render_compose(config: Config) -> str:
+def render_compose(config: Config, assets: str | None = None) -> str:
     header = (
         f"# Generated by scaleout from scaleout.yaml for project \"{config.name}\".\n"
         "# Do not edit: `scaleout render` refuses to overwrite a hand-edited copy without --force.\n"
         f"# Run by scaleout as: docker compose -p {config.name} -f .scaleout/docker-compose.yml ...\n"
     )
-    return header + yaml.safe_dump(compose_data(config), sort_keys=False, default_flow_style=False, width=1000)
+    return header + yaml.safe_dump(compose_data(config, assets), sort_keys=False, default_flow_style=False, width=1000)
 
 
-def render(config: Config, worker: str | None = None) -> dict[str, str]:
+def render(config: Config, worker: str | None = None, assets: str | None = None) -> dict[str, str]:
     """Every generated file for `config`, keyed by path relative to the project folder.
 
     `worker` is the generated service worker's text (see `scaleout.worker`), rendered by the caller
-    because it depends on the bytes of the static files.
+    because it depends on the bytes of the static files; `assets` likewise is the fingerprinted
+    assets' manifest as JSON (see `scaleout.fingerprint`), passed to the replicas as SCALEOUT_ASSETS.
     """
     files = {
-        COMPOSE_FILE: render_compose(config),
+        COMPOSE_FILE: render_compose(config, assets),
         NGINX_CONF: render_nginx(config),
     }
     if worker is not None and config.static.generate_worker and config.static.service_workers:

@@ -13,7 +13,6 @@ need=()
 command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v hey >/dev/null 2>&1 || need+=(hey)
 command -v wrk >/dev/null 2>&1 || need+=(wrk)
-command -v chromium >/dev/null 2>&1 || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   log "installing ${need[*]} from Debian's packages"
   export DEBIAN_FRONTEND=noninteractive
@@ -35,7 +34,10 @@ fi
 log "installing scaleout[test]"
 "$venv/bin/python" -m pip install -q -e ".[test]" >&2
 
-# 4. run everything; pytest's exit 5 (no test collected) is a failure here
+# 4. the browser: Debian's chromium, driven by the playwright package (never `playwright install`)
+PYTHON="$venv/bin/python" bash scripts/setup-browser.sh
+
+# 5. run everything; pytest's exit 5 (no test collected) is a failure here
 set +e
 "$venv/bin/python" -m pytest -p no:cacheprovider "$@"
 rc=$?

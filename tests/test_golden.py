@@ -12,6 +12,7 @@ import yaml
 from scaleout.config import load_config
 from scaleout.render import OUT_DIR, render
 from scaleout.scaffold import scaffold_files
+from scaleout.fingerprint import plan_assets
 from scaleout.worker import render_worker
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -29,7 +30,7 @@ def example_names() -> list[str]:
 
 def rendered(example: str) -> dict[str, str]:
     cfg = load_config(EXAMPLES / example, env={})  # golden files never depend on SCALEOUT_* variables
-    files = render(cfg, worker=render_worker(cfg))
+    files = render(cfg, worker=render_worker(cfg), assets=plan_assets(cfg).env_value())
     return {rel.removeprefix(OUT_DIR + "/"): text for rel, text in files.items()}
 
 

@@ -95,6 +95,7 @@ class Handler(BaseHTTPRequestHandler):
 
 class Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # listen backlog: the default 5 drops connects under a burst from nginx
 
     def handle_error(self, request, client_address):
         # clients that hang up early (health checks, load tools) are normal, not errors
