@@ -95,6 +95,9 @@ class Handler(BaseHTTPRequestHandler):
 
 class Server(ThreadingHTTPServer):
     daemon_threads = True
+    # listen backlog (the stdlib default is 5): a balancer without keep-alive (Swarm, Kubernetes) opens a
+    # connection per request, and a full backlog drops SYNs, costing a connect timeout and a retry
+    request_queue_size = 128
 
     def handle_error(self, request, client_address):
         # clients that hang up early (health checks, load tools) are normal, not errors
