@@ -166,6 +166,10 @@ class SwarmStack:
         """Build and tag the images, deploy the stack, wait until every task is ready and the balancer
         answers. On a running stack this is a rescale or a rolling update (new tasks first)."""
         cfg = self.config
+        if self.registry is not None:
+            from scaleout.swarm_images import check_registry
+
+            self.registry = check_registry(self.registry)
         if not force:
             edited = hand_edited(self.dir, files)
             if edited:
@@ -211,7 +215,7 @@ class SwarmStack:
             images = swarm_images.SwarmImages(backend, balancer)
             self.progress(f"images: {images.backend}, {images.balancer}")
             if self.registry:
-                registry = swarm_images.check_registry(self.registry)
+                registry = self.registry
                 pushed = {}
                 for role, ref in images.to_dict().items():
                     if role == "backend" and not cfg.backend.builds:
