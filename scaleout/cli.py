@@ -121,8 +121,8 @@ def up(
     files = render_for(tgt, cfg)
     with project_lock(cfg.project_dir, wait):
         stack = open_stack(tgt, cfg, progress=_progress, log=_log, registry=registry)
+        remember_target(cfg.project_dir, tgt)  # before up: a half-started stack is still where `down` looks
         st = stack.up(files, build=build, timeout_s=timeout, force=force)
-        remember_target(cfg.project_dir, tgt)
     if json_out:
         print(report.to_json(st.to_dict()))
     else:

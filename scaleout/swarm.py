@@ -51,10 +51,11 @@ def swarm_problem(info: dict[str, Any]) -> str | None:
     return None
 
 
-def registry_problem(nodes: int, registry: str | None, builds: bool) -> str | None:
-    """A multi-node swarm cannot run images that exist only on this machine."""
-    if nodes > 1 and registry is None and builds:
-        return (f"this swarm has {nodes} nodes: the images scaleout builds exist only on this machine, so tasks "
+def registry_problem(nodes: int, registry: str | None) -> str | None:
+    """A multi-node swarm cannot run images that exist only on the engine that built them (the
+    balancer image, with the static files, is always built)."""
+    if nodes > 1 and registry is None:
+        return (f"this swarm has {nodes} nodes: the images scaleout builds exist only on this engine, so tasks "
                 "scheduled on the other nodes could not start")
     return None
 
@@ -178,7 +179,7 @@ class SwarmStack:
         client = self._client()
         with engine_errors("listing the swarm's nodes"):
             nodes = len(client.nodes.list())
-        problem = registry_problem(nodes, self.registry, cfg.backend.builds)
+        problem = registry_problem(nodes, self.registry)
         if problem:
             raise UsageError(problem, hint="push the images to a registry every node can pull from: "
                                            "`scaleout up --target swarm --registry HOST/PATH`")
@@ -191,6 +192,7 @@ class SwarmStack:
             self.progress(f"note: Swarm cannot publish on {cfg.balancer.bind} only; the balancer listens on port "
                           f"{cfg.balancer.port} of every interface of the manager")
         known = {t["ID"] for s in services.values() for t in self._tasks(s, running_only=False)}
+        known |= {f"update:{(s.attrs.get('UpdateStatus') or {}).get('StartedAt')}" for s in services.values()}
         self.progress(f"deploying stack {cfg.project}: {cfg.replicas} backend task(s) and the balancer")
         self._deploy(images)
         self.wait_converged(timeout_s, known)
@@ -271,7 +273,8 @@ class SwarmStack:
 
     def wait_converged(self, timeout_s: float, known: set[str] = frozenset()) -> None:
         """Poll until the backend has `replicas` running (= healthy) tasks of its current spec and the
-        balancer one; fail early when new tasks keep failing, with their errors and logs."""
+        balancer one; fail early when new tasks keep failing, with their errors and logs. `known`
+        holds the task IDs (and update start times, as "update:<time>") from before the deploy."""
         want = {BACKEND_SERVICE: self.config.replicas, LB: 1}
         deadline = time.monotonic() + timeout_s
         reported: set[str] = set()
@@ -284,16 +287,21 @@ class SwarmStack:
                     pending.append(f"{short} (not created)")
                     continue
                 svc.reload()
-                update = (svc.attrs.get("UpdateStatus") or {}).get("State")
-                if update in ("rollback_started", "rollback_completed", "rollback_paused", "paused"):
+                status = svc.attrs.get("UpdateStatus") or {}
+                update = status.get("State")
+                new_update = f"update:{status.get('StartedAt')}" not in known  # not a rollback of an earlier deploy
+                if new_update and update in ("rollback_started", "rollback_completed", "rollback_paused", "paused"):
                     raise UnhealthyError(f"the update of {short} was stopped by Swarm ({update}): "
                                          f"{(svc.attrs.get('UpdateStatus') or {}).get('Message', '')}\n" + self._logs(svc),
                                          hint="fix the backend, then `scaleout up --target swarm` again")
                 tasks = self._tasks(svc, running_only=False)
-                failed = [t for t in tasks if t["ID"] not in known and _state(t) in ("failed", "rejected")]
+                # a task started by this deploy that has ended already: it crashed or never became healthy
+                failed = [t for t in tasks if t["ID"] not in known and t.get("DesiredState") != "running"
+                          and _state(t) in ("failed", "rejected", "complete", "shutdown", "orphaned")]
                 if len(failed) >= MAX_FAILED_TASKS:
-                    errs = sorted({(t.get("Status") or {}).get("Err") or _state(t) for t in failed})
-                    raise UnhealthyError(f"{len(failed)} new task(s) of {short} failed: {'; '.join(errs)}\n" + self._logs(svc),
+                    errs = sorted({self._task_failure(t) for t in failed})
+                    raise UnhealthyError(f"{len(failed)} new task(s) of {short} stopped before becoming ready:\n"
+                                         + "\n".join(f"  {e}" for e in errs) + "\n" + self._logs(svc),
                                          hint="fix the cause, then `scaleout up --target swarm` again; "
                                               "`scaleout down --target swarm` removes the stack")
                 live = [t for t in tasks if t.get("DesiredState") == "running"]
@@ -312,11 +320,28 @@ class SwarmStack:
                                      hint="`docker stack ps " + self.config.project + " --no-trunc` shows why")
             time.sleep(0.5)
 
+    def _task_failure(self, task: dict[str, Any]) -> str:
+        """Why a task ended: Swarm's error, or the last health check's output where the container is local."""
+        status = task.get("Status") or {}
+        why = status.get("Err") or f"{_state(task)} ({status.get('Message', '')})"
+        cid = (status.get("ContainerStatus") or {}).get("ContainerID")
+        if cid:
+            import docker.errors
+
+            with contextlib.suppress(docker.errors.NotFound):
+                health = (docker_client().containers.get(cid).attrs.get("State") or {}).get("Health") or {}
+                if health.get("Status") == "unhealthy" and health.get("Log"):
+                    # the oldest kept failure: the later ones may only show the container being stopped
+                    outs = [(e.get("Output") or "").strip() for e in health["Log"] if e.get("ExitCode") != 0]
+                    out = next((o for o in outs if o), "")[-200:]
+                    why = f"unhealthy: the health check kept failing; it said: {out or '(nothing)'}"
+        return why
+
     def _logs(self, svc) -> str:
         lines = ""
         with contextlib.suppress(Exception):  # logs are a courtesy in an error message, never the error
-            raw = b"".join(svc.logs(stdout=True, stderr=True, tail=10))
-            lines = raw.decode(errors="replace").rstrip()
+            raw = b"".join(svc.logs(stdout=True, stderr=True, tail=10))  # 10 per task: keep the last 15 in all
+            lines = "\n".join(raw.decode(errors="replace").rstrip().splitlines()[-15:])
         return "  last log lines:\n" + ("\n".join("    " + line for line in lines.splitlines()) or "    (none)")
 
     def wait_balancer(self, timeout_s: float) -> None:

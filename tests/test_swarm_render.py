@@ -150,10 +150,9 @@ def test_swarm_state_problems_are_explained():
 
 
 def test_multi_node_swarm_needs_a_registry():
-    assert registry_problem(1, None, True) is None
-    assert registry_problem(3, "registry.example.com/team", True) is None
-    assert registry_problem(3, None, False) is None  # a prebuilt image is already somewhere every node can pull
-    assert "3 nodes" in registry_problem(3, None, True)
+    assert registry_problem(1, None) is None
+    assert registry_problem(3, "registry.example.com/team") is None
+    assert "3 nodes" in registry_problem(3, None)
 
 
 def test_registry_names():
