@@ -79,6 +79,10 @@ class SwarmStack:
         self.config = config
         self.progress = progress
         self.log = log
+        if registry is not None:
+            from scaleout.swarm_images import check_registry
+
+            registry = check_registry(registry)
         self.registry = registry
         self.dir = config.project_dir
         self.stack_file = self.dir / STACK_DIR / STACK_FILE
@@ -167,10 +171,6 @@ class SwarmStack:
         """Build and tag the images, deploy the stack, wait until every task is ready and the balancer
         answers. On a running stack this is a rescale or a rolling update (new tasks first)."""
         cfg = self.config
-        if self.registry is not None:
-            from scaleout.swarm_images import check_registry
-
-            self.registry = check_registry(self.registry)
         if not force:
             edited = hand_edited(self.dir, files)
             if edited:

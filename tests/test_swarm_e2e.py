@@ -145,9 +145,10 @@ def test_registry_push_failure_is_explained_and_nothing_is_deployed(swarm_projec
 
 def test_bad_registry_and_compose_registry_are_usage_errors(swarm_project):
     p = swarm_project()
-    r = p.cli("up", "--target", "swarm", "--registry", "https://registry.example.com/team")
+    r = p.cli("up", "--target", "swarm", "--registry", "https://127.0.0.1:5999/team")
     assert r.returncode == 2 and "--registry" in r.stderr and "HOST[:PORT]/PATH" in r.stderr
-    r = p.cli("up", "--registry", "registry.example.com/team")
+    assert not (p.path / ".scaleout" / "target").exists()  # a refused command changes nothing
+    r = p.cli("up", "--registry", "127.0.0.1:5999/team")
     assert r.returncode == 2 and "only for --target swarm" in r.stderr
 
 
