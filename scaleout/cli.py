@@ -61,6 +61,11 @@ def _config(**overrides):
     return cfg.with_overrides(**overrides) if any(v is not None for v in overrides.values()) else cfg
 
 
+def _target_option():
+    return typer.Option(None, "--target", envvar="SCALEOUT_TARGET",
+                        help="compose (this machine) or swarm (docker stack deploy). Default: the target of the last `up`, else compose.")
+
+
 def _render_all(cfg) -> dict[str, str]:
     from scaleout.fingerprint import fingerprint_assets
     from scaleout.render import render
@@ -114,17 +119,22 @@ def up(
     wait: float = typer.Option(0.0, "--wait", help="Seconds to wait for another scaleout holding the project lock."),
     force: bool = typer.Option(False, "--force", help="Overwrite generated files that were edited by hand."),
     json_out: bool = typer.Option(False, "--json", help="Print the resulting status as JSON."),
+    target: Optional[str] = _target_option(),
+    registry: Optional[str] = typer.Option(None, "--registry", help="swarm: push the built images to HOST/PATH (needed on a multi-node swarm)."),
 ) -> None:
     """Render, build and start (or rescale) the stack; wait until every replica is healthy."""
     from scaleout import report
-    from scaleout.stack import Stack, project_lock
+    from scaleout.stack import project_lock
+    from scaleout.targets import open_stack, remember_target, render_for, resolve_target
 
     cfg = _config(replicas=replicas, port=port, strategy=strategy)
     if timeout <= 0:
         raise UsageError("--timeout: must be greater than 0")
-    files = _render_all(cfg)
+    tgt = resolve_target(cfg.project_dir, target)
+    files = render_for(tgt, cfg)
     with project_lock(cfg.project_dir, wait):
-        stack = Stack(cfg, progress=_progress, log=_log)
+        stack = open_stack(tgt, cfg, progress=_progress, log=_log, registry=registry)
+        remember_target(cfg.project_dir, tgt)  # before up: a half-started stack is still where `down` looks
         st = stack.up(files, build=build, timeout_s=timeout, force=force)
     if json_out:
         print(report.to_json(st.to_dict()))
@@ -134,12 +144,13 @@ def up(
 
 
 @app.command()
-def status(json_out: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+def status(json_out: bool = typer.Option(False, "--json", help="Print JSON."), target: Optional[str] = _target_option()) -> None:
     """Show replicas, their state and health, and the published URL."""
     from scaleout import report
-    from scaleout.stack import Stack
+    from scaleout.targets import open_stack, resolve_target
 
-    st = Stack(_config()).status()
+    cfg = _config()
+    st = open_stack(resolve_target(cfg.project_dir, target), cfg).status()
     print(report.to_json(st.to_dict()) if json_out else report.status_text(st))
 
 
@@ -147,14 +158,41 @@ def status(json_out: bool = typer.Option(False, "--json", help="Print JSON.")) -
 def down(
     volumes: bool = typer.Option(False, "--volumes", help="Also remove the project's volumes."),
     wait: float = typer.Option(0.0, "--wait", help="Seconds to wait for another scaleout holding the project lock."),
+    target: Optional[str] = _target_option(),
 ) -> None:
     """Stop and remove the stack's containers and network (volumes only with --volumes)."""
-    from scaleout.stack import Stack, project_lock
+    from scaleout.stack import project_lock
+    from scaleout.targets import open_stack, resolve_target
 
     cfg = _config()
     with project_lock(cfg.project_dir, wait):
-        n = Stack(cfg, progress=_progress, log=_log).down(volumes=volumes)
+        n = open_stack(resolve_target(cfg.project_dir, target), cfg, progress=_progress, log=_log).down(volumes=volumes)
     _err(f"removed project {cfg.project} ({n} container(s){', volumes too' if volumes else ''})")
+
+
+@app.command()
+def export(
+    kind: str = typer.Argument(..., help="k8s (Kubernetes manifests) or swarm (the stack file `up --target swarm` deploys)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder to write into (created if missing)."),
+    balancer: Optional[str] = typer.Option(None, "--balancer", help="k8s: nginx (scaleout's nginx, default) or ingress (an Ingress)."),
+    namespace: Optional[str] = typer.Option(None, "--namespace", help="k8s: namespace of every object (default: default)."),
+    image: Optional[str] = typer.Option(None, "--image", help="k8s: the backend image the cluster pulls (default: backend.image or scaleout/NAME-backend:latest)."),
+    ingress_class: Optional[str] = typer.Option(None, "--ingress-class", help="k8s with --balancer ingress: spec.ingressClassName."),
+    replicas: Optional[int] = typer.Option(None, "--replicas", "-n", help="Number of backend replicas."),
+    force: bool = typer.Option(False, "--force", help="Overwrite files in --out that scaleout did not write."),
+) -> None:
+    """Write deployment files for a cluster: Kubernetes manifests or a Swarm stack file."""
+    from scaleout.export import check_out_dir, export_files, write_export
+
+    cfg = _config(replicas=replicas)
+    files = export_files(kind, cfg, balancer=balancer, namespace=namespace, image=image, ingress_class=ingress_class)
+    out_dir = check_out_dir(out if out.is_absolute() else _state["dir"] / out, cfg.project_dir)
+    result = write_export(out_dir, files, kind=kind, force=force)
+    for key, label in (("written", "wrote    "), ("unchanged", "unchanged"), ("removed", "removed  "), ("kept", "kept (edited)")):
+        for rel in result[key]:
+            _err(f"{label} {out_dir / rel}")
+    _err(f"next: kubectl apply -f {out}" if kind == "k8s" else
+         f"next: scaleout up --target swarm (or set the image variables named in {out / 'stack.yml'} and docker stack deploy)")
 
 
 def _parse_headers(values: list[str]) -> tuple[tuple[str, str], ...]:
@@ -183,6 +221,7 @@ def probe(
     no_cache_check: bool = typer.Option(False, "--no-cache-check", help="Skip the cache-header checks."),
     allow_remote: bool = typer.Option(False, "--allow-remote", help="Allow a target that is not this machine."),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    target: Optional[str] = _target_option(),
 ) -> None:
     """Send load through the balancer, attribute every response to a replica, and judge the spread."""
     from scaleout import report
@@ -217,16 +256,17 @@ def probe(
     names: dict[str, str] = {}
     expected = None
     if cfg is not None:
-        from scaleout.stack import Stack
+        from scaleout.targets import open_stack, resolve_target
 
-        st = Stack(cfg).status()
+        stack = open_stack(resolve_target(cfg.project_dir, target), cfg)
+        st = stack.status()
         if url is None:
             if not st.running or st.url is None:
                 from scaleout.errors import NotRunningError
 
                 raise NotRunningError(f"project {cfg.project} is not running", hint="run `scaleout up` first")
             url = st.url
-        names = Stack(cfg).address_map()
+        names = stack.address_map()
         expected = [s.service for s in st.replicas if s.state == "running" and s.health in ("healthy", "none")]
     assert url is not None
     check_target(url, allow_remote, {a.split(":")[0] for a in names})

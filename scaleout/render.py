@@ -155,9 +155,12 @@ def _static_locations(config: Config) -> list[dict[str, Any]]:
     return [{**keys, **loc} for loc in locations]
 
 
-def render_nginx(config: Config) -> str:
+def render_nginx(config: Config, dynamic: dict[str, Any] | None = None) -> str:
+    """The balancer's nginx.conf. `dynamic` ({target, host, resolver, valid}) makes it find the
+    replicas through DNS per request instead of a fixed upstream block (Swarm and Kubernetes)."""
     env = template_env()
     return env.get_template("nginx/nginx.conf.j2").render(
+        dynamic=dynamic,
         name=config.name,
         replicas=replicas_of(config),
         port=config.backend.port,

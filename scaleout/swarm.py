@@ -1,0 +1,413 @@
+"""The project's stack on a Docker Swarm, behind the same interface as the Compose `Stack`
+(up, down, status, address_map), so the CLI never branches on the target.
+
+`docker stack deploy` creates and updates the services; the Docker SDK reads tasks, health and
+addresses. The backend is one service of N tasks (endpoint_mode dnsrr); nginx resolves
+`tasks.backend` through Docker's DNS per request, so every ready task gets traffic and a rescale or a
+rolling update needs no nginx reload (see scaleout/export.py and the README).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import subprocess
+import time
+from collections import deque
+from functools import lru_cache
+from typing import Any
+
+from scaleout.config import Config
+from scaleout.engine import ENGINE_HINT, docker_client, engine_errors
+from scaleout.errors import DockerUnavailableError, PortInUseError, RenderConflictError, StackError, UnhealthyError, UsageError
+from scaleout.export import BACKEND_SERVICE, ENV_BACKEND_IMAGE, ENV_BALANCER_IMAGE, STACK_FILE, render_swarm
+from scaleout.render import OUT_DIR, WORKER_DIR, atomic_write, hand_edited, write_files
+from scaleout.stack import Progress, ServiceStatus, StackStatus, _port_free, _quiet, _replica_index
+
+STACK_DIR = f"{OUT_DIR}/swarm"
+IMAGES_FILE = f"{STACK_DIR}/images.json"
+LB = "lb"
+LABEL_NAMESPACE = "com.docker.stack.namespace"
+MAX_FAILED_TASKS = 3  # new tasks that fail before `up` gives up instead of waiting for the timeout
+
+
+def render_swarm_files(config: Config, worker: str | None) -> dict[str, str]:
+    """The files `up --target swarm` writes under .scaleout/: the stack file, its nginx.conf, the worker."""
+    files = {f"{STACK_DIR}/{rel}": text for rel, text in render_swarm(config).items()}
+    if worker is not None and config.static.generate_worker and config.static.service_workers:
+        files[f"{WORKER_DIR}/{config.static.service_workers[0].lstrip('/')}"] = worker
+    return files
+
+
+def swarm_problem(info: dict[str, Any]) -> str | None:
+    """Why this engine cannot deploy a stack (from `docker info`), or None."""
+    swarm = info.get("Swarm") or {}
+    state = swarm.get("LocalNodeState", "inactive")
+    if state != "active":
+        return f"this Docker engine is not part of a swarm (swarm state: {state or 'inactive'})"
+    if not swarm.get("ControlAvailable"):
+        return "this Docker engine is a swarm worker, not a manager: stacks are deployed from a manager"
+    return None
+
+
+def registry_problem(nodes: int, registry: str | None) -> str | None:
+    """A multi-node swarm cannot run images that exist only on the engine that built them (the
+    balancer image, with the static files, is always built)."""
+    if nodes > 1 and registry is None:
+        return (f"this swarm has {nodes} nodes: the images scaleout builds exist only on this engine, so tasks "
+                "scheduled on the other nodes could not start")
+    return None
+
+
+@lru_cache(maxsize=1)
+def _deploy_has_detach() -> bool:
+    r = subprocess.run(["docker", "stack", "deploy", "--help"], capture_output=True, text=True, timeout=30)
+    return "--detach" in r.stdout
+
+
+def _state(task: dict[str, Any]) -> str:
+    return (task.get("Status") or {}).get("State", "unknown")
+
+
+class SwarmStack:
+    """One project's stack (`docker stack deploy` namespace = project name) on a swarm manager."""
+
+    target = "swarm"
+
+    def __init__(self, config: Config, progress: Progress = _quiet, log: Progress = _quiet, registry: str | None = None) -> None:
+        self.config = config
+        self.progress = progress
+        self.log = log
+        if registry is not None:
+            from scaleout.swarm_images import check_registry
+
+            registry = check_registry(registry)
+        self.registry = registry
+        self.dir = config.project_dir
+        self.stack_file = self.dir / STACK_DIR / STACK_FILE
+
+    # --- inspection -------------------------------------------------------------------------
+    def _client(self):
+        client = docker_client()
+        with engine_errors("reading the swarm state"):
+            info = client.info()
+        problem = swarm_problem(info)
+        if problem:
+            raise StackError(problem, hint="on one machine: `docker swarm init --advertise-addr 127.0.0.1`; "
+                                           "or point DOCKER_HOST at a swarm manager")
+        return client
+
+    def _services(self) -> dict[str, Any]:
+        """This stack's services by their name in the stack file (backend, lb)."""
+        with engine_errors("listing swarm services"):
+            services = self._client().services.list(filters={"label": f"{LABEL_NAMESPACE}={self.config.project}"})
+        prefix = f"{self.config.project}_"
+        return {s.name[len(prefix):] if s.name.startswith(prefix) else s.name: s for s in services}
+
+    @staticmethod
+    def _tasks(service, running_only: bool = True) -> list[dict[str, Any]]:
+        with engine_errors(f"listing the tasks of {service.name}"):
+            return service.tasks(filters={"desired-state": "running"} if running_only else None)
+
+    def _address(self, task: dict[str, Any]) -> str | None:
+        network = f"{self.config.project}_default"
+        for att in task.get("NetworksAttachments") or []:
+            if (att.get("Network") or {}).get("Spec", {}).get("Name") == network and att.get("Addresses"):
+                return f"{att['Addresses'][0].split('/')[0]}:{self.config.backend.port}"
+        return None
+
+    def _health(self, task: dict[str, Any]) -> str:
+        """The container's health where it runs on this node; else what the task state implies
+        (a task with a health check reaches `running` only once it is healthy)."""
+        state = _state(task)
+        cid = ((task.get("Status") or {}).get("ContainerStatus") or {}).get("ContainerID")
+        if cid:
+            import docker.errors
+
+            with contextlib.suppress(docker.errors.NotFound):
+                c = docker_client().containers.get(cid)
+                return ((c.attrs.get("State") or {}).get("Health") or {}).get("Status", "none")
+        has_check = bool(((task.get("Spec") or {}).get("ContainerSpec") or {}).get("Healthcheck"))
+        if not has_check:
+            return "none"
+        return "healthy" if state == "running" else "starting"
+
+    def status(self) -> StackStatus:
+        """What runs now, read from the swarm (not from the config)."""
+        services = self._services()
+        out: list[ServiceStatus] = []
+        url = None
+        for short, svc in services.items():
+            role = "balancer" if short == LB else "backend"
+            for t in self._tasks(svc):
+                slot = t.get("Slot") or 0
+                name = f"{BACKEND_SERVICE}-{slot}" if role == "backend" else LB
+                container = f"{svc.name}.{slot}.{t['ID']}"
+                state = _state(t)
+                address = self._address(t) if role == "backend" else None
+                out.append(ServiceStatus(name, container, state, self._health(t), address, role))
+                if role == "balancer" and state == "running":
+                    for p in (t.get("Status") or {}).get("PortStatus", {}).get("Ports") or []:
+                        if p.get("TargetPort") == 80 and p.get("PublishedPort"):
+                            url = f"http://127.0.0.1:{p['PublishedPort']}"
+        out.sort(key=lambda s: (s.role != "backend", _replica_index(s.service), s.service, s.container))
+        return StackStatus(self.config.project, url, out)
+
+    def address_map(self) -> dict[str, str]:
+        """`ip:port` of every backend task -> backend-<slot>, to attribute `X-Upstream-Addr`."""
+        svc = self._services().get(BACKEND_SERVICE)
+        if svc is None:
+            return {}
+        out = {}
+        for t in self._tasks(svc, running_only=False):
+            addr = self._address(t)
+            if addr and _state(t) in ("running", "starting", "shutdown", "complete"):
+                out.setdefault(addr, f"{BACKEND_SERVICE}-{t.get('Slot') or 0}")
+        return out
+
+    # --- lifecycle --------------------------------------------------------------------------
+    def up(self, files: dict[str, str], *, build: bool = True, timeout_s: float = 180.0, force: bool = False) -> StackStatus:
+        """Build and tag the images, deploy the stack, wait until every task is ready and the balancer
+        answers. On a running stack this is a rescale or a rolling update (new tasks first)."""
+        cfg = self.config
+        if not force:
+            edited = hand_edited(self.dir, files)
+            if edited:
+                raise RenderConflictError("generated file(s) were edited by hand: " + ", ".join(edited),
+                                          hint="move your changes into scaleout.yaml, or pass --force to overwrite them")
+        client = self._client()
+        with engine_errors("listing the swarm's nodes"):
+            nodes = len(client.nodes.list())
+        problem = registry_problem(nodes, self.registry)
+        if problem:
+            raise UsageError(problem, hint="push the images to a registry every node can pull from: "
+                                           "`scaleout up --target swarm --registry HOST/PATH`")
+        services = self._services()
+        self._check_port(services.get(LB))
+        write_files(self.dir, files, force=True)
+
+        images = self._images(files, build)
+        if cfg.balancer.bind not in ("0.0.0.0", "::"):
+            self.progress(f"note: Swarm cannot publish on {cfg.balancer.bind} only; the balancer listens on port "
+                          f"{cfg.balancer.port} of every interface of the manager")
+        known = {t["ID"] for s in services.values() for t in self._tasks(s, running_only=False)}
+        known |= {f"update:{(s.attrs.get('UpdateStatus') or {}).get('StartedAt')}" for s in services.values()}
+        self.progress(f"deploying stack {cfg.project}: {cfg.replicas} backend task(s) and the balancer")
+        self._deploy(images)
+        self.wait_converged(timeout_s, known)
+        self.wait_balancer(timeout_s)
+        self._remove_old_configs()
+        return self.status()
+
+    def _images(self, files: dict[str, str], build: bool) -> dict[str, str]:
+        from scaleout import swarm_images
+
+        cfg = self.config
+        recorded_path = self.dir / IMAGES_FILE
+        if build:
+            if cfg.backend.builds:
+                self.progress(f"building the backend image from {cfg.backend.build}/")
+                backend = swarm_images.build_backend(cfg, self.log)
+            else:
+                backend = cfg.backend.image or ""
+            worker = next(((rel.rsplit("/", 1)[-1], text) for rel, text in files.items() if rel.startswith(WORKER_DIR + "/")), None)
+            self.progress(f"building the balancer image ({cfg.images.balancer} + {cfg.static.dir}/)")
+            balancer = swarm_images.build_balancer(cfg, worker, self.log)
+            images = swarm_images.SwarmImages(backend, balancer)
+            self.progress(f"images: {images.backend}, {images.balancer}")
+            if self.registry:
+                registry = self.registry
+                pushed = {}
+                for role, ref in images.to_dict().items():
+                    if role == "backend" and not cfg.backend.builds:
+                        pushed[role] = ref  # the user's own image: already where they keep it
+                        continue
+                    self.progress(f"pushing {swarm_images.registry_ref(ref, registry)}")
+                    pushed[role] = swarm_images.push(ref, registry, self.log)
+                images = swarm_images.SwarmImages(**pushed)
+            atomic_write(recorded_path, json.dumps(images.to_dict(), indent=2) + "\n")
+        else:
+            try:
+                images = swarm_images.SwarmImages(**json.loads(recorded_path.read_text(encoding="utf-8")))
+            except (OSError, ValueError, TypeError):
+                raise UsageError("--no-build: no images were built for this project's swarm stack yet",
+                                 hint="run `scaleout up --target swarm` once with building") from None
+        return {ENV_BACKEND_IMAGE: images.backend, ENV_BALANCER_IMAGE: images.balancer}
+
+    def _check_port(self, lb) -> None:
+        port = self.config.balancer.port
+        if lb is not None:
+            for p in (lb.attrs.get("Endpoint") or {}).get("Ports") or lb.attrs.get("Spec", {}).get("EndpointSpec", {}).get("Ports") or []:
+                if p.get("PublishedPort") == port:
+                    return  # ours already
+        if not _port_free("0.0.0.0", port):
+            raise PortInUseError(f"port {port} is already in use on this machine",
+                                 hint="stop that program, or choose another port: `scaleout up --port P` or balancer.port")
+
+    def _deploy(self, images: dict[str, str]) -> None:
+        args = ["docker", "stack", "deploy", "-c", STACK_FILE, "--prune", "--resolve-image", "never"]
+        if _deploy_has_detach():
+            args.append("--detach=true")  # scaleout waits itself, with better messages
+        if self.registry:
+            args.append("--with-registry-auth")
+        args.append(self.config.project)
+        self._docker(args, {**os.environ, **images}, "deploying the stack")
+
+    def _docker(self, args: list[str], env: dict[str, str], action: str) -> None:
+        tail: deque[str] = deque(maxlen=20)
+        try:
+            proc = subprocess.run(args, cwd=self.stack_file.parent, env=env, capture_output=True, text=True,
+                                  errors="replace", timeout=300)
+        except FileNotFoundError:
+            raise DockerUnavailableError("the `docker` command is not installed; scaleout runs `docker stack deploy`",
+                                         hint="install the Docker CLI") from None
+        for line in (proc.stdout + proc.stderr).splitlines():
+            tail.append(line)
+            self.log(line)
+        if proc.returncode != 0:
+            text = "\n".join("    " + t for t in tail)
+            if any("Cannot connect to the Docker daemon" in t for t in tail):
+                raise DockerUnavailableError(f"{action}: cannot reach the Docker engine", hint=ENGINE_HINT)
+            raise StackError(f"{action} failed (exit {proc.returncode}); last output:\n{text}")
+
+    def wait_converged(self, timeout_s: float, known: set[str] = frozenset()) -> None:
+        """Poll until the backend has `replicas` running (= healthy) tasks of its current spec and the
+        balancer one; fail early when new tasks keep failing, with their errors and logs. `known`
+        holds the task IDs (and update start times, as "update:<time>") from before the deploy."""
+        want = {BACKEND_SERVICE: self.config.replicas, LB: 1}
+        deadline = time.monotonic() + timeout_s
+        reported: set[str] = set()
+        while True:
+            services = self._services()
+            pending = []
+            for short, n in want.items():
+                svc = services.get(short)
+                if svc is None:
+                    pending.append(f"{short} (not created)")
+                    continue
+                svc.reload()
+                status = svc.attrs.get("UpdateStatus") or {}
+                update = status.get("State")
+                new_update = f"update:{status.get('StartedAt')}" not in known  # not a rollback of an earlier deploy
+                if new_update and update in ("rollback_started", "rollback_completed", "rollback_paused", "paused"):
+                    raise UnhealthyError(f"the update of {short} was stopped by Swarm ({update}): "
+                                         f"{(svc.attrs.get('UpdateStatus') or {}).get('Message', '')}\n" + self._logs(svc),
+                                         hint="fix the backend, then `scaleout up --target swarm` again")
+                tasks = self._tasks(svc, running_only=False)
+                # a task started by this deploy that has ended already: it crashed or never became healthy
+                failed = [t for t in tasks if t["ID"] not in known and t.get("DesiredState") != "running"
+                          and _state(t) in ("failed", "rejected", "complete", "shutdown", "orphaned")]
+                if len(failed) >= MAX_FAILED_TASKS:
+                    errs = sorted({self._task_failure(t) for t in failed})
+                    raise UnhealthyError(f"{len(failed)} new task(s) of {short} stopped before becoming ready:\n"
+                                         + "\n".join(f"  {e}" for e in errs) + "\n" + self._logs(svc),
+                                         hint="fix the cause, then `scaleout up --target swarm` again; "
+                                              "`scaleout down --target swarm` removes the stack")
+                live = [t for t in tasks if t.get("DesiredState") == "running"]
+                ready = [t for t in live if _state(t) == "running"]
+                for t in ready:
+                    label = f"{short}-{t.get('Slot')}" if short == BACKEND_SERVICE else short
+                    if t["ID"] not in reported and t["ID"] not in known:
+                        reported.add(t["ID"])
+                        self.progress(f"{label} is ready")
+                if len(ready) != n or len(live) != n or update == "updating":
+                    pending.append(f"{short} ({len(ready)}/{n} ready)")
+            if not pending:
+                return
+            if time.monotonic() >= deadline:
+                raise UnhealthyError(f"the stack did not become ready within {timeout_s:.0f}s: {', '.join(pending)}",
+                                     hint="`docker stack ps " + self.config.project + " --no-trunc` shows why")
+            time.sleep(0.5)
+
+    def _task_failure(self, task: dict[str, Any]) -> str:
+        """Why a task ended: Swarm's error, or the last health check's output where the container is local."""
+        status = task.get("Status") or {}
+        why = status.get("Err") or f"{_state(task)} ({status.get('Message', '')})"
+        cid = (status.get("ContainerStatus") or {}).get("ContainerID")
+        if cid:
+            import docker.errors
+
+            with contextlib.suppress(docker.errors.NotFound):
+                health = (docker_client().containers.get(cid).attrs.get("State") or {}).get("Health") or {}
+                if health.get("Status") == "unhealthy" and health.get("Log"):
+                    # the oldest kept failure: the later ones may only show the container being stopped
+                    outs = [(e.get("Output") or "").strip() for e in health["Log"] if e.get("ExitCode") != 0]
+                    out = next((o for o in outs if o), "")[-200:]
+                    why = f"unhealthy: the health check kept failing; it said: {out or '(nothing)'}"
+        return why
+
+    def _logs(self, svc) -> str:
+        lines = ""
+        with contextlib.suppress(Exception):  # logs are a courtesy in an error message, never the error
+            raw = b"".join(svc.logs(stdout=True, stderr=True, tail=10))  # 10 per task: keep the last 15 in all
+            lines = "\n".join(raw.decode(errors="replace").rstrip().splitlines()[-15:])
+        return "  last log lines:\n" + ("\n".join("    " + line for line in lines.splitlines()) or "    (none)")
+
+    def wait_balancer(self, timeout_s: float) -> None:
+        """Poll the published port until nginx answers and a request reaches a backend task."""
+        import httpx
+
+        url = f"http://127.0.0.1:{self.config.balancer.port}"
+        deadline = time.monotonic() + timeout_s
+        last = "no answer"
+        while time.monotonic() < deadline:
+            try:
+                r = httpx.get(url + "/", timeout=2.0)
+                if r.status_code < 500:
+                    return
+                last = f"HTTP {r.status_code}"
+            except httpx.HTTPError as exc:
+                last = type(exc).__name__
+            time.sleep(0.3)
+        raise UnhealthyError(f"the load balancer at {url} did not answer within {timeout_s:.0f}s (last: {last})")
+
+    def _remove_old_configs(self) -> None:
+        """Earlier nginx.conf versions (configs are immutable, one per content hash) once unused."""
+        import docker.errors
+        import yaml
+
+        try:
+            current = yaml.safe_load(self.stack_file.read_text(encoding="utf-8"))["configs"]["nginx_conf"]["name"]
+        except (OSError, KeyError, TypeError, yaml.YAMLError):
+            return
+        with engine_errors("listing swarm configs"):
+            configs = docker_client().configs.list(filters={"label": f"{LABEL_NAMESPACE}={self.config.project}"})
+        for c in configs:
+            if c.name != current:
+                with contextlib.suppress(docker.errors.APIError):  # still in use by a stopping task: next time
+                    c.remove()
+
+    def down(self, *, volumes: bool = False, timeout_s: float = 60.0) -> int:
+        """`docker stack rm`, then wait until no task, container, network or config of the stack is
+        left (Swarm removes them asynchronously). Returns how many tasks were running."""
+        client = self._client()
+        services = self._services()
+        n = sum(len(self._tasks(s)) for s in services.values())
+        label = {"label": f"{LABEL_NAMESPACE}={self.config.project}"}
+        with engine_errors("listing the stack's networks"):
+            leftovers = client.networks.list(filters=label) or client.configs.list(filters=label)
+        if services or leftovers:
+            self.progress(f"removing stack {self.config.project}")
+            self._docker(["docker", "stack", "rm", self.config.project], dict(os.environ), "removing the stack")
+        deadline = time.monotonic() + timeout_s
+        while True:
+            with engine_errors("waiting for the stack's containers to stop"):
+                left = client.containers.list(all=True, filters=label, sparse=True) + client.services.list(filters=label)
+            if not left:
+                break
+            if time.monotonic() >= deadline:
+                raise StackError(f"the stack's tasks did not stop within {timeout_s:.0f}s")
+            time.sleep(0.5)
+        import docker.errors
+
+        with engine_errors("removing the stack's networks and configs"):
+            for obj in client.networks.list(filters=label) + client.configs.list(filters=label):
+                with contextlib.suppress(docker.errors.NotFound):
+                    obj.remove()
+        if volumes:
+            with engine_errors("removing the stack's volumes"):
+                for v in client.volumes.list(filters=label):
+                    with contextlib.suppress(docker.errors.NotFound):
+                        v.remove()
+        return n
