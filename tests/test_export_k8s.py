@@ -152,7 +152,7 @@ def test_configmap_keeps_the_static_locations_and_their_cache_headers(project):
     for line in render_nginx(c).splitlines():
         if line.strip().startswith(("location", "add_header", "root /srv", "try_files")):
             assert line in conf, line
-    assert 'add_header Cache-Control "public, max-age=31536000, immutable" always;' in conf
+    assert 'add_header Cache-Control "public, max-age=31536000, immutable";' in conf
     assert "set $scaleout_backend shop-backend.default.svc.cluster.local;" in conf
     assert "resolver kube-dns.kube-system.svc.cluster.local" in conf
 
