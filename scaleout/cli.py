@@ -160,6 +160,10 @@ def probe(
     requests: int = typer.Option(1000, "--requests", "-n", help="Number of requests."),
     concurrency: int = typer.Option(16, "--concurrency", "-c", help="Concurrent keep-alive connections."),
     duration: Optional[float] = typer.Option(None, "--duration", "-d", help="Run for this many seconds instead of a count."),
+    rate: Optional[float] = typer.Option(None, "--rate", help="Open loop: send this many requests per second on a fixed "
+                                         "schedule; latency counts from each request's intended send time."),
+    workers: int = typer.Option(0, "--workers", help="Load processes (0: automatic, one per core up to 4)."),
+    progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="Progress bar on stderr (default: on a terminal)."),
     path: str = typer.Option("/", "--path", help="Request path."),
     method: str = typer.Option("GET", "--method", "-X", help="HTTP method."),
     header: List[str] = typer.Option([], "--header", "-H", help="Extra header 'Name: value' (repeatable)."),
@@ -182,6 +186,10 @@ def probe(
         raise UsageError(f"--concurrency: must be between 1 and 4096 (got {concurrency})")
     if duration is not None and not 0 < duration <= 3600:
         raise UsageError(f"--duration: must be between 0 and 3600 seconds (got {duration})")
+    if rate is not None and not 0 < rate <= 1_000_000:
+        raise UsageError(f"--rate: must be between 0 and 1000000 requests per second (got {rate})")
+    if not 0 <= workers <= 64:
+        raise UsageError(f"--workers: must be between 0 and 64 (got {workers})")
     if not path.startswith("/") or any(c in path for c in " \r\n"):
         raise UsageError(f"--path: {path!r} must start with / and contain no spaces")
     if not method.isalpha() or not method.isupper():
@@ -219,10 +227,16 @@ def probe(
     check_target(url, allow_remote, {a.split(":")[0] for a in names})
     url = url.rstrip("/")
     opts = ProbeOptions(url=url, requests=requests, concurrency=concurrency, duration_s=duration, path=path,
-                        method=method, headers=headers, timeout_s=timeout, sticky_keys=sticky_keys)
+                        method=method, headers=headers, timeout_s=timeout, sticky_keys=sticky_keys, rate=rate,
+                        workers=workers)
     if not json_out:
-        _progress(f"probing {url}{path} with {concurrency} connections" + (f" for {duration}s" if duration else f", {requests} requests"))
-    result, samples = run_probe(opts, names)
+        shape = f" at {rate:g} req/s" if rate else ""
+        _progress(f"probing {url}{path} with {concurrency} connections{shape}"
+                  + (f" for {duration}s" if duration else f", {requests} requests"))
+    bar = report.ProgressBar(sys.stderr, duration) if (progress if progress is not None else sys.stderr.isatty()) else None
+    result, samples = run_probe(opts, names, bar.update if bar else None)
+    if bar:
+        bar.close()
     strat = strategy or (cfg.balancer.strategy if cfg else "round_robin")
     judge(result, samples, strategy=strat, expected=expected,
           weights=dict(cfg.backend.weights) if cfg else None,
@@ -271,7 +285,9 @@ def main(argv: list[str] | None = None) -> None:
     """Console entry point: runs the app and maps ScaleoutError to its exit code."""
     args = _hoist_global_options(list(sys.argv[1:] if argv is None else argv))
     try:
-        app(args=args, prog_name="scaleout", standalone_mode=False)
+        rc = app(args=args, prog_name="scaleout", standalone_mode=False)
+        if isinstance(rc, int) and rc:  # without standalone mode, click returns typer.Exit's code
+            sys.exit(rc)
     except ScaleoutError as exc:
         _err(f"error: {exc}")
         sys.exit(int(exc.exit_code))

@@ -33,16 +33,35 @@ def status_text(st: StackStatus) -> str:
     return "\n".join(lines)
 
 
+def spread_bar(share: float, expected: float | None, top: float, width: int = BAR_WIDTH) -> str:
+    """A bar of `share` scaled so `top` fills `width`; `|` marks the expected share when it falls past the bar."""
+    n = max(1 if share > 0 else 0, round(share / top * width)) if top > 0 else 0
+    cells = ["#"] * n + [" "] * (width - n)
+    if expected:
+        at = min(width - 1, max(0, round(expected / top * width) - 1))
+        if at >= n:
+            cells[at] = "|"
+    return "".join(cells).rstrip()
+
+
 def probe_text(r: ProbeResult) -> str:
     rows = []
+    even = 1 / len(r.backends) if r.backends and r.strategy not in ("hash", "ip_hash") else None
+    top = max([b.share for b in r.backends] + [even or 0.0]) if r.backends else 0.0
     for b in r.backends:
-        bar = "#" * max(1 if b.count else 0, round(b.share * BAR_WIDTH))
+        codes = ",".join(k for k in b.status_codes if not 200 <= int(k) < 400)
         rows.append([b.name, b.address, str(b.count), f"{b.share:.1%}", f"{b.latency_ms['p50']:.1f}",
-                     f"{b.latency_ms['p99']:.1f}", bar])
-    out = [f"probe {r.url}: {r.requests} requests in {r.duration_s:.2f}s ({r.rps:,.0f} req/s), "
+                     f"{b.latency_ms['p90']:.1f}", f"{b.latency_ms['p99']:.1f}", f"{b.latency_ms['max']:.1f}",
+                     codes or "-", spread_bar(b.share, even, top)])
+    load = r.load or {}
+    shape = f", open loop at {load['rate']:g} req/s" if load.get("rate") else ""
+    out = [f"probe {r.url}: {r.requests} requests in {r.duration_s:.2f}s ({r.rps:,.0f} req/s{shape}), "
            f"{r.ok} ok, {r.failed} failed"]
     if rows:
-        out.append(table(["replica", "address", "count", "share", "p50 ms", "p99 ms", "spread"], rows, right={2, 3, 4, 5}))
+        out.append(table(["replica", "address", "count", "share", "p50 ms", "p90 ms", "p99 ms", "max ms", "errors", "spread"],
+                         rows, right={2, 3, 4, 5, 6, 7}))
+    if r.unattributed:
+        out.append(f"{r.unattributed} response(s) carried no X-Upstream-Addr")
     lat = r.latency_ms
     out.append(f"latency ms: p50 {lat['p50']:.1f}  p90 {lat['p90']:.1f}  p99 {lat['p99']:.1f}  max {lat['max']:.1f}")
     errs = {k: v for k, v in r.errors.items() if v}
@@ -62,3 +81,39 @@ def probe_text(r: ProbeResult) -> str:
     out.append(f"verdict: {r.verdict.upper()}")
     out.extend(f"  - {reason}" for reason in r.reasons)
     return "\n".join(out)
+
+
+class ProgressBar:
+    """`[#####.....] 1200/5000 req  2.1s` on one line of `stream`, redrawn at most 10 times a second."""
+
+    def __init__(self, stream, duration_s: float | None = None, width: int = 30) -> None:
+        import time
+
+        self.stream, self.duration_s, self.width = stream, duration_s, width
+        self.clock = time.monotonic
+        self.t0 = self.clock()
+        self.last = 0.0
+        self.drawn = False
+
+    def update(self, done: int, total: int | None) -> None:
+        now = self.clock()
+        if now - self.last < 0.1 and not (total and done >= total):
+            return
+        self.last = now
+        elapsed = now - self.t0
+        if total:
+            frac = done / total
+            count = f"{done}/{total} req"
+        else:
+            frac = elapsed / self.duration_s if self.duration_s else 0.0
+            count = f"{done} req"
+        frac = max(0.0, min(1.0, frac))
+        fill = round(frac * self.width)
+        self.stream.write(f"\r[{'#' * fill}{'.' * (self.width - fill)}] {count}  {elapsed:.1f}s")
+        self.stream.flush()
+        self.drawn = True
+
+    def close(self) -> None:
+        if self.drawn:
+            self.stream.write("\n")
+            self.stream.flush()

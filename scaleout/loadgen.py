@@ -1,0 +1,504 @@
+"""The probe's load engine: HTTP/1.1 over keep-alive connections, driven by protocol callbacks.
+
+Why it looks like this (measured, see benchmarks/RESULTS.md): one coroutine and one future per request
+cost more than the request itself, so the request/response loop lives in the protocol callbacks
+(uvloop when installed, the httptools parser, only the header callback it needs). Several worker
+processes, each with its own event loop, use every core, as hey and wrk do.
+
+Load shapes: closed loop (each connection sends its next request when the previous answer arrived) by
+count or by duration, and open loop at a constant arrival rate, where a request's latency is measured
+from its *intended* send time, so a stalled server shows up as high latency (no coordinated omission).
+
+Prints nothing: `run_load` returns a `Samples` value; progress is reported through a callback.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import time
+from array import array
+from collections import deque
+from dataclasses import dataclass
+from typing import Callable, Iterator
+from urllib.parse import urlsplit
+
+ERROR_CLASSES = ("connect", "timeout", "reset", "protocol")
+_ERR_CODE = {name: i + 1 for i, name in enumerate(ERROR_CLASSES)}  # 0 = no error
+_UPSTREAM = b"x-upstream-addr"
+
+
+@dataclass(frozen=True)
+class LoadSpec:
+    """What to send: the target, the request, and the load shape."""
+
+    url: str
+    requests: int = 1000
+    concurrency: int = 16
+    duration_s: float | None = None  # run for this long instead of a count
+    rate: float | None = None  # open loop: requests per second (None: closed loop)
+    path: str = "/"
+    method: str = "GET"
+    headers: tuple[tuple[str, str], ...] = ()
+    timeout_s: float = 10.0
+    sticky_keys: int = 0  # K distinct session cookies, round robin over requests
+    sticky_cookie: str = "session"
+    workers: int = 0  # processes; 0 = automatic
+
+
+@dataclass
+class Sample:
+    latency_s: float
+    status: int  # 0 on a transport error
+    upstream: str  # last address in X-Upstream-Addr, "" when absent
+    error: str = ""  # one of ERROR_CLASSES
+    key: int = -1
+
+
+class Samples:
+    """Every request's outcome, column by column (cheap to collect, merge and ship between processes)."""
+
+    def __init__(self) -> None:
+        self.latency = array("d")  # seconds, from the (intended) send time
+        self.status = array("H")  # 0 on a transport error
+        self.upstream = array("H")  # index into `upstreams`; 0 = none
+        self.error = array("B")  # 0 or 1 + index into ERROR_CLASSES
+        self.key = array("i")  # sticky key, or empty when no keys were sent
+        self.upstreams: list[str] = [""]
+        self.duration_s = 0.0
+        self.workers = 1
+
+    def __len__(self) -> int:
+        return len(self.latency)
+
+    def __iter__(self) -> Iterator[Sample]:
+        ups, keys = self.upstreams, self.key
+        for i in range(len(self.latency)):
+            e = self.error[i]
+            yield Sample(self.latency[i], self.status[i], ups[self.upstream[i]],
+                         ERROR_CLASSES[e - 1] if e else "", keys[i] if keys else -1)
+
+    def extend(self, other: "Samples") -> None:
+        """Append `other`, translating its upstream indexes into this value's table."""
+        index = {u: i for i, u in enumerate(self.upstreams)}
+        remap = array("H")
+        for u in other.upstreams:
+            if u not in index:
+                index[u] = len(self.upstreams)
+                self.upstreams.append(u)
+            remap.append(index[u])
+        self.latency.extend(other.latency)
+        self.status.extend(other.status)
+        self.upstream.extend(array("H", (remap[i] for i in other.upstream)))
+        self.error.extend(other.error)
+        self.key.extend(other.key)
+
+    def to_bytes(self) -> list[bytes]:
+        return [self.latency.tobytes(), self.status.tobytes(), self.upstream.tobytes(), self.error.tobytes(),
+                self.key.tobytes(), "\n".join(self.upstreams).encode(), str(self.duration_s).encode()]
+
+    @classmethod
+    def from_bytes(cls, parts: list[bytes]) -> "Samples":
+        s = cls()
+        for arr, raw in zip((s.latency, s.status, s.upstream, s.error, s.key), parts):
+            arr.frombytes(raw)
+        s.upstreams = parts[5].decode().split("\n")
+        s.duration_s = float(parts[6])
+        return s
+
+
+def request_bytes(spec: LoadSpec, host: str, key: int) -> bytes:
+    lines = [f"{spec.method} {spec.path} HTTP/1.1", f"Host: {host}", "User-Agent: scaleout-probe", "Accept: */*"]
+    lines += [f"{k}: {v}" for k, v in spec.headers]
+    if spec.method in ("POST", "PUT", "PATCH") and not any(k.lower() == "content-length" for k, _ in spec.headers):
+        lines.append("Content-Length: 0")
+    if key >= 0:
+        lines.append(f"Cookie: {spec.sticky_cookie}=scaleout-key-{key}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+# --- one connection ----------------------------------------------------------------------------
+
+class _Conn(asyncio.Protocol):
+    """One keep-alive connection carrying one request at a time. All work happens in callbacks."""
+
+    def __init__(self, w: "_Worker") -> None:
+        self.w = w
+        self.transport = None
+        self.parser = w.parser_cls(self)
+        self.t0 = 0.0  # the request's (intended) start: latency is measured from here
+        self.sent = 0.0  # when it really went out: the timeout is measured from here
+        self.key = -1
+        self.retried = False
+        self.busy = False
+        self.served = 0  # responses on this connection: only a reused one may be retried
+        self.got = False
+        self.up = b""
+        self.dead = False
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+
+    def send(self, t0: float, key: int, retried: bool) -> None:
+        self.t0, self.key, self.retried = t0, key, retried
+        self.busy, self.got, self.up = True, False, b""
+        self.sent = self.w.clock()
+        self.transport.write(self.w.payloads[key])
+
+    def data_received(self, data: bytes) -> None:
+        self.got = True
+        try:
+            self.parser.feed_data(data)
+        except self.w.parser_error:
+            self._fail("protocol")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if len(name) == 15 and name.lower() == _UPSTREAM:
+            self.up = value
+
+    def on_message_complete(self) -> None:
+        if not self.busy:
+            return
+        self.busy = False
+        self.served += 1
+        w = self.w
+        w.record_ok(self.t0, self.parser.get_status_code(), self.up, self.key)
+        if w.fresh_parser:
+            self.parser = w.parser_cls(self)
+        if self.parser.should_keep_alive():
+            w.next_for(self)
+        else:  # Connection: close (nginx keepalive_requests, HTTP/1.0): the next request reconnects
+            self.dead = True
+            self.transport.close()
+            w.next_for(None)
+
+    def connection_lost(self, exc) -> None:
+        if self.dead:
+            return
+        self.dead = True
+        if self.busy:
+            try:  # a body delimited by the end of the connection
+                self.parser.feed_eof()
+            except self.w.parser_error:
+                pass
+            if self.busy:
+                self._fail("reset", closed=True)
+
+    def _fail(self, cls: str, closed: bool = False) -> None:
+        """The request in flight failed: retry once when a reused connection closed before answering
+        (as HTTP clients do for idempotent requests), otherwise record the error class."""
+        if not self.busy:
+            return
+        self.busy = False
+        self.dead = True
+        if not closed and self.transport is not None:
+            self.transport.abort()
+        w = self.w
+        if cls == "reset" and self.served and not self.got and not self.retried:
+            w.dispatch(None, self.t0, self.key, True)
+            return
+        w.record_error(self.t0, cls, self.key)
+        w.next_for(None)
+
+
+class _HeadConn(_Conn):
+    """HEAD responses announce a body they never send: complete them at the end of the headers."""
+
+    def on_headers_complete(self) -> None:
+        self.on_message_complete()
+
+
+# --- one worker process ------------------------------------------------------------------------
+
+class _Worker:
+    def __init__(self, spec: LoadSpec, share: int, slots: int, rate: float | None, key_offset: int,
+                 progress: Callable[[int], None] | None) -> None:
+        import httptools
+
+        self.spec = spec
+        parts = urlsplit(spec.url)
+        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
+        self.keys = max(0, spec.sticky_keys)
+        if self.keys:
+            self.payloads = {k: request_bytes(spec, parts.netloc, k) for k in range(self.keys)}
+        else:
+            self.payloads = {-1: request_bytes(spec, parts.netloc, -1)}
+        self.key_offset = key_offset
+        self.parser_cls = httptools.HttpResponseParser
+        self.parser_error = httptools.HttpParserError
+        self.head = spec.method == "HEAD"
+        self.fresh_parser = self.head
+        self.conn_cls = _HeadConn if self.head else _Conn
+        self.clock = time.perf_counter
+        self.share = share  # requests for this worker (count mode)
+        self.slots = slots
+        self.rate = rate
+        self.progress = progress
+        self.s = Samples()
+        self.up_index = {b"": 0}
+        self.issued = 0
+        self.done = 0
+        self.active = 0  # requests in flight or connecting
+        self.finished_slots = 0
+        self.conns: list[_Conn] = []
+        self.queue: deque[tuple[float, int]] = deque()  # open loop: due requests waiting for a connection
+        self.idle: list[_Conn | None] = []
+
+    # hot path
+    def record_ok(self, t0: float, status: int, up: bytes, key: int) -> None:
+        s = self.s
+        s.latency.append(self.clock() - t0)
+        s.status.append(status)
+        idx = self.up_index.get(up)
+        if idx is None:
+            idx = self._intern(up)
+        s.upstream.append(idx)
+        s.error.append(0)
+        if self.keys:
+            s.key.append(key)
+        self.active -= 1
+        self.done += 1
+
+    def _intern(self, up: bytes) -> int:
+        text = up.decode("latin-1")
+        last = text.rsplit(",", 1)[-1].strip()  # after a retry nginx lists every upstream it tried
+        if last in self.s.upstreams:
+            idx = self.s.upstreams.index(last)
+        else:
+            idx = len(self.s.upstreams)
+            self.s.upstreams.append(last)
+        self.up_index[up] = idx
+        return idx
+
+    def record_error(self, t0: float, cls: str, key: int) -> None:
+        s = self.s
+        s.latency.append(self.clock() - t0)
+        s.status.append(0)
+        s.upstream.append(0)
+        s.error.append(_ERR_CODE[cls])
+        if self.keys:
+            s.key.append(key)
+        self.active -= 1
+        self.done += 1
+
+    def next_for(self, conn: _Conn | None) -> None:
+        """A connection slot is free (`conn` None: it has no live connection): give it the next request."""
+        if self.rate is None:
+            now = self.clock()
+            if (self.deadline is not None and now >= self.deadline) or (self.deadline is None and self.issued >= self.share):
+                self._slot_done(conn)
+                return
+            key = (self.issued + self.key_offset) % self.keys if self.keys else -1
+            self.issued += 1
+            self.active += 1
+            self.dispatch(conn, now, key, False)
+        elif self.queue:
+            t0, key = self.queue.popleft()
+            self.active += 1
+            self.dispatch(conn, t0, key, False)
+        else:
+            self.idle.append(conn)
+            self._check_open_done()
+
+    def dispatch(self, conn: _Conn | None, t0: float, key: int, retried: bool) -> None:
+        if conn is None or conn.dead:
+            self.loop.create_task(self._connect_and_send(t0, key, retried))
+        else:
+            conn.send(t0, key, retried)
+
+    async def _connect_and_send(self, t0: float, key: int, retried: bool) -> None:
+        try:
+            _, conn = await asyncio.wait_for(
+                self.loop.create_connection(lambda: self.conn_cls(self), self.host, self.port), self.spec.timeout_s)
+        except (OSError, asyncio.TimeoutError):
+            self.record_error(t0, "connect", key)
+            if self.rate is None and self.done_fut.done():
+                return
+            # a refused connection fails fast: pace retries so a dead target is not hammered in a tight loop
+            await asyncio.sleep(0.001)
+            self.next_for(None)
+            return
+        self.conns.append(conn)
+        if len(self.conns) > 4 * self.slots:
+            self.conns = [c for c in self.conns if not c.dead]
+        conn.send(t0, key, retried)
+
+    def _slot_done(self, conn: _Conn | None) -> None:
+        if conn is not None and not conn.dead:
+            conn.dead = True
+            conn.transport.close()
+        self.finished_slots += 1
+        if self.finished_slots >= self.slots and not self.done_fut.done():
+            self.done_fut.set_result(None)
+
+    # open loop
+    def _tick(self) -> None:
+        now = self.clock()
+        due = int((now - self.start) * self.rate) + 1
+        if self.total_open is not None:
+            due = min(due, self.total_open)
+        while self.issued < due:
+            key = (self.issued + self.key_offset) % self.keys if self.keys else -1
+            self.queue.append((self.start + self.issued / self.rate, key))
+            self.issued += 1
+        while self.queue and self.idle:
+            t0, key = self.queue.popleft()
+            self.active += 1
+            self.dispatch(self.idle.pop(), t0, key, False)
+        if self.total_open is not None and self.issued >= self.total_open:
+            self._check_open_done()
+            return
+        nxt = self.start + self.issued / self.rate
+        self.loop.call_at(self.loop.time() + max(0.0005, nxt - self.clock()), self._tick)
+
+    def _check_open_done(self) -> None:
+        if (self.total_open is not None and self.issued >= self.total_open and not self.queue
+                and self.active == 0 and not self.done_fut.done()):
+            for c in self.conns:
+                if not c.dead:
+                    c.dead = True
+                    c.transport.close()
+            self.done_fut.set_result(None)
+
+    def _sweep(self) -> None:
+        """Time out stalled requests (one timer for all connections, not one per request); report progress."""
+        now = self.clock()
+        limit = self.spec.timeout_s
+        for c in self.conns:
+            if c.busy and now - c.sent > limit:
+                c._fail("timeout")
+        if self.progress is not None:
+            self.progress(self.done)
+        if not self.done_fut.done():
+            self.loop.call_later(self.sweep_every, self._sweep)
+
+    async def run(self, start: float | None = None) -> Samples:
+        self.loop = asyncio.get_running_loop()
+        self.done_fut = self.loop.create_future()
+        self.sweep_every = min(0.1, self.spec.timeout_s / 4)
+        self.start = start if start is not None else self.clock()
+        spec = self.spec
+        self.deadline = self.start + spec.duration_s if spec.duration_s else None
+        if self.rate is None:
+            if self.share <= 0 and self.deadline is None:
+                self.done_fut.set_result(None)
+            for _ in range(self.slots):
+                self.loop.call_soon(self.next_for, None)
+        else:
+            self.total_open = self.share if self.deadline is None else max(1, int(spec.duration_s * self.rate))
+            self.idle = [None] * self.slots
+            self._tick()
+        self._sweep()
+        await self.done_fut
+        self.s.duration_s = self.clock() - self.start
+        if self.progress is not None:
+            self.progress(self.done)
+        return self.s
+
+
+def _event_loop_runner():
+    try:
+        import uvloop
+
+        return uvloop.run
+    except ImportError:  # pragma: no cover - platforms without uvloop
+        return asyncio.run
+
+
+def default_workers() -> int:
+    """One process per core, at most 4 (connections are shared out among them)."""
+    if sys.platform != "linux":
+        return 1
+    return max(1, min(4, len(os.sched_getaffinity(0))))
+
+
+def _plan(spec: LoadSpec) -> list[tuple[int, int, float | None]]:
+    """Split requests, connections and rate among worker processes: [(share, slots, rate)]."""
+    n = spec.workers or default_workers()
+    n = max(1, min(n, spec.concurrency))
+    if spec.duration_s is None:
+        n = max(1, min(n, spec.requests))
+        if spec.requests < 2000:  # a short run is over before a second process pays for its start
+            n = 1
+    slots = [spec.concurrency // n + (1 if i < spec.concurrency % n else 0) for i in range(n)]
+    shares = [spec.requests // n + (1 if i < spec.requests % n else 0) for i in range(n)]
+    rates = [spec.rate / n if spec.rate else None for _ in range(n)]
+    if spec.duration_s is None:
+        slots = [min(sl, sh) for sl, sh in zip(slots, shares)]
+    return list(zip(shares, slots, rates))
+
+
+def run_load(spec: LoadSpec, progress: Callable[[int, int | None], None] | None = None) -> Samples:
+    """Send the load `spec` describes and return every sample. `progress(done, total)` is called a few
+    times a second from this process (total is None for a run by duration)."""
+    plan = _plan(spec)
+    total = None if spec.duration_s else (spec.requests if spec.rate is None or spec.duration_s is None else None)
+    run = _event_loop_runner()
+    if len(plan) == 1:
+        share, slots, rate = plan[0]
+        cb = (lambda done: progress(done, total)) if progress else None
+        out = run(_Worker(spec, share, slots, rate, 0, cb).run())
+        out.workers = 1
+        return out
+    return _run_processes(spec, plan, progress, total)
+
+
+def _run_processes(spec, plan, progress, total) -> Samples:
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork")
+    counters = [ctx.RawValue("q", 0) for _ in plan]
+    start_at = ctx.RawValue("d", 0.0)
+    pipes, procs = [], []
+    for i, (share, slots, rate) in enumerate(plan):
+        recv, send = ctx.Pipe(duplex=False)
+        p = ctx.Process(target=_child, args=(spec, share, slots, rate, i, counters[i], start_at, send), daemon=True)
+        pipes.append(recv)
+        procs.append((p, send))
+    start = time.perf_counter() + 0.05  # every process starts its clock at the same instant
+    start_at.value = start
+    for p, _ in procs:
+        p.start()
+    for _, send in procs:
+        send.close()
+    merged = Samples()
+    results: list[Samples | None] = [None] * len(plan)
+    import multiprocessing.connection as mpc
+
+    waiting = dict(enumerate(pipes))
+    while waiting:
+        ready = mpc.wait(list(waiting.values()), timeout=0.2)
+        for r in ready:
+            i = next(k for k, v in waiting.items() if v is r)
+            try:
+                n = int(r.recv_bytes())
+                results[i] = Samples.from_bytes([r.recv_bytes() for _ in range(n)])
+            except EOFError:
+                raise RuntimeError(f"load worker {i} died (exit code {procs[i][0].exitcode})") from None
+            del waiting[i]
+        if progress:
+            progress(sum(c.value for c in counters), total)
+    for p, _ in procs:
+        p.join()
+    for r in results:
+        merged.extend(r)
+    merged.duration_s = max(r.duration_s for r in results)
+    merged.workers = len(plan)
+    return merged
+
+
+def _child(spec, share, slots, rate, index, counter, start_at, conn) -> None:
+    def report(done: int) -> None:
+        counter.value = done
+
+    # the parent's start instant: the open-loop schedule and the duration are shared by all workers
+    start = start_at.value
+    while time.perf_counter() < start:
+        time.sleep(0.001)
+    s = _event_loop_runner()(_Worker(spec, share, slots, rate, index, report).run(start))
+    parts = s.to_bytes()
+    conn.send_bytes(str(len(parts)).encode())
+    for part in parts:
+        conn.send_bytes(part)
+    conn.close()
