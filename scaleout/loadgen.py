@@ -27,6 +27,7 @@ from urllib.parse import urlsplit
 ERROR_CLASSES = ("connect", "timeout", "reset", "protocol")
 _ERR_CODE = {name: i + 1 for i, name in enumerate(ERROR_CLASSES)}  # 0 = no error
 _UPSTREAM = b"x-upstream-addr"
+_FRAMING = (b"content-length", b"transfer-encoding")
 
 
 @dataclass(frozen=True)
@@ -135,6 +136,8 @@ class _Conn(asyncio.Protocol):
         self.served = 0  # responses on this connection: only a reused one may be retried
         self.got = False
         self.up = b""
+        self.framed = False  # Content-Length or Transfer-Encoding seen: the body does not end with the connection
+        self.hdone = False
         self.dead = False
 
     def connection_made(self, transport) -> None:
@@ -142,7 +145,7 @@ class _Conn(asyncio.Protocol):
 
     def send(self, t0: float, key: int, retried: bool) -> None:
         self.t0, self.key, self.retried = t0, key, retried
-        self.busy, self.got, self.up = True, False, b""
+        self.busy, self.got, self.up, self.framed, self.hdone = True, False, b"", False, False
         self.sent = self.w.clock()
         self.transport.write(self.w.payloads[key])
 
@@ -154,8 +157,15 @@ class _Conn(asyncio.Protocol):
             self._fail("protocol")
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        if len(name) == 15 and name.lower() == _UPSTREAM:
-            self.up = value
+        n = len(name)
+        if n == 15:
+            if name.lower() == _UPSTREAM:
+                self.up = value
+        elif (n == 14 or n == 17) and name.lower() in _FRAMING:
+            self.framed = True
+
+    def on_headers_complete(self) -> None:
+        self.hdone = True
 
     def on_message_complete(self) -> None:
         if not self.busy:
@@ -178,11 +188,9 @@ class _Conn(asyncio.Protocol):
             return
         self.dead = True
         if self.busy:
-            try:  # a body delimited by the end of the connection
-                self.parser.feed_eof()
-            except self.w.parser_error:
-                pass
-            if self.busy:
+            if self.hdone and not self.framed:  # a body delimited by the end of the connection
+                self.on_message_complete()
+            else:
                 self._fail("reset", closed=True)
 
     def _fail(self, cls: str, closed: bool = False) -> None:
@@ -206,6 +214,7 @@ class _HeadConn(_Conn):
     """HEAD responses announce a body they never send: complete them at the end of the headers."""
 
     def on_headers_complete(self) -> None:
+        self.hdone = True
         self.on_message_complete()
 
 
