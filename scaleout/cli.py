@@ -254,6 +254,50 @@ def probe(
         raise typer.Exit(int(ExitCode.CHECK_FAILED))
 
 
+@app.command()
+def bench(
+    replicas: str = typer.Option("1,2,4", "--replicas", "-n", help="Replica counts to measure, e.g. 1,2,4."),
+    duration: float = typer.Option(5.0, "--duration", "-d", help="Seconds of load per replica count."),
+    warmup: float = typer.Option(1.0, "--warmup", help="Seconds of unmeasured load before each measurement."),
+    concurrency: int = typer.Option(32, "--concurrency", "-c", help="Concurrent keep-alive connections."),
+    path: str = typer.Option("/", "--path", help="Request path."),
+    workers: int = typer.Option(0, "--workers", help="Load processes (0: automatic)."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="SVG file to write (default: .scaleout/bench.svg)."),
+    build: bool = typer.Option(True, "--build/--no-build", help="Build the backend image first."),
+    timeout: float = typer.Option(180.0, "--timeout", help="Seconds to wait for replicas at each size."),
+    wait: float = typer.Option(0.0, "--wait", help="Seconds to wait for another scaleout holding the project lock."),
+    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Measure requests/s and p99 latency at each replica count (scale-out efficiency), plot them."""
+    from scaleout import report
+    from scaleout.bench import parse_counts, run_bench
+    from scaleout.config import MAX_REPLICAS
+    from scaleout.render import atomic_write
+    from scaleout.stack import project_lock
+
+    try:
+        counts = parse_counts(replicas, MAX_REPLICAS)
+    except ValueError as exc:
+        raise UsageError(f"--replicas: {exc}") from None
+    if not 0 < duration <= 600 or not 0 <= warmup <= 600:
+        raise UsageError("--duration and --warmup: must be between 0 and 600 seconds")
+    if concurrency < 1 or concurrency > 4096:
+        raise UsageError(f"--concurrency: must be between 1 and 4096 (got {concurrency})")
+    if not path.startswith("/") or any(c in path for c in " \r\n"):
+        raise UsageError(f"--path: {path!r} must start with / and contain no spaces")
+    cfg = _config()
+    with project_lock(cfg.project_dir, wait):
+        result = run_bench(cfg, counts, render_files=_render_all, duration_s=duration, warmup_s=warmup,
+                           concurrency=concurrency, path=path, workers=workers, build=build, timeout_s=timeout,
+                           progress=_progress, log=_log)
+    out = plot if plot is not None else cfg.project_dir / ".scaleout" / "bench.svg"
+    out = out if out.is_absolute() else Path.cwd() / out
+    atomic_write(out, report.bench_svg(result))
+    result.plot = str(out)
+    print(report.to_json(result.to_dict()) if json_out else report.bench_text(result))
+    _progress(f"the stack is left at {counts[-1]} replica(s); `scaleout up --replicas N` changes it, `scaleout down` removes it")
+
+
 _GLOBAL_FLAGS = {"-q", "--quiet", "-v", "--verbose"}
 _GLOBAL_WITH_VALUE = {"-C", "--project-dir"}
 
