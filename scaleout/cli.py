@@ -13,6 +13,7 @@ from scaleout.errors import ExitCode, ScaleoutError, UsageError
 
 app = typer.Typer(
     add_completion=False,
+    rich_markup_mode=None,  # plain help: importing rich costs more than the rest of the start-up
     no_args_is_help=True,
     context_settings={"help_option_names": ["-h", "--help"]},
     help="A production-shaped, load-balanced environment on your own machine, and proof that it works.",
