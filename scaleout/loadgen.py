@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+import threading
 import time
 from array import array
 from collections import deque
@@ -456,21 +457,26 @@ def run_load(spec: LoadSpec, progress: Callable[[int, int | None], None] | None 
 def _run_processes(spec, plan, progress, total) -> Samples:
     import multiprocessing as mp
 
+    import httptools  # noqa: F401 - imported once here, inherited by every forked worker
+
     ctx = mp.get_context("fork")
     counters = [ctx.RawValue("q", 0) for _ in plan]
-    start_at = ctx.RawValue("d", 0.0)
+    # the clock starts when every worker is ready: a slow fork must not count as slow load
+    ready = ctx.Barrier(len(plan) + 1)
     pipes, procs = [], []
     for i, (share, slots, rate) in enumerate(plan):
         recv, send = ctx.Pipe(duplex=False)
-        p = ctx.Process(target=_child, args=(spec, share, slots, rate, i, counters[i], start_at, send), daemon=True)
+        p = ctx.Process(target=_child, args=(spec, share, slots, rate, i, counters[i], ready, send), daemon=True)
         pipes.append(recv)
         procs.append((p, send))
-    start = time.perf_counter() + 0.05  # every process starts its clock at the same instant
-    start_at.value = start
     for p, _ in procs:
         p.start()
     for _, send in procs:
         send.close()
+    try:
+        ready.wait(timeout=60)
+    except threading.BrokenBarrierError:
+        raise RuntimeError("the load worker processes did not start") from None
     merged = Samples()
     results: list[Samples | None] = [None] * len(plan)
     import multiprocessing.connection as mpc
@@ -497,15 +503,12 @@ def _run_processes(spec, plan, progress, total) -> Samples:
     return merged
 
 
-def _child(spec, share, slots, rate, index, counter, start_at, conn) -> None:
+def _child(spec, share, slots, rate, index, counter, ready, conn) -> None:
     def report(done: int) -> None:
         counter.value = done
 
-    # the parent's start instant: the open-loop schedule and the duration are shared by all workers
-    start = start_at.value
-    while time.perf_counter() < start:
-        time.sleep(0.001)
-    s = _event_loop_runner()(_Worker(spec, share, slots, rate, index, report).run(start))
+    ready.wait()
+    s = _event_loop_runner()(_Worker(spec, share, slots, rate, index, report).run())
     parts = s.to_bytes()
     conn.send_bytes(str(len(parts)).encode())
     for part in parts:
