@@ -126,9 +126,8 @@ def bench_text(b) -> str:
     rows = []
     top = max((p.rps for p in b.points), default=0.0)
     for p in b.points:
-        bad = sum(p.errors.values()) + p.failed
         rows.append([str(p.replicas), f"{p.rps:,.0f}", f"{p.latency_ms['p50']:.1f}", f"{p.latency_ms['p99']:.1f}",
-                     f"{p.efficiency:.0%}" if p.efficiency is not None else "-", str(p.requests), str(bad),
+                     f"{p.efficiency:.0%}" if p.efficiency is not None else "-", str(p.requests), str(p.failed),
                      f"{p.replicas_served}/{p.replicas}"])
     out = [f"bench {b.url}{b.path}: {b.duration_s:g}s per point, {b.concurrency} connections, "
            f"CPU_WORK_MS={b.cpu_work_ms or 0}"]
@@ -158,8 +157,8 @@ def bench_svg(b, width: int = 640, height: int = 360) -> str:
     pw, ph = width - left - right, height - top_m - bottom
     first = pts[0] if pts else None
     ideal = [first.rps / first.replicas * p.replicas for p in pts] if first and first.replicas else []
-    ymax = _nice(max([p.rps for p in pts] + ideal[:1] + [p.rps * 1.05 for p in pts] + [1.0]))
-    ideal_cap = [min(v, ymax) for v in ideal]
+    ymax = _nice(max(ideal + [p.rps * 1.05 for p in pts] + [1.0]))
+    ideal_cap = ideal
     lmax = _nice(max([p.latency_ms["p99"] for p in pts] + [1.0]) * 1.1)
     n = max(1, len(pts))
     slot = pw / n
