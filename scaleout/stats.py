@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from array import array
 
-from scaleout.loadgen import ERROR_CLASSES, Samples
+from scaleout.samples import ERROR_CLASSES, Samples
 
 
 def percentile(sorted_values, q: float) -> float:
