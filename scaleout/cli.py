@@ -13,6 +13,7 @@ from scaleout.errors import ExitCode, ScaleoutError, UsageError
 
 app = typer.Typer(
     add_completion=False,
+    rich_markup_mode=None,  # plain help: importing rich costs more than the rest of the start-up
     no_args_is_help=True,
     context_settings={"help_option_names": ["-h", "--help"]},
     help="A production-shaped, load-balanced environment on your own machine, and proof that it works.",
@@ -211,6 +212,10 @@ def probe(
     requests: int = typer.Option(1000, "--requests", "-n", help="Number of requests."),
     concurrency: int = typer.Option(16, "--concurrency", "-c", help="Concurrent keep-alive connections."),
     duration: Optional[float] = typer.Option(None, "--duration", "-d", help="Run for this many seconds instead of a count."),
+    rate: Optional[float] = typer.Option(None, "--rate", help="Open loop: send this many requests per second on a fixed "
+                                         "schedule; latency counts from each request's intended send time."),
+    workers: int = typer.Option(0, "--workers", help="Load processes (0: automatic, one per core up to 4)."),
+    progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="Progress bar on stderr (default: on a terminal)."),
     path: str = typer.Option("/", "--path", help="Request path."),
     method: str = typer.Option("GET", "--method", "-X", help="HTTP method."),
     header: List[str] = typer.Option([], "--header", "-H", help="Extra header 'Name: value' (repeatable)."),
@@ -234,6 +239,10 @@ def probe(
         raise UsageError(f"--concurrency: must be between 1 and 4096 (got {concurrency})")
     if duration is not None and not 0 < duration <= 3600:
         raise UsageError(f"--duration: must be between 0 and 3600 seconds (got {duration})")
+    if rate is not None and not 0 < rate <= 1_000_000:
+        raise UsageError(f"--rate: must be between 0 and 1000000 requests per second (got {rate})")
+    if not 0 <= workers <= 64:
+        raise UsageError(f"--workers: must be between 0 and 64 (got {workers})")
     if not path.startswith("/") or any(c in path for c in " \r\n"):
         raise UsageError(f"--path: {path!r} must start with / and contain no spaces")
     if not method.isalpha() or not method.isupper():
@@ -272,10 +281,16 @@ def probe(
     check_target(url, allow_remote, {a.split(":")[0] for a in names})
     url = url.rstrip("/")
     opts = ProbeOptions(url=url, requests=requests, concurrency=concurrency, duration_s=duration, path=path,
-                        method=method, headers=headers, timeout_s=timeout, sticky_keys=sticky_keys)
+                        method=method, headers=headers, timeout_s=timeout, sticky_keys=sticky_keys, rate=rate,
+                        workers=workers)
     if not json_out:
-        _progress(f"probing {url}{path} with {concurrency} connections" + (f" for {duration}s" if duration else f", {requests} requests"))
-    result, samples = run_probe(opts, names)
+        shape = f" at {rate:g} req/s" if rate else ""
+        _progress(f"probing {url}{path} with {concurrency} connections{shape}"
+                  + (f" for {duration}s" if duration else f", {requests} requests"))
+    bar = report.ProgressBar(sys.stderr, duration) if (progress if progress is not None else sys.stderr.isatty()) else None
+    result, samples = run_probe(opts, names, bar.update if bar else None)
+    if bar:
+        bar.close()
     strat = strategy or (cfg.balancer.strategy if cfg else "round_robin")
     judge(result, samples, strategy=strat, expected=expected,
           weights=dict(cfg.backend.weights) if cfg else None,
@@ -291,6 +306,50 @@ def probe(
     print(report.to_json(result.to_dict()) if json_out else report.probe_text(result))
     if result.verdict != "pass":
         raise typer.Exit(int(ExitCode.CHECK_FAILED))
+
+
+@app.command()
+def bench(
+    replicas: str = typer.Option("1,2,4", "--replicas", "-n", help="Replica counts to measure, e.g. 1,2,4."),
+    duration: float = typer.Option(5.0, "--duration", "-d", help="Seconds of load per replica count."),
+    warmup: float = typer.Option(1.0, "--warmup", help="Seconds of unmeasured load before each measurement."),
+    concurrency: int = typer.Option(32, "--concurrency", "-c", help="Concurrent keep-alive connections."),
+    path: str = typer.Option("/", "--path", help="Request path."),
+    workers: int = typer.Option(0, "--workers", help="Load processes (0: automatic)."),
+    plot: Optional[Path] = typer.Option(None, "--plot", help="SVG file to write (default: .scaleout/bench.svg)."),
+    build: bool = typer.Option(True, "--build/--no-build", help="Build the backend image first."),
+    timeout: float = typer.Option(180.0, "--timeout", help="Seconds to wait for replicas at each size."),
+    wait: float = typer.Option(0.0, "--wait", help="Seconds to wait for another scaleout holding the project lock."),
+    json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
+    """Measure requests/s and p99 latency at each replica count (scale-out efficiency), plot them."""
+    from scaleout import report
+    from scaleout.bench import parse_counts, run_bench
+    from scaleout.config import MAX_REPLICAS
+    from scaleout.render import atomic_write
+    from scaleout.stack import project_lock
+
+    try:
+        counts = parse_counts(replicas, MAX_REPLICAS)
+    except ValueError as exc:
+        raise UsageError(f"--replicas: {exc}") from None
+    if not 0 < duration <= 600 or not 0 <= warmup <= 600:
+        raise UsageError("--duration and --warmup: must be between 0 and 600 seconds")
+    if concurrency < 1 or concurrency > 4096:
+        raise UsageError(f"--concurrency: must be between 1 and 4096 (got {concurrency})")
+    if not path.startswith("/") or any(c in path for c in " \r\n"):
+        raise UsageError(f"--path: {path!r} must start with / and contain no spaces")
+    cfg = _config()
+    with project_lock(cfg.project_dir, wait):
+        result = run_bench(cfg, counts, render_files=_render_all, duration_s=duration, warmup_s=warmup,
+                           concurrency=concurrency, path=path, workers=workers, build=build, timeout_s=timeout,
+                           progress=_progress, log=_log)
+    out = plot if plot is not None else cfg.project_dir / ".scaleout" / "bench.svg"
+    out = out if out.is_absolute() else Path.cwd() / out
+    atomic_write(out, report.bench_svg(result))
+    result.plot = str(out)
+    print(report.to_json(result.to_dict()) if json_out else report.bench_text(result))
+    _progress(f"the stack is left at {counts[-1]} replica(s); `scaleout up --replicas N` changes it, `scaleout down` removes it")
 
 
 _INTERRUPTED = "interrupted: the stack may be partly changed; `scaleout status` shows it, `scaleout down` removes it"

@@ -1,44 +1,26 @@
 """Load through the balancer and attribution of every response to a replica -> a `ProbeResult`.
 
-Prints nothing. The load engine is a protocol-level asyncio HTTP/1.1 client (uvloop when installed,
-the httptools parser) over keep-alive connections: a plain httpx AsyncClient is far too slow to load
-nginx without becoming the bottleneck itself (see benchmarks/RESULTS.md).
+Prints nothing. The load engine lives in scaleout/loadgen.py (protocol-level HTTP/1.1 on uvloop and
+httptools, several processes; see benchmarks/RESULTS.md for why), the statistics in scaleout/stats.py.
+`ProbeResult.to_dict()` is the `--json` output; its schema is documented in docs/probe-json.md.
 """
 
 from __future__ import annotations
 
-import asyncio
-import math
-import time
 from dataclasses import asdict, dataclass, field
+from typing import Callable
 from urllib.parse import urlsplit
 
 from scaleout.errors import ProbeTargetError
+from scaleout.loadgen import ERROR_CLASSES, LoadSpec, Sample, Samples, run_load
+from scaleout.stats import breakdown, chi_square_p, latency_summary, percentile
 
-ERROR_CLASSES = ("connect", "timeout", "reset", "protocol")
+__all__ = ["ERROR_CLASSES", "SCHEMA", "ProbeOptions", "Sample", "Samples", "BackendStats", "ProbeResult",
+           "summarize", "judge", "check_target", "run_probe", "chi_square_p", "latency_summary", "percentile"]
 
+SCHEMA = "scaleout.probe/1"  # bump on any incompatible change of the JSON (docs/probe-json.md)
 
-@dataclass(frozen=True)
-class ProbeOptions:
-    url: str
-    requests: int = 1000
-    concurrency: int = 16
-    duration_s: float | None = None
-    path: str = "/"
-    method: str = "GET"
-    headers: tuple[tuple[str, str], ...] = ()
-    timeout_s: float = 10.0
-    sticky_keys: int = 0  # send K distinct session cookies, round robin over requests
-    sticky_cookie: str = "session"
-
-
-@dataclass
-class Sample:
-    latency_s: float
-    status: int  # 0 on a transport error
-    upstream: str  # last address in X-Upstream-Addr, "" when absent
-    error: str = ""  # one of ERROR_CLASSES
-    key: int = -1
+ProbeOptions = LoadSpec
 
 
 @dataclass
@@ -49,7 +31,7 @@ class BackendStats:
     share: float
     latency_ms: dict[str, float]
     status_codes: dict[str, int]
-    keys: int = 0
+    keys: int = 0  # distinct sticky keys this replica served
 
 
 @dataclass
@@ -70,293 +52,35 @@ class ProbeResult:
     spread: dict[str, float | None] = field(default_factory=dict)
     sticky: dict[str, int] | None = None
     cache_checks: list[dict] = field(default_factory=list)
+    load: dict = field(default_factory=dict)
+    unattributed: int = 0  # answered, but without X-Upstream-Addr
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return {"schema": SCHEMA, **asdict(self)}
 
 
-# --- the load engine ---------------------------------------------------------------------------
+# --- statistics --------------------------------------------------------------------------------
 
-class _Conn(asyncio.Protocol):
-    """One keep-alive connection. `request()` writes a request and waits for its response."""
-
-    def __init__(self) -> None:
-        import httptools
-
-        self._parser_cls = httptools.HttpResponseParser
-        self._parser_error = httptools.HttpParserError
-        self.transport: asyncio.Transport | None = None
-        self.waiter: asyncio.Future | None = None
-        self.closed = False
-        self._reset()
-
-    def _reset(self) -> None:
-        self.parser = self._parser_cls(self)
-        self.upstream = b""
-        self.got_bytes = False
-        self.complete = False
-
-    # protocol callbacks
-    def connection_made(self, transport) -> None:
-        self.transport = transport
-
-    def data_received(self, data: bytes) -> None:
-        self.got_bytes = True
-        try:
-            self.parser.feed_data(data)
-        except self._parser_error as exc:
-            self._finish(exc)
-
-    def connection_lost(self, exc) -> None:
-        self.closed = True
-        if self.waiter is not None and not self.waiter.done():
-            try:  # a body delimited by the connection's end
-                self.parser.feed_eof()
-            except Exception:
-                pass
-            if self.waiter is not None and not self.waiter.done():
-                self._finish(ConnectionResetError("connection closed"))
-
-    # parser callbacks
-    def on_header(self, name: bytes, value: bytes) -> None:
-        if len(name) == 15 and name.lower() == b"x-upstream-addr":
-            self.upstream = value
-
-    def on_message_complete(self) -> None:
-        self.complete = True
-        self._finish(None)
-
-    def _finish(self, exc) -> None:
-        w = self.waiter
-        if w is not None and not w.done():
-            if exc is None:
-                w.set_result(self.parser.get_status_code())
-            else:
-                w.set_exception(exc)
-
-    async def request(self, data: bytes, timeout: float) -> tuple[int, bytes, bool]:
-        self._reset()
-        self.waiter = asyncio.get_running_loop().create_future()
-        assert self.transport is not None
-        self.transport.write(data)
-        status = await asyncio.wait_for(self.waiter, timeout)
-        keep = self.parser.should_keep_alive()
-        return status, self.upstream, keep
-
-
-def _request_bytes(opts: ProbeOptions, host: str, key: int) -> bytes:
-    lines = [f"{opts.method} {opts.path} HTTP/1.1", f"Host: {host}", "User-Agent: scaleout-probe", "Accept: */*"]
-    lines += [f"{k}: {v}" for k, v in opts.headers]
-    if key >= 0:
-        lines.append(f"Cookie: {opts.sticky_cookie}=scaleout-key-{key}")
-    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-
-
-def _classify(exc: BaseException) -> str:
-    if isinstance(exc, (asyncio.TimeoutError, TimeoutError)):
-        return "timeout"
-    if isinstance(exc, (ConnectionRefusedError, OSError)) and not isinstance(exc, (ConnectionResetError, BrokenPipeError)):
-        return "connect" if not isinstance(exc, ConnectionResetError) else "reset"
-    if isinstance(exc, (ConnectionResetError, BrokenPipeError, ConnectionAbortedError)):
-        return "reset"
-    return "protocol"
-
-
-async def _run_load(opts: ProbeOptions) -> tuple[list[Sample], float]:
-    parts = urlsplit(opts.url)
-    host, port = parts.hostname or "127.0.0.1", parts.port or 80
-    host_header = parts.netloc
-    loop = asyncio.get_running_loop()
-    keys = max(0, opts.sticky_keys)
-    if keys:
-        payloads = [_request_bytes(opts, host_header, k) for k in range(keys)]
-    else:
-        payloads = [_request_bytes(opts, host_header, -1)]
-    samples: list[Sample] = []
-    counter = 0
-    total = opts.requests
-    start = time.perf_counter()
-    deadline = start + opts.duration_s if opts.duration_s else None
-
-    def next_index() -> int | None:
-        nonlocal counter
-        if deadline is not None:
-            if time.perf_counter() >= deadline:
-                return None
-        elif counter >= total:
-            return None
-        counter += 1
-        return counter - 1
-
-    async def connect() -> _Conn:
-        _, proto = await asyncio.wait_for(loop.create_connection(_Conn, host, port), opts.timeout_s)
-        return proto
-
-    async def worker() -> None:
-        conn: _Conn | None = None
-        while True:
-            i = next_index()
-            if i is None:
-                break
-            key = i % keys if keys else -1
-            data = payloads[key] if keys else payloads[0]
-            t0 = time.perf_counter()
-            for attempt in (0, 1):
-                reused = conn is not None
-                try:
-                    if conn is None or conn.closed:
-                        reused = False
-                        conn = await connect()
-                    status, upstream, keep = await conn.request(data, opts.timeout_s)
-                    up = upstream.decode("latin-1")
-                    if "," in up:
-                        up = up.rsplit(",", 1)[1]
-                    samples.append(Sample(time.perf_counter() - t0, status, up.strip(), "", key))
-                    if not keep:
-                        conn.transport.close()
-                        conn = None
-                    break
-                except BaseException as exc:  # noqa: BLE001 - every transport failure is a data point
-                    if isinstance(exc, asyncio.CancelledError):
-                        raise
-                    got_bytes = conn.got_bytes if conn is not None else False
-                    if conn is not None and conn.transport is not None:
-                        conn.transport.abort()
-                    conn = None
-                    # A keep-alive connection the server closed before answering: retry once on a
-                    # new connection, as HTTP clients do for idempotent requests.
-                    if attempt == 0 and reused and not got_bytes and isinstance(exc, (ConnectionResetError, BrokenPipeError)):
-                        continue
-                    samples.append(Sample(time.perf_counter() - t0, 0, "", _classify(exc), key))
-                    break
-        if conn is not None and conn.transport is not None:
-            conn.transport.close()
-
-    n = max(1, opts.concurrency if deadline else min(opts.concurrency, max(total, 1)))
-    await asyncio.gather(*(worker() for _ in range(n)))
-    return samples, time.perf_counter() - start
-
-
-def run_load(opts: ProbeOptions) -> tuple[list[Sample], float]:
-    """Send the load described by `opts`; returns every sample and the wall time."""
-    try:
-        import uvloop
-
-        runner = uvloop.run
-    except ImportError:  # pragma: no cover - platforms without uvloop
-        runner = asyncio.run
-    return runner(_run_load(opts))
-
-
-# --- statistics and verdict --------------------------------------------------------------------
-
-def percentile(sorted_values: list[float], q: float) -> float:
-    """Nearest-rank percentile of an already sorted list (0 when empty)."""
-    if not sorted_values:
-        return 0.0
-    k = max(0, min(len(sorted_values) - 1, math.ceil(q / 100.0 * len(sorted_values)) - 1))
-    return sorted_values[k]
-
-
-def latency_summary(latencies_s: list[float]) -> dict[str, float]:
-    v = sorted(latencies_s)
-    ms = lambda x: round(x * 1000.0, 3)  # noqa: E731
-    return {
-        "p50": ms(percentile(v, 50)),
-        "p90": ms(percentile(v, 90)),
-        "p99": ms(percentile(v, 99)),
-        "max": ms(v[-1] if v else 0.0),
-        "mean": ms(sum(v) / len(v) if v else 0.0),
-    }
-
-
-def chi_square_p(counts: list[int], expected: list[float]) -> float | None:
-    """p-value of Pearson's chi-square goodness of fit (None with fewer than two categories)."""
-    if len(counts) < 2 or any(e <= 0 for e in expected):
-        return None
-    stat = sum((c - e) ** 2 / e for c, e in zip(counts, expected))
-    return _chi2_sf(stat, len(counts) - 1)
-
-
-def _chi2_sf(x: float, k: int) -> float:
-    """Survival function of the chi-square distribution (regularized upper incomplete gamma)."""
-    a, x2 = k / 2.0, x / 2.0
-    if x2 <= 0:
-        return 1.0
-    if x2 < a + 1:  # series for the lower part
-        term = total = 1.0 / a
-        n = a
-        for _ in range(1000):
-            n += 1
-            term *= x2 / n
-            total += term
-            if abs(term) < abs(total) * 1e-12:
-                break
-        lower = total * math.exp(-x2 + a * math.log(x2) - math.lgamma(a))
-        return max(0.0, min(1.0, 1.0 - lower))
-    # continued fraction for the upper part (Lentz)
-    b = x2 + 1 - a
-    c = 1e300
-    d = 1 / b
-    h = d
-    for i in range(1, 1000):
-        an = -i * (i - a)
-        b += 2
-        d = an * d + b
-        d = 1e-300 if abs(d) < 1e-300 else d
-        c = b + an / c
-        c = 1e-300 if abs(c) < 1e-300 else c
-        d = 1 / d
-        delta = d * c
-        h *= delta
-        if abs(delta - 1) < 1e-12:
-            break
-    return max(0.0, min(1.0, h * math.exp(-x2 + a * math.log(x2) - math.lgamma(a))))
-
-
-def summarize(samples: list[Sample], duration_s: float, url: str, names: dict[str, str]) -> ProbeResult:
+def summarize(samples: Samples, duration_s: float, url: str, names: dict[str, str],
+              load: dict | None = None) -> ProbeResult:
     """Aggregate samples; `names` maps `ip:port` to replica names (unknown addresses keep the address)."""
-    per: dict[str, list[Sample]] = {}
-    codes: dict[str, int] = {}
-    errors = {c: 0 for c in ERROR_CLASSES}
-    ok = 0
-    for s in samples:
-        if s.error:
-            errors[s.error] += 1
-            continue
-        codes[str(s.status)] = codes.get(str(s.status), 0) + 1
-        if 200 <= s.status < 400:
-            ok += 1
-        if s.upstream:
-            per.setdefault(s.upstream, []).append(s)
-    attributed = sum(len(v) for v in per.values())
-    backends = []
-    for addr, ss in per.items():
-        sc: dict[str, int] = {}
-        for s in ss:
-            sc[str(s.status)] = sc.get(str(s.status), 0) + 1
-        backends.append(BackendStats(
-            name=names.get(addr, addr),
-            address=addr,
-            count=len(ss),
-            share=round(len(ss) / attributed, 4) if attributed else 0.0,
-            latency_ms=latency_summary([s.latency_s for s in ss]),
-            status_codes=dict(sorted(sc.items())),
-            keys=len({s.key for s in ss if s.key >= 0}),
-        ))
-    backends.sort(key=lambda b: (_index(b.name), b.name))
-    total = len(samples)
+    b = breakdown(samples)
+    backends = [BackendStats(name=names.get(addr, addr), address=addr, **st) for addr, st in b["backends"].items()]
+    backends.sort(key=lambda x: (_index(x.name), x.name))
+    total = b["requests"]
     return ProbeResult(
         url=url,
         requests=total,
-        ok=ok,
-        failed=total - ok,
+        ok=b["ok"],
+        failed=total - b["ok"],
         rps=round(total / duration_s, 1) if duration_s > 0 else 0.0,
         duration_s=round(duration_s, 3),
         backends=backends,
-        status_codes=dict(sorted(codes.items())),
-        errors=errors,
-        latency_ms=latency_summary([s.latency_s for s in samples if not s.error]),
+        status_codes=b["status_codes"],
+        errors=b["errors"],
+        latency_ms=b["latency_ms"],
+        load=load or {},
+        unattributed=b["unattributed"],
     )
 
 
@@ -469,7 +193,24 @@ def check_target(url: str, allow_remote: bool, own_addresses: set[str] = frozens
             )
 
 
-def run_probe(opts: ProbeOptions, names: dict[str, str]) -> tuple[ProbeResult, list[Sample]]:
+def load_shape(opts: ProbeOptions, workers: int) -> dict:
+    """The `load` section of the JSON: what was asked for, so a result can be reproduced."""
+    return {
+        "mode": "open" if opts.rate else "closed",
+        "requests": None if opts.duration_s else opts.requests,
+        "duration_s": opts.duration_s,
+        "concurrency": opts.concurrency,
+        "rate": opts.rate,
+        "workers": workers,
+        "method": opts.method,
+        "path": opts.path,
+        "latency_from": "intended_send" if opts.rate else "send",
+    }
+
+
+def run_probe(opts: ProbeOptions, names: dict[str, str],
+              progress: Callable[[int, int | None], None] | None = None) -> tuple[ProbeResult, Samples]:
     """Send the load and summarize it (the verdict is set by `judge`)."""
-    samples, duration = run_load(opts)
-    return summarize(samples, duration, opts.url, names), samples
+    samples = run_load(opts, progress)
+    result = summarize(samples, samples.duration_s, opts.url, names, load_shape(opts, samples.workers))
+    return result, samples

@@ -1,0 +1,330 @@
+#!/usr/bin/env python3
+"""Side-by-side benchmarks of scaleout, each in one run so that ratios survive a noisy machine.
+
+    python benchmarks/run.py speed      # probe vs hey vs wrk on one static nginx on loopback
+    python benchmarks/run.py startup    # `scaleout --help` and `scaleout render` start-up time
+    python benchmarks/run.py compose    # `scaleout up` vs plain `docker-compose up` of hand-written files
+    python benchmarks/run.py overhead   # one replica directly vs through the balancer
+    python benchmarks/run.py all
+
+Each section prints a Markdown table and the results go to --out (JSON, default
+benchmarks/results/latest.json, merged by section). Only 127.0.0.1 and containers started here are
+loaded. Needs: hey, wrk (Debian packages), a Docker engine and the image in $SCALEOUT_LB_IMAGE
+(default scaleout-local/bookworm:1) for speed (unless --url), compose and overhead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+IMAGE = os.environ.get("SCALEOUT_LB_IMAGE", "scaleout-local/bookworm:1")
+ENV = {**os.environ, "PYTHONPATH": str(ROOT), "SCALEOUT_LB_IMAGE": IMAGE,
+       "SCALEOUT_BASE_IMAGE": os.environ.get("SCALEOUT_BASE_IMAGE", IMAGE)}
+SCALEOUT = [sys.executable, "-m", "scaleout"]
+
+
+def sh(cmd: list[str], **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, capture_output=True, text=True, env=ENV, **kw)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_http(url: str, timeout: float = 60.0, want_upstream: bool = False) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200 and (not want_upstream or r.headers.get("X-Upstream-Addr")):
+                    return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise SystemExit(f"{url} did not answer within {timeout:.0f}s")
+
+
+def machine() -> dict:
+    cpu = ""
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                   if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return {"cpus": os.cpu_count(), "cpu": cpu, "python": platform.python_version(), "kernel": platform.release(),
+            "load_avg_1m": round(os.getloadavg()[0], 2), "date": time.strftime("%Y-%m-%d %H:%M:%S")}
+
+
+def md_table(headers: list[str], rows: list[list]) -> str:
+    out = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    out += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return "\n".join(out)
+
+
+# --- speed: probe vs hey vs wrk ------------------------------------------------------------------
+
+NGINX_CONF = """worker_processes {workers};
+pid /tmp/nginx-bench-{port}.pid;
+error_log stderr warn;
+events {{ worker_connections 4096; }}
+http {{
+  access_log off;
+  keepalive_requests 100000;
+  server {{ listen 127.0.0.1:{port}; location / {{ return 200 "ok\\n"; }} }}
+}}
+"""
+
+
+class StaticNginx:
+    """nginx `return 200` in a container sharing the host network (no userland proxy in the path)."""
+
+    def __init__(self, workers: str = "auto") -> None:
+        self.port = free_port()
+        self.dir = Path(tempfile.mkdtemp(prefix="scaleout-bench-nginx-"))
+        (self.dir / "nginx.conf").write_text(NGINX_CONF.format(port=self.port, workers=workers))
+        self.name = f"scaleout-bench-nginx-{uuid.uuid4().hex[:8]}"
+        self.url = f"http://127.0.0.1:{self.port}/"
+
+    def __enter__(self) -> "StaticNginx":
+        r = sh(["docker", "run", "-d", "--rm", "--name", self.name, "--network", "host", "-v", f"{self.dir}:/conf:ro",
+                IMAGE, "nginx", "-c", "/conf/nginx.conf", "-g", "daemon off;"])
+        if r.returncode:
+            raise SystemExit(f"could not start nginx: {r.stderr.strip()}")
+        wait_http(self.url, 30)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        sh(["docker", "rm", "-f", self.name])
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def run_probe(url: str, n: int, c: int, workers: int | None = None) -> float:
+    cmd = [*SCALEOUT, "probe", "--url", url, "--requests", str(n), "--concurrency", str(c), "--json"]
+    if workers is not None:
+        cmd += ["--workers", str(workers)]
+    r = sh(cmd, cwd=tempfile.gettempdir())
+    return float(json.loads(r.stdout)["rps"])
+
+
+def run_hey(url: str, n: int, c: int) -> float:
+    out = sh(["hey", "-n", str(n), "-c", str(c), url]).stdout
+    return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+
+
+def run_wrk(url: str, c: int, seconds: float) -> float:
+    out = sh(["wrk", f"-t{min(2, os.cpu_count() or 1)}", f"-c{c}", f"-d{max(1, round(seconds))}s", url]).stdout
+    return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+
+
+def speed(args) -> dict:
+    for tool in ("hey", "wrk"):
+        if not shutil.which(tool):
+            raise SystemExit(f"{tool} is not installed (apt-get install {tool})")
+    ctx = StaticNginx(args.nginx_workers) if not args.url else None
+    url = args.url or ""
+    rounds = []
+    try:
+        if ctx:
+            ctx.__enter__()
+            url = ctx.url
+        tools = {
+            "probe": lambda: run_probe(url, args.requests, args.concurrency),
+            "probe (1 worker)": lambda: run_probe(url, args.requests, args.concurrency, workers=1),
+            "hey": lambda: run_hey(url, args.requests, args.concurrency),
+            "wrk": lambda: run_wrk(url, args.concurrency, args.wrk_seconds),
+        }
+        names = list(tools)
+        for i in range(args.rounds):
+            order = names[i % len(names):] + names[:i % len(names)]  # rotate: no tool always runs first
+            rnd = {name: tools[name]() for name in order}
+            rnd["probe/hey"] = round(rnd["probe"] / rnd["hey"], 2)
+            rnd["probe/wrk"] = round(rnd["probe"] / rnd["wrk"], 2)
+            rounds.append(rnd)
+            print(f"  round {i + 1}: " + ", ".join(f"{k} {v:,.0f}" if v > 10 else f"{k} {v}" for k, v in rnd.items()),
+                  file=sys.stderr)
+    finally:
+        if ctx:
+            ctx.__exit__(None, None, None)
+    med = {k: round(statistics.median(r[k] for r in rounds), 2) for k in rounds[0]}
+    rows = [[k, f"{v:,.0f}" if v > 10 else v] for k, v in med.items()]
+    print(f"\n### probe vs hey vs wrk ({args.rounds} rounds, median; -n {args.requests} -c {args.concurrency})\n")
+    print(md_table(["", "req/s or ratio"], rows))
+    return {"url": "static nginx on loopback" if ctx else url, "requests": args.requests,
+            "concurrency": args.concurrency, "rounds": rounds, "median": med}
+
+
+# --- startup ----------------------------------------------------------------------------------------
+
+def time_cmd(cmd: list[str], n: int, cwd: Path | None = None) -> float:
+    """Median wall time in ms (hyperfine when installed, else a loop)."""
+    if shutil.which("hyperfine"):
+        with tempfile.NamedTemporaryFile(suffix=".json") as f:
+            shell_cmd = " ".join(f"'{c}'" for c in cmd)
+            sh(["hyperfine", "-N", "--warmup", "2", "--runs", str(n), "--export-json", f.name, shell_cmd],
+               cwd=cwd)
+            return round(json.loads(Path(f.name).read_text())["results"][0]["median"] * 1000, 1)
+    sh(cmd, cwd=cwd)  # warm the page cache
+    times = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        sh(cmd, cwd=cwd)
+        times.append(time.perf_counter() - t0)
+    return round(statistics.median(times) * 1000, 1)
+
+
+def startup(args) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        proj = Path(tmp) / "demo"
+        sh([*SCALEOUT, "init", str(proj), "--name", "benchdemo"], check=True)
+        res = {
+            "python -c pass": time_cmd([sys.executable, "-c", "pass"], args.rounds),
+            "scaleout --help": time_cmd([*SCALEOUT, "--help"], args.rounds),
+            "scaleout render": time_cmd([*SCALEOUT, "render"], args.rounds, cwd=proj),
+        }
+    base = res["python -c pass"]
+    rows = [[k, v, round(v / base, 1)] for k, v in res.items()]
+    print(f"\n### start-up time ({args.rounds} runs, median)\n")
+    print(md_table(["command", "ms", "x python -c pass"], rows))
+    return {"median_ms": res}
+
+
+# --- compose: scaleout up vs docker-compose up ------------------------------------------------------
+
+def _compose_cmd() -> list[str]:
+    if sh(["docker", "compose", "version"]).returncode == 0:
+        return ["docker", "compose"]
+    return ["docker-compose"]
+
+
+def compose(args) -> dict:
+    res: dict[str, list[float]] = {"scaleout up --replicas 3": [], "docker-compose up (hand-written)": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        name = f"bench{uuid.uuid4().hex[:8]}"
+        proj = Path(tmp) / name
+        sh([*SCALEOUT, "init", str(proj), "--name", name], check=True)
+        port = free_port()
+        cfg = proj / "scaleout.yaml"
+        cfg.write_text(cfg.read_text().replace("port: 8080", f"port: {port}"))
+        # build once, so both sides start from the same image and only measure bringing the stack up
+        r = sh([*SCALEOUT, "-C", str(proj), "up", "--replicas", "1"])
+        if r.returncode:
+            raise SystemExit(r.stderr)
+        sh([*SCALEOUT, "-C", str(proj), "down"])
+        backend_image = f"scaleout/{name}-backend:latest"
+        hand = Path(tmp) / "handwritten"
+        shutil.copytree(ROOT / "benchmarks" / "handwritten", hand)
+        hand_project = f"{name}hand"
+        hport = free_port()
+        henv = {**ENV, "BACKEND_IMAGE": backend_image, "LB_IMAGE": IMAGE, "PORT": str(hport)}
+        dc = _compose_cmd()
+        try:
+            for _ in range(args.rounds):
+                t0 = time.perf_counter()
+                r = sh([*SCALEOUT, "-C", str(proj), "up", "--replicas", "3", "--no-build"])
+                if r.returncode:
+                    raise SystemExit(r.stderr)
+                wait_http(f"http://127.0.0.1:{port}/", want_upstream=True)
+                res["scaleout up --replicas 3"].append(time.perf_counter() - t0)
+                sh([*SCALEOUT, "-C", str(proj), "down"])
+
+                t0 = time.perf_counter()
+                r = subprocess.run([*dc, "-p", hand_project, "up", "-d"], cwd=hand, env=henv, capture_output=True, text=True)
+                if r.returncode:
+                    raise SystemExit(r.stderr)
+                wait_http(f"http://127.0.0.1:{hport}/", want_upstream=True)
+                res["docker-compose up (hand-written)"].append(time.perf_counter() - t0)
+                subprocess.run([*dc, "-p", hand_project, "down", "--timeout", "2"], cwd=hand, env=henv, capture_output=True)
+        finally:
+            sh([*SCALEOUT, "-C", str(proj), "down"])
+            subprocess.run([*dc, "-p", hand_project, "down", "--timeout", "2"], cwd=hand, env=henv, capture_output=True)
+    med = {k: round(statistics.median(v), 2) for k, v in res.items()}
+    base = med["docker-compose up (hand-written)"]
+    print(f"\n### cold start to first answer through the balancer ({args.rounds} rounds, median)\n")
+    print(md_table(["", "seconds", "x docker-compose"], [[k, v, round(v / base, 2)] for k, v in med.items()]))
+    return {"rounds": res, "median_s": med}
+
+
+# --- overhead: direct vs through the balancer -------------------------------------------------------
+
+def overhead(args) -> dict:
+    import docker
+
+    res: dict[str, list[dict]] = {"direct": [], "balancer": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        name = f"bench{uuid.uuid4().hex[:8]}"
+        proj = Path(tmp) / name
+        sh([*SCALEOUT, "init", str(proj), "--name", name], check=True)
+        port = free_port()
+        cfg = proj / "scaleout.yaml"
+        cfg.write_text(cfg.read_text().replace("port: 8080", f"port: {port}"))
+        try:
+            r = sh([*SCALEOUT, "-C", str(proj), "up", "--replicas", "1"])
+            if r.returncode:
+                raise SystemExit(r.stderr)
+            c = docker.from_env().containers.list(filters={"label": [f"com.docker.compose.project={name}",
+                                                                     "com.docker.compose.service=backend-1"]})[0]
+            ip = next(iter(c.attrs["NetworkSettings"]["Networks"].values()))["IPAddress"]
+            targets = {"direct": f"http://{ip}:8000", "balancer": f"http://127.0.0.1:{port}"}
+            for _ in range(args.rounds):
+                for k, url in targets.items():
+                    # the replica's address belongs to this project: the probe allows it when run in the project
+                    r = sh([*SCALEOUT, "-C", str(proj), "probe", "--url", url, "--duration", str(args.seconds),
+                            "--concurrency", str(args.concurrency), "--path", "/api/whoami", "--json", "--no-cache-check"])
+                    d = json.loads(r.stdout)
+                    res[k].append({"rps": d["rps"], "p50": d["latency_ms"]["p50"], "p99": d["latency_ms"]["p99"]})
+        finally:
+            sh([*SCALEOUT, "-C", str(proj), "down"])
+    med = {k: {m: round(statistics.median(x[m] for x in v), 2) for m in ("rps", "p50", "p99")} for k, v in res.items()}
+    print(f"\n### nginx overhead: one replica directly vs through the balancer ({args.rounds} rounds, median)\n")
+    rows = [[k, f"{v['rps']:,.0f}", v["p50"], v["p99"]] for k, v in med.items()]
+    rows.append(["balancer / direct", round(med["balancer"]["rps"] / med["direct"]["rps"], 2),
+                 round(med["balancer"]["p50"] / med["direct"]["p50"], 2), round(med["balancer"]["p99"] / med["direct"]["p99"], 2)])
+    print(md_table(["", "req/s", "p50 ms", "p99 ms"], rows))
+    return {"rounds": res, "median": med}
+
+
+SECTIONS = {"speed": speed, "startup": startup, "compose": compose, "overhead": overhead}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("section", choices=[*SECTIONS, "all"])
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--requests", type=int, default=20000, help="speed: requests per probe/hey run")
+    ap.add_argument("--concurrency", type=int, default=32)
+    ap.add_argument("--wrk-seconds", type=float, default=3.0)
+    ap.add_argument("--seconds", type=float, default=3.0, help="overhead: seconds per measurement")
+    ap.add_argument("--url", help="speed: an existing loopback target instead of starting nginx")
+    ap.add_argument("--nginx-workers", default="auto")
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "latest.json")
+    args = ap.parse_args()
+    out = json.loads(args.out.read_text()) if args.out.exists() else {}
+    out["machine"] = machine()
+    print(f"machine: {json.dumps(out['machine'])}")
+    for name in (SECTIONS if args.section == "all" else [args.section]):
+        out[name] = SECTIONS[name](args)
+        out[name]["machine"] = machine()
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(out, indent=2) + "\n")
+    print(f"\nwrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

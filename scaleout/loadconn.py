@@ -1,0 +1,306 @@
+"""One worker process of the load engine: keep-alive connections driven by protocol callbacks.
+
+No coroutine or future per request: `on_message_complete` records the sample and writes the next request
+on the same connection. One sweeper timer handles timeouts for every connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from typing import Callable
+from urllib.parse import urlsplit
+
+from scaleout.samples import ERR_CODE, LoadSpec, Samples, request_bytes
+
+_UPSTREAM = b"x-upstream-addr"
+_FRAMING = (b"content-length", b"transfer-encoding")
+
+
+# --- one connection ----------------------------------------------------------------------------
+
+class _Conn(asyncio.Protocol):
+    """One keep-alive connection carrying one request at a time. All work happens in callbacks."""
+
+    def __init__(self, w: "Worker") -> None:
+        self.w = w
+        self.transport = None
+        self.parser = w.parser_cls(self)
+        self.t0 = 0.0  # the request's (intended) start: latency is measured from here
+        self.sent = 0.0  # when it really went out: the timeout is measured from here
+        self.key = -1
+        self.retried = False
+        self.busy = False
+        self.served = 0  # responses on this connection: only a reused one may be retried
+        self.got = False
+        self.up = b""
+        self.framed = False  # Content-Length or Transfer-Encoding seen: the body does not end with the connection
+        self.hdone = False
+        self.dead = False
+
+    def connection_made(self, transport) -> None:
+        self.transport = transport
+
+    def send(self, t0: float, key: int, retried: bool) -> None:
+        self.t0, self.key, self.retried = t0, key, retried
+        self.busy, self.got, self.up, self.framed, self.hdone = True, False, b"", False, False
+        self.sent = self.w.clock()
+        self.transport.write(self.w.payloads[key])
+
+    def data_received(self, data: bytes) -> None:
+        self.got = True
+        try:
+            self.parser.feed_data(data)
+        except self.w.parser_error:
+            self._fail("protocol")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        n = len(name)
+        if n == 15:
+            if name.lower() == _UPSTREAM:
+                self.up = value
+        elif (n == 14 or n == 17) and name.lower() in _FRAMING:
+            self.framed = True
+
+    def on_headers_complete(self) -> None:
+        self.hdone = True
+
+    def on_message_complete(self) -> None:
+        if not self.busy:
+            return
+        self.busy = False
+        self.served += 1
+        w = self.w
+        w.record_ok(self.t0, self.parser.get_status_code(), self.up, self.key)
+        if w.fresh_parser:
+            self.parser = w.parser_cls(self)
+        if self.parser.should_keep_alive():
+            w.next_for(self)
+        else:  # Connection: close (nginx keepalive_requests, HTTP/1.0): the next request reconnects
+            self.dead = True
+            self.transport.close()
+            w.next_for(None)
+
+    def connection_lost(self, exc) -> None:
+        if self.dead:
+            return
+        self.dead = True
+        if self.busy:
+            if self.hdone and not self.framed:  # a body delimited by the end of the connection
+                self.on_message_complete()
+            else:
+                self._fail("reset", closed=True)
+
+    def _fail(self, cls: str, closed: bool = False) -> None:
+        """The request in flight failed: retry once when a reused connection closed before answering
+        (as HTTP clients do for idempotent requests), otherwise record the error class."""
+        if not self.busy:
+            return
+        self.busy = False
+        self.dead = True
+        if not closed and self.transport is not None:
+            self.transport.abort()
+        w = self.w
+        if cls == "reset" and self.served and not self.got and not self.retried:
+            w.dispatch(None, self.t0, self.key, True)
+            return
+        w.record_error(self.t0, cls, self.key)
+        w.next_for(None)
+
+
+class _HeadConn(_Conn):
+    """HEAD responses announce a body they never send: complete them at the end of the headers."""
+
+    def on_headers_complete(self) -> None:
+        self.hdone = True
+        self.on_message_complete()
+
+
+# --- one worker process ------------------------------------------------------------------------
+
+class Worker:
+    def __init__(self, spec: LoadSpec, share: int, slots: int, rate: float | None, key_offset: int,
+                 progress: Callable[[int], None] | None) -> None:
+        import httptools
+
+        self.spec = spec
+        parts = urlsplit(spec.url)
+        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
+        self.keys = max(0, spec.sticky_keys)
+        if self.keys:
+            self.payloads = {k: request_bytes(spec, parts.netloc, k) for k in range(self.keys)}
+        else:
+            self.payloads = {-1: request_bytes(spec, parts.netloc, -1)}
+        self.key_offset = key_offset
+        self.parser_cls = httptools.HttpResponseParser
+        self.parser_error = httptools.HttpParserError
+        self.head = spec.method == "HEAD"
+        self.fresh_parser = self.head
+        self.conn_cls = _HeadConn if self.head else _Conn
+        self.clock = time.perf_counter
+        self.share = share  # requests for this worker (count mode)
+        self.slots = slots
+        self.rate = rate
+        self.progress = progress
+        self.s = Samples()
+        self.up_index = {b"": 0}
+        self.issued = 0
+        self.done = 0
+        self.active = 0  # requests in flight or connecting
+        self.finished_slots = 0
+        self.conns: list[_Conn] = []
+        self.queue: deque[tuple[float, int]] = deque()  # open loop: due requests waiting for a connection
+        self.idle: list[_Conn | None] = []
+
+    # hot path
+    def record_ok(self, t0: float, status: int, up: bytes, key: int) -> None:
+        s = self.s
+        s.latency.append(self.clock() - t0)
+        s.status.append(status)
+        idx = self.up_index.get(up)
+        if idx is None:
+            idx = self._intern(up)
+        s.upstream.append(idx)
+        s.error.append(0)
+        if self.keys:
+            s.key.append(key)
+        self.active -= 1
+        self.done += 1
+
+    def _intern(self, up: bytes) -> int:
+        text = up.decode("latin-1")
+        last = text.rsplit(",", 1)[-1].strip()  # after a retry nginx lists every upstream it tried
+        if last in self.s.upstreams:
+            idx = self.s.upstreams.index(last)
+        else:
+            idx = len(self.s.upstreams)
+            self.s.upstreams.append(last)
+        self.up_index[up] = idx
+        return idx
+
+    def record_error(self, t0: float, cls: str, key: int) -> None:
+        s = self.s
+        s.latency.append(self.clock() - t0)
+        s.status.append(0)
+        s.upstream.append(0)
+        s.error.append(ERR_CODE[cls])
+        if self.keys:
+            s.key.append(key)
+        self.active -= 1
+        self.done += 1
+
+    def next_for(self, conn: _Conn | None) -> None:
+        """A connection slot is free (`conn` None: it has no live connection): give it the next request."""
+        if self.rate is None:
+            now = self.clock()
+            if (self.deadline is not None and now >= self.deadline) or (self.deadline is None and self.issued >= self.share):
+                self._slot_done(conn)
+                return
+            key = (self.issued + self.key_offset) % self.keys if self.keys else -1
+            self.issued += 1
+            self.active += 1
+            self.dispatch(conn, now, key, False)
+        elif self.queue:
+            t0, key = self.queue.popleft()
+            self.active += 1
+            self.dispatch(conn, t0, key, False)
+        else:
+            self.idle.append(conn)
+            self._check_open_done()
+
+    def dispatch(self, conn: _Conn | None, t0: float, key: int, retried: bool) -> None:
+        if conn is None or conn.dead:
+            self.loop.create_task(self._connect_and_send(t0, key, retried))
+        else:
+            conn.send(t0, key, retried)
+
+    async def _connect_and_send(self, t0: float, key: int, retried: bool) -> None:
+        try:
+            _, conn = await asyncio.wait_for(
+                self.loop.create_connection(lambda: self.conn_cls(self), self.host, self.port), self.spec.timeout_s)
+        except (OSError, asyncio.TimeoutError):
+            self.record_error(t0, "connect", key)
+            if self.rate is None and self.done_fut.done():
+                return
+            # a refused connection fails fast: pace retries so a dead target is not hammered in a tight loop
+            await asyncio.sleep(0.001)
+            self.next_for(None)
+            return
+        self.conns.append(conn)
+        if len(self.conns) > 4 * self.slots:
+            self.conns = [c for c in self.conns if not c.dead]
+        conn.send(t0, key, retried)
+
+    def _slot_done(self, conn: _Conn | None) -> None:
+        if conn is not None and not conn.dead:
+            conn.dead = True
+            conn.transport.close()
+        self.finished_slots += 1
+        if self.finished_slots >= self.slots and not self.done_fut.done():
+            self.done_fut.set_result(None)
+
+    # open loop
+    def _tick(self) -> None:
+        now = self.clock()
+        due = int((now - self.start) * self.rate) + 1
+        if self.total_open is not None:
+            due = min(due, self.total_open)
+        while self.issued < due:
+            key = (self.issued + self.key_offset) % self.keys if self.keys else -1
+            self.queue.append((self.start + self.issued / self.rate, key))
+            self.issued += 1
+        while self.queue and self.idle:
+            t0, key = self.queue.popleft()
+            self.active += 1
+            self.dispatch(self.idle.pop(), t0, key, False)
+        if self.total_open is not None and self.issued >= self.total_open:
+            self._check_open_done()
+            return
+        nxt = self.start + self.issued / self.rate
+        self.loop.call_at(self.loop.time() + max(0.0005, nxt - self.clock()), self._tick)
+
+    def _check_open_done(self) -> None:
+        if (self.total_open is not None and self.issued >= self.total_open and not self.queue
+                and self.active == 0 and not self.done_fut.done()):
+            for c in self.conns:
+                if not c.dead:
+                    c.dead = True
+                    c.transport.close()
+            self.done_fut.set_result(None)
+
+    def _sweep(self) -> None:
+        """Time out stalled requests (one timer for all connections, not one per request); report progress."""
+        now = self.clock()
+        limit = self.spec.timeout_s
+        for c in self.conns:
+            if c.busy and now - c.sent > limit:
+                c._fail("timeout")
+        if self.progress is not None:
+            self.progress(self.done)
+        if not self.done_fut.done():
+            self.loop.call_later(self.sweep_every, self._sweep)
+
+    async def run(self, start: float | None = None) -> Samples:
+        self.loop = asyncio.get_running_loop()
+        self.done_fut = self.loop.create_future()
+        self.sweep_every = min(0.1, self.spec.timeout_s / 4)
+        self.start = start if start is not None else self.clock()
+        spec = self.spec
+        self.deadline = self.start + spec.duration_s if spec.duration_s else None
+        if self.rate is None:
+            if self.share <= 0 and self.deadline is None:
+                self.done_fut.set_result(None)
+            for _ in range(self.slots):
+                self.loop.call_soon(self.next_for, None)
+        else:
+            self.total_open = self.share if self.deadline is None else max(1, int(spec.duration_s * self.rate))
+            self.idle = [None] * self.slots
+            self._tick()
+        self._sweep()
+        await self.done_fut
+        self.s.duration_s = self.clock() - self.start
+        if self.progress is not None:
+            self.progress(self.done)
+        return self.s
+

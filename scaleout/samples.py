@@ -1,0 +1,101 @@
+"""What the load engine sends and records: the load specification and the samples, column by column."""
+
+from __future__ import annotations
+
+from array import array
+from dataclasses import dataclass
+from typing import Iterator
+
+ERROR_CLASSES = ("connect", "timeout", "reset", "protocol")
+ERR_CODE = {name: i + 1 for i, name in enumerate(ERROR_CLASSES)}  # 0 = no error
+
+
+
+@dataclass(frozen=True)
+class LoadSpec:
+    """What to send: the target, the request, and the load shape."""
+
+    url: str
+    requests: int = 1000
+    concurrency: int = 16
+    duration_s: float | None = None  # run for this long instead of a count
+    rate: float | None = None  # open loop: requests per second (None: closed loop)
+    path: str = "/"
+    method: str = "GET"
+    headers: tuple[tuple[str, str], ...] = ()
+    timeout_s: float = 10.0
+    sticky_keys: int = 0  # K distinct session cookies, round robin over requests
+    sticky_cookie: str = "session"
+    workers: int = 0  # processes; 0 = automatic
+
+
+@dataclass
+class Sample:
+    latency_s: float
+    status: int  # 0 on a transport error
+    upstream: str  # last address in X-Upstream-Addr, "" when absent
+    error: str = ""  # one of ERROR_CLASSES
+    key: int = -1
+
+
+class Samples:
+    """Every request's outcome, column by column (cheap to collect, merge and ship between processes)."""
+
+    def __init__(self) -> None:
+        self.latency = array("d")  # seconds, from the (intended) send time
+        self.status = array("H")  # 0 on a transport error
+        self.upstream = array("H")  # index into `upstreams`; 0 = none
+        self.error = array("B")  # 0 or 1 + index into ERROR_CLASSES
+        self.key = array("i")  # sticky key, or empty when no keys were sent
+        self.upstreams: list[str] = [""]
+        self.duration_s = 0.0
+        self.workers = 1
+
+    def __len__(self) -> int:
+        return len(self.latency)
+
+    def __iter__(self) -> Iterator[Sample]:
+        ups, keys = self.upstreams, self.key
+        for i in range(len(self.latency)):
+            e = self.error[i]
+            yield Sample(self.latency[i], self.status[i], ups[self.upstream[i]],
+                         ERROR_CLASSES[e - 1] if e else "", keys[i] if keys else -1)
+
+    def extend(self, other: "Samples") -> None:
+        """Append `other`, translating its upstream indexes into this value's table."""
+        index = {u: i for i, u in enumerate(self.upstreams)}
+        remap = array("H")
+        for u in other.upstreams:
+            if u not in index:
+                index[u] = len(self.upstreams)
+                self.upstreams.append(u)
+            remap.append(index[u])
+        self.latency.extend(other.latency)
+        self.status.extend(other.status)
+        self.upstream.extend(array("H", (remap[i] for i in other.upstream)))
+        self.error.extend(other.error)
+        self.key.extend(other.key)
+
+    def to_bytes(self) -> list[bytes]:
+        return [self.latency.tobytes(), self.status.tobytes(), self.upstream.tobytes(), self.error.tobytes(),
+                self.key.tobytes(), "\n".join(self.upstreams).encode(), str(self.duration_s).encode()]
+
+    @classmethod
+    def from_bytes(cls, parts: list[bytes]) -> "Samples":
+        s = cls()
+        for arr, raw in zip((s.latency, s.status, s.upstream, s.error, s.key), parts):
+            arr.frombytes(raw)
+        s.upstreams = parts[5].decode().split("\n")
+        s.duration_s = float(parts[6])
+        return s
+
+
+def request_bytes(spec: LoadSpec, host: str, key: int) -> bytes:
+    lines = [f"{spec.method} {spec.path} HTTP/1.1", f"Host: {host}", "User-Agent: scaleout-probe", "Accept: */*"]
+    lines += [f"{k}: {v}" for k, v in spec.headers]
+    if spec.method in ("POST", "PUT", "PATCH") and not any(k.lower() == "content-length" for k, _ in spec.headers):
+        lines.append("Content-Length: 0")
+    if key >= 0:
+        lines.append(f"Cookie: {spec.sticky_cookie}=scaleout-key-{key}")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+

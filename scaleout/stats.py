@@ -1,0 +1,134 @@
+"""Statistics over the probe's samples: percentiles, per-replica breakdown, goodness of fit.
+
+Pure functions on numbers; no I/O, no third-party imports (the chi-square tail is computed here so the
+probe needs no scipy).
+"""
+
+from __future__ import annotations
+
+import math
+from array import array
+
+from scaleout.samples import ERROR_CLASSES, Samples
+
+
+def percentile(sorted_values, q: float) -> float:
+    """Nearest-rank percentile of an already sorted sequence (0 when empty)."""
+    if not sorted_values:
+        return 0.0
+    k = max(0, min(len(sorted_values) - 1, math.ceil(q / 100.0 * len(sorted_values)) - 1))
+    return sorted_values[k]
+
+
+def latency_summary(latencies_s) -> dict[str, float]:
+    """p50/p90/p99/max/mean in milliseconds, rounded to microseconds."""
+    v = sorted(latencies_s)
+
+    def ms(x: float) -> float:
+        return round(x * 1000.0, 3)
+
+    return {
+        "p50": ms(percentile(v, 50)),
+        "p90": ms(percentile(v, 90)),
+        "p99": ms(percentile(v, 99)),
+        "max": ms(v[-1] if v else 0.0),
+        "mean": ms(sum(v) / len(v) if v else 0.0),
+    }
+
+
+def max_relative_deviation(counts: list[int], expected: list[float]) -> float:
+    """Largest |observed - expected| / expected over the categories with an expectation."""
+    return max((abs(c - e) / e for c, e in zip(counts, expected) if e > 0), default=0.0)
+
+
+def chi_square_p(counts: list[int], expected: list[float]) -> float | None:
+    """p-value of Pearson's chi-square goodness of fit (None with fewer than two categories)."""
+    if len(counts) < 2 or any(e <= 0 for e in expected):
+        return None
+    stat = sum((c - e) ** 2 / e for c, e in zip(counts, expected))
+    return chi2_sf(stat, len(counts) - 1)
+
+
+def chi2_sf(x: float, k: int) -> float:
+    """Survival function of the chi-square distribution with k degrees of freedom
+    (the regularized upper incomplete gamma function Q(k/2, x/2))."""
+    a, x2 = k / 2.0, x / 2.0
+    if x2 <= 0:
+        return 1.0
+    if x2 < a + 1:  # series for the lower part
+        term = total = 1.0 / a
+        n = a
+        for _ in range(1000):
+            n += 1
+            term *= x2 / n
+            total += term
+            if abs(term) < abs(total) * 1e-12:
+                break
+        lower = total * math.exp(-x2 + a * math.log(x2) - math.lgamma(a))
+        return max(0.0, min(1.0, 1.0 - lower))
+    # continued fraction for the upper part (modified Lentz)
+    b = x2 + 1 - a
+    c = 1e300
+    d = 1 / b
+    h = d
+    for i in range(1, 1000):
+        an = -i * (i - a)
+        b += 2
+        d = an * d + b
+        d = 1e-300 if abs(d) < 1e-300 else d
+        c = b + an / c
+        c = 1e-300 if abs(c) < 1e-300 else c
+        d = 1 / d
+        delta = d * c
+        h *= delta
+        if abs(delta - 1) < 1e-12:
+            break
+    return max(0.0, min(1.0, h * math.exp(-x2 + a * math.log(x2) - math.lgamma(a))))
+
+
+def breakdown(s: Samples) -> dict:
+    """Overall and per-upstream counts, status codes, errors and latencies of `s`.
+
+    Transport errors (connect, timeout, reset, protocol) carry no upstream: no response named one.
+    """
+    errors = {c: 0 for c in ERROR_CLASSES}
+    codes: dict[int, int] = {}
+    per_codes: dict[int, dict[int, int]] = {}
+    per_lat: dict[int, array] = {}
+    per_keys: dict[int, set[int]] = {}
+    ok_lat = array("d")
+    ok = 0
+    keys = s.key
+    for i, (lat, status, up, err) in enumerate(zip(s.latency, s.status, s.upstream, s.error)):
+        if err:
+            errors[ERROR_CLASSES[err - 1]] += 1
+            continue
+        ok_lat.append(lat)
+        codes[status] = codes.get(status, 0) + 1
+        if 200 <= status < 400:
+            ok += 1
+        if up:
+            pc = per_codes.setdefault(up, {})
+            pc[status] = pc.get(status, 0) + 1
+            per_lat.setdefault(up, array("d")).append(lat)
+            if keys:
+                per_keys.setdefault(up, set()).add(keys[i])
+    attributed = sum(len(v) for v in per_lat.values())
+    backends = {}
+    for up, lats in per_lat.items():
+        backends[s.upstreams[up]] = {
+            "count": len(lats),
+            "share": round(len(lats) / attributed, 4) if attributed else 0.0,
+            "latency_ms": latency_summary(lats),
+            "status_codes": {str(k): v for k, v in sorted(per_codes[up].items())},
+            "keys": len(per_keys.get(up, ())),
+        }
+    return {
+        "requests": len(s),
+        "ok": ok,
+        "unattributed": len(ok_lat) - attributed,
+        "status_codes": {str(k): v for k, v in sorted(codes.items())},
+        "errors": errors,
+        "latency_ms": latency_summary(ok_lat),
+        "backends": backends,
+    }
