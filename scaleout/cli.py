@@ -68,13 +68,9 @@ def _target_option():
 
 
 def _render_all(cfg) -> dict[str, str]:
-    from scaleout.fingerprint import fingerprint_assets
-    from scaleout.render import render
-    from scaleout.worker import render_worker
+    from scaleout.targets import render_for
 
-    # hashed copies of the static assets go to .scaleout/assets/ (binary, so not through render)
-    assets = fingerprint_assets(cfg)
-    return render(cfg, worker=render_worker(cfg), assets=assets.env_value())
+    return render_for("compose", cfg)
 
 
 @app.command()

@@ -15,7 +15,7 @@ import yaml
 
 from scaleout.config import Config
 from scaleout.errors import RenderConflictError, UsageError
-from scaleout.render import LB_CONF_MOUNT, OUT_DIR, health_command, render_nginx
+from scaleout.render import ENV_ASSETS, LB_CONF_MOUNT, OUT_DIR, health_command, render_nginx
 
 STACK_FILE = "stack.yml"
 STACK_NGINX = "nginx.conf"
@@ -84,13 +84,15 @@ def nginx_config_name(config: Config, nginx_text: str) -> str:
     return f"{config.name}_nginx_{hashlib.sha256(nginx_text.encode()).hexdigest()[:12]}"
 
 
-def swarm_stack_data(config: Config, nginx_text: str) -> dict[str, Any]:
+def swarm_stack_data(config: Config, nginx_text: str, assets: str | None = None) -> dict[str, Any]:
     """The stack file as data. Images built by scaleout come from environment variables, because
     their content-addressed tags are only known after the build."""
     b, h = config.backend, config.backend.health
     labels = {"io.scaleout.project": config.name}
     slot = f"{BACKEND_SERVICE}-{{{{.Task.Slot}}}}"  # Swarm expands Go templates in hostname and env
     env = {"PORT": str(b.port), "SCALEOUT_REPLICA": slot}
+    if assets is not None:
+        env[ENV_ASSETS] = _dollar(assets)
     env.update({k: _dollar(v) for k, v in sorted(b.env.items())})
     backend_image = b.image or (
         f"${{{ENV_BACKEND_IMAGE}:?{_required(ENV_BACKEND_IMAGE, 'the backend image')}}}")
@@ -147,7 +149,7 @@ def swarm_stack_data(config: Config, nginx_text: str) -> dict[str, Any]:
     }
 
 
-def render_swarm(config: Config) -> dict[str, str]:
+def render_swarm(config: Config, assets: str | None = None) -> dict[str, str]:
     """{stack.yml, nginx.conf}: what `scaleout up --target swarm` deploys with `docker stack deploy`."""
     check_dynamic_balancing(config, "Docker Swarm")
     nginx_text = swarm_nginx(config)
@@ -159,7 +161,7 @@ def render_swarm(config: Config) -> dict[str, str]:
         "# On a swarm of several nodes the images must be in a registry every node can pull from\n"
         "# (`scaleout up --target swarm --registry HOST/PATH` pushes them there).\n"
     )
-    return {STACK_FILE: header + dump_yaml(swarm_stack_data(config, nginx_text)), STACK_NGINX: nginx_text}
+    return {STACK_FILE: header + dump_yaml(swarm_stack_data(config, nginx_text, assets)), STACK_NGINX: nginx_text}
 
 
 # --- writing an export -----------------------------------------------------------------------------
@@ -263,7 +265,9 @@ def export_files(kind: str, config: Config, *, balancer: str | None = None, name
                                        ("--ingress-class", ingress_class)) if v is not None]
         if given:
             raise UsageError(f"{', '.join(given)}: only for `scaleout export k8s`")
-        return render_swarm(config)
+        from scaleout.fingerprint import plan_assets
+
+        return render_swarm(config, plan_assets(config).env_value())
     from scaleout.k8s import read_static_files, render_k8s
     from scaleout.worker import render_worker
 

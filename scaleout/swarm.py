@@ -32,9 +32,10 @@ LABEL_NAMESPACE = "com.docker.stack.namespace"
 MAX_FAILED_TASKS = 3  # new tasks that fail before `up` gives up instead of waiting for the timeout
 
 
-def render_swarm_files(config: Config, worker: str | None) -> dict[str, str]:
-    """The files `up --target swarm` writes under .scaleout/: the stack file, its nginx.conf, the worker."""
-    files = {f"{STACK_DIR}/{rel}": text for rel, text in render_swarm(config).items()}
+def render_swarm_files(config: Config, worker: str | None, assets: str | None = None) -> dict[str, str]:
+    """The files `up --target swarm` writes under .scaleout/: the stack file, its nginx.conf, the worker.
+    `assets` is the SCALEOUT_ASSETS map of the fingerprinted copies (see scaleout.fingerprint)."""
+    files = {f"{STACK_DIR}/{rel}": text for rel, text in render_swarm(config, assets).items()}
     if worker is not None and config.static.generate_worker and config.static.service_workers:
         files[f"{WORKER_DIR}/{config.static.service_workers[0].lstrip('/')}"] = worker
     return files

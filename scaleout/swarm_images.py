@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from scaleout.config import Config
 from scaleout.engine import docker_client, engine_errors
 from scaleout.errors import BuildError, StackError, UsageError
-from scaleout.render import LB_PUBLIC_MOUNT, LB_WORKER_MOUNT
+from scaleout.render import ASSETS_DIR, LB_ASSETS_MOUNT, LB_PUBLIC_MOUNT, LB_WORKER_MOUNT
 
 Log = Callable[[str], None]
 _REGISTRY = re.compile(r"^[a-zA-Z0-9.-]+(?::[0-9]{1,5})?(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$")
@@ -32,6 +32,7 @@ ARG BALANCER_IMAGE
 FROM ${{BALANCER_IMAGE}}
 COPY public/ {LB_PUBLIC_MOUNT}/
 COPY sw/ {LB_WORKER_MOUNT}/
+COPY assets/ {LB_ASSETS_MOUNT}/
 """
 
 
@@ -127,6 +128,18 @@ def balancer_context(config: Config, worker: tuple[str, str] | None) -> bytes:
         add("sw", None)
         if worker is not None:
             add(f"sw/{worker[0]}", worker[1].encode("utf-8"))
+        # the fingerprinted copies written by scaleout.fingerprint (served with `immutable`)
+        add("assets", None)
+        assets = config.project_dir / ASSETS_DIR
+        if assets.is_dir():
+            for p in sorted(assets.rglob("*")):
+                rel = p.relative_to(assets).as_posix()
+                if p.is_symlink():
+                    continue
+                if p.is_dir():
+                    add(f"assets/{rel}", None)
+                elif p.is_file():
+                    add(f"assets/{rel}", p.read_bytes())
     return buf.getvalue()
 
 

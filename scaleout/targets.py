@@ -35,17 +35,21 @@ def remember_target(project_dir: Path, target: str) -> None:
 
 
 def render_for(target: str, config: Config) -> dict[str, str]:
-    """Every generated file `up` writes for `target`, keyed by path relative to the project folder."""
+    """Every generated file `up` writes for `target`, keyed by path relative to the project folder.
+    Writes the fingerprinted copies of the static assets to .scaleout/assets/ first (binary files, so
+    not through render); both targets serve them and pass their map to the replicas."""
+    from scaleout.fingerprint import fingerprint_assets
     from scaleout.worker import render_worker
 
     worker = render_worker(config)
+    assets = fingerprint_assets(config).env_value()
     if target == "swarm":
         from scaleout.swarm import render_swarm_files
 
-        return render_swarm_files(config, worker)
+        return render_swarm_files(config, worker, assets)
     from scaleout.render import render
 
-    return render(config, worker=worker)
+    return render(config, worker=worker, assets=assets)
 
 
 def open_stack(target: str, config: Config, progress=None, log=None, registry: str | None = None):
