@@ -91,6 +91,9 @@ def test_swarm_whole_loop(swarm_project, swarm):
     assert r.returncode == 0 and res["verdict"] == "pass", r.stdout + r.stderr
     assert res["failed"] == 0 and res["ok"] == 600
     assert sorted(b["name"] for b in res["backends"]) == ["backend-1", "backend-2", "backend-3"]
+    # the cache headers hold on Swarm too, fingerprinted assets linked from / included
+    kinds = {c["kind"] for c in res["cache_checks"] if c["ok"]}
+    assert {"service_worker", "offline_page", "fingerprinted_asset"} <= kinds, res["cache_checks"]
     st = json.loads(p.cli("status", "--json", "--target", "swarm", check=True).stdout)
     assert [x["service"] for x in st["replicas"]] == ["backend-1", "backend-2", "backend-3"]
     assert all(x["state"] == "running" and x["health"] == "healthy" for x in st["replicas"])
