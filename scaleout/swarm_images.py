@@ -112,34 +112,26 @@ def balancer_context(config: Config, worker: tuple[str, str] | None) -> bytes:
             info.size, info.mode = len(data), 0o644
             tar.addfile(info, io.BytesIO(data))
 
-    root = config.project_dir / config.static.dir
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        add("Dockerfile", BALANCER_DOCKERFILE.encode())
-        add("public", None)
-        if root.is_dir():
-            for p in sorted(root.rglob("*")):
-                rel = p.relative_to(root).as_posix()
+    def add_tree(prefix: str, folder) -> None:
+        add(prefix, None)
+        if folder.is_dir():
+            for p in sorted(folder.rglob("*")):
                 if p.is_symlink():
                     continue
+                rel = f"{prefix}/{p.relative_to(folder).as_posix()}"
                 if p.is_dir():
-                    add(f"public/{rel}", None)
+                    add(rel, None)
                 elif p.is_file():
-                    add(f"public/{rel}", p.read_bytes())
+                    add(rel, p.read_bytes())
+
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        add("Dockerfile", BALANCER_DOCKERFILE.encode())
+        add_tree("public", config.project_dir / config.static.dir)
         add("sw", None)
         if worker is not None:
             add(f"sw/{worker[0]}", worker[1].encode("utf-8"))
         # the fingerprinted copies written by scaleout.fingerprint (served with `immutable`)
-        add("assets", None)
-        assets = config.project_dir / ASSETS_DIR
-        if assets.is_dir():
-            for p in sorted(assets.rglob("*")):
-                rel = p.relative_to(assets).as_posix()
-                if p.is_symlink():
-                    continue
-                if p.is_dir():
-                    add(f"assets/{rel}", None)
-                elif p.is_file():
-                    add(f"assets/{rel}", p.read_bytes())
+        add_tree("assets", config.project_dir / ASSETS_DIR)
     return buf.getvalue()
 
 
