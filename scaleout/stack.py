@@ -19,7 +19,7 @@ from pathlib import Path
 
 from scaleout.config import Config
 from scaleout.engine import docker_client, engine_errors, run_compose
-from scaleout.errors import BalancerConfigError, BuildError, LockedError, NotRunningError, PortInUseError, StackError, UnhealthyError
+from scaleout.errors import BuildError, LockedError, NotRunningError, PortInUseError, StackError, UnhealthyError
 from scaleout.render import (
     COMPOSE_FILE,
     LB_CONF_MOUNT,
@@ -275,6 +275,8 @@ class Stack:
             shutil.rmtree(stage, ignore_errors=True)
         text = out.decode(errors="replace").strip()
         if code != 0:
+            from scaleout.errors import BalancerConfigError
+
             raise BalancerConfigError(
                 f"the new nginx configuration was not loaded; the running one keeps serving:\n{text}",
                 hint="fix the value in scaleout.yaml that nginx names above, then run `scaleout up` again",
@@ -314,7 +316,7 @@ class Stack:
         deadline = time.monotonic() + timeout_s
         reported: set[str] = set()
         while True:
-            by_service = {s.service: s for s in self.status(routing=False).services}
+            by_service = {s.service: s for s in self.status().services}
             pending = []
             for svc in services:
                 st = by_service.get(svc)

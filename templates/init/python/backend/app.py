@@ -95,10 +95,7 @@ class Handler(BaseHTTPRequestHandler):
 
 class Server(ThreadingHTTPServer):
     daemon_threads = True
-    # socketserver's default listen backlog is 5: a burst of new connections from the balancer (after
-    # each graceful reload its new workers connect afresh) overflows it, the kernel drops SYNs, and
-    # the balancer's short connect timeout turns that into failed requests.
-    request_queue_size = 1024
+    request_queue_size = 128  # listen backlog: the default 5 drops connects under a burst from nginx
 
     def handle_error(self, request, client_address):
         # clients that hang up early (health checks, load tools) are normal, not errors
