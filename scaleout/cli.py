@@ -214,8 +214,7 @@ def probe(
                 raise NotRunningError(f"project {cfg.project} is not running", hint="run `scaleout up` first")
             url = st.url
         names = Stack(cfg).address_map()
-        expected = [s.service for s in st.replicas
-                    if s.state == "running" and s.health in ("healthy", "none") and s.routed is not False]
+        expected = [s.service for s in st.replicas if s.state == "running" and s.health in ("healthy", "none")]
     assert url is not None
     check_target(url, allow_remote, {a.split(":")[0] for a in names})
     url = url.rstrip("/")
