@@ -75,7 +75,7 @@ render_conf() {  # $1 source conf -> $2: replica names replaced by addresses, `d
                     indent=${line%%server *}
                     # shellcheck disable=SC2086 # split into words on purpose (globbing is off)
                     set -- $line
-                    target=${2%;}; name=${target%:*}; port=${target##*:}
+                    target=${2:-}; target=${target%;}; name=${target%:*}; port=${target##*:}
                     shift 2
                     params="$*"; params=${params%;}
                     state=down; addr=-
