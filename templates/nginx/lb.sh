@@ -27,13 +27,21 @@ load_env() {  # $1: a watch.env written by scaleout
     . "$1"
 }
 
-check_all() {  # check every replica at once; $RUN/check/NAME gets "http_code remote_ip"
+check_all() {  # one curl checks every replica at once; $RUN/check/NAME gets "http_code remote_ip"
     mkdir -p "$RUN/check"
+    urls=""
     for name in $REPLICAS; do
-        curl -s -o /dev/null -w '%{http_code} %{remote_ip}' --connect-timeout "$TIMEOUT" --max-time "$TIMEOUT" \
-            "http://$name:$PORT$HEALTH_PATH" >"$RUN/check/$name" 2>/dev/null &
+        echo "000" >"$RUN/check/$name"
+        urls="$urls -o /dev/null http://$name:$PORT$HEALTH_PATH"
     done
-    wait
+    [ -n "$urls" ] || return 0
+    # shellcheck disable=SC2086 # $urls splits into words on purpose (globbing is off)
+    curl -s $PARALLEL --connect-timeout "$TIMEOUT" --max-time "$TIMEOUT" \
+        -w '%{url_effective} %{http_code} %{remote_ip}\n' $urls 2>/dev/null |
+        while read -r url code ip; do
+            name=${url#http://}; name=${name%%:*}
+            echo "$code $ip" >"$RUN/check/$name"
+        done
 }
 
 update_state() {  # $RUN/state/NAME = "up|down address failures", with FALL failures before `down`
@@ -93,13 +101,25 @@ render_conf() {  # $1 source conf -> $2: replica names replaced by addresses, `d
 }
 
 install_conf() {  # $1 source conf, $2 watch.env, $3 always|changed|start
-    rm -rf "$RUN/next" && mkdir -p "$RUN/next" || return 1
-    cp "$1" "$RUN/next/source.conf" && cp "$2" "$RUN/next/watch.env" || return 1
-    load_env "$RUN/next/watch.env"
+    load_env "$2"
     check_all
     update_state
+    seen=""
+    for name in $REPLICAS; do
+        read -r state addr _ <"$RUN/state/$name" && seen="$seen$name $state $addr;"
+    done
+    # the usual case (this runs every INTERVAL seconds): nothing changed, nothing to do
+    old_seen=""
+    [ -f "$RUN/seen" ] && read -r old_seen <"$RUN/seen"
+    if [ "$3" = changed ] && [ "$seen" = "$old_seen" ]; then
+        return 0
+    fi
+    rm -rf "$RUN/next" && mkdir -p "$RUN/next" || return 1
+    cp "$1" "$RUN/next/source.conf" && cp "$2" "$RUN/next/watch.env" || return 1
+    echo "$seen" >"$RUN/next/seen"
     render_conf "$RUN/next/source.conf" "$RUN/next/nginx.conf"
     if [ "$3" = changed ] && cmp -s "$RUN/next/nginx.conf" "$RUN/nginx.conf"; then
+        mv -f "$RUN/next/seen" "$RUN/seen"
         return 0
     fi
     if ! out=$(nginx -t -q -c "$RUN/next/nginx.conf" 2>&1); then
@@ -107,7 +127,7 @@ install_conf() {  # $1 source conf, $2 watch.env, $3 always|changed|start
         printf '%s\n' "$out" >&2
         return 1
     fi
-    for f in source.conf watch.env routing nginx.conf; do
+    for f in source.conf watch.env routing seen nginx.conf; do
         mv -f "$RUN/next/$f" "$RUN/$f" || return 1
     done
     [ "$3" = start ] && return 0
@@ -124,6 +144,8 @@ locked() {  # run "$@" holding the lock shared by the watcher and `apply`
 }
 
 mkdir -p "$RUN"
+PARALLEL=""  # curl 7.66+ checks all replicas at the same time
+curl --help all 2>/dev/null | grep -q -e '--parallel-immediate' && PARALLEL="--parallel --parallel-immediate"
 case "${1:-start}" in
     start)
         if ! command -v curl >/dev/null 2>&1; then
