@@ -283,8 +283,7 @@ class Stack:
             )
         atomic_write(self.dir / NGINX_CONF, nginx_text)
         atomic_write(self.dir / WATCH_ENV, watch_env)
-        self.progress("reloaded nginx gracefully")
-        time.sleep(0.5)  # the master starts new workers asynchronously; old ones finish their requests
+        self.progress("reloaded nginx gracefully (old workers finish their requests)")
 
     def routing(self) -> dict[str, bool]:
         """Replica -> whether the balancer sends it traffic now (its health watcher's view)."""

@@ -82,8 +82,9 @@ def _assert_clean(load: HeyLoad, min_responses: int = 500) -> None:
     assert res.errors == {}, f"connection errors: {res.errors}"
 
 
-def test_rescale_3_5_2_under_load_fails_no_request(make_project):
-    p = make_project()
+@pytest.mark.parametrize("template", ["python", "node"])
+def test_rescale_3_5_2_under_load_fails_no_request(make_project, template):
+    p = make_project(template)
     p.cli("up", "--replicas", "3", check=True)
     lb_id = _container(p.name, "lb").id
 

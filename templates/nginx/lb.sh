@@ -20,7 +20,10 @@ SRC=/etc/scaleout/nginx
 RUN=/tmp/scaleout
 SELF=$0
 
-log() { echo "scaleout-lb: $*" >&2; }
+log() {  # to stderr; from `apply` (run by `docker exec`) also to the balancer's own log
+    echo "scaleout-lb: $*" >&2
+    if [ "${MODE:-}" = apply ] && [ -w /proc/1/fd/2 ]; then echo "scaleout-lb: $*" >/proc/1/fd/2; fi
+}
 
 load_env() {  # $1: a watch.env written by scaleout
     REPLICAS=""; PORT=80; HEALTH_PATH=/healthz; INTERVAL=1; TIMEOUT=1; FALL=2
@@ -76,6 +79,7 @@ render_conf() {  # $1 source conf -> $2: replica names replaced by addresses, `d
     : >"$RUN/next/routing"
     while IFS= read -r line || [ -n "$line" ]; do
         case "$line" in
+            *'add_header X-Scaleout-Config "'*) line="${line%%add_header*}add_header X-Scaleout-Config \"$GEN\" always;" ;;
             *"upstream backend {"*) inside=1 ;;
             *"}"*) inside=0 ;;
             *" server "*)
@@ -117,22 +121,36 @@ install_conf() {  # $1 source conf, $2 watch.env, $3 always|changed|start
     rm -rf "$RUN/next" && mkdir -p "$RUN/next" || return 1
     cp "$1" "$RUN/next/source.conf" && cp "$2" "$RUN/next/watch.env" || return 1
     echo "$seen" >"$RUN/next/seen"
+    GEN=0
+    [ -f "$RUN/generation" ] && read -r GEN <"$RUN/generation"
+    GEN=$((GEN + 1))
+    echo "$GEN" >"$RUN/next/generation"
     render_conf "$RUN/next/source.conf" "$RUN/next/nginx.conf"
-    if [ "$3" = changed ] && cmp -s "$RUN/next/nginx.conf" "$RUN/nginx.conf"; then
-        mv -f "$RUN/next/seen" "$RUN/seen"
-        return 0
-    fi
     if ! out=$(nginx -t -q -c "$RUN/next/nginx.conf" 2>&1); then
         log "the new configuration fails nginx -t; the running one keeps serving"
         printf '%s\n' "$out" >&2
         return 1
     fi
-    for f in source.conf watch.env routing seen nginx.conf; do
+    for f in source.conf watch.env routing seen generation nginx.conf; do
         mv -f "$RUN/next/$f" "$RUN/$f" || return 1
     done
     [ "$3" = start ] && return 0
     log "reloading nginx: $(tr '\n' ' ' <"$RUN/routing")"
-    nginx -c "$RUN/nginx.conf" -s reload
+    nginx -c "$RUN/nginx.conf" -s reload || return 1
+    wait_live "$GEN"
+}
+
+wait_live() {  # until new connections reach workers running configuration number $1 (at most ~10 s)
+    tries=100
+    while [ "$tries" -gt 0 ]; do
+        case "$(curl -s -o /dev/null -D - --max-time 1 http://127.0.0.1/_scaleout/ping 2>/dev/null)" in
+            *"X-Scaleout-Config: $1"*) return 0 ;;
+        esac
+        tries=$((tries - 1))
+        sleep 0.1
+    done
+    log "nginx did not switch to configuration $1 within 10s (see the errors above)"
+    return 1
 }
 
 locked() {  # run "$@" holding the lock shared by the watcher and `apply`
@@ -143,10 +161,11 @@ locked() {  # run "$@" holding the lock shared by the watcher and `apply`
     fi
 }
 
+MODE=${1:-start}
 mkdir -p "$RUN"
 PARALLEL=""  # curl 7.66+ checks all replicas at the same time
 curl --help all 2>/dev/null | grep -q -e '--parallel-immediate' && PARALLEL="--parallel --parallel-immediate"
-case "${1:-start}" in
+case "$MODE" in
     start)
         if ! command -v curl >/dev/null 2>&1; then
             log "curl is missing from the balancer image: the health watcher needs it"
