@@ -15,7 +15,7 @@ from tests.lbload import HeyLoad
 pytestmark = pytest.mark.e2e
 
 # Test-only switches in the scaffolded backend: /healthz fails while /tmp/unhealthy exists (/ still
-# answers); every other request takes 50 ms more while /tmp/slow exists.
+# answers); every other request takes 100 ms more while /tmp/slow exists.
 SWITCHES = (
     (
         '        if path == "/healthz":\n',
@@ -26,7 +26,7 @@ SWITCHES = (
     (
         '        if CPU_WORK_MS > 0:\n',
         '        if os.path.exists("/tmp/slow"):\n'
-        '            time.sleep(0.05)\n'
+        '            time.sleep(0.1)\n'
         '        if CPU_WORK_MS > 0:\n',
     ),
 )
