@@ -95,7 +95,9 @@ class Handler(BaseHTTPRequestHandler):
 
 class Server(ThreadingHTTPServer):
     daemon_threads = True
-    request_queue_size = 128  # listen backlog: the default 5 drops connects under a burst from nginx
+    # listen backlog (the stdlib default is 5): a burst of new connections from nginx (after a reload, or
+    # without keep-alive on Swarm and Kubernetes) would otherwise drop SYNs and cost a connect timeout
+    request_queue_size = 1024
 
     def handle_error(self, request, client_address):
         # clients that hang up early (health checks, load tools) are normal, not errors
