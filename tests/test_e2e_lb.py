@@ -9,6 +9,9 @@ import time
 import docker
 import pytest
 
+from scaleout.config import load_config
+from scaleout.errors import BalancerConfigError
+from scaleout.stack import Stack
 from tests.conftest import wait_for
 from tests.lbload import HeyLoad
 
@@ -210,11 +213,18 @@ def test_strategies_health_gating_and_safe_reload(make_project):
     assert res["sticky"]["keys"] == 24 and res["sticky"]["keys_split"] == 0
     assert res["sticky"]["replicas_used"] >= 2
 
-    # a configuration that fails `nginx -t` is never loaded: the user gets nginx's error, the old one serves
-    cfg.write_text(base_yaml.replace("hash_key: $cookie_session", "hash_key: $no_such_variable"))
-    r = p.cli("up", "--no-build", "--strategy", "hash")
-    assert r.returncode == 2, r.stderr
-    assert 'unknown "no_such_variable" variable' in r.stderr and "keeps serving" in r.stderr
+    # a configuration that fails `nginx -t` inside the balancer is never loaded: the caller (`scaleout up`)
+    # gets nginx's words, the running configuration keeps serving, the file on disk stays as it was.
+    # (scaleout.yaml validation stops bad values before this point, so the bad text is made here.)
+    conf = p.path / ".scaleout" / "nginx" / "nginx.conf"
+    good = conf.read_text()
+    bad = good.replace("keepalive_requests 10000;", "keepalive_requests 10000;\n    no_such_directive on;")
+    assert bad != good
+    stack = Stack(load_config(p.path, env=p.env))
+    with pytest.raises(BalancerConfigError) as err:
+        stack.reload(bad, (p.path / ".scaleout" / "nginx" / "watch.env").read_text())
+    assert 'unknown directive "no_such_directive"' in str(err.value) and "keeps serving" in str(err.value)
+    assert conf.read_text() == good
     res = _probe(p, "--requests", "300", "--sticky-keys", "12", "--strategy", "hash")
     assert res["failed"] == 0 and res["sticky"]["keys_split"] == 0, res
 
