@@ -22,6 +22,7 @@ __all__ = [
     "LockedError",
     "ProbeTargetError",
     "NotRunningError",
+    "BalancerConfigError",
 ]
 
 
@@ -113,3 +114,9 @@ class ProbeTargetError(ScaleoutError):
 
 class NotRunningError(ScaleoutError):
     exit_code = ExitCode.NOT_RUNNING
+
+
+class BalancerConfigError(StackError):
+    """A new nginx configuration failed `nginx -t` inside the running balancer (which kept the old one)."""
+
+    exit_code = ExitCode.CONFIG

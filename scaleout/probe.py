@@ -116,10 +116,14 @@ def judge(
     attributed = sum(counts.values())
     if result.ok and not attributed:
         reasons.append("no response carried X-Upstream-Addr: is the target a scaleout balancer?")
-    primaries = [n for n in (expected or sorted(counts, key=_index)) if n not in backups]
-    for name in backups:
-        if counts.get(name):
-            reasons.append(f"backup replica {name} served {counts[name]} requests while primaries were healthy")
+    pool = expected or sorted(counts, key=_index)
+    primaries = [n for n in pool if n not in backups]
+    if primaries:
+        for name in backups:
+            if counts.get(name):
+                reasons.append(f"backup replica {name} served {counts[name]} requests while primaries were healthy")
+    else:  # no primary is healthy: nginx sends everything to the backups, spread like primaries
+        primaries = [n for n in pool if n in backups]
     sticky = strategy in ("hash", "ip_hash")
     if not sticky:
         for name in primaries:

@@ -27,9 +27,10 @@ def table(headers: list[str], rows: list[list[str]], right: set[int] = frozenset
 def status_text(st: StackStatus) -> str:
     if not st.services:
         return f"project {st.project}: not running"
-    rows = [[s.service, s.state, s.health, s.address or "-", s.container] for s in st.services]
+    routed = {True: "yes", False: "no", None: "-"}
+    rows = [[s.service, s.state, s.health, routed[s.routed], s.address or "-", s.container] for s in st.services]
     lines = [f"project {st.project}" + (f" at {st.url}" if st.url else " (balancer not published)")]
-    lines.append(table(["service", "state", "health", "address", "container"], rows))
+    lines.append(table(["service", "state", "health", "in lb", "address", "container"], rows))
     return "\n".join(lines)
 
 

@@ -10,6 +10,7 @@ import contextlib
 import errno
 import fcntl
 import os
+import shutil
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -22,12 +23,15 @@ from scaleout.errors import BuildError, LockedError, NotRunningError, PortInUseE
 from scaleout.render import (
     COMPOSE_FILE,
     LB_CONF_MOUNT,
+    LB_SCRIPT,
     LB_SERVICE,
+    LB_STAGE_DIR,
     NGINX_CONF,
     NGINX_DIR,
     OUT_DIR,
     atomic_write,
     hand_edited,
+    WATCH_ENV,
     replicas_of,
     write_files,
 )
@@ -35,6 +39,7 @@ from scaleout.render import (
 Progress = Callable[[str], None]
 LABEL_COMPOSE_PROJECT = "com.docker.compose.project"
 LABEL_COMPOSE_SERVICE = "com.docker.compose.service"
+ROUTING_FILE = "/tmp/scaleout/routing"  # written by lb.sh: "replica up|down address" per line
 
 
 def _quiet(_: str) -> None:
@@ -49,6 +54,7 @@ class ServiceStatus:
     health: str  # healthy, unhealthy, starting, none
     address: str | None  # ip:port on the project network (replicas)
     role: str  # backend | balancer
+    routed: bool | None = None  # replicas: does the balancer send it traffic now (None: unknown)
 
 
 @dataclass
@@ -131,8 +137,9 @@ class Stack:
         with engine_errors("listing containers"):
             return docker_client().containers.list(all=all_, filters={"label": f"{LABEL_COMPOSE_PROJECT}={self.config.project}"})
 
-    def status(self) -> StackStatus:
-        """What runs now, read from the engine (not from the config)."""
+    def status(self, routing: bool = True) -> StackStatus:
+        """What runs now, read from the engine (not from the config); with `routing`, also which
+        replicas the balancer sends traffic to."""
         services = []
         url = None
         for c in self._containers():
@@ -157,6 +164,11 @@ class Stack:
                     break
             services.append(ServiceStatus(svc, c.name, st.get("Status", "unknown"), health, address, role))
         services.sort(key=lambda s: (s.role != "backend", _replica_index(s.service), s.service))
+        if routing and any(s.role == "balancer" and s.state == "running" for s in services):
+            routed = self.routing()
+            for s in services:
+                if s.role == "backend":
+                    s.routed = routed.get(s.service, False) if routed else None
         return StackStatus(self.config.project, url, services)
 
     def address_map(self) -> dict[str, str]:
@@ -198,9 +210,10 @@ class Stack:
         lb = self._lb()
         self._check_port(lb)
 
-        nginx_text = files[NGINX_CONF]
-        first_files = {k: v for k, v in files.items() if k != NGINX_CONF}
-        if lb is None or not (self.dir / NGINX_CONF).exists():
+        # A running balancer keeps its configuration until the new one has passed `nginx -t` inside it.
+        deferred = (NGINX_CONF, WATCH_ENV)
+        first_files = {k: v for k, v in files.items() if k not in deferred}
+        if lb is None or not all((self.dir / k).exists() for k in deferred):
             first_files = files
         write_files(self.dir, first_files, force=True)
 
@@ -214,14 +227,14 @@ class Stack:
                     action="starting the replicas")
         self.wait_healthy(wanted, timeout_s)
 
-        removed = [s.container for s in self.status().replicas if s.service not in wanted]
+        removed = [s.container for s in self.status(routing=False).replicas if s.service not in wanted]
         if lb is not None and lb.status == "running":
-            self.progress("testing the new nginx configuration")
-            self.reload(nginx_text)
+            self.progress("testing the new nginx configuration inside the running balancer")
+            self.reload(files[NGINX_CONF], files[WATCH_ENV])
             write_files(self.dir, files, force=True)  # records checksums of everything, nginx.conf included
         else:
             write_files(self.dir, files, force=True)
-        self.progress("starting the load balancer")
+        self.progress("checking the load balancer" if lb is not None and lb.status == "running" else "starting the load balancer")
         run_compose(cfg.project, self.compose_file, ["up", "-d", "--no-build", LB_SERVICE], on_line=self.log,
                     action="starting the load balancer")
         if removed:
@@ -245,29 +258,49 @@ class Stack:
                 hint="stop that program, or choose another port: `scaleout up --port P` or balancer.port in scaleout.yaml",
             )
 
-    def reload(self, nginx_text: str) -> None:
-        """Test `nginx_text` inside the running balancer; only if it passes, install it and reload
+    def reload(self, nginx_text: str, watch_env: str) -> None:
+        """Have the running balancer test `nginx_text` (with its replicas' current addresses and
+        health, see templates/nginx/lb.sh) and, only if `nginx -t` passes, install it and reload
         gracefully. A failing config is never loaded: the old one keeps serving."""
         lb = self._lb()
         if lb is None:
             raise NotRunningError(f"the load balancer of {self.config.project} is not running", hint="run `scaleout up`")
-        staged = self.dir / NGINX_DIR / ".nginx.conf.next"
-        atomic_write(staged, nginx_text)
+        stage = self.dir / LB_STAGE_DIR
+        atomic_write(stage / "nginx.conf", nginx_text)
+        atomic_write(stage / "watch.env", watch_env)
+        mount = f"{LB_CONF_MOUNT}/{Path(LB_STAGE_DIR).name}"
         try:
-            with engine_errors("testing the nginx configuration"):
-                code, out = lb.exec_run(["nginx", "-t", "-c", f"{LB_CONF_MOUNT}/{staged.name}"])
+            with engine_errors("reloading nginx"):
+                code, out = lb.exec_run(["sh", f"{LB_CONF_MOUNT}/{Path(LB_SCRIPT).name}", "apply", mount])
         finally:
-            staged.unlink(missing_ok=True)
+            shutil.rmtree(stage, ignore_errors=True)
+        text = out.decode(errors="replace").strip()
         if code != 0:
-            text = out.decode(errors="replace").strip()
-            raise StackError(f"the new nginx configuration failed `nginx -t`; the running one keeps serving:\n{text}")
+            from scaleout.errors import BalancerConfigError
+
+            raise BalancerConfigError(
+                f"the new nginx configuration was not loaded; the running one keeps serving:\n{text}",
+                hint="fix the value in scaleout.yaml that nginx names above, then run `scaleout up` again",
+            )
         atomic_write(self.dir / NGINX_CONF, nginx_text)
-        self.progress("reloading nginx gracefully")
-        with engine_errors("reloading nginx"):
-            code, out = lb.exec_run(["nginx", "-c", f"{LB_CONF_MOUNT}/nginx.conf", "-s", "reload"])
+        atomic_write(self.dir / WATCH_ENV, watch_env)
+        self.progress("reloaded nginx gracefully (old workers finish their requests)")
+
+    def routing(self) -> dict[str, bool]:
+        """Replica -> whether the balancer sends it traffic now (its health watcher's view)."""
+        lb = self._lb()
+        if lb is None:
+            return {}
+        with engine_errors("reading the balancer's routing"):
+            code, out = lb.exec_run(["cat", ROUTING_FILE])
         if code != 0:
-            raise StackError(f"nginx reload failed: {out.decode(errors='replace').strip()}")
-        time.sleep(0.3)  # the master starts new workers asynchronously
+            return {}
+        routed = {}
+        for line in out.decode(errors="replace").splitlines():
+            parts = line.split()
+            if len(parts) >= 2:
+                routed[parts[0]] = parts[1] == "up"
+        return routed
 
     def _remove(self, containers: list[str]) -> None:
         client = docker_client()
