@@ -272,7 +272,9 @@ def probe(
                 raise NotRunningError(f"project {cfg.project} is not running", hint="run `scaleout up` first")
             url = st.url
         names = stack.address_map()
-        expected = [s.service for s in st.replicas if s.state == "running" and s.health in ("healthy", "none")]
+        # replicas the balancer routes to now (its health watcher's view), else every healthy one
+        expected = [s.service for s in st.replicas if s.state == "running" and s.health in ("healthy", "none")
+                    and s.routed is not False]
     assert url is not None
     check_target(url, allow_remote, {a.split(":")[0] for a in names})
     url = url.rstrip("/")
