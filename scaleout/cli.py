@@ -122,7 +122,7 @@ def up(
     """Render, build and start (or rescale) the stack; wait until every replica is healthy."""
     from scaleout import report
     from scaleout.stack import project_lock
-    from scaleout.targets import open_stack, remember_target, render_for, resolve_target
+    from scaleout.targets import open_stack, remember_strategy, remember_target, render_for, resolve_target
 
     cfg = _config(replicas=replicas, port=port, strategy=strategy)
     if timeout <= 0:
@@ -133,6 +133,7 @@ def up(
         stack = open_stack(tgt, cfg, progress=_progress, log=_log, registry=registry)
         remember_target(cfg.project_dir, tgt)  # before up: a half-started stack is still where `down` looks
         st = stack.up(files, build=build, timeout_s=timeout, force=force)
+        remember_strategy(cfg.project_dir, cfg.balancer.strategy)
     if json_out:
         print(report.to_json(st.to_dict()))
     else:
@@ -289,6 +290,10 @@ def probe(
     result, samples = run_probe(opts, names, bar.update if bar else None)
     if bar:
         bar.close()
+    if strategy is None and cfg is not None:
+        from scaleout.targets import applied_strategy
+
+        strategy = applied_strategy(cfg.project_dir)  # what the last `up` deployed (--strategy included)
     strat = strategy or (cfg.balancer.strategy if cfg else "round_robin")
     judge(result, samples, strategy=strat, expected=expected,
           weights=dict(cfg.backend.weights) if cfg else None,

@@ -13,6 +13,7 @@ from scaleout.render import OUT_DIR, atomic_write
 TARGETS = ("compose", "swarm")
 ENV_TARGET = "SCALEOUT_TARGET"
 TARGET_FILE = f"{OUT_DIR}/target"  # the target `up` last deployed to: later commands default to it
+STRATEGY_FILE = f"{OUT_DIR}/strategy"  # the strategy of the last successful `up`
 
 
 def resolve_target(project_dir: Path, option: str | None) -> str:
@@ -32,6 +33,22 @@ def resolve_target(project_dir: Path, option: str | None) -> str:
 
 def remember_target(project_dir: Path, target: str) -> None:
     atomic_write(project_dir / TARGET_FILE, target + "\n")
+
+
+def remember_strategy(project_dir: Path, strategy: str) -> None:
+    """The strategy the running balancer uses (`up --strategy` may differ from scaleout.yaml), so that a
+    later `probe` judges the spread against what actually runs."""
+    atomic_write(project_dir / STRATEGY_FILE, strategy + "\n")
+
+
+def applied_strategy(project_dir: Path) -> str | None:
+    from scaleout.config import STRATEGIES
+
+    try:
+        value = (project_dir / STRATEGY_FILE).read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+    return value if value in STRATEGIES else None
 
 
 def render_for(target: str, config: Config) -> dict[str, str]:

@@ -165,3 +165,13 @@ def test_second_up_fails_clearly_while_locked(project):
 def test_global_options_after_the_command(project):
     r = run_cli(["render", "-q", "-C", str(project)], project.parent)
     assert r.returncode == 0, r.stderr
+
+
+def test_the_strategy_of_the_last_up_is_remembered(tmp_path):
+    from scaleout.targets import applied_strategy, remember_strategy
+
+    assert applied_strategy(tmp_path) is None
+    remember_strategy(tmp_path, "least_conn")
+    assert applied_strategy(tmp_path) == "least_conn"
+    (tmp_path / ".scaleout" / "strategy").write_text("nonsense\n")
+    assert applied_strategy(tmp_path) is None
