@@ -22,3 +22,20 @@ def test_a_broken_config_fails_nginx_t(nginx_checker):
     text = (GOLDEN / "python-demo" / "nginx" / "nginx.conf").read_text().replace("keepalive 32;", "keepalive 32")
     ok, out = nginx_checker.check(text)
     assert not ok and "emerg" in out
+
+
+@pytest.mark.parametrize("example", example_names())
+def test_golden_compose_file_passes_compose_config(docker_engine, example, tmp_path):
+    """`docker compose config` (or docker-compose v1) accepts the rendered file, as the user's CLI would."""
+    import shutil
+    import subprocess
+
+    from scaleout.engine import compose_cli
+    from tests.test_golden import EXAMPLES
+
+    project = tmp_path / example
+    shutil.copytree(EXAMPLES / example, project)
+    shutil.copytree(GOLDEN / example, project / ".scaleout")
+    r = subprocess.run([*compose_cli(), "-p", example, "-f", str(project / ".scaleout" / "docker-compose.yml"), "config", "-q"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
