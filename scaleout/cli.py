@@ -128,9 +128,10 @@ def up(
     if timeout <= 0:
         raise UsageError("--timeout: must be greater than 0")
     tgt = resolve_target(cfg.project_dir, target)
-    files = render_for(tgt, cfg)
     with project_lock(cfg.project_dir, wait):
         stack = open_stack(tgt, cfg, progress=_progress, log=_log, registry=registry)
+        stack.preflight()  # engine, CLI, port: before anything is written or built
+        files = render_for(tgt, cfg)
         remember_target(cfg.project_dir, tgt)  # before up: a half-started stack is still where `down` looks
         st = stack.up(files, build=build, timeout_s=timeout, force=force)
         remember_strategy(cfg.project_dir, cfg.balancer.strategy)

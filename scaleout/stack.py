@@ -17,9 +17,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from scaleout.config import Config
+from scaleout.config import CONFIG_FILE, Config
 from scaleout.engine import compose_cli, docker_client, engine_errors, run_compose
-from scaleout.errors import BuildError, LockedError, NotRunningError, PortInUseError, StackError, UnhealthyError
+from scaleout.errors import BuildError, LockedError, NotRunningError, PortInUseError, StackError, UnhealthyError, UsageError
 from scaleout.render import (
     COMPOSE_FILE,
     LB_CONF_MOUNT,
@@ -87,10 +87,11 @@ class StackStatus:
 
 @contextlib.contextmanager
 def project_lock(project_dir: Path, wait_s: float = 0.0) -> Iterator[None]:
-    """One scaleout at a time changes a project: a second `up` waits `wait_s` then fails clearly."""
-    out = project_dir / OUT_DIR
-    out.mkdir(parents=True, exist_ok=True)
-    fd = os.open(out / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+    """One scaleout at a time changes a project: a second `up` waits `wait_s` then fails clearly.
+    The lock is taken on scaleout.yaml itself, so that taking it writes no file."""
+    if wait_s < 0:
+        raise UsageError(f"--wait: must be 0 or more seconds (got {wait_s:g})")
+    fd = os.open(project_dir / CONFIG_FILE, os.O_RDONLY)
     try:
         deadline = time.monotonic() + wait_s
         while True:
@@ -102,7 +103,7 @@ def project_lock(project_dir: Path, wait_s: float = 0.0) -> Iterator[None]:
                     raise
                 if time.monotonic() >= deadline:
                     raise LockedError(
-                        f"another scaleout command is changing project {project_dir.name} (lock: {OUT_DIR}/lock)",
+                        f"another scaleout command is changing project {project_dir.name} (it holds a lock on {CONFIG_FILE})",
                         hint="wait for it to finish, or pass --wait SECONDS to queue behind it",
                     ) from None
                 time.sleep(0.2)
@@ -205,10 +206,7 @@ class Stack:
                     "generated file(s) were edited by hand: " + ", ".join(edited),
                     hint="move your changes into scaleout.yaml, or pass --force to overwrite them",
                 )
-        docker_client()  # fail early and clearly when there is no engine or no Compose CLI
-        compose_cli()
-        lb = self._lb()
-        self._check_port(lb)
+        lb = self.preflight()
 
         # A running balancer keeps its configuration until the new one has passed `nginx -t` inside it.
         deferred = (NGINX_CONF, WATCH_ENV)
@@ -244,6 +242,15 @@ class Stack:
             self._remove(removed)
         self.wait_balancer(timeout_s)
         return self.status()
+
+    def preflight(self):
+        """Everything `up` needs from this machine, checked before anything is written or built: an
+        engine, a Compose CLI, a free host port (unless it is this stack's own). Returns the balancer."""
+        docker_client()
+        compose_cli()
+        lb = self._lb()
+        self._check_port(lb)
+        return lb
 
     def _check_port(self, lb) -> None:
         cfg = self.config.balancer

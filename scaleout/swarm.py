@@ -177,15 +177,7 @@ class SwarmStack:
             if edited:
                 raise RenderConflictError("generated file(s) were edited by hand: " + ", ".join(edited),
                                           hint="move your changes into scaleout.yaml, or pass --force to overwrite them")
-        client = self._client()
-        with engine_errors("listing the swarm's nodes"):
-            nodes = len(client.nodes.list())
-        problem = registry_problem(nodes, self.registry)
-        if problem:
-            raise UsageError(problem, hint="push the images to a registry every node can pull from: "
-                                           "`scaleout up --target swarm --registry HOST/PATH`")
-        services = self._services()
-        self._check_port(services.get(LB))
+        services = self.preflight()
         write_files(self.dir, files, force=True)
 
         images = self._images(files, build)
@@ -200,6 +192,20 @@ class SwarmStack:
         self.wait_balancer(timeout_s)
         self._remove_old_configs()
         return self.status()
+
+    def preflight(self) -> dict[str, Any]:
+        """Checked before anything is written or built: a swarm manager, a registry when the swarm has
+        several nodes, a free host port (unless it is this stack's own). Returns the stack's services."""
+        client = self._client()
+        with engine_errors("listing the swarm's nodes"):
+            nodes = len(client.nodes.list())
+        problem = registry_problem(nodes, self.registry)
+        if problem:
+            raise UsageError(problem, hint="push the images to a registry every node can pull from: "
+                                           "`scaleout up --target swarm --registry HOST/PATH`")
+        services = self._services()
+        self._check_port(services.get(LB))
+        return services
 
     def _images(self, files: dict[str, str], build: bool) -> dict[str, str]:
         from scaleout import swarm_images

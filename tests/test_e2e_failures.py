@@ -33,6 +33,7 @@ def test_port_in_use_is_detected_before_building(make_project):
     assert f"port {p.port}" in r.stderr and "already in use" in r.stderr and "--port" in r.stderr
     assert "building" not in r.stderr and "Traceback" not in r.stderr
     assert _containers(p.name) == []
+    assert not (p.path / ".scaleout").exists()  # detected before anything was written
 
 
 def test_backend_that_exits_at_start(make_project):
