@@ -27,10 +27,15 @@ def _curl_upstreams(url: str, n: int) -> Counter:
     return seen
 
 
-@pytest.mark.parametrize("template", ["python", "node"])
-def test_whole_loop(make_project, template):
+@pytest.mark.parametrize("template, compose", [("python", "docker compose"), ("python", "docker-compose"), ("node", "docker compose")],
+                         ids=["python-compose-v2", "python-compose-v1", "node-compose-v2"])
+def test_whole_loop(make_project, template, compose):
     p = make_project(template)
+    p.env["SCALEOUT_COMPOSE"] = compose
     r = p.cli("up", "--replicas", "3", check=True)
+    # Compose v2 names containers PROJECT-SERVICE-1, v1 PROJECT_SERVICE_1: the CLI asked for ran
+    sep = "-" if compose == "docker compose" else "_"
+    assert {c.name for c in _containers(p.name)} >= {f"{p.name}{sep}backend-1{sep}1", f"{p.name}{sep}lb{sep}1"}
     assert f"http://127.0.0.1:{p.port}" in r.stdout
     assert "backend-3" in r.stdout
 

@@ -24,18 +24,18 @@ def test_a_broken_config_fails_nginx_t(nginx_checker):
     assert not ok and "emerg" in out
 
 
+@pytest.mark.parametrize("cli", [("docker", "compose"), ("docker-compose",)], ids=["v2", "v1"])
 @pytest.mark.parametrize("example", example_names())
-def test_golden_compose_file_passes_compose_config(docker_engine, example, tmp_path):
-    """`docker compose config` (or docker-compose v1) accepts the rendered file, as the user's CLI would."""
+def test_golden_compose_file_passes_compose_config(docker_engine, example, cli, tmp_path):
+    """`docker compose config` (v2) and `docker-compose config` (v1) accept the rendered file."""
     import shutil
     import subprocess
 
-    from scaleout.engine import compose_cli
     from tests.test_golden import EXAMPLES
 
     project = tmp_path / example
     shutil.copytree(EXAMPLES / example, project)
     shutil.copytree(GOLDEN / example, project / ".scaleout")
-    r = subprocess.run([*compose_cli(), "-p", example, "-f", str(project / ".scaleout" / "docker-compose.yml"), "config", "-q"],
+    r = subprocess.run([*cli, "-p", example, "-f", str(project / ".scaleout" / "docker-compose.yml"), "config", "-q"],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
