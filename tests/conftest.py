@@ -85,6 +85,12 @@ def remove_project(project: str) -> None:
     for n in client.networks.list(filters={"label": f"com.docker.compose.project={project}"}):
         with contextlib.suppress(Exception):
             n.remove()
+    # the images scaleout built for it (scaleout/PROJECT-backend, -balancer on Swarm): no disk creep
+    for image in client.images.list():
+        if any(tag.startswith(f"scaleout/{project}-") for tag in image.tags):
+            for tag in image.tags:
+                with contextlib.suppress(Exception):
+                    client.images.remove(tag, noprune=False)
 
 
 class Project:
