@@ -30,7 +30,22 @@ Strategy = Literal["round_robin", "least_conn", "ip_hash", "hash", "random"]
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 _REL_PATH = re.compile(r"^[A-Za-z0-9._][A-Za-z0-9._/-]*$")
-_URL_PATH = re.compile(r"^/[A-Za-z0-9._~/-]*$")
+_URL_PATH_CHARS = re.compile(r"^/[A-Za-z0-9._~/-]*$")
+
+
+class _UrlPath:
+    """A URL path: allowed characters only, and no empty, '.' or '..' segment (nothing may climb out
+    of the static folder through a route)."""
+
+    @staticmethod
+    def match(v: str) -> bool:
+        if not isinstance(v, str) or not _URL_PATH_CHARS.match(v):
+            return False
+        segments = v.strip("/").split("/")
+        return v == "/" or all(seg not in ("", ".", "..") for seg in segments)
+
+
+_URL_PATH = _UrlPath()
 # variables hash_key may use: request-derived families and a few fixed names nginx always defines
 _NGINX_VAR = re.compile(
     r"^\$(?:(?:cookie|arg|http)_[a-z0-9_]+|remote_addr|binary_remote_addr|request_uri|uri|args|host|"
@@ -66,7 +81,7 @@ class HealthConfig(_Model):
     @classmethod
     def _path(cls, v: str) -> str:
         if not _URL_PATH.match(v):
-            raise ValueError("must be a URL path such as /healthz (letters, digits, . _ ~ / - only)")
+            raise ValueError("must be a URL path such as /healthz (letters, digits, . _ ~ / - only; no '.', '..' or empty segment)")
         return v
 
     @field_validator("command")
@@ -210,7 +225,7 @@ class StaticConfig(_Model):
     def _paths(cls, v: tuple[str, ...]) -> tuple[str, ...]:
         for p in v:
             if not _URL_PATH.match(p):
-                raise ValueError(f"{p!r} must be a URL path (letters, digits, . _ ~ / - only)")
+                raise ValueError(f"{p!r} must be a URL path (letters, digits, . _ ~ / - only; no '.', '..' or empty segment)")
             if p == "/":
                 raise ValueError("'/' cannot be a static route: it belongs to the replicas")
             if p.startswith("/_scaleout/"):
@@ -224,7 +239,7 @@ class StaticConfig(_Model):
     @classmethod
     def _path(cls, v: str | None) -> str | None:
         if v is not None and not _URL_PATH.match(v):
-            raise ValueError("must be a URL path such as / (letters, digits, . _ ~ / - only)")
+            raise ValueError("must be a URL path such as / (letters, digits, . _ ~ / - only; no '.', '..' or empty segment)")
         return v
 
 
@@ -272,6 +287,12 @@ class Config(_Model):
         s = self.balancer.strategy
         if self.backend.backup and s in ("hash", "ip_hash", "random"):
             raise ValueError(f"backend.backup: backup replicas cannot be combined with strategy {s} (nginx forbids it)")
+        primaries = [f"backend-{i}" for i in range(1, self.backend.replicas + 1) if f"backend-{i}" not in self.backend.backup]
+        if not primaries:
+            raise ValueError(
+                f"backend.backup: with {self.backend.replicas} replica(s) every one would be a backup; "
+                "nginx needs at least one primary replica"
+            )
         return self
 
     @property
@@ -294,15 +315,17 @@ class Config(_Model):
 
     def with_overrides(self, **overrides: Any) -> Config:
         """A new Config with command-line values applied, validated like the file's."""
-        data = self.model_dump(mode="python", exclude_unset=False)
+        # only what the file set: re-validating defaults as if written would, e.g., make the default
+        # `build` collide with a configured `image`
+        data = self.model_dump(mode="python", exclude_unset=True)
         flags = {"replicas": "--replicas", "port": "--port", "strategy": "--strategy", "bind": "--bind"}
         for key, value in overrides.items():
             if value is None:
                 continue
             if key == "replicas":
-                data["backend"]["replicas"] = value
+                data.setdefault("backend", {})["replicas"] = value
             elif key in ("port", "strategy", "bind"):
-                data["balancer"][key] = value
+                data.setdefault("balancer", {})[key] = value
             else:
                 raise TypeError(f"unknown override {key}")
         try:
@@ -311,6 +334,9 @@ class Config(_Model):
             problems = []
             for err in exc.errors():
                 loc = err["loc"]
+                if not loc:  # a rule across keys: its message names the key
+                    problems.append(_describe(err))
+                    continue
                 flag = flags.get(str(loc[-1]), ".".join(map(str, loc)))
                 problems.append(f"{flag}: {_describe(err)}")
             raise UsageError("\n".join(problems)) from None
@@ -414,9 +440,15 @@ def parse_config(text: str, project_dir: Path, source: str = CONFIG_FILE, env: d
                 if loc[:n] in lines:
                     line = lines[loc[:n]]
                     break
+            desc = _describe(err)
+            if not loc:  # a rule across keys: its message starts with the key it is about
+                key_path = tuple(desc.split(":", 1)[0].split("."))
+                line = lines.get(key_path) or lines.get(key_path[:1])
+                where = f"{source}:{line}" if line else source
+                problems.append(f"{where}: {desc}")
+                continue
             where = f"{source}:{line}" if line else source
-            key = ".".join(loc) or "(top level)"
-            problems.append(f"{where}: {key}: {_describe(err)}")
+            problems.append(f"{where}: {'.'.join(loc)}: {desc}")
         raise ConfigError(problems) from None
 
 

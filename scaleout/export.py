@@ -238,10 +238,13 @@ def write_export(out: Path, files: dict[str, str], *, kind: str, force: bool = F
             raise RenderConflictError(f"{p} is a folder; cannot write a file there")
         atomic_write(p, text)
         result["written"].append(rel)
+    root = out.resolve()
     for rel, sha in sorted(recorded.items()):
         if rel in files:
             continue
         p = out / rel
+        if not isinstance(rel, str) or ".." in Path(rel).parts or Path(rel).is_absolute() or root not in p.resolve().parents:
+            continue  # the manifest is a file in the user's folder: never delete outside --out through it
         if p.is_file() and not p.is_symlink() and hashlib.sha256(p.read_bytes()).hexdigest() == sha:
             os.unlink(p)
             result["removed"].append(rel)

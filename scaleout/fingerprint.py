@@ -14,15 +14,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from scaleout.config import Config
-from scaleout.errors import ConfigError
-from scaleout.render import ASSETS_DIR, ENV_ASSETS, FINGERPRINT_RE
+from scaleout.errors import ConfigError, ScaleoutError
+from scaleout.render import ASSETS_DIR, ENV_ASSETS, FINGERPRINT_RE, atomic_write
 
 MANIFEST = f"{ASSETS_DIR}/manifest.json"
 HASH_LEN = 12
@@ -123,31 +121,19 @@ def _ours(rel: object) -> bool:
     return isinstance(rel, str) and bool(_SAFE_REL.match(rel)) and ".." not in rel.split("/") and not rel.startswith("/")
 
 
-def _copy_atomic(src: Path, dest: Path) -> None:
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".tmp", dir=dest.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(src.read_bytes())
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_assets(project_dir: Path, plan: AssetPlan) -> list[str]:
     """Write the hashed copies and the manifest into .scaleout/assets/; remove copies that scaleout
     wrote two generations ago. Returns the copies written (paths under .scaleout/assets/)."""
     out = project_dir / ASSETS_DIR
     out.mkdir(parents=True, exist_ok=True)
+    root = out.resolve()
     written = []
     for rel, src in plan.copies.items():
         dest = out / rel
+        if not _ours(rel) or root not in dest.resolve().parents:
+            raise ScaleoutError(f"internal: refusing to write asset copy {rel!r} outside {ASSETS_DIR}/")
         if not dest.is_file():  # a name carries its content: an existing copy is already right
-            _copy_atomic(src, dest)
+            atomic_write(dest, src.read_bytes())
             written.append(rel)
     old = _read_manifest(project_dir)
     current = set(plan.copies)
@@ -157,12 +143,7 @@ def write_assets(project_dir: Path, plan: AssetPlan) -> list[str]:
             (out / rel).unlink(missing_ok=True)
             _prune_empty(out, (out / rel).parent)
     manifest = {"assets": plan.urls, "files": sorted(current), "previous": previous}
-    text = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
-    fd, tmp = tempfile.mkstemp(prefix=".manifest.", suffix=".tmp", dir=out)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, out / "manifest.json")
+    atomic_write(out / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n")
     return written
 
 

@@ -296,13 +296,14 @@ def _sha256(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def atomic_write(path: Path, text: str) -> None:
-    """Write text to path atomically: a temporary file in the same folder, then rename."""
+def atomic_write(path: Path, content: str | bytes) -> None:
+    """Write text (UTF-8) or bytes to path atomically: a temporary file in the same folder, then rename."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    data = content.encode("utf-8") if isinstance(content, str) else content
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o644)
@@ -327,6 +328,16 @@ def hand_edited(project_dir: Path, files: dict[str, str]) -> list[str]:
     return edited
 
 
+def ensure_not_hand_edited(project_dir: Path, files: dict[str, str]) -> None:
+    """Raise RenderConflictError naming every generated file that was edited since scaleout wrote it."""
+    edited = hand_edited(project_dir, files)
+    if edited:
+        raise RenderConflictError(
+            "generated file(s) were edited by hand: " + ", ".join(edited),
+            hint="move your changes into scaleout.yaml, or pass --force to overwrite them",
+        )
+
+
 def _read_checksums(project_dir: Path) -> dict[str, str]:
     try:
         data = json.loads((project_dir / CHECKSUMS).read_text(encoding="utf-8"))
@@ -344,12 +355,7 @@ def write_files(project_dir: Path, files: dict[str, str], *, force: bool = False
         if out not in target.parents:
             raise ScaleoutError(f"internal: refusing to write {rel} outside {OUT_DIR}/")
     if not force:
-        edited = hand_edited(root, files)
-        if edited:
-            raise RenderConflictError(
-                "generated file(s) were edited by hand: " + ", ".join(edited),
-                hint="move your changes into scaleout.yaml, or pass --force to overwrite them",
-            )
+        ensure_not_hand_edited(root, files)
     changed = []
     for rel, text in sorted(files.items()):
         p = root / rel

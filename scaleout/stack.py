@@ -19,18 +19,25 @@ from pathlib import Path
 
 from scaleout.config import CONFIG_FILE, Config
 from scaleout.engine import compose_cli, docker_client, engine_errors, run_compose
-from scaleout.errors import BuildError, LockedError, NotRunningError, PortInUseError, StackError, UnhealthyError, UsageError
+from scaleout.errors import (
+    BuildError,
+    LockedError,
+    NotRunningError,
+    PortInUseError,
+    RenderConflictError,
+    UnhealthyError,
+    UsageError,
+)
 from scaleout.render import (
     COMPOSE_FILE,
+    LABEL_PROJECT,
     LB_CONF_MOUNT,
     LB_SCRIPT,
     LB_SERVICE,
     LB_STAGE_DIR,
     NGINX_CONF,
-    NGINX_DIR,
-    OUT_DIR,
     atomic_write,
-    hand_edited,
+    ensure_not_hand_edited,
     WATCH_ENV,
     replicas_of,
     write_files,
@@ -135,8 +142,24 @@ class Stack:
 
     # --- inspection -------------------------------------------------------------------------
     def _containers(self, all_: bool = True) -> list:
+        """This stack's containers: the Compose project's, and labelled as scaleout's."""
+        labels = [f"{LABEL_COMPOSE_PROJECT}={self.config.project}", f"{LABEL_PROJECT}={self.config.project}"]
         with engine_errors("listing containers"):
-            return docker_client().containers.list(all=all_, filters={"label": f"{LABEL_COMPOSE_PROJECT}={self.config.project}"})
+            return docker_client().containers.list(all=all_, filters={"label": labels})
+
+    def _check_no_foreign_containers(self, action: str) -> None:
+        """Refuse to share a Compose project with containers scaleout did not create (a user's own
+        docker-compose.yml in the same folder has the same default project name): Compose would treat
+        them as part of this stack, and `down` would remove them."""
+        with engine_errors("listing containers"):
+            every = docker_client().containers.list(all=True, filters={"label": f"{LABEL_COMPOSE_PROJECT}={self.config.project}"})
+        foreign = sorted(c.name for c in every if c.labels.get(LABEL_PROJECT) != self.config.project)
+        if foreign:
+            raise RenderConflictError(
+                f"refusing to {action}: Compose project {self.config.project!r} already has containers that scaleout "
+                f"did not create: {', '.join(foreign[:5])}{' ...' if len(foreign) > 5 else ''}",
+                hint="set `name:` in scaleout.yaml to a project name of its own (it is also the Compose project name)",
+            )
 
     def status(self, routing: bool = True) -> StackStatus:
         """What runs now, read from the engine (not from the config); with `routing`, also which
@@ -198,14 +221,7 @@ class Stack:
         cfg = self.config
         wanted = [r.name for r in replicas_of(cfg)]
         if not force:
-            edited = hand_edited(self.dir, files)
-            if edited:
-                from scaleout.errors import RenderConflictError
-
-                raise RenderConflictError(
-                    "generated file(s) were edited by hand: " + ", ".join(edited),
-                    hint="move your changes into scaleout.yaml, or pass --force to overwrite them",
-                )
+            ensure_not_hand_edited(self.dir, files)
         lb = self.preflight()
 
         # A running balancer keeps its configuration until the new one has passed `nginx -t` inside it.
@@ -248,6 +264,7 @@ class Stack:
         engine, a Compose CLI, a free host port (unless it is this stack's own). Returns the balancer."""
         docker_client()
         compose_cli()
+        self._check_no_foreign_containers("start the stack")
         lb = self._lb()
         self._check_port(lb)
         return lb
@@ -358,7 +375,7 @@ class Stack:
         if health_out:
             msg += f"\n  last health check said: {health_out[-300:]}"
         msg += "\n  last log lines:\n" + ("\n".join("    " + line for line in logs.splitlines()) or "    (none)")
-        raise UnhealthyError(msg, hint=f"fix the backend, then `scaleout up` again; `scaleout down` removes what started")
+        raise UnhealthyError(msg, hint="fix the backend, then `scaleout up` again; `scaleout down` removes what started")
 
     def wait_balancer(self, timeout_s: float) -> None:
         """Poll the published URL until nginx answers and a request reaches a replica."""
@@ -385,6 +402,7 @@ class Stack:
 
     def down(self, *, volumes: bool = False) -> int:
         """Remove containers and network (volumes only when asked). Returns how many containers went."""
+        self._check_no_foreign_containers("remove the stack")
         before = len(self._containers())
         if self.compose_file.exists():
             args = ["down", "--remove-orphans", "--timeout", "10"] + (["--volumes"] if volumes else [])

@@ -20,9 +20,9 @@ from typing import Any
 
 from scaleout.config import Config
 from scaleout.engine import ENGINE_HINT, docker_client, engine_errors
-from scaleout.errors import DockerUnavailableError, PortInUseError, RenderConflictError, StackError, UnhealthyError, UsageError
+from scaleout.errors import DockerUnavailableError, PortInUseError, StackError, UnhealthyError, UsageError
 from scaleout.export import BACKEND_SERVICE, ENV_BACKEND_IMAGE, ENV_BALANCER_IMAGE, STACK_FILE, render_swarm
-from scaleout.render import OUT_DIR, WORKER_DIR, atomic_write, hand_edited, write_files
+from scaleout.render import OUT_DIR, WORKER_DIR, atomic_write, ensure_not_hand_edited, write_files
 from scaleout.stack import Progress, ServiceStatus, StackStatus, _port_free, _quiet, _replica_index
 
 STACK_DIR = f"{OUT_DIR}/swarm"
@@ -173,10 +173,7 @@ class SwarmStack:
         answers. On a running stack this is a rescale or a rolling update (new tasks first)."""
         cfg = self.config
         if not force:
-            edited = hand_edited(self.dir, files)
-            if edited:
-                raise RenderConflictError("generated file(s) were edited by hand: " + ", ".join(edited),
-                                          hint="move your changes into scaleout.yaml, or pass --force to overwrite them")
+            ensure_not_hand_edited(self.dir, files)
         services = self.preflight()
         write_files(self.dir, files, force=True)
 

@@ -64,6 +64,12 @@ def test_bad_environment_image_is_rejected():
         ("static:\n  routes: ['/ok/', 'no-slash']", "static.routes"),
         ("images:\n  base: 'python:3.12\ninclude'", "images.base"),
         ("balancer:\n  strategy: hash\nbackend:\n  backup: [backend-2]", "backup"),
+        ("backend:\n  replicas: 2\n  backup: [backend-1, backend-2]", "nginx needs at least one primary"),
+        ("static:\n  routes: ['/../../']", "static.routes"),
+        ("static:\n  routes: ['/static/../../']", "static.routes"),
+        ("static:\n  service_workers: ['/a//sw.js']", "static.service_workers"),
+        ("static:\n  offline_page: /./offline.html", "static.offline_page"),
+        ("backend:\n  health:\n    path: /../healthz", "backend.health.path"),
     ],
 )
 def test_bad_values_name_file_key_and_rule(text, fragment):
@@ -102,7 +108,23 @@ def test_overrides_are_validated_like_the_file():
         c.with_overrides(strategy="nope")
 
 
+def test_overrides_work_with_a_prebuilt_image():
+    c = parse("backend:\n  image: registry.example.com/team/app:1")
+    o = c.with_overrides(replicas=2, port=9000, strategy="least_conn")
+    assert o.backend.replicas == 2 and o.backend.image == "registry.example.com/team/app:1" and not o.backend.builds
+
+
+def test_overrides_keep_every_backup_rule():
+    c = parse("backend:\n  replicas: 3\n  backup: [backend-2, backend-3]")
+    assert c.with_overrides(replicas=1).backend.replicas == 1
+    c = parse("backend:\n  replicas: 3\n  backup: [backend-1]")
+    with pytest.raises(UsageError, match="at least one primary"):
+        c.with_overrides(replicas=1)
+
+
 def test_config_is_immutable():
+    from pydantic import ValidationError
+
     c = parse("")
-    with pytest.raises(Exception):
+    with pytest.raises(ValidationError):
         c.name = "other"  # type: ignore[misc]

@@ -102,3 +102,22 @@ def test_missing_compose_cli(make_project):
     assert r.returncode == 3, r.stderr
     assert "no Compose CLI found" in r.stderr and "install" in r.stderr and "Traceback" not in r.stderr
     assert not (p.path / ".scaleout" / "docker-compose.yml").exists()
+
+
+def test_refuses_a_compose_project_that_has_containers_of_its_own(make_project, docker_engine, images):
+    """A user's own docker-compose.yml in the same folder shares the default project name: scaleout must
+    neither adopt nor remove its containers."""
+    p = make_project()
+    other = docker_engine.containers.run(images["SCALEOUT_LB_IMAGE"], ["sleep", "300"], detach=True,
+                                         name=f"{p.name}-db-1", labels={"com.docker.compose.project": p.name,
+                                                                         "com.docker.compose.service": "db"})
+    try:
+        for cmd in (["up", "--replicas", "1"], ["down"]):
+            r = p.cli(*cmd)
+            assert r.returncode == 6, r.stderr
+            assert f"{p.name}-db-1" in r.stderr and "name:" in r.stderr and "Traceback" not in r.stderr
+        other.reload()
+        assert other.status == "running"
+        assert not (p.path / ".scaleout").exists()
+    finally:
+        other.remove(force=True)

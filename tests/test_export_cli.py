@@ -102,3 +102,19 @@ def test_exported_stack_file_is_the_one_up_deploys(project):
     files = render_for("swarm", load_config(project, env={}))
     for name in ("stack.yml", "nginx.conf"):
         assert (project / "deploy" / "swarm" / name).read_text() == files[f".scaleout/swarm/{name}"]
+
+
+def test_a_tampered_export_manifest_cannot_delete_outside_out(project, tmp_path):
+    """The manifest lives in the user's folder: an entry climbing out of --out is ignored."""
+    import hashlib
+    import json
+
+    assert export(project, "swarm", "--out", "deploy/swarm").returncode == 0
+    victim = project / "victim.txt"
+    victim.write_text("keep me\n")
+    manifest = next((project / "deploy" / "swarm").glob(".scaleout-export*.json"))
+    data = json.loads(manifest.read_text())
+    data["files"]["../../victim.txt"] = hashlib.sha256(victim.read_bytes()).hexdigest()
+    manifest.write_text(json.dumps(data))
+    assert export(project, "swarm", "--out", "deploy/swarm").returncode == 0
+    assert victim.read_text() == "keep me\n"
