@@ -187,6 +187,9 @@ def render_watch_env(config: Config) -> str:
         f"INTERVAL={WATCH_INTERVAL_S}\n"
         f"TIMEOUT={h.timeout}\n"
         f"FALL={WATCH_FALL}\n"
+        # with a custom health command (run inside the replica, out of the balancer's reach) the watcher
+        # only asks whether the replica answers HTTP at all; Docker's health check runs the command
+        f"ANY_STATUS={1 if h.command else 0}\n"
     )
 
 

@@ -251,3 +251,14 @@ def test_strategies_health_gating_and_safe_reload(make_project):
     assert sorted(_counts(res)) == ["backend-3"]
 
     assert _container(p.name, "lb").id == lb_id  # strategies and weights changed by reload alone
+
+
+def test_custom_health_command_keeps_replicas_in_the_balancer(make_project):
+    """With backend.health.command the container health check runs the command; the balancer's watcher
+    cannot, so any HTTP answer (here a 404 on the configured path) keeps the replica routed."""
+    p = make_project(replace={"    path: /healthz": "    path: /no-such-page\n    command: \"kill -0 1\""})
+    p.cli("up", "--replicas", "2", check=True)
+    st = json.loads(p.cli("status", "--json", check=True).stdout)
+    assert [x["routed"] for x in st["replicas"]] == [True, True], st
+    res = json.loads(p.cli("probe", "--json", "-n", "200", "--no-cache-check", check=True).stdout)
+    assert res["verdict"] == "pass" and len(res["backends"]) == 2

@@ -26,7 +26,7 @@ log() {  # to stderr; from `apply` (run by `docker exec`) also to the balancer's
 }
 
 load_env() {  # $1: a watch.env written by scaleout
-    REPLICAS=""; PORT=80; HEALTH_PATH=/healthz; INTERVAL=1; TIMEOUT=1; FALL=2
+    REPLICAS=""; PORT=80; HEALTH_PATH=/healthz; INTERVAL=1; TIMEOUT=1; FALL=2; ANY_STATUS=0
     . "$1"
 }
 
@@ -56,7 +56,8 @@ update_state() {  # $RUN/state/NAME = "up|down address failures", with FALL fail
         [ -f "$RUN/state/$name" ] && read -r state addr fails <"$RUN/state/$name"
         case "$code" in
             2??|3??) ok=1 ;;
-            *) ok=0 ;;
+            000) ok=0 ;;
+            *) ok=$ANY_STATUS ;;  # any HTTP answer counts when health.command decides health
         esac
         if [ "$ok" = 1 ] && [ -n "$ip" ]; then
             case "$ip" in *:*) ip="[$ip]" ;; esac
