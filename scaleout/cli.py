@@ -218,7 +218,7 @@ def probe(
     method: str = typer.Option("GET", "--method", "-X", help="HTTP method."),
     header: List[str] = typer.Option([], "--header", "-H", help="Extra header 'Name: value' (repeatable)."),
     strategy: Optional[str] = typer.Option(None, "--strategy", help="Judge the spread for this strategy (default: the project's)."),
-    sticky_keys: int = typer.Option(0, "--sticky-keys", help="Send K distinct session cookies and check each sticks to one replica."),
+    sticky_keys: int = typer.Option(0, "--sticky-keys", help="Send K distinct keys (as the cookie, argument or header hash_key names) and check each sticks to one replica."),
     tolerance: float = typer.Option(0.3, "--tolerance", help="Allowed relative deviation from the expected share."),
     timeout: float = typer.Option(10.0, "--timeout", help="Seconds before one request counts as timed out."),
     no_cache_check: bool = typer.Option(False, "--no-cache-check", help="Skip the cache-header checks."),
@@ -229,7 +229,7 @@ def probe(
     """Send load through the balancer, attribute every response to a replica, and judge the spread."""
     from scaleout import report
     from scaleout.config import STRATEGIES, load_config
-    from scaleout.probe import ProbeOptions, check_target, judge, run_probe
+    from scaleout.probe import ProbeOptions, check_target, judge, run_probe, sticky_carrier
 
     if requests < 1 or requests > 10_000_000:
         raise UsageError(f"--requests: must be between 1 and 10000000 (got {requests})")
@@ -252,37 +252,50 @@ def probe(
     headers = _parse_headers(header)
 
     cfg = None
-    if url is None or (_state["dir"] / "scaleout.yaml").exists():
-        if url is None:
+    if url is None:
+        cfg = load_config(_state["dir"])
+    elif (_state["dir"] / "scaleout.yaml").exists():
+        try:
             cfg = load_config(_state["dir"])
-        else:
-            try:
-                cfg = load_config(_state["dir"])
-            except ScaleoutError:
-                cfg = None
+        except ScaleoutError:
+            cfg = None  # --url needs no project
+    if url is not None:
+        check_target(url, allow_remote)  # before anything else: no engine needed to refuse a target
+    if strategy is None and cfg is not None:
+        from scaleout.targets import applied_strategy
+
+        strategy = applied_strategy(cfg.project_dir)  # what the last `up` deployed (--strategy included)
+    strat = strategy or (cfg.balancer.strategy if cfg else "round_robin")
+    via, key_name = sticky_carrier(strat, cfg.balancer.hash_key if cfg else "$cookie_session") if sticky_keys else ("cookie", "session")
+
     names: dict[str, str] = {}
     expected = None
     if cfg is not None:
+        from scaleout.errors import DockerUnavailableError, NotRunningError
         from scaleout.targets import open_stack, resolve_target
 
         stack = open_stack(resolve_target(cfg.project_dir, target), cfg)
-        st = stack.status()
+        try:
+            st = stack.status()
+            names = stack.address_map()
+        except DockerUnavailableError:
+            if url is None:
+                raise
+            st = None  # --url without an engine: responses keep their addresses as names
         if url is None:
-            if not st.running or st.url is None:
-                from scaleout.errors import NotRunningError
-
+            if st is None or not st.running or st.url is None:
                 raise NotRunningError(f"project {cfg.project} is not running", hint="run `scaleout up` first")
             url = st.url
-        names = stack.address_map()
-        # replicas the balancer routes to now (its health watcher's view), else every healthy one
-        expected = [s.service for s in st.replicas if s.state == "running" and s.health in ("healthy", "none")
-                    and s.routed is not False]
+        if st is not None:
+            # replicas the balancer routes to now (its health watcher's view), else every healthy one
+            expected = [s.service for s in st.replicas if s.state == "running" and s.health in ("healthy", "none")
+                        and s.routed is not False]
     assert url is not None
     check_target(url, allow_remote, {a.split(":")[0] for a in names})
     url = url.rstrip("/")
     opts = ProbeOptions(url=url, requests=requests, concurrency=concurrency, duration_s=duration, path=path,
                         method=method, headers=headers, timeout_s=timeout, sticky_keys=sticky_keys, rate=rate,
-                        workers=workers)
+                        workers=workers, sticky_via=via, sticky_name=key_name)
     if not json_out:
         shape = f" at {rate:g} req/s" if rate else ""
         _progress(f"probing {url}{path} with {concurrency} connections{shape}"
@@ -291,11 +304,6 @@ def probe(
     result, samples = run_probe(opts, names, bar.update if bar else None)
     if bar:
         bar.close()
-    if strategy is None and cfg is not None:
-        from scaleout.targets import applied_strategy
-
-        strategy = applied_strategy(cfg.project_dir)  # what the last `up` deployed (--strategy included)
-    strat = strategy or (cfg.balancer.strategy if cfg else "round_robin")
     judge(result, samples, strategy=strat, expected=expected,
           weights=dict(cfg.backend.weights) if cfg else None,
           backups=tuple(cfg.backend.backup) if cfg else (), tolerance=tolerance)

@@ -15,7 +15,7 @@ from scaleout.errors import ProbeTargetError
 from scaleout.loadgen import ERROR_CLASSES, LoadSpec, Sample, Samples, run_load
 from scaleout.stats import breakdown, chi_square_p, latency_summary, percentile
 
-__all__ = ["ERROR_CLASSES", "SCHEMA", "ProbeOptions", "Sample", "Samples", "BackendStats", "ProbeResult",
+__all__ = ["sticky_carrier", "ERROR_CLASSES", "SCHEMA", "ProbeOptions", "Sample", "Samples", "BackendStats", "ProbeResult",
            "summarize", "judge", "check_target", "run_probe", "chi_square_p", "latency_summary", "percentile"]
 
 SCHEMA = "scaleout.probe/1"  # bump on any incompatible change of the JSON (docs/probe-json.md)
@@ -210,6 +210,28 @@ def load_shape(opts: ProbeOptions, workers: int) -> dict:
         "path": opts.path,
         "latency_from": "intended_send" if opts.rate else "send",
     }
+
+
+def sticky_carrier(strategy: str, hash_key: str) -> tuple[str, str]:
+    """How `--sticky-keys` sends its keys so that the balancer hashes them: ("cookie"|"arg"|"header", name).
+    Raises UsageError where the probe cannot vary what the balancer hashes."""
+    from scaleout.errors import UsageError
+
+    if strategy == "ip_hash":
+        raise UsageError(
+            "--sticky-keys: ip_hash hashes the client's address, and the probe sends from one address",
+            hint="run the probe without --sticky-keys: it then checks that this one client sticks to one replica",
+        )
+    if strategy != "hash":
+        return "cookie", "session"
+    for prefix, via in (("$cookie_", "cookie"), ("$arg_", "arg"), ("$http_", "header")):
+        if hash_key.startswith(prefix):
+            name = hash_key[len(prefix):]
+            return via, name.replace("_", "-") if via == "header" else name
+    raise UsageError(
+        f"--sticky-keys: hash_key {hash_key} is not a cookie ($cookie_NAME), query argument ($arg_NAME) or header "
+        "($http_NAME), so the probe cannot send distinct keys"
+    )
 
 
 def run_probe(opts: ProbeOptions, names: dict[str, str],

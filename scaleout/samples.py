@@ -24,8 +24,9 @@ class LoadSpec:
     method: str = "GET"
     headers: tuple[tuple[str, str], ...] = ()
     timeout_s: float = 10.0
-    sticky_keys: int = 0  # K distinct session cookies, round robin over requests
-    sticky_cookie: str = "session"
+    sticky_keys: int = 0  # K distinct keys, round robin over requests
+    sticky_via: str = "cookie"  # what carries the key: "cookie", "arg" (query argument) or "header"
+    sticky_name: str = "session"  # the cookie, argument or header name
     workers: int = 0  # processes; 0 = automatic
 
 
@@ -91,11 +92,16 @@ class Samples:
 
 
 def request_bytes(spec: LoadSpec, host: str, key: int) -> bytes:
-    lines = [f"{spec.method} {spec.path} HTTP/1.1", f"Host: {host}", "User-Agent: scaleout-probe", "Accept: */*"]
+    path = spec.path
+    if key >= 0 and spec.sticky_via == "arg":
+        path += ("&" if "?" in path else "?") + f"{spec.sticky_name}=scaleout-key-{key}"
+    lines = [f"{spec.method} {path} HTTP/1.1", f"Host: {host}", "User-Agent: scaleout-probe", "Accept: */*"]
     lines += [f"{k}: {v}" for k, v in spec.headers]
     if spec.method in ("POST", "PUT", "PATCH") and not any(k.lower() == "content-length" for k, _ in spec.headers):
         lines.append("Content-Length: 0")
-    if key >= 0:
-        lines.append(f"Cookie: {spec.sticky_cookie}=scaleout-key-{key}")
+    if key >= 0 and spec.sticky_via == "cookie":
+        lines.append(f"Cookie: {spec.sticky_name}=scaleout-key-{key}")
+    elif key >= 0 and spec.sticky_via == "header":
+        lines.append(f"{spec.sticky_name}: scaleout-key-{key}")
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 

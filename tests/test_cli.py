@@ -147,8 +147,9 @@ def test_missing_config(tmp_path):
     assert r.returncode == 2 and "scaleout.yaml: not found" in r.stderr and "scaleout init" in r.stderr
 
 
-def test_probe_refuses_remote_targets(project):
-    r = run_cli(["probe", "--url", "http://192.0.2.10:8080"], project)
+def test_probe_refuses_remote_targets(project, tmp_path):
+    # refused before anything else: no Docker engine is needed to say no
+    r = run_cli(["probe", "--url", "http://192.0.2.10:8080"], project, {"DOCKER_HOST": f"unix://{tmp_path}/none.sock"})
     assert r.returncode == 2
     assert "--allow-remote" in r.stderr and "Traceback" not in r.stderr
 

@@ -126,3 +126,28 @@ def test_open_loop_latency_counts_from_the_intended_send_time():
     assert slow_open >= 40, sorted(open_.latency)[-70:]
     assert max(open_.latency) >= 0.6
     assert 1 <= slow_closed <= 4  # one stalled request per connection
+
+
+def test_sticky_keys_travel_in_the_argument_or_header_that_hash_key_names():
+    from scaleout.probe import sticky_carrier
+
+    assert sticky_carrier("hash", "$arg_user") == ("arg", "user")
+    assert sticky_carrier("hash", "$http_x_tenant") == ("header", "x-tenant")
+    assert sticky_carrier("hash", "$cookie_sid") == ("cookie", "sid")
+    with MisbehavingServer() as srv:
+        s = load(srv.url, requests=6, concurrency=1, path="/a?b=1", sticky_keys=3, sticky_via="arg", sticky_name="user")
+        assert not any(s.error)
+        assert set(srv.c.paths) == {f"/a?b=1&user=scaleout-key-{k}" for k in range(3)}
+    with MisbehavingServer() as srv:
+        load(srv.url, requests=3, concurrency=1, sticky_keys=3, sticky_via="header", sticky_name="x-tenant")
+        assert {h.get("x-tenant") or h.get("X-Tenant") for h in srv.c.headers} == {f"scaleout-key-{k}" for k in range(3)}
+
+
+def test_sticky_keys_are_refused_where_the_probe_cannot_vary_the_hash():
+    from scaleout.errors import UsageError
+    from scaleout.probe import sticky_carrier
+
+    with pytest.raises(UsageError, match="client's address"):
+        sticky_carrier("ip_hash", "$cookie_session")
+    with pytest.raises(UsageError, match="cannot send distinct keys"):
+        sticky_carrier("hash", "$request_uri")
