@@ -189,7 +189,7 @@ def test_strategies_health_gating_and_safe_reload(make_project):
     for strategy in ("least_conn", "random"):
         r = p.cli("up", "--no-build", "--strategy", strategy, check=True)
         assert f"strategy {strategy}" in r.stdout
-        res = _probe(p, "--requests", "1500", "--strategy", strategy, "--tolerance", "0.5")
+        res = _probe(p, "--requests", "1500", "--strategy", strategy, "--tolerance", "0.75")
         assert res["strategy"] == strategy and res["verdict"] == "pass", (strategy, res["reasons"])
         assert sorted(_counts(res)) == three
     # least_conn's own mark: a slow replica holds its connections longer, so it gets far less than a third
@@ -227,6 +227,13 @@ def test_strategies_health_gating_and_safe_reload(make_project):
     assert conf.read_text() == good
     res = _probe(p, "--requests", "300", "--sticky-keys", "12", "--strategy", "hash")
     assert res["failed"] == 0 and res["sticky"]["keys_split"] == 0, res
+
+    # hash on a query argument: the probe sends its keys in that argument, and they stick too
+    cfg.write_text(base_yaml.replace("hash_key: $cookie_session", "hash_key: $arg_user"))
+    p.cli("up", "--no-build", "--strategy", "hash", check=True)
+    res = _probe(p, "--requests", "300", "--sticky-keys", "12")
+    assert res["verdict"] == "pass", res["reasons"]
+    assert res["sticky"]["keys"] == 12 and res["sticky"]["keys_split"] == 0 and res["sticky"]["replicas_used"] >= 2
 
     # weights: proportional
     cfg.write_text(base_yaml.replace("  # weights: {backend-1: 2}", "  weights: {backend-1: 3}"))
