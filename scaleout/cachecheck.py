@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 
 from scaleout.config import Config
-from scaleout.render import FINGERPRINT_RE
+from scaleout.render import FINGERPRINT_RE, served_by_balancer
 
 _ASSET = re.compile(r"""(?:href|src)\s*=\s*["'](/[^"'#?]+)["']""", re.IGNORECASE)
 _FINGERPRINTED = re.compile(FINGERPRINT_RE)
@@ -37,11 +37,6 @@ def _revalidated(r) -> bool:
 def _local_refs(html: str) -> list[str]:
     """Same-origin absolute paths referenced by href/src, in order, without duplicates."""
     return list(dict.fromkeys(a for a in _ASSET.findall(html) if not a.startswith("//")))
-
-
-def _served_by_balancer(path: str, config: Config) -> bool:
-    """Whether `path` is one of the static routes nginx serves itself (not a replica's page)."""
-    return any(path.startswith(r) if r.endswith("/") else path == r for r in config.static.routes)
 
 
 def check_cache_headers(url: str, config: Config) -> list[dict]:
@@ -90,7 +85,7 @@ def check_cache_headers(url: str, config: Config) -> list[dict]:
                 add(st.offline_page, "offline_page", ok,
                     f"Cache-Control: {r.headers.get('cache-control')}, ETag: {r.headers.get('etag')}"
                     + ("" if ok else " (expected no-cache and an ETag or Last-Modified)"))
-                offline_refs = [a for a in _local_refs(r.text) if _served_by_balancer(a, config)]
+                offline_refs = [a for a in _local_refs(r.text) if served_by_balancer(a, config)]
 
         for path in offline_refs:
             if _FINGERPRINTED.search(path):

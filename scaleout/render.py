@@ -110,6 +110,12 @@ def _escape_compose(value: str) -> str:
     return value.replace("$", "$$")
 
 
+def served_by_balancer(path: str, config: Config) -> bool:
+    """Whether nginx serves `path` itself from the static folder (one of static.routes), rather than
+    passing it to a replica. The one rule that nginx's locations, the worker and the probe share."""
+    return any(path.startswith(r) if r.endswith("/") else path == r for r in config.static.routes)
+
+
 def _static_locations(config: Config) -> list[dict[str, Any]]:
     """The balancer's own locations for static files. Each one repeats every header it needs,
     because a location with any add_header inherits none from the server level."""

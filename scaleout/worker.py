@@ -8,6 +8,7 @@ from pathlib import Path, PurePosixPath
 
 from scaleout.config import Config
 from scaleout.errors import ConfigError
+from scaleout.render import served_by_balancer
 from scaleout.templates import template_env
 
 CACHE_PREFIX = "scaleout-offline-"
@@ -26,6 +27,11 @@ def precache_files(config: Config) -> dict[str, bytes]:
     """URL path -> bytes of the offline page and the local files it references."""
     static_root = config.project_dir / config.static.dir
     page = config.static.offline_page
+    if not served_by_balancer(page, config):
+        raise ConfigError(
+            f"static.offline_page: {page} is not one of static.routes, so nginx would not serve it from {config.static.dir}/",
+            hint="add it to static.routes, or set static.generate_worker: false to bring your own worker",
+        )
     page_file = _public_file(static_root, page)
     if page_file is None:
         raise ConfigError(
@@ -37,7 +43,9 @@ def precache_files(config: Config) -> dict[str, bytes]:
     for ref in _REF.findall(html):
         if not ref.startswith("/") or ref.startswith("//"):
             continue  # only same-origin absolute paths are precached
-        f = _public_file(static_root, ref)
+        # only what nginx serves from the static folder: anything else would go to a replica, and one
+        # failed fetch makes `cache.addAll` reject, so the worker would never install
+        f = _public_file(static_root, ref) if served_by_balancer(ref, config) else None
         if f is not None:
             files[ref] = f.read_bytes()
     return dict(sorted(files.items()))

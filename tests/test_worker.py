@@ -262,3 +262,35 @@ def test_cache_check_wants_service_worker_allowed_when_scoped(tmp_path):
         status, headers, body = fake.routes["/service-worker.js"]
         fake.routes["/service-worker.js"] = (status, {**headers, "Service-Worker-Allowed": "/"}, body)
         assert _failures(check_cache_headers(fake.url, cfg)) == {}
+
+
+def test_worker_precaches_only_what_the_balancer_serves(tmp_path):
+    """A file the offline page links that nginx would pass to a replica is not precached: one failed
+    fetch would make cache.addAll reject and the worker never install."""
+    import shutil
+
+    from scaleout.config import load_config
+    from scaleout.worker import precache_files
+
+    shutil.copytree(Path(__file__).resolve().parent.parent / "examples" / "python-demo", tmp_path / "p")
+    public = tmp_path / "p" / "public"
+    (public / "favicon.ico").write_bytes(b"\0icon")
+    page = public / "offline.html"
+    page.write_text(page.read_text().replace("</head>", '<link rel="icon" href="/favicon.ico">\n</head>'))
+    files = precache_files(load_config(tmp_path / "p", env={}))
+    assert "/offline.html" in files and "/static/offline.css" in files
+    assert "/favicon.ico" not in files
+
+
+def test_offline_page_must_be_a_static_route(tmp_path):
+    import shutil
+
+    from scaleout.config import load_config
+    from scaleout.errors import ConfigError
+    from scaleout.worker import precache_files
+
+    shutil.copytree(Path(__file__).resolve().parent.parent / "examples" / "python-demo", tmp_path / "p")
+    cfg = tmp_path / "p" / "scaleout.yaml"
+    cfg.write_text(cfg.read_text().replace('routes: ["/static/", "/offline.html",', 'routes: ["/static/",'))
+    with pytest.raises(ConfigError, match="not one of static.routes"):
+        precache_files(load_config(tmp_path / "p", env={}))
