@@ -351,11 +351,18 @@ def bench(
         raise UsageError(f"--concurrency: must be between 1 and 4096 (got {concurrency})")
     if not path.startswith("/") or any(c in path for c in " \r\n"):
         raise UsageError(f"--path: {path!r} must start with / and contain no spaces")
+    from scaleout.targets import remember_strategy, remember_target, resolve_target
+
     cfg = _config()
+    if resolve_target(cfg.project_dir, None) != "compose":
+        raise UsageError("bench: measures the Compose stack on this machine, but this project was last brought up "
+                         "on Swarm", hint="`scaleout down`, then `scaleout up --target compose`, then bench")
     with project_lock(cfg.project_dir, wait):
+        remember_target(cfg.project_dir, "compose")
         result = run_bench(cfg, counts, render_files=_render_all, duration_s=duration, warmup_s=warmup,
                            concurrency=concurrency, path=path, workers=workers, build=build, timeout_s=timeout,
                            progress=_progress, log=_log)
+        remember_strategy(cfg.project_dir, cfg.balancer.strategy)  # what now runs, for a later `probe`
     out = plot if plot is not None else cfg.project_dir / ".scaleout" / "bench.svg"
     out = out if out.is_absolute() else Path.cwd() / out
     atomic_write(out, report.bench_svg(result))
