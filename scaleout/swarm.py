@@ -63,7 +63,13 @@ def registry_problem(nodes: int, registry: str | None) -> str | None:
 
 @lru_cache(maxsize=1)
 def _deploy_has_detach() -> bool:
-    r = subprocess.run(["docker", "stack", "deploy", "--help"], capture_output=True, text=True, timeout=30)
+    try:
+        r = subprocess.run(["docker", "stack", "deploy", "--help"], capture_output=True, text=True, timeout=30)
+    except FileNotFoundError:
+        raise DockerUnavailableError("the `docker` command is not installed; scaleout runs `docker stack deploy`",
+                                     hint="install the Docker CLI") from None
+    except subprocess.TimeoutExpired:
+        raise DockerUnavailableError("`docker stack deploy --help` did not answer within 30 s", hint=ENGINE_HINT) from None
     return "--detach" in r.stdout
 
 
@@ -266,6 +272,9 @@ class SwarmStack:
         except FileNotFoundError:
             raise DockerUnavailableError("the `docker` command is not installed; scaleout runs `docker stack deploy`",
                                          hint="install the Docker CLI") from None
+        except subprocess.TimeoutExpired:
+            raise StackError(f"{action}: `{' '.join(args[:3])}` did not finish within 300 s",
+                             hint="`docker stack ps` shows what the swarm is doing; `scaleout down` removes the stack") from None
         for line in (proc.stdout + proc.stderr).splitlines():
             tail.append(line)
             self.log(line)
