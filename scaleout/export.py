@@ -276,6 +276,13 @@ def export_files(kind: str, config: Config, *, balancer: str | None = None, name
 
     if ingress_class is not None and balancer != "ingress":
         raise UsageError("--ingress-class: only with --balancer ingress")
+    if image is None and config.backend.image is None:
+        # scaleout's local image name would resolve to a public registry on a cluster: never guess
+        raise UsageError(
+            "export k8s: the cluster pulls the backend image from a registry; say which one",
+            hint="push the image (scaleout builds it locally as scaleout/NAME-backend), then pass "
+                 "--image REGISTRY/NAME:TAG, or set backend.image in scaleout.yaml",
+        )
     worker = render_worker(config) if config.static.generate_worker and config.static.service_workers else None
     return render_k8s(config, read_static_files(config), worker, balancer=balancer or "nginx",
                       namespace=namespace or "default", image=image, ingress_class=ingress_class)

@@ -19,7 +19,15 @@ def project(tmp_path) -> Path:
 
 
 def export(project: Path, *args: str):
+    if args and args[0] == "k8s" and "--image" not in args:
+        args = (*args, "--image", "registry.example.com/team/shop:1.0")
     return run_cli(["export", *args], project)
+
+
+def test_k8s_export_needs_to_know_the_image(project):
+    r = run_cli(["export", "k8s", "--out", "deploy/k8s"], project)
+    assert r.returncode == 2 and "--image" in r.stderr and "Traceback" not in r.stderr
+    assert not (project / "deploy").exists()
 
 
 def test_k8s_export_writes_then_reports_unchanged(project):
