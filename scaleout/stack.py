@@ -37,6 +37,7 @@ from scaleout.render import (
     LB_STAGE_DIR,
     NGINX_CONF,
     atomic_write,
+    backend_image,
     ensure_not_hand_edited,
     WATCH_ENV,
     replicas_of,
@@ -235,6 +236,19 @@ class Stack:
             self.progress(f"building the backend image from {cfg.backend.build}/")
             run_compose(cfg.project, self.compose_file, ["build", wanted[0]], on_line=self.log,
                         action="building the backend image", error=BuildError)
+        elif cfg.backend.builds:
+            # the image is scaleout's own build: never let Compose pull a same-named image from a registry
+            import docker.errors
+
+            with engine_errors("looking for the backend image"):
+                try:
+                    docker_client().images.get(backend_image(cfg))
+                    built = True
+                except docker.errors.ImageNotFound:
+                    built = False
+            if not built:
+                raise BuildError(f"--no-build: the backend image {backend_image(cfg)} has not been built on this engine",
+                                 hint="run `scaleout up` without --no-build once")
 
         self.progress(f"starting {len(wanted)} replica(s): {', '.join(wanted)}")
         run_compose(cfg.project, self.compose_file, ["up", "-d", "--no-build", *wanted], on_line=self.log,

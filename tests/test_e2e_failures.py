@@ -121,3 +121,11 @@ def test_refuses_a_compose_project_that_has_containers_of_its_own(make_project, 
         assert not (p.path / ".scaleout").exists()
     finally:
         other.remove(force=True)
+
+
+def test_no_build_never_pulls_a_same_named_image(make_project):
+    p = make_project()
+    r = p.cli("up", "--replicas", "1", "--no-build")
+    assert r.returncode == 4, r.stderr
+    assert "has not been built" in r.stderr and "Traceback" not in r.stderr
+    assert _containers(p.name) == []
