@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 
 from scaleout.errors import ProbeTargetError
 from scaleout.loadgen import ERROR_CLASSES, LoadSpec, Sample, Samples, run_load
-from scaleout.stats import breakdown, chi_square_p, latency_summary, percentile
+from scaleout.stats import breakdown, chi_square_p, latency_summary, max_relative_deviation, percentile
 
 __all__ = ["sticky_carrier", "ERROR_CLASSES", "SCHEMA", "ProbeOptions", "Sample", "Samples", "BackendStats", "ProbeResult",
            "summarize", "judge", "check_target", "run_probe", "chi_square_p", "latency_summary", "percentile"]
@@ -133,12 +133,10 @@ def judge(
         wsum = sum(w.values()) or 1
         exp_counts = [attributed * w[n] / wsum for n in primaries]
         got = [counts.get(n, 0) for n in primaries]
-        worst = 0.0
+        worst = max_relative_deviation(got, exp_counts)
         for n, e, g in zip(primaries, exp_counts, got):
             if e > 0:
-                dev = abs(g - e) / e
-                worst = max(worst, dev)
-                if dev > tolerance and counts.get(n):
+                if max_relative_deviation([g], [e]) > tolerance and counts.get(n):
                     reasons.append(
                         f"replica {n} got {g / attributed:.1%} of requests, expected {e / attributed:.1%} ± {tolerance:.0%} (relative)"
                     )
