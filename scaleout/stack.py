@@ -354,7 +354,7 @@ class Stack:
         deadline = time.monotonic() + timeout_s
         reported: set[str] = set()
         while True:
-            by_service = {s.service: s for s in self.status().services}
+            by_service = {s.service: s for s in self.status(routing=False).services}
             pending = []
             for svc in services:
                 st = by_service.get(svc)
