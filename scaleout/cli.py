@@ -27,7 +27,8 @@ def _err(msg: str) -> None:
 
 
 def _progress(msg: str) -> None:
-    if not _state["quiet"]:
+    # "note: ..." lines say something the user must know (e.g. what is exposed): shown even with -q
+    if not _state["quiet"] or msg.startswith("note:"):
         _err(f"==> [{time.monotonic() - _state['t0']:5.1f}s] {msg}")
 
 
