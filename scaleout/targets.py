@@ -58,6 +58,7 @@ def render_for(target: str, config: Config) -> dict[str, str]:
     from scaleout.fingerprint import fingerprint_assets
     from scaleout.worker import render_worker
 
+    check_project_files(config)
     worker = render_worker(config)
     assets = fingerprint_assets(config).env_value()
     if target == "swarm":
@@ -67,6 +68,25 @@ def render_for(target: str, config: Config) -> dict[str, str]:
     from scaleout.render import render
 
     return render(config, worker=worker, assets=assets)
+
+
+def check_project_files(config: Config) -> None:
+    """The folders scaleout.yaml names exist (before anything is written or built)."""
+    from scaleout.config import CONFIG_FILE
+    from scaleout.errors import ConfigError
+
+    problems = []
+    static = config.project_dir / config.static.dir
+    if not static.is_dir():
+        problems.append(f"{CONFIG_FILE}: static.dir: folder {config.static.dir}/ does not exist in the project")
+    if config.backend.builds:
+        context = config.project_dir / config.backend.build
+        if not context.is_dir():
+            problems.append(f"{CONFIG_FILE}: backend.build: folder {config.backend.build}/ does not exist in the project")
+        elif not (context / config.backend.dockerfile).is_file():
+            problems.append(f"{CONFIG_FILE}: backend.dockerfile: {config.backend.build}/{config.backend.dockerfile} does not exist")
+    if problems:
+        raise ConfigError(problems, hint="create it, or point the key at an existing folder (or set backend.image)")
 
 
 def open_stack(target: str, config: Config, progress=None, log=None, registry: str | None = None):

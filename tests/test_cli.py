@@ -176,3 +176,19 @@ def test_the_strategy_of_the_last_up_is_remembered(tmp_path):
     assert applied_strategy(tmp_path) == "least_conn"
     (tmp_path / ".scaleout" / "strategy").write_text("nonsense\n")
     assert applied_strategy(tmp_path) is None
+
+
+@pytest.mark.parametrize("edit, key", [
+    (("  dir: public", "  dir: no-such-folder"), "static.dir"),
+    (("  build: backend", "  build: nowhere"), "backend.build"),
+])
+def test_folders_named_in_the_config_must_exist(project, edit, key):
+    cfg = project / "scaleout.yaml"
+    assert edit[0] in cfg.read_text()
+    cfg.write_text(cfg.read_text().replace(*edit))
+    before = tree(project)
+    for cmd in (["render"], ["up"]):
+        r = run_cli(cmd, project)
+        assert r.returncode == 2, r.stderr
+        assert key in r.stderr and "does not exist" in r.stderr and "Traceback" not in r.stderr
+        assert tree(project) == before
