@@ -237,18 +237,7 @@ class Stack:
             run_compose(cfg.project, self.compose_file, ["build", wanted[0]], on_line=self.log,
                         action="building the backend image", error=BuildError)
         elif cfg.backend.builds:
-            # the image is scaleout's own build: never let Compose pull a same-named image from a registry
-            import docker.errors
-
-            with engine_errors("looking for the backend image"):
-                try:
-                    docker_client().images.get(backend_image(cfg))
-                    built = True
-                except docker.errors.ImageNotFound:
-                    built = False
-            if not built:
-                raise BuildError(f"--no-build: the backend image {backend_image(cfg)} has not been built on this engine",
-                                 hint="run `scaleout up` without --no-build once")
+            self._require_built_image()
 
         self.progress(f"starting {len(wanted)} replica(s): {', '.join(wanted)}")
         run_compose(cfg.project, self.compose_file, ["up", "-d", "--no-build", *wanted], on_line=self.log,
@@ -259,9 +248,7 @@ class Stack:
         if lb is not None and lb.status == "running":
             self.progress("testing the new nginx configuration inside the running balancer")
             self.reload(files[NGINX_CONF], files[WATCH_ENV])
-            write_files(self.dir, files, force=True)  # records checksums of everything, nginx.conf included
-        else:
-            write_files(self.dir, files, force=True)
+        write_files(self.dir, files, force=True)  # records checksums of everything, nginx.conf included
         self.progress("checking the load balancer" if lb is not None and lb.status == "running" else "starting the load balancer")
         run_compose(cfg.project, self.compose_file, ["up", "-d", "--no-build", LB_SERVICE], on_line=self.log,
                     action="starting the load balancer")
@@ -272,6 +259,21 @@ class Stack:
             self._remove(removed)
         self.wait_balancer(timeout_s)
         return self.status()
+
+    def _require_built_image(self) -> None:
+        """With --no-build, scaleout's own backend image must exist: Compose would otherwise pull a
+        same-named image from a registry."""
+        import docker.errors
+
+        image = backend_image(self.config)
+        with engine_errors("looking for the backend image"):
+            try:
+                docker_client().images.get(image)
+                return
+            except docker.errors.ImageNotFound:
+                pass
+        raise BuildError(f"--no-build: the backend image {image} has not been built on this engine",
+                         hint="run `scaleout up` without --no-build once")
 
     def preflight(self):
         """Everything `up` needs from this machine, checked before anything is written or built: an
