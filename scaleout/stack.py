@@ -395,26 +395,14 @@ class Stack:
 
     def wait_balancer(self, timeout_s: float) -> None:
         """Poll the published URL until nginx answers and a request reaches a replica."""
-        import httpx
 
-        url = self.config.url
-        deadline = time.monotonic() + timeout_s
-        last = "no answer"
-        while time.monotonic() < deadline:
-            try:
-                r = httpx.get(url + "/", timeout=2.0)
-                if r.status_code < 500:
-                    return
-                last = f"HTTP {r.status_code}"
-            except httpx.HTTPError as exc:
-                last = type(exc).__name__
-            lb = self._lb()
-            if lb is None:
+        def fail_if_exited() -> None:
+            if self._lb() is None:
                 st = next((s for s in self.status().services if s.service == LB_SERVICE), None)
                 if st is not None and st.state in ("exited", "dead"):
                     self._fail_unhealthy(st, "exited")
-            time.sleep(0.3)
-        raise UnhealthyError(f"the load balancer at {url} did not answer within {timeout_s:.0f}s (last: {last})")
+
+        poll_balancer(self.config.url, timeout_s, on_miss=fail_if_exited)
 
     def down(self, *, volumes: bool = False) -> int:
         """Remove containers and network (volumes only when asked). Returns how many containers went."""
@@ -433,6 +421,27 @@ class Stack:
                 with contextlib.suppress(Exception):
                     net.remove()
         return before
+
+
+def poll_balancer(url: str, timeout_s: float, on_miss: Callable[[], None] | None = None) -> None:
+    """Poll `url` until the balancer answers below 500 (a request reached a replica); `on_miss` runs
+    after every failed try (it may raise to stop early). Raises UnhealthyError after `timeout_s`."""
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    last = "no answer"
+    while time.monotonic() < deadline:
+        try:
+            r = httpx.get(url + "/", timeout=2.0)
+            if r.status_code < 500:
+                return
+            last = f"HTTP {r.status_code}"
+        except httpx.HTTPError as exc:
+            last = type(exc).__name__
+        if on_miss is not None:
+            on_miss()
+        time.sleep(0.3)
+    raise UnhealthyError(f"the load balancer at {url} did not answer within {timeout_s:.0f}s (last: {last})")
 
 
 def _replica_index(service: str) -> int:

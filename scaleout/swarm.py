@@ -23,7 +23,7 @@ from scaleout.engine import ENGINE_HINT, docker_client, engine_errors
 from scaleout.errors import DockerUnavailableError, PortInUseError, StackError, UnhealthyError, UsageError
 from scaleout.export import BACKEND_SERVICE, ENV_BACKEND_IMAGE, ENV_BALANCER_IMAGE, STACK_FILE, render_swarm
 from scaleout.render import OUT_DIR, WORKER_DIR, atomic_write, ensure_not_hand_edited, write_files
-from scaleout.stack import Progress, ServiceStatus, StackStatus, _port_free, _quiet, _replica_index
+from scaleout.stack import Progress, ServiceStatus, StackStatus, _port_free, _quiet, _replica_index, poll_balancer
 
 STACK_DIR = f"{OUT_DIR}/swarm"
 IMAGES_FILE = f"{STACK_DIR}/images.json"
@@ -359,21 +359,7 @@ class SwarmStack:
 
     def wait_balancer(self, timeout_s: float) -> None:
         """Poll the published port until nginx answers and a request reaches a backend task."""
-        import httpx
-
-        url = f"http://127.0.0.1:{self.config.balancer.port}"
-        deadline = time.monotonic() + timeout_s
-        last = "no answer"
-        while time.monotonic() < deadline:
-            try:
-                r = httpx.get(url + "/", timeout=2.0)
-                if r.status_code < 500:
-                    return
-                last = f"HTTP {r.status_code}"
-            except httpx.HTTPError as exc:
-                last = type(exc).__name__
-            time.sleep(0.3)
-        raise UnhealthyError(f"the load balancer at {url} did not answer within {timeout_s:.0f}s (last: {last})")
+        poll_balancer(f"http://127.0.0.1:{self.config.balancer.port}", timeout_s)
 
     def _remove_old_configs(self) -> None:
         """Earlier nginx.conf versions (configs are immutable, one per content hash) once unused."""
