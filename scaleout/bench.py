@@ -88,7 +88,7 @@ def run_bench(
     log: Callable[[str], None] = lambda _m: None,
 ) -> BenchResult:
     """Measure each replica count in turn; the stack is left at the last count."""
-    from scaleout.stack import Stack
+    from scaleout.targets.compose import ComposeStack as Stack
 
     result = BenchResult(project=cfg.project, url=cfg.url, path=path, concurrency=concurrency, duration_s=duration_s,
                          warmup_s=warmup_s, workers=workers, cpu_work_ms=cfg.backend.env.get("CPU_WORK_MS"))

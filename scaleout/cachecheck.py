@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 
 from scaleout.config import Config
-from scaleout.render import FINGERPRINT_RE, served_by_balancer
+from scaleout.render.common import FINGERPRINT_RE, served_by_balancer
 
 _ASSET = re.compile(r"""(?:href|src)\s*=\s*["'](/[^"'#?]+)["']""", re.IGNORECASE)
 _FINGERPRINTED = re.compile(FINGERPRINT_RE)

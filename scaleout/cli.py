@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import sys
-import time
+from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
 from typing import List, Optional
 
 import typer
 
+from scaleout.console import Console
 from scaleout.errors import ExitCode, ScaleoutError, UsageError
 
 app = typer.Typer(
@@ -19,180 +21,228 @@ app = typer.Typer(
     help="A production-shaped, load-balanced environment on your own machine, and proof that it works.",
 )
 
-_state = {"dir": Path("."), "quiet": False, "verbose": False, "t0": time.monotonic()}
+
+class Strategy(str, Enum):
+    round_robin = "round_robin"
+    least_conn = "least_conn"
+    ip_hash = "ip_hash"
+    hash = "hash"
+    random = "random"
 
 
-def _err(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
+class Template(str, Enum):
+    python = "python"
+    node = "node"
 
 
-def _progress(msg: str) -> None:
-    # "note: ..." lines say something the user must know (e.g. what is exposed): shown even with -q
-    if not _state["quiet"] or msg.startswith("note:"):
-        _err(f"==> [{time.monotonic() - _state['t0']:5.1f}s] {msg}")
+class TargetName(str, Enum):
+    compose = "compose"
+    swarm = "swarm"
 
 
-_last_log = {"t": 0.0}
+class ExportKind(str, Enum):
+    k8s = "k8s"
+    swarm = "swarm"
 
 
-def _log(line: str) -> None:
-    """Compose/build output: every line with --verbose, otherwise a glimpse at most every 3 s."""
-    if _state["verbose"]:
-        _err(f"    | {line}")
-        return
-    now = time.monotonic()
-    if not _state["quiet"] and line.strip() and now - _last_log["t"] >= 3.0:
-        _last_log["t"] = now
-        text = line.strip()
-        _err(f"    … {text[:110]}{'…' if len(text) > 110 else ''}")
+def _value(choice: Enum | None) -> str | None:
+    return None if choice is None else str(choice.value)
+
+
+@dataclass
+class State:
+    """What the global options set, for every command of one invocation (typer's ctx.obj)."""
+
+    project_dir: Path
+    console: Console
+
+
+def _state(ctx: typer.Context) -> State:
+    return ctx.ensure_object(State) if ctx.obj is None else ctx.obj
 
 
 @app.callback()
 def _main(
+    ctx: typer.Context,
     project_dir: Path = typer.Option(Path("."), "--project-dir", "-C", help="Project folder (where scaleout.yaml is)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress lines."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show Compose and build output."),
 ) -> None:
-    _state.update(dir=project_dir, quiet=quiet, verbose=verbose, t0=time.monotonic())
+    ctx.obj = State(project_dir=project_dir, console=Console(quiet=quiet, verbose=verbose))
 
 
-def _config(**overrides):
+def _config(st: State, **overrides):
     from scaleout.config import load_config
 
-    cfg = load_config(_state["dir"])
+    cfg = load_config(st.project_dir)
     return cfg.with_overrides(**overrides) if any(v is not None for v in overrides.values()) else cfg
 
 
 def _target_option():
-    return typer.Option(None, "--target", envvar="SCALEOUT_TARGET",
-                        help="compose (this machine) or swarm (docker stack deploy). Default: the target of the last `up`, else compose.")
+    return typer.Option(None, "--target", envvar="SCALEOUT_TARGET", case_sensitive=False,
+                        help="compose (this machine) or swarm (docker stack deploy). "
+                             "Default: the target of the last `up`, else compose.")
 
 
-def _render_all(cfg) -> dict[str, str]:
-    from scaleout.targets import render_for
+def _replicas_option():
+    return typer.Option(None, "--replicas", "-n", min=1, max=32, help="Number of backend replicas (1-32).")
 
-    return render_for("compose", cfg)
+
+def _port_option():
+    return typer.Option(None, "--port", "-p", min=1, max=65535, help="Host port of the load balancer.")
+
+
+def _strategy_option():
+    return typer.Option(None, "--strategy", "-s", case_sensitive=False, help="Load-balancing strategy.")
 
 
 @app.command()
 def init(
+    ctx: typer.Context,
     directory: Path = typer.Argument(Path("."), help="Folder to create the project in (created if missing)."),
-    template: str = typer.Option("python", "--template", "-t", help="Backend template: python or node."),
+    template: Template = typer.Option(Template.python, "--template", "-t", case_sensitive=False,
+                                      help="Backend template."),
     name: Optional[str] = typer.Option(None, "--name", help="Project name (default: the folder name)."),
     force: bool = typer.Option(False, "--force", help="Overwrite existing files."),
 ) -> None:
     """Scaffold a runnable project: scaleout.yaml, a backend with its Dockerfile, a public/ folder."""
     from scaleout.scaffold import init_project
 
-    target = directory if directory.is_absolute() else _state["dir"] / directory
-    written = init_project(target, template, name=name, force=force)
-    _err(f"created {len(written)} files in {target} ({template} backend)")
-    _err(f"next: cd {directory} && scaleout up --replicas 3 && scaleout probe")
+    st = _state(ctx)
+    target = directory if directory.is_absolute() else st.project_dir / directory
+    written = init_project(target, template.value, name=name, force=force)
+    st.console.message(f"created {len(written)} files in {target} ({template.value} backend)")
+    st.console.message(f"next: cd {directory} && scaleout up --replicas 3 && scaleout probe")
 
 
 @app.command()
 def render(
-    replicas: Optional[int] = typer.Option(None, "--replicas", "-n", help="Number of backend replicas."),
-    port: Optional[int] = typer.Option(None, "--port", "-p", help="Host port of the load balancer."),
-    strategy: Optional[str] = typer.Option(None, "--strategy", "-s", help="round_robin, least_conn, ip_hash, hash or random."),
+    ctx: typer.Context,
+    replicas: Optional[int] = _replicas_option(),
+    port: Optional[int] = _port_option(),
+    strategy: Optional[Strategy] = _strategy_option(),
     force: bool = typer.Option(False, "--force", help="Overwrite generated files that were edited by hand."),
+    wait: float = typer.Option(0.0, "--wait", min=0, help="Seconds to wait for another scaleout holding the project lock."),
 ) -> None:
     """Write .scaleout/docker-compose.yml and .scaleout/nginx/nginx.conf (deterministic, atomic)."""
-    from scaleout.render import write_files
+    from scaleout.files import project_lock, write_plan
+    from scaleout.render import plan_for
 
-    cfg = _config(replicas=replicas, port=port, strategy=strategy)
-    files = _render_all(cfg)
-    changed = write_files(cfg.project_dir, files, force=force)
-    for rel in sorted(files):
-        _err(f"{'wrote    ' if rel in changed else 'unchanged'} {rel}")
+    st = _state(ctx)
+    cfg = _config(st, replicas=replicas, port=port, strategy=_value(strategy))
+    with project_lock(cfg.project_dir, wait):
+        plan = plan_for("compose", cfg)  # everything computed (and refused) before anything is written
+        result = write_plan(cfg.project_dir.resolve(), plan, force=force)
+    for rel in sorted(plan.files):
+        st.console.message(f"{'wrote    ' if rel in result.written else 'unchanged'} {rel}")
 
 
 @app.command()
 def up(
-    replicas: Optional[int] = typer.Option(None, "--replicas", "-n", help="Number of backend replicas."),
-    port: Optional[int] = typer.Option(None, "--port", "-p", help="Host port of the load balancer."),
-    strategy: Optional[str] = typer.Option(None, "--strategy", "-s", help="round_robin, least_conn, ip_hash, hash or random."),
+    ctx: typer.Context,
+    replicas: Optional[int] = _replicas_option(),
+    port: Optional[int] = _port_option(),
+    strategy: Optional[Strategy] = _strategy_option(),
     build: bool = typer.Option(True, "--build/--no-build", help="Build the backend image first."),
-    timeout: float = typer.Option(180.0, "--timeout", help="Seconds to wait for replicas and balancer."),
-    wait: float = typer.Option(0.0, "--wait", help="Seconds to wait for another scaleout holding the project lock."),
+    timeout: float = typer.Option(180.0, "--timeout", min=0.001, help="Seconds to wait for replicas and balancer."),
+    wait: float = typer.Option(0.0, "--wait", min=0, help="Seconds to wait for another scaleout holding the project lock."),
     force: bool = typer.Option(False, "--force", help="Overwrite generated files that were edited by hand."),
     json_out: bool = typer.Option(False, "--json", help="Print the resulting status as JSON."),
-    target: Optional[str] = _target_option(),
-    registry: Optional[str] = typer.Option(None, "--registry", help="swarm: push the built images to HOST/PATH (needed on a multi-node swarm)."),
+    target: Optional[TargetName] = _target_option(),
+    registry: Optional[str] = typer.Option(None, "--registry",
+                                           help="swarm: push the built images to HOST/PATH (needed on a multi-node swarm)."),
 ) -> None:
     """Render, build and start (or rescale) the stack; wait until every replica is healthy."""
     from scaleout import report
-    from scaleout.stack import project_lock
-    from scaleout.targets import open_stack, remember_strategy, remember_target, render_for, resolve_target
+    from scaleout.files import project_lock
+    from scaleout.render import plan_for
+    from scaleout.targets import open_target, remember_strategy, remember_target, resolve_target
 
-    cfg = _config(replicas=replicas, port=port, strategy=strategy)
-    if timeout <= 0:
-        raise UsageError("--timeout: must be greater than 0")
-    tgt = resolve_target(cfg.project_dir, target)
+    st = _state(ctx)
+    con = st.console
+    cfg = _config(st, replicas=replicas, port=port, strategy=_value(strategy))
+    tgt = resolve_target(cfg.project_dir, _value(target))
     with project_lock(cfg.project_dir, wait):
-        stack = open_stack(tgt, cfg, progress=_progress, log=_log, registry=registry)
+        stack = open_target(tgt, cfg, progress=con.progress, log=con.log, registry=registry)
         stack.preflight()  # engine, CLI, port: before anything is written or built
-        files = render_for(tgt, cfg)
+        plan = plan_for(tgt, cfg)
         remember_target(cfg.project_dir, tgt)  # before up: a half-started stack is still where `down` looks
-        st = stack.up(files, build=build, timeout_s=timeout, force=force)
+        status = stack.up(plan, build=build, timeout_s=timeout, force=force)
         remember_strategy(cfg.project_dir, cfg.balancer.strategy)
     if json_out:
-        print(report.to_json(st.to_dict()))
+        con.print(report.to_json(status.to_dict()))
     else:
-        print(report.status_text(st))
-        print(f"\nready: {cfg.url}/  ({len(st.replicas)} replicas, strategy {cfg.balancer.strategy})")
+        con.print(report.status_text(status))
+        n = len(status.replicas)
+        con.print(f"\nready: {cfg.url}/  ({n} replica{'s' if n != 1 else ''}, strategy {cfg.balancer.strategy})")
 
 
 @app.command()
-def status(json_out: bool = typer.Option(False, "--json", help="Print JSON."), target: Optional[str] = _target_option()) -> None:
+def status(
+    ctx: typer.Context,
+    json_out: bool = typer.Option(False, "--json", help="Print JSON."),
+    target: Optional[TargetName] = _target_option(),
+) -> None:
     """Show replicas, their state and health, and the published URL."""
     from scaleout import report
-    from scaleout.targets import open_stack, resolve_target
+    from scaleout.targets import open_target, resolve_target
 
-    cfg = _config()
-    st = open_stack(resolve_target(cfg.project_dir, target), cfg).status()
-    print(report.to_json(st.to_dict()) if json_out else report.status_text(st))
+    st = _state(ctx)
+    cfg = _config(st)
+    status = open_target(resolve_target(cfg.project_dir, _value(target)), cfg).status()
+    st.console.print(report.to_json(status.to_dict()) if json_out else report.status_text(status))
 
 
 @app.command()
 def down(
+    ctx: typer.Context,
     volumes: bool = typer.Option(False, "--volumes", help="Also remove the project's volumes."),
-    wait: float = typer.Option(0.0, "--wait", help="Seconds to wait for another scaleout holding the project lock."),
-    target: Optional[str] = _target_option(),
+    wait: float = typer.Option(0.0, "--wait", min=0, help="Seconds to wait for another scaleout holding the project lock."),
+    target: Optional[TargetName] = _target_option(),
 ) -> None:
     """Stop and remove the stack's containers and network (volumes only with --volumes)."""
-    from scaleout.stack import project_lock
-    from scaleout.targets import open_stack, resolve_target
+    from scaleout.files import project_lock
+    from scaleout.targets import open_target, resolve_target
 
-    cfg = _config()
+    st = _state(ctx)
+    con = st.console
+    cfg = _config(st)
     with project_lock(cfg.project_dir, wait):
-        n = open_stack(resolve_target(cfg.project_dir, target), cfg, progress=_progress, log=_log).down(volumes=volumes)
-    _err(f"removed project {cfg.project} ({n} container(s){', volumes too' if volumes else ''})")
+        stack = open_target(resolve_target(cfg.project_dir, _value(target)), cfg, progress=con.progress, log=con.log)
+        n = stack.down(volumes=volumes)
+    con.message(f"removed project {cfg.project} ({n} container(s){', volumes too' if volumes else ''})")
 
 
 @app.command()
 def export(
-    kind: str = typer.Argument(..., help="k8s (Kubernetes manifests) or swarm (the stack file `up --target swarm` deploys)."),
+    ctx: typer.Context,
+    kind: ExportKind = typer.Argument(..., case_sensitive=False,
+                                      help="k8s (Kubernetes manifests) or swarm (the stack file `up --target swarm` deploys)."),
     out: Path = typer.Option(..., "--out", "-o", help="Folder to write into (created if missing)."),
     balancer: Optional[str] = typer.Option(None, "--balancer", help="k8s: nginx (scaleout's nginx, default) or ingress (an Ingress)."),
     namespace: Optional[str] = typer.Option(None, "--namespace", help="k8s: namespace of every object (default: default)."),
-    image: Optional[str] = typer.Option(None, "--image", help="k8s: the backend image the cluster pulls (default: backend.image or scaleout/NAME-backend:latest)."),
+    image: Optional[str] = typer.Option(None, "--image", help="k8s: the backend image the cluster pulls "
+                                        "(required unless backend.image is set)."),
     ingress_class: Optional[str] = typer.Option(None, "--ingress-class", help="k8s with --balancer ingress: spec.ingressClassName."),
-    replicas: Optional[int] = typer.Option(None, "--replicas", "-n", help="Number of backend replicas."),
+    replicas: Optional[int] = _replicas_option(),
     force: bool = typer.Option(False, "--force", help="Overwrite files in --out that scaleout did not write."),
 ) -> None:
     """Write deployment files for a cluster: Kubernetes manifests or a Swarm stack file."""
     from scaleout.export import check_out_dir, export_files, write_export
 
-    cfg = _config(replicas=replicas)
-    files = export_files(kind, cfg, balancer=balancer, namespace=namespace, image=image, ingress_class=ingress_class)
-    out_dir = check_out_dir(out if out.is_absolute() else _state["dir"] / out, cfg.project_dir)
-    result = write_export(out_dir, files, kind=kind, force=force)
-    for key, label in (("written", "wrote    "), ("unchanged", "unchanged"), ("removed", "removed  "), ("kept", "kept (edited)")):
-        for rel in result[key]:
-            _err(f"{label} {out_dir / rel}")
-    _err(f"next: kubectl apply -f {out}" if kind == "k8s" else
-         f"next: scaleout up --target swarm (or set the image variables named in {out / 'stack.yml'} and docker stack deploy)")
+    st = _state(ctx)
+    cfg = _config(st, replicas=replicas)
+    files = export_files(kind.value, cfg, balancer=balancer, namespace=namespace, image=image,
+                         ingress_class=ingress_class)
+    out_dir = check_out_dir(out if out.is_absolute() else st.project_dir / out, cfg.project_dir)
+    result = write_export(out_dir, files, kind=kind.value, force=force)
+    for names, label in ((result.written, "wrote    "), (result.unchanged, "unchanged"), (result.removed, "removed  "),
+                         (result.kept, "kept (edited)")):
+        for rel in names:
+            st.console.message(f"{label} {out_dir / rel}")
+    st.console.message(f"next: kubectl apply -f {out}" if kind == ExportKind.k8s else
+                       "next: scaleout up --target swarm (or set the image variables named in "
+                       f"{out / 'stack.yml'} and docker stack deploy)")
 
 
 def _parse_headers(values: list[str]) -> tuple[tuple[str, str], ...]:
@@ -207,6 +257,7 @@ def _parse_headers(values: list[str]) -> tuple[tuple[str, str], ...]:
 
 @app.command()
 def probe(
+    ctx: typer.Context,
     url: Optional[str] = typer.Option(None, "--url", help="Target (default: this project's balancer)."),
     requests: int = typer.Option(1000, "--requests", "-n", help="Number of requests."),
     concurrency: int = typer.Option(16, "--concurrency", "-c", help="Concurrent keep-alive connections."),
@@ -217,19 +268,21 @@ def probe(
     progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="Progress bar on stderr (default: on a terminal)."),
     path: str = typer.Option("/", "--path", help="Request path."),
     method: str = typer.Option("GET", "--method", "-X", help="HTTP method."),
-    header: List[str] = typer.Option([], "--header", "-H", help="Extra header 'Name: value' (repeatable)."),
-    strategy: Optional[str] = typer.Option(None, "--strategy", help="Judge the spread for this strategy (default: the project's)."),
+    header: List[str] = typer.Option([], "--header", "-H", metavar="'NAME: VALUE'",
+                                     help="Extra header (repeatable)."),
+    strategy: Optional[Strategy] = typer.Option(None, "--strategy", case_sensitive=False,
+                                                help="Judge the spread for this strategy (default: the deployed one)."),
     sticky_keys: int = typer.Option(0, "--sticky-keys", help="Send K distinct keys (as the cookie, argument or header hash_key names) and check each sticks to one replica."),
     tolerance: float = typer.Option(0.3, "--tolerance", help="Allowed relative deviation from the expected share."),
     timeout: float = typer.Option(10.0, "--timeout", help="Seconds before one request counts as timed out."),
     no_cache_check: bool = typer.Option(False, "--no-cache-check", help="Skip the cache-header checks."),
     allow_remote: bool = typer.Option(False, "--allow-remote", help="Allow a target that is not this machine."),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
-    target: Optional[str] = _target_option(),
+    target: Optional[TargetName] = _target_option(),
 ) -> None:
     """Send load through the balancer, attribute every response to a replica, and judge the spread."""
     from scaleout import report
-    from scaleout.config import STRATEGIES, load_config
+    from scaleout.config import load_config
     from scaleout.probe import ProbeOptions, check_target, judge, run_probe, sticky_carrier
 
     if requests < 1 or requests > 10_000_000:
@@ -246,18 +299,19 @@ def probe(
         raise UsageError(f"--path: {path!r} must start with / and contain no spaces")
     if not method.isalpha() or not method.isupper():
         raise UsageError(f"--method: {method!r} must be an HTTP method such as GET")
-    if strategy is not None and strategy not in STRATEGIES:
-        raise UsageError(f"--strategy: must be one of {', '.join(STRATEGIES)} (got {strategy!r})")
     if not 0 < tolerance <= 10:
         raise UsageError("--tolerance: must be between 0 and 10")
     headers = _parse_headers(header)
+    st = _state(ctx)
+    strategy = _value(strategy)
+    target = _value(target)
 
     cfg = None
     if url is None:
-        cfg = load_config(_state["dir"])
-    elif (_state["dir"] / "scaleout.yaml").exists():
+        cfg = load_config(st.project_dir)
+    elif (st.project_dir / "scaleout.yaml").exists():
         try:
-            cfg = load_config(_state["dir"])
+            cfg = load_config(st.project_dir)
         except ScaleoutError:
             cfg = None  # --url needs no project
     if url is not None:
@@ -273,24 +327,24 @@ def probe(
     expected = None
     if cfg is not None:
         from scaleout.errors import DockerUnavailableError, NotRunningError
-        from scaleout.targets import open_stack, resolve_target
+        from scaleout.targets import open_target, resolve_target
 
-        stack = open_stack(resolve_target(cfg.project_dir, target), cfg)
+        stack = open_target(resolve_target(cfg.project_dir, target), cfg)
         try:
-            st = stack.status()
+            running = stack.status()
             names = stack.address_map()
         except DockerUnavailableError:
             if url is None:
                 raise
-            st = None  # --url without an engine: responses keep their addresses as names
+            running = None  # --url without an engine: responses keep their addresses as names
         if url is None:
-            if st is None or not st.running or st.url is None:
+            if running is None or not running.running or running.url is None:
                 raise NotRunningError(f"project {cfg.project} is not running", hint="run `scaleout up` first")
-            url = st.url
-        if st is not None:
+            url = running.url
+        if running is not None:
             # replicas the balancer routes to now (its health watcher's view), else every healthy one
-            expected = [s.service for s in st.replicas if s.state == "running" and s.health in ("healthy", "none")
-                        and s.routed is not False]
+            expected = [s.service for s in running.replicas if s.state == "running"
+                        and s.health in ("healthy", "none") and s.routed is not False]
     assert url is not None
     check_target(url, allow_remote, {a.split(":")[0] for a in names})
     url = url.rstrip("/")
@@ -299,7 +353,7 @@ def probe(
                         workers=workers, sticky_via=via, sticky_name=key_name)
     if not json_out:
         shape = f" at {rate:g} req/s" if rate else ""
-        _progress(f"probing {url}{path} with {concurrency} connections{shape}"
+        st.console.progress(f"probing {url}{path} with {concurrency} connections{shape}"
                   + (f" for {duration}s" if duration else f", {requests} requests"))
     bar = report.ProgressBar(sys.stderr, duration) if (progress if progress is not None else sys.stderr.isatty()) else None
     result, samples = run_probe(opts, names, bar.update if bar else None)
@@ -316,13 +370,14 @@ def probe(
         if bad:
             result.reasons.extend(f"cache headers: {c['path']}: {c['detail']}" for c in bad)
             result.verdict = "fail"
-    print(report.to_json(result.to_dict()) if json_out else report.probe_text(result))
+    st.console.print(report.to_json(result.to_dict()) if json_out else report.probe_text(result))
     if result.verdict != "pass":
         raise typer.Exit(int(ExitCode.CHECK_FAILED))
 
 
 @app.command()
 def bench(
+    ctx: typer.Context,
     replicas: str = typer.Option("1,2,4", "--replicas", "-n", help="Replica counts to measure, e.g. 1,2,4."),
     duration: float = typer.Option(5.0, "--duration", "-d", help="Seconds of load per replica count."),
     warmup: float = typer.Option(1.0, "--warmup", help="Seconds of unmeasured load before each measurement."),
@@ -339,8 +394,8 @@ def bench(
     from scaleout import report
     from scaleout.bench import parse_counts, run_bench
     from scaleout.config import MAX_REPLICAS
-    from scaleout.render import atomic_write
-    from scaleout.stack import project_lock
+    from scaleout.files import atomic_write, project_lock
+    from scaleout.render import plan_for
 
     try:
         counts = parse_counts(replicas, MAX_REPLICAS)
@@ -354,22 +409,25 @@ def bench(
         raise UsageError(f"--path: {path!r} must start with / and contain no spaces")
     from scaleout.targets import remember_strategy, remember_target, resolve_target
 
-    cfg = _config()
+    st = _state(ctx)
+    con = st.console
+    cfg = _config(st)
     if resolve_target(cfg.project_dir, None) != "compose":
         raise UsageError("bench: measures the Compose stack on this machine, but this project was last brought up "
                          "on Swarm", hint="`scaleout down`, then `scaleout up --target compose`, then bench")
     with project_lock(cfg.project_dir, wait):
         remember_target(cfg.project_dir, "compose")
-        result = run_bench(cfg, counts, render_files=_render_all, duration_s=duration, warmup_s=warmup,
-                           concurrency=concurrency, path=path, workers=workers, build=build, timeout_s=timeout,
-                           progress=_progress, log=_log)
+        result = run_bench(cfg, counts, render_files=lambda c: plan_for("compose", c), duration_s=duration,
+                           warmup_s=warmup, concurrency=concurrency, path=path, workers=workers, build=build,
+                           timeout_s=timeout, progress=con.progress, log=con.log)
         remember_strategy(cfg.project_dir, cfg.balancer.strategy)  # what now runs, for a later `probe`
     out = plot if plot is not None else cfg.project_dir / ".scaleout" / "bench.svg"
     out = out if out.is_absolute() else Path.cwd() / out
     atomic_write(out, report.bench_svg(result))
     result.plot = str(out)
-    print(report.to_json(result.to_dict()) if json_out else report.bench_text(result))
-    _progress(f"the stack is left at {counts[-1]} replica(s); `scaleout up --replicas N` changes it, `scaleout down` removes it")
+    con.print(report.to_json(result.to_dict()) if json_out else report.bench_text(result))
+    con.progress(f"the stack is left at {counts[-1]} replica(s); `scaleout up --replicas N` changes it, "
+                 "`scaleout down` removes it")
 
 
 _INTERRUPTED = "interrupted: the stack may be partly changed; `scaleout status` shows it, `scaleout down` removes it"
@@ -398,6 +456,10 @@ def _hoist_global_options(argv: list[str]) -> list[str]:
             rest.append(a)
         i += 1
     return front + rest
+
+
+def _err(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
 
 
 def main(argv: list[str] | None = None) -> None:

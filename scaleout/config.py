@@ -17,8 +17,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from scaleout.errors import ConfigError, UsageError
+from scaleout.layout import CONFIG_FILE, replica_name
 
-CONFIG_FILE = "scaleout.yaml"
+__all__ = ["CONFIG_FILE", "Config", "load_config", "parse_config", "replica_name"]
 MAX_REPLICAS = 32
 ENV_LB_IMAGE = "SCALEOUT_LB_IMAGE"
 ENV_BASE_IMAGE = "SCALEOUT_BASE_IMAGE"
@@ -58,11 +59,6 @@ _IMAGE = re.compile(
     r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$"
 )
 _SIZE = re.compile(r"^[0-9]{1,6}[kKmM]?$")
-
-
-def replica_name(index: int) -> str:
-    """Compose service name of replica `index` (1-based): stable, so each replica is addressable."""
-    return f"backend-{index}"
 
 
 class _Model(BaseModel):
@@ -115,7 +111,7 @@ class BackendConfig(_Model):
     @classmethod
     def _image(cls, v: str | None) -> str | None:
         if v is not None:
-            _check_image(v)
+            check_image(v)
         return v
 
     @field_validator("env", mode="before")
@@ -250,7 +246,7 @@ class ImagesConfig(_Model):
     @field_validator("balancer", "base")
     @classmethod
     def _image(cls, v: str) -> str:
-        _check_image(v)
+        check_image(v)
         return v
 
 
@@ -349,7 +345,7 @@ def _check_relative_path(v: str) -> None:
         raise ValueError("must stay inside the project folder ('..' is not allowed)")
 
 
-def _check_image(v: str) -> None:
+def check_image(v: str) -> None:
     if not _IMAGE.match(v):
         raise ValueError("must be an image reference such as nginx:1.27 or registry.example.com/team/app:tag")
 

@@ -21,6 +21,7 @@ __all__ = [
     "PortInUseError",
     "LockedError",
     "ProbeTargetError",
+    "UnsafePathError",
     "NotRunningError",
     "BalancerConfigError",
 ]
@@ -104,6 +105,12 @@ class PortInUseError(ScaleoutError):
 
 class LockedError(ScaleoutError):
     exit_code = ExitCode.CONFLICT
+
+
+class UnsafePathError(ScaleoutError):
+    """A path in the project (a symlink, a folder that leaves it) that scaleout will not read or write through."""
+
+    exit_code = ExitCode.CONFIG
 
 
 class ProbeTargetError(ScaleoutError):

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from scaleout.probe import ProbeResult
-from scaleout.stack import StackStatus
+from scaleout.targets.status import StackStatus
 
 BAR_WIDTH = 30
 

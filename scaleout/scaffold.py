@@ -6,8 +6,8 @@ from pathlib import Path
 
 from scaleout.config import default_name, parse_config
 from scaleout.errors import RenderConflictError, UsageError
-from scaleout.render import atomic_write
-from scaleout.templates import templates_dir
+from scaleout.files import atomic_write
+from scaleout.render.templates import templates_dir
 
 TEMPLATES = {"python": {"port": 8000, "base_image": "python:3.12-slim"}, "node": {"port": 3000, "base_image": "node:20-slim"}}
 
@@ -26,7 +26,7 @@ def scaffold_files(name: str, template: str) -> dict[str, bytes]:
                 if rel == "gitignore":
                     rel = ".gitignore"
                 files[rel] = p.read_bytes()
-    from scaleout.templates import template_env
+    from scaleout.render.templates import template_env
 
     text = template_env().get_template("init/scaleout.yaml.j2").render(name=name, **TEMPLATES[template])
     files["scaleout.yaml"] = text.encode("utf-8")

@@ -9,7 +9,7 @@ import time
 import uuid
 
 from scaleout.config import MAX_REPLICAS
-from scaleout.render import LB_CONF_MOUNT
+from scaleout.layout import LB_CONF_MOUNT
 
 
 class NginxChecker:

@@ -155,7 +155,7 @@ def test_probe_refuses_remote_targets(project, tmp_path):
 
 
 def test_second_up_fails_clearly_while_locked(project):
-    from scaleout.stack import project_lock
+    from scaleout.files import project_lock
 
     with project_lock(project):
         r = run_cli(["up"], project)

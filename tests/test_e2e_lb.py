@@ -11,7 +11,7 @@ import pytest
 
 from scaleout.config import load_config
 from scaleout.errors import BalancerConfigError
-from scaleout.stack import Stack
+from scaleout.targets.compose import ComposeStack as Stack
 from tests.conftest import wait_for
 from tests.lbload import HeyLoad
 

@@ -90,7 +90,7 @@ def test_unreasonable_out_folders_are_refused(project, out, message):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["helm", "--out", "x"], "KIND must be one of k8s, swarm"),
+    (["helm", "--out", "x"], "'helm' is not one of 'k8s', 'swarm'"),
     (["swarm", "--out", "x", "--balancer", "ingress"], "--balancer: only for `scaleout export k8s`"),
     (["k8s", "--out", "x", "--balancer", "traefik"], "--balancer: must be one of nginx, ingress"),
     (["k8s", "--out", "x", "--ingress-class", "nginx"], "--ingress-class: only with --balancer ingress"),
@@ -104,10 +104,10 @@ def test_bad_options_are_explained(project, args, message):
 def test_exported_stack_file_is_the_one_up_deploys(project):
     """`up --target swarm` writes .scaleout/swarm/{stack.yml,nginx.conf}: the same text as the export."""
     from scaleout.config import load_config
-    from scaleout.targets import render_for
+    from scaleout.render import plan_for
 
     assert export(project, "swarm", "--out", "deploy/swarm").returncode == 0
-    files = render_for("swarm", load_config(project, env={}))
+    files = plan_for("swarm", load_config(project, env={})).files
     for name in ("stack.yml", "nginx.conf"):
         assert (project / "deploy" / "swarm" / name).read_text() == files[f".scaleout/swarm/{name}"]
 

@@ -14,8 +14,8 @@ from kubernetes.client import ApiClient
 
 from scaleout.config import parse_config
 from scaleout.errors import UsageError
-from scaleout.k8s import read_static_files, render_k8s
-from scaleout.render import render_nginx
+from scaleout.render.k8s import read_static_files, render_k8s
+from scaleout.render.nginx import render_nginx
 
 MODELS = {
     ("v1", "ConfigMap"): "V1ConfigMap",

@@ -10,10 +10,11 @@ import pytest
 import yaml
 
 from scaleout.config import load_config
-from scaleout.render import OUT_DIR, render
+from scaleout.layout import OUT_DIR
+from scaleout.render.compose import render
 from scaleout.scaffold import scaffold_files
-from scaleout.fingerprint import plan_assets
-from scaleout.worker import render_worker
+from scaleout.render.assets import plan_assets
+from scaleout.render.worker import render_worker
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
@@ -96,12 +97,13 @@ def test_scaffolded_examples_are_what_init_writes(example):
 
 
 def test_rendering_twice_is_byte_identical(tmp_path):
-    from scaleout.render import write_files
+    from scaleout.files import write_plan
+    from scaleout.render import plan_for
 
     shutil.copytree(EXAMPLES / "python-demo", tmp_path / "p")
     cfg = load_config(tmp_path / "p", env={})
-    first = write_files(cfg.project_dir, render(cfg, worker=render_worker(cfg)))
+    first = write_plan(cfg.project_dir, plan_for("compose", cfg)).written
     snapshot = {p: p.read_bytes() for p in (tmp_path / "p" / OUT_DIR).rglob("*") if p.is_file()}
-    second = write_files(cfg.project_dir, render(cfg, worker=render_worker(cfg)))
+    second = write_plan(cfg.project_dir, plan_for("compose", cfg)).written
     assert first and second == []
     assert snapshot == {p: p.read_bytes() for p in (tmp_path / "p" / OUT_DIR).rglob("*") if p.is_file()}

@@ -12,7 +12,8 @@ import pytest
 import yaml
 
 from scaleout.config import parse_config
-from scaleout.render import COMPOSE_FILE, LB_CONF_MOUNT, LB_SCRIPT, NGINX_CONF, WATCH_ENV, render
+from scaleout.layout import COMPOSE_FILE, LB_CONF_MOUNT, LB_SCRIPT, NGINX_CONF, WATCH_ENV
+from scaleout.render.compose import render
 
 
 def _files(tmp_path: Path, text: str) -> dict[str, str]:

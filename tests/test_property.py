@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from scaleout.config import parse_config
 from scaleout.errors import ConfigError
-from scaleout.render import NGINX_CONF, COMPOSE_FILE, render
+from scaleout.layout import COMPOSE_FILE, NGINX_CONF
+from scaleout.render.compose import render
 
 PROJECT = Path("/tmp/scaleout-property/proj")
 

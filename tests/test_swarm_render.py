@@ -12,11 +12,13 @@ import yaml
 
 from scaleout.config import parse_config
 from scaleout.errors import UsageError
-from scaleout.export import check_dynamic_balancing, render_swarm
-from scaleout.render import health_command, render_nginx
-from scaleout.swarm import registry_problem, render_swarm_files, swarm_problem
-from scaleout.swarm_images import balancer_context, check_registry, content_tag, registry_ref
-from scaleout.targets import TARGET_FILE, open_stack, resolve_target
+from scaleout.render.common import check_dynamic_balancing, health_command
+from scaleout.render.nginx import render_nginx
+from scaleout.render.swarm import render_swarm, render_swarm_files
+from scaleout.targets.swarm import registry_problem, swarm_problem
+from scaleout.targets.swarm_images import balancer_context, check_registry, content_tag, registry_ref
+from scaleout.layout import TARGET_FILE
+from scaleout.targets import open_target, resolve_target
 
 BASE = """
 name: shop
@@ -189,4 +191,4 @@ def test_target_resolution(tmp_path, monkeypatch):
 
 def test_registry_is_refused_for_compose(tmp_path):
     with pytest.raises(UsageError, match="--registry: only for --target swarm"):
-        open_stack("compose", cfg(tmp_path), registry="r.example.com/team")
+        open_target("compose", cfg(tmp_path), registry="r.example.com/team")

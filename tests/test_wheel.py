@@ -44,6 +44,6 @@ def test_installed_package_renders_from_its_own_templates(wheel, tmp_path):
         assert r.returncode == 0, r.stderr
     assert (work / "demo" / "backend" / ".dockerignore").is_file()
     assert "backend-2:" in (work / "demo" / ".scaleout" / "docker-compose.yml").read_text()
-    code = "import scaleout.templates as t; print(t.templates_dir())"
+    code = "import scaleout.render.templates as t; print(t.templates_dir())"
     where = subprocess.run([sys.executable, "-c", code], cwd=work, env=env, capture_output=True, text=True).stdout
     assert where.startswith(str(site))

@@ -16,10 +16,13 @@ import yaml
 from scaleout.cachecheck import check_cache_headers
 from scaleout.config import load_config
 from scaleout.errors import ConfigError
-from scaleout.fingerprint import MANIFEST, fingerprint_assets, plan_assets
-from scaleout.render import ASSETS_DIR, COMPOSE_FILE, NGINX_CONF, render
+from scaleout.files import write_plan
+from scaleout.layout import ASSETS_DIR, COMPOSE_FILE, NGINX_CONF
+from scaleout.render import plan_for
+from scaleout.render.assets import MANIFEST, plan_assets
+from scaleout.render.compose import render
 from scaleout.scaffold import init_project
-from scaleout.worker import render_worker
+from scaleout.render.worker import render_worker
 from tests.cachefake import IMMUTABLE, FakeBalancer
 
 IMMUTABLE_HEADER = f'add_header Cache-Control "{IMMUTABLE}";'
@@ -33,6 +36,12 @@ def _project(tmp_path: Path, template: str = "python", static: dict | None = Non
         cfg["static"].update(static)
         (root / "scaleout.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
     return root
+
+
+def fingerprint_assets(cfg):
+    """What `scaleout render` does for the assets: plan everything, write it under the ledger."""
+    write_plan(cfg.project_dir, plan_for("compose", cfg))
+    return plan_assets(cfg)
 
 
 def _render(root: Path) -> dict[str, str]:
@@ -270,7 +279,7 @@ def test_worker_precaches_only_what_the_balancer_serves(tmp_path):
     import shutil
 
     from scaleout.config import load_config
-    from scaleout.worker import precache_files
+    from scaleout.render.worker import precache_files
 
     shutil.copytree(Path(__file__).resolve().parent.parent / "examples" / "python-demo", tmp_path / "p")
     public = tmp_path / "p" / "public"
@@ -287,7 +296,7 @@ def test_offline_page_must_be_a_static_route(tmp_path):
 
     from scaleout.config import load_config
     from scaleout.errors import ConfigError
-    from scaleout.worker import precache_files
+    from scaleout.render.worker import precache_files
 
     shutil.copytree(Path(__file__).resolve().parent.parent / "examples" / "python-demo", tmp_path / "p")
     cfg = tmp_path / "p" / "scaleout.yaml"

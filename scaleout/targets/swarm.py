@@ -14,31 +14,34 @@ import json
 import os
 import subprocess
 import time
-from collections import deque
 from functools import lru_cache
 from typing import Any
 
 from scaleout.config import Config
-from scaleout.engine import ENGINE_HINT, docker_client, engine_errors
 from scaleout.errors import DockerUnavailableError, PortInUseError, StackError, UnhealthyError, UsageError
-from scaleout.export import BACKEND_SERVICE, ENV_BACKEND_IMAGE, ENV_BALANCER_IMAGE, STACK_FILE, render_swarm
-from scaleout.render import OUT_DIR, WORKER_DIR, atomic_write, ensure_not_hand_edited, write_files
-from scaleout.stack import Progress, ServiceStatus, StackStatus, _port_free, _quiet, _replica_index, poll_balancer
+from scaleout.files import Plan, atomic_write, confined, write_plan
+from scaleout.layout import (
+    BACKEND_SERVICE,
+    LABEL_STACK_NAMESPACE,
+    LB_SERVICE,
+    SWARM_DIR,
+    SWARM_IMAGES_FILE,
+    SWARM_STACK_FILE,
+    WORKER_DIR,
+    replica_index,
+)
+from scaleout.render.swarm import ENV_BACKEND_IMAGE, ENV_BALANCER_IMAGE
+from scaleout.targets.compose import port_free
+from scaleout.targets.runner import ENGINE_HINT, Progress, docker_client, engine_errors, poll_balancer, quiet, run_docker
+from scaleout.targets.status import ServiceStatus, StackStatus
+from scaleout.targets.views import TaskView
 
-STACK_DIR = f"{OUT_DIR}/swarm"
-IMAGES_FILE = f"{STACK_DIR}/images.json"
-LB = "lb"
-LABEL_NAMESPACE = "com.docker.stack.namespace"
+STACK_DIR = SWARM_DIR
+STACK_FILE = SWARM_STACK_FILE
+IMAGES_FILE = SWARM_IMAGES_FILE
+LB = LB_SERVICE
+LABEL_NAMESPACE = LABEL_STACK_NAMESPACE
 MAX_FAILED_TASKS = 3  # new tasks that fail before `up` gives up instead of waiting for the timeout
-
-
-def render_swarm_files(config: Config, worker: str | None, assets: str | None = None) -> dict[str, str]:
-    """The files `up --target swarm` writes under .scaleout/: the stack file, its nginx.conf, the worker.
-    `assets` is the SCALEOUT_ASSETS map of the fingerprinted copies (see scaleout.fingerprint)."""
-    files = {f"{STACK_DIR}/{rel}": text for rel, text in render_swarm(config, assets).items()}
-    if worker is not None and config.static.generate_worker and config.static.service_workers:
-        files[f"{WORKER_DIR}/{config.static.service_workers[0].lstrip('/')}"] = worker
-    return files
 
 
 def swarm_problem(info: dict[str, Any]) -> str | None:
@@ -80,18 +83,18 @@ def _state(task: dict[str, Any]) -> str:
 class SwarmStack:
     """One project's stack (`docker stack deploy` namespace = project name) on a swarm manager."""
 
-    target = "swarm"
+    name = "swarm"
 
-    def __init__(self, config: Config, progress: Progress = _quiet, log: Progress = _quiet, registry: str | None = None) -> None:
+    def __init__(self, config: Config, progress: Progress = quiet, log: Progress = quiet, registry: str | None = None) -> None:
         self.config = config
         self.progress = progress
         self.log = log
         if registry is not None:
-            from scaleout.swarm_images import check_registry
+            from scaleout.targets.swarm_images import check_registry
 
             registry = check_registry(registry)
         self.registry = registry
-        self.dir = config.project_dir
+        self.dir = config.project_dir.resolve()
         self.stack_file = self.dir / STACK_DIR / STACK_FILE
 
     # --- inspection -------------------------------------------------------------------------
@@ -140,8 +143,9 @@ class SwarmStack:
             return "none"
         return "healthy" if state == "running" else "starting"
 
-    def status(self) -> StackStatus:
+    def status(self, routing: bool = True) -> StackStatus:
         """What runs now, read from the swarm (not from the config)."""
+        del routing  # nginx resolves every ready task per request: routing is the tasks' health
         services = self._services()
         out: list[ServiceStatus] = []
         url = None
@@ -158,7 +162,7 @@ class SwarmStack:
                     for p in (t.get("Status") or {}).get("PortStatus", {}).get("Ports") or []:
                         if p.get("TargetPort") == 80 and p.get("PublishedPort"):
                             url = f"http://127.0.0.1:{p['PublishedPort']}"
-        out.sort(key=lambda s: (s.role != "backend", _replica_index(s.service), s.service, s.container))
+        out.sort(key=lambda s: (s.role != "backend", replica_index(s.service), s.service, s.container))
         return StackStatus(self.config.project, url, out)
 
     def address_map(self) -> dict[str, str]:
@@ -174,16 +178,15 @@ class SwarmStack:
         return out
 
     # --- lifecycle --------------------------------------------------------------------------
-    def up(self, files: dict[str, str], *, build: bool = True, timeout_s: float = 180.0, force: bool = False) -> StackStatus:
+    def up(self, plan: Plan, *, build: bool = True, timeout_s: float = 180.0, force: bool = False) -> StackStatus:
         """Build and tag the images, deploy the stack, wait until every task is ready and the balancer
         answers. On a running stack this is a rescale or a rolling update (new tasks first)."""
         cfg = self.config
-        if not force:
-            ensure_not_hand_edited(self.dir, files)
+        write_plan(self.dir, plan, force=force, dry_run=True)
         services = self.preflight()
-        write_files(self.dir, files, force=True)
+        write_plan(self.dir, plan, force=force)
 
-        images = self._images(files, build)
+        images = self._images(plan, build)
         if cfg.balancer.bind not in ("0.0.0.0", "::"):
             self.progress(f"note: Swarm cannot publish on {cfg.balancer.bind} only; the balancer listens on port "
                           f"{cfg.balancer.port} of every interface of the manager")
@@ -210,18 +213,19 @@ class SwarmStack:
         self._check_port(services.get(LB))
         return services
 
-    def _images(self, files: dict[str, str], build: bool) -> dict[str, str]:
-        from scaleout import swarm_images
+    def _images(self, plan: Plan, build: bool) -> dict[str, str]:
+        from scaleout.targets import swarm_images
 
         cfg = self.config
-        recorded_path = self.dir / IMAGES_FILE
+        recorded_path = confined(self.dir, IMAGES_FILE)
         if build:
             if cfg.backend.builds:
                 self.progress(f"building the backend image from {cfg.backend.build}/")
                 backend = swarm_images.build_backend(cfg, self.log)
             else:
                 backend = cfg.backend.image or ""
-            worker = next(((rel.rsplit("/", 1)[-1], text) for rel, text in files.items() if rel.startswith(WORKER_DIR + "/")), None)
+            worker = next(((rel.rsplit("/", 1)[-1], plan.text(rel)) for rel in plan.files
+                           if rel.startswith(WORKER_DIR + "/")), None)
             self.progress(f"building the balancer image ({cfg.images.balancer} + {cfg.static.dir}/)")
             balancer = swarm_images.build_balancer(cfg, worker, self.log)
             images = swarm_images.SwarmImages(backend, balancer)
@@ -251,7 +255,7 @@ class SwarmStack:
             for p in (lb.attrs.get("Endpoint") or {}).get("Ports") or lb.attrs.get("Spec", {}).get("EndpointSpec", {}).get("Ports") or []:
                 if p.get("PublishedPort") == port:
                     return  # ours already
-        if not _port_free("0.0.0.0", port):
+        if not port_free("0.0.0.0", port):
             raise PortInUseError(f"port {port} is already in use on this machine",
                                  hint="stop that program, or choose another port: `scaleout up --port P` or balancer.port")
 
@@ -265,24 +269,7 @@ class SwarmStack:
         self._docker(args, {**os.environ, **images}, "deploying the stack")
 
     def _docker(self, args: list[str], env: dict[str, str], action: str) -> None:
-        tail: deque[str] = deque(maxlen=20)
-        try:
-            proc = subprocess.run(args, cwd=self.stack_file.parent, env=env, capture_output=True, text=True,
-                                  errors="replace", timeout=300)
-        except FileNotFoundError:
-            raise DockerUnavailableError("the `docker` command is not installed; scaleout runs `docker stack deploy`",
-                                         hint="install the Docker CLI") from None
-        except subprocess.TimeoutExpired:
-            raise StackError(f"{action}: `{' '.join(args[:3])}` did not finish within 300 s",
-                             hint="`docker stack ps` shows what the swarm is doing; `scaleout down` removes the stack") from None
-        for line in (proc.stdout + proc.stderr).splitlines():
-            tail.append(line)
-            self.log(line)
-        if proc.returncode != 0:
-            text = "\n".join("    " + t for t in tail)
-            if any("Cannot connect to the Docker daemon" in t for t in tail):
-                raise DockerUnavailableError(f"{action}: cannot reach the Docker engine", hint=ENGINE_HINT)
-            raise StackError(f"{action} failed (exit {proc.returncode}); last output:\n{text}")
+        run_docker(args, cwd=self.stack_file.parent, env=env, action=action, on_line=self.log)
 
     def wait_converged(self, timeout_s: float, known: set[str] = frozenset()) -> None:
         """Poll until the backend has `replicas` running (= healthy) tasks of its current spec and the

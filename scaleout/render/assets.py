@@ -6,8 +6,10 @@ the user's own folder -- and the balancer serves it there with `immutable` cachi
 asset to its URL ("app.css" -> "/static/app.3f2a9c0d1e4b.css"); the replicas get it as the
 SCALEOUT_ASSETS environment variable (JSON) and link the hashed URLs from their pages.
 
-Only files scaleout wrote are ever deleted, and only from .scaleout/assets/. The copies of the
-previous generation are kept, so a page rendered just before a change still finds its assets.
+The copies and the manifest are part of the plan that scaleout.files writes: only files recorded in
+the ledger (with unchanged bytes) are ever deleted. The copies of the previous generation are kept, so a
+page rendered just before a change still finds its assets. A route folder, or a file in it, whose real
+path leaves the project is never read.
 """
 
 from __future__ import annotations
@@ -19,18 +21,21 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from scaleout.config import Config
-from scaleout.errors import ConfigError, ScaleoutError
-from scaleout.render import ASSETS_DIR, ENV_ASSETS, FINGERPRINT_RE, atomic_write
+from scaleout.errors import ConfigError, UnsafePathError
+from scaleout.files import inside
+from scaleout.layout import ASSETS_DIR, ASSETS_MANIFEST, ENV_ASSETS
+from scaleout.render.common import FINGERPRINT_RE
 
-MANIFEST = f"{ASSETS_DIR}/manifest.json"
+MANIFEST = ASSETS_MANIFEST
+MAX_ASSET_BYTES = 64 * 1024 * 1024
 HASH_LEN = 12
 # an environment variable stays well below the kernel's per-string limit (128 KiB)
 MAX_ENV_BYTES = 64 * 1024
 
 # the rule nginx uses to recognise a fingerprinted name
 _FINGERPRINTED = re.compile(FINGERPRINT_RE)
-_SAFE_REL = re.compile(r"^[A-Za-z0-9._~/-]+$")
-_SAFE_SUFFIX = re.compile(r"^\.[A-Za-z0-9]+$")
+_SAFE_REL = re.compile(r"[A-Za-z0-9._~/-]+")
+_SAFE_SUFFIX = re.compile(r"\.[A-Za-z0-9]+")
 
 
 @dataclass(frozen=True)
@@ -58,22 +63,27 @@ def fingerprinted_name(name: str, data: bytes) -> str:
     return f"{stem}.{digest}.{suffix}"
 
 
-def _candidates(folder: Path) -> list[Path]:
+def _candidates(folder: Path, project_root: Path, route: str) -> list[Path]:
     """Regular files below `folder` that can get a fingerprinted twin: not hidden, not already
-    fingerprinted, with an extension and a URL-safe path."""
+    fingerprinted, with an extension and a URL-safe path, and really inside the project."""
     if not folder.is_dir():
         return []
-    root = folder.resolve()
+    if not inside(project_root, folder):
+        raise UnsafePathError(
+            f"static.routes: the folder behind {route} ({folder}) leads outside the project folder "
+            "(a symbolic link?); scaleout does not publish files from outside the project",
+            hint="replace the link with a real folder inside the project",
+        )
     found = []
     for p in sorted(folder.rglob("*")):
         rel = p.relative_to(folder)
-        if any(part.startswith(".") for part in rel.parts) or not p.is_file():
+        if any(part.startswith(".") for part in rel.parts) or p.is_symlink() or not p.is_file():
             continue
-        if root not in p.resolve().parents:
-            continue  # a symlink out of the static folder is not ours to publish
-        if _FINGERPRINTED.search(p.name) or not _SAFE_SUFFIX.match(p.suffix) or not p.stem:
+        if not inside(project_root, p):
+            continue  # reached through a linked folder inside the route: not ours to publish
+        if _FINGERPRINTED.search(p.name) or not _SAFE_SUFFIX.fullmatch(p.suffix) or not p.stem:
             continue
-        if not _SAFE_REL.match(rel.as_posix()):
+        if not _SAFE_REL.fullmatch(rel.as_posix()):
             continue
         found.append(p)
     return found
@@ -81,12 +91,13 @@ def _candidates(folder: Path) -> list[Path]:
 
 def plan_assets(config: Config) -> AssetPlan:
     """Hash every asset under the prefix routes. Reads the static folder, writes nothing."""
-    static_root = config.project_dir / config.static.dir
+    project_root = config.project_dir.resolve()
+    static_root = project_root / config.static.dir
     urls: dict[str, str] = {}
     copies: dict[str, Path] = {}
     for route in prefix_routes(config):
         folder = static_root / route.strip("/")
-        for src in _candidates(folder):
+        for src in _candidates(folder, project_root, route):
             rel = src.relative_to(folder).as_posix()
             if route + rel in config.static.service_workers:
                 continue  # a worker's URL must never change: browsers find updates at the same URL
@@ -108,56 +119,36 @@ def plan_assets(config: Config) -> AssetPlan:
     return plan
 
 
-def _read_manifest(project_dir: Path) -> dict:
+def _read_previous(project_dir: Path) -> list[str]:
+    """The copies the last render wrote (its manifest's `files`): kept one more generation."""
     try:
-        data = json.loads((project_dir / MANIFEST).read_text(encoding="utf-8"))
-        return data if isinstance(data, dict) else {}
+        path = project_dir / MANIFEST
+        if path.is_symlink() or not path.is_file() or path.stat().st_size > 4 * 1024 * 1024:
+            return []
+        data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        return {}
+        return []
+    files = data.get("files", []) if isinstance(data, dict) else []
+    return [r for r in files if _ours(r)] if isinstance(files, list) else []
 
 
 def _ours(rel: object) -> bool:
-    """A manifest entry that names a file scaleout may have written (and so may delete)."""
-    return isinstance(rel, str) and bool(_SAFE_REL.match(rel)) and ".." not in rel.split("/") and not rel.startswith("/")
+    """A manifest entry that can name a copy scaleout wrote (the ledger decides what may be removed)."""
+    return isinstance(rel, str) and bool(_SAFE_REL.fullmatch(rel)) and ".." not in rel.split("/") \
+        and not rel.startswith("/")
 
 
-def write_assets(project_dir: Path, plan: AssetPlan) -> list[str]:
-    """Write the hashed copies and the manifest into .scaleout/assets/; remove copies that scaleout
-    wrote two generations ago. Returns the copies written (paths under .scaleout/assets/)."""
-    out = project_dir / ASSETS_DIR
-    out.mkdir(parents=True, exist_ok=True)
-    root = out.resolve()
-    written = []
+def asset_files(config: Config, plan: AssetPlan) -> tuple[dict[str, bytes], frozenset[str]]:
+    """The files to write under .scaleout/assets/ (path relative to the project -> bytes) and the
+    previous generation's copies to keep. Reads the sources; writes nothing."""
+    files: dict[str, bytes] = {}
     for rel, src in plan.copies.items():
-        dest = out / rel
-        if not _ours(rel) or root not in dest.resolve().parents:
-            raise ScaleoutError(f"internal: refusing to write asset copy {rel!r} outside {ASSETS_DIR}/")
-        if not dest.is_file():  # a name carries its content: an existing copy is already right
-            atomic_write(dest, src.read_bytes())
-            written.append(rel)
-    old = _read_manifest(project_dir)
-    current = set(plan.copies)
-    previous = sorted(r for r in old.get("files", []) if _ours(r) and r not in current)
-    for rel in old.get("previous", []):
-        if _ours(rel) and rel not in current and rel not in previous:
-            (out / rel).unlink(missing_ok=True)
-            _prune_empty(out, (out / rel).parent)
-    manifest = {"assets": plan.urls, "files": sorted(current), "previous": previous}
-    atomic_write(out / "manifest.json", json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    return written
-
-
-def _prune_empty(root: Path, folder: Path) -> None:
-    while folder != root and root in folder.parents:
-        try:
-            folder.rmdir()
-        except OSError:
-            return
-        folder = folder.parent
-
-
-def fingerprint_assets(config: Config) -> AssetPlan:
-    """Plan and write the fingerprinted copies of `config`'s static assets."""
-    plan = plan_assets(config)
-    write_assets(config.project_dir, plan)
-    return plan
+        data = src.read_bytes()
+        if len(data) > MAX_ASSET_BYTES:
+            raise ConfigError(f"static.routes: {src} is larger than {MAX_ASSET_BYTES // (1024 * 1024)} MiB")
+        files[f"{ASSETS_DIR}/{rel}"] = data
+    current = sorted(plan.copies)
+    previous = sorted(r for r in _read_previous(config.project_dir) if r not in plan.copies)
+    manifest = {"assets": plan.urls, "files": current, "previous": previous}
+    files[MANIFEST] = (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()
+    return files, frozenset(f"{ASSETS_DIR}/{r}" for r in previous)

@@ -1,126 +1,48 @@
-"""The running stack behind one small interface: up, down, status, reload, addresses.
+"""The project's stack on Docker Compose on this machine: up (first start, rescale), down, status,
+routing, reload.
 
-Compose CLI for creating and removing services; the Docker SDK for inspecting health, reading logs,
-reloading nginx and removing replicas that a smaller stack no longer has.
+The Compose CLI creates and removes services; the Docker SDK inspects health (through the views in
+targets/views.py), reads logs, reloads nginx and removes replicas that a smaller stack no longer has.
 """
 
 from __future__ import annotations
 
 import contextlib
-import errno
-import fcntl
-import os
 import shutil
 import socket
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from scaleout.config import CONFIG_FILE, Config
-from scaleout.engine import compose_cli, docker_client, engine_errors, run_compose
+from scaleout.config import Config
 from scaleout.errors import (
+    BalancerConfigError,
     BuildError,
-    LockedError,
     NotRunningError,
     PortInUseError,
     RenderConflictError,
     UnhealthyError,
-    UsageError,
 )
-from scaleout.render import (
+from scaleout.files import Plan, atomic_write, confined, write_plan
+from scaleout.layout import (
     COMPOSE_FILE,
+    LABEL_COMPOSE_PROJECT,
     LABEL_PROJECT,
     LB_CONF_MOUNT,
     LB_SCRIPT,
     LB_SERVICE,
     LB_STAGE_DIR,
     NGINX_CONF,
-    atomic_write,
-    backend_image,
-    ensure_not_hand_edited,
+    ROUTING_FILE,
     WATCH_ENV,
-    replicas_of,
-    write_files,
+    replica_index,
 )
+from scaleout.render.common import backend_image, replicas_of
+from scaleout.targets.runner import Progress, compose_cli, docker_client, engine_errors, poll_balancer, quiet, run_compose
+from scaleout.targets.status import ServiceStatus, StackStatus
+from scaleout.targets.views import ContainerView
 
-Progress = Callable[[str], None]
-LABEL_COMPOSE_PROJECT = "com.docker.compose.project"
-LABEL_COMPOSE_SERVICE = "com.docker.compose.service"
-ROUTING_FILE = "/tmp/scaleout/routing"  # written by lb.sh: "replica up|down address" per line
-
-
-def _quiet(_: str) -> None:
-    pass
-
-
-@dataclass
-class ServiceStatus:
-    service: str
-    container: str
-    state: str  # running, exited, restarting, ...
-    health: str  # healthy, unhealthy, starting, none
-    address: str | None  # ip:port on the project network (replicas)
-    role: str  # backend | balancer
-    routed: bool | None = None  # replicas: does the balancer send it traffic now (None: unknown)
-
-
-@dataclass
-class StackStatus:
-    project: str
-    url: str | None
-    services: list[ServiceStatus] = field(default_factory=list)
-
-    @property
-    def replicas(self) -> list[ServiceStatus]:
-        return [s for s in self.services if s.role == "backend"]
-
-    @property
-    def balancer(self) -> ServiceStatus | None:
-        return next((s for s in self.services if s.role == "balancer"), None)
-
-    @property
-    def running(self) -> bool:
-        return any(s.state == "running" for s in self.services)
-
-    def to_dict(self) -> dict:
-        return {
-            "project": self.project,
-            "url": self.url,
-            "running": self.running,
-            "replicas": [asdict(s) for s in self.replicas],
-            "balancer": asdict(self.balancer) if self.balancer else None,
-        }
-
-
-@contextlib.contextmanager
-def project_lock(project_dir: Path, wait_s: float = 0.0) -> Iterator[None]:
-    """One scaleout at a time changes a project: a second `up` waits `wait_s` then fails clearly.
-    The lock is taken on scaleout.yaml itself, so that taking it writes no file."""
-    if wait_s < 0:
-        raise UsageError(f"--wait: must be 0 or more seconds (got {wait_s:g})")
-    fd = os.open(project_dir / CONFIG_FILE, os.O_RDONLY)
-    try:
-        deadline = time.monotonic() + wait_s
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except OSError as exc:
-                if exc.errno not in (errno.EAGAIN, errno.EACCES):
-                    raise
-                if time.monotonic() >= deadline:
-                    raise LockedError(
-                        f"another scaleout command is changing project {project_dir.name} (it holds a lock on {CONFIG_FILE})",
-                        hint="wait for it to finish, or pass --wait SECONDS to queue behind it",
-                    ) from None
-                time.sleep(0.2)
-        yield
-    finally:
-        os.close(fd)
-
-
-def _port_free(bind: str, port: int) -> bool:
+def port_free(bind: str, port: int) -> bool:
+    """Whether this machine can bind `port` on `bind` now (a listener already there makes it busy)."""
     family = socket.AF_INET6 if ":" in bind else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -131,14 +53,16 @@ def _port_free(bind: str, port: int) -> bool:
     return True
 
 
-class Stack:
+class ComposeStack:
     """One project's Compose stack on the local engine."""
 
-    def __init__(self, config: Config, progress: Progress = _quiet, log: Progress = _quiet) -> None:
+    name = "compose"
+
+    def __init__(self, config: Config, progress: Progress = quiet, log: Progress = quiet) -> None:
         self.config = config
         self.progress = progress
         self.log = log
-        self.dir = config.project_dir
+        self.dir = config.project_dir.resolve()
         self.compose_file = self.dir / COMPOSE_FILE
 
     # --- inspection -------------------------------------------------------------------------
@@ -154,7 +78,7 @@ class Stack:
         them as part of this stack, and `down` would remove them."""
         with engine_errors("listing containers"):
             every = docker_client().containers.list(all=True, filters={"label": f"{LABEL_COMPOSE_PROJECT}={self.config.project}"})
-        foreign = sorted(c.name for c in every if c.labels.get(LABEL_PROJECT) != self.config.project)
+        foreign = sorted(c.name for c in every if ContainerView.of(c).scaleout_project != self.config.project)
         if foreign:
             raise RenderConflictError(
                 f"refusing to {action}: Compose project {self.config.project!r} already has containers that scaleout "
@@ -168,27 +92,13 @@ class Stack:
         services = []
         url = None
         for c in self._containers():
-            labels = c.labels
-            svc = labels.get(LABEL_COMPOSE_SERVICE, "?")
-            role = "balancer" if svc == LB_SERVICE else "backend"
-            st = c.attrs.get("State", {})
-            health = (st.get("Health") or {}).get("Status", "none")
-            address = None
-            nets = c.attrs.get("NetworkSettings", {}).get("Networks") or {}
-            ips = [n.get("IPAddress") for n in nets.values() if n.get("IPAddress")]
-            if role == "backend" and ips:
-                address = f"{ips[0]}:{self.config.backend.port}"
-            if role == "balancer" and st.get("Status") == "running":
-                ports = c.attrs.get("NetworkSettings", {}).get("Ports") or {}
-                for binding in ports.get("80/tcp") or []:
-                    host = binding.get("HostIp") or "127.0.0.1"
-                    if host in ("0.0.0.0", "::", ""):
-                        host = "127.0.0.1"
-                    host = f"[{host}]" if ":" in host else host
-                    url = f"http://{host}:{binding.get('HostPort')}"
-                    break
-            services.append(ServiceStatus(svc, c.name, st.get("Status", "unknown"), health, address, role))
-        services.sort(key=lambda s: (s.role != "backend", _replica_index(s.service), s.service))
+            v = ContainerView.of(c)
+            address = v.address(self.config.backend.port) if v.role == "backend" else None
+            if v.role == "balancer" and v.running:
+                url = v.url(80)
+            services.append(ServiceStatus(v.service, c.name, v.state, v.health, address, v.role))
+        order = {"backend": 0, "balancer": 1, "service": 2}
+        services.sort(key=lambda s: (order.get(s.role, 3), replica_index(s.service), s.service))
         if routing and any(s.role == "balancer" and s.state == "running" for s in services):
             routed = self.routing()
             for s in services:
@@ -200,58 +110,55 @@ class Stack:
         """`ip:port` of every replica -> its service name, to attribute `X-Upstream-Addr`."""
         out = {}
         for c in self._containers():
-            svc = c.labels.get(LABEL_COMPOSE_SERVICE, "")
-            if svc == LB_SERVICE:
+            v = ContainerView.of(c)
+            if v.role != "backend":
                 continue
-            for n in (c.attrs.get("NetworkSettings", {}).get("Networks") or {}).values():
-                if n.get("IPAddress"):
-                    out[f"{n['IPAddress']}:{self.config.backend.port}"] = svc
+            for ip in v.ip_addresses:
+                out[f"{ip}:{self.config.backend.port}"] = v.service
         return out
 
     def _lb(self):
         for c in self._containers(all_=False):
-            if c.labels.get(LABEL_COMPOSE_SERVICE) == LB_SERVICE:
+            if ContainerView.of(c).service == LB_SERVICE:
                 return c
         return None
 
     # --- lifecycle --------------------------------------------------------------------------
-    def up(self, files: dict[str, str], *, build: bool = True, timeout_s: float = 180.0, force: bool = False) -> StackStatus:
-        """Bring the stack to what `files` describe. On a running stack this is a rescale: new replicas
+    def up(self, plan: Plan, *, build: bool = True, timeout_s: float = 180.0, force: bool = False) -> StackStatus:
+        """Bring the stack to what `plan` describes. On a running stack this is a rescale: new replicas
         become healthy before nginx reloads; removed replicas drain after it, then stop. The balancer
         is never recreated unless its own settings (port, bind, image) changed."""
         cfg = self.config
         wanted = [r.name for r in replicas_of(cfg)]
-        if not force:
-            ensure_not_hand_edited(self.dir, files)
         lb = self.preflight()
 
         # A running balancer keeps its configuration until the new one has passed `nginx -t` inside it.
         deferred = (NGINX_CONF, WATCH_ENV)
-        first_files = {k: v for k, v in files.items() if k not in deferred}
-        if lb is None or not all((self.dir / k).exists() for k in deferred):
-            first_files = files
-        write_files(self.dir, first_files, force=True)
+        first = plan
+        if lb is not None and all((self.dir / k).exists() for k in deferred):
+            first = plan.without(deferred)
+        # every path and hand edit of the whole plan is checked before the first file is written
+        write_plan(self.dir, plan, force=force, dry_run=True)
+        write_plan(self.dir, first, force=True, prune=False)
 
         if build and cfg.backend.builds:
             self.progress(f"building the backend image from {cfg.backend.build}/")
-            run_compose(cfg.project, self.compose_file, ["build", wanted[0]], on_line=self.log,
-                        action="building the backend image", error=BuildError)
+            self._compose(["build", wanted[0]], "building the backend image", error=BuildError)
         elif cfg.backend.builds:
             self._require_built_image()
 
         self.progress(f"starting {len(wanted)} replica(s): {', '.join(wanted)}")
-        run_compose(cfg.project, self.compose_file, ["up", "-d", "--no-build", *wanted], on_line=self.log,
-                    action="starting the replicas")
+        self._compose(["up", "-d", "--no-build", *wanted], "starting the replicas")
         self.wait_healthy(wanted, timeout_s)
 
         removed = [s.container for s in self.status(routing=False).replicas if s.service not in wanted]
         if lb is not None and lb.status == "running":
             self.progress("testing the new nginx configuration inside the running balancer")
-            self.reload(files[NGINX_CONF], files[WATCH_ENV])
-        write_files(self.dir, files, force=True)  # records checksums of everything, nginx.conf included
-        self.progress("checking the load balancer" if lb is not None and lb.status == "running" else "starting the load balancer")
-        run_compose(cfg.project, self.compose_file, ["up", "-d", "--no-build", LB_SERVICE], on_line=self.log,
-                    action="starting the load balancer")
+            self.reload(plan.text(NGINX_CONF), plan.text(WATCH_ENV))
+        write_plan(self.dir, plan, force=True)  # records checksums of everything, nginx.conf included
+        running = lb is not None and lb.status == "running"
+        self.progress("checking the load balancer" if running else "starting the load balancer")
+        self._compose(["up", "-d", "--no-build", LB_SERVICE], "starting the load balancer")
         if removed:
             if cfg.backend.drain_seconds:
                 self.progress(f"draining {len(removed)} removed replica(s) for {cfg.backend.drain_seconds}s")
@@ -259,6 +166,11 @@ class Stack:
             self._remove(removed)
         self.wait_balancer(timeout_s)
         return self.status()
+
+    def _compose(self, args: list[str], action: str, *, error=None, check: bool = True):
+        kwargs = {"error": error} if error is not None else {}
+        return run_compose(self.config.project, self.compose_file, args, on_line=self.log, action=action,
+                           check=check, **kwargs)
 
     def _require_built_image(self) -> None:
         """With --no-build, scaleout's own backend image must exist: Compose would otherwise pull a
@@ -287,12 +199,9 @@ class Stack:
 
     def _check_port(self, lb) -> None:
         cfg = self.config.balancer
-        if lb is not None:
-            ports = lb.attrs.get("NetworkSettings", {}).get("Ports") or {}
-            for b in ports.get("80/tcp") or []:
-                if str(b.get("HostPort")) == str(cfg.port):
-                    return  # ours already
-        if not _port_free(cfg.bind, cfg.port):
+        if lb is not None and any(b.host_port == cfg.port for b in ContainerView.of(lb).published(80)):
+            return  # ours already
+        if not port_free(cfg.bind, cfg.port):
             raise PortInUseError(
                 f"port {cfg.port} on {cfg.bind} is already in use by another program",
                 hint="stop that program, or choose another port: `scaleout up --port P` or balancer.port in scaleout.yaml",
@@ -305,9 +214,9 @@ class Stack:
         lb = self._lb()
         if lb is None:
             raise NotRunningError(f"the load balancer of {self.config.project} is not running", hint="run `scaleout up`")
-        stage = self.dir / LB_STAGE_DIR
-        atomic_write(stage / "nginx.conf", nginx_text)
-        atomic_write(stage / "watch.env", watch_env)
+        stage = confined(self.dir, LB_STAGE_DIR)
+        atomic_write(confined(self.dir, f"{LB_STAGE_DIR}/nginx.conf"), nginx_text)
+        atomic_write(confined(self.dir, f"{LB_STAGE_DIR}/watch.env"), watch_env)
         mount = f"{LB_CONF_MOUNT}/{Path(LB_STAGE_DIR).name}"
         try:
             with engine_errors("reloading nginx"):
@@ -316,14 +225,12 @@ class Stack:
             shutil.rmtree(stage, ignore_errors=True)
         text = out.decode(errors="replace").strip()
         if code != 0:
-            from scaleout.errors import BalancerConfigError
-
             raise BalancerConfigError(
                 f"the new nginx configuration was not loaded; the running one keeps serving:\n{text}",
                 hint="fix the value in scaleout.yaml that nginx names above, then run `scaleout up` again",
             )
-        atomic_write(self.dir / NGINX_CONF, nginx_text)
-        atomic_write(self.dir / WATCH_ENV, watch_env)
+        atomic_write(confined(self.dir, NGINX_CONF), nginx_text)
+        atomic_write(confined(self.dir, WATCH_ENV), watch_env)
         self.progress("reloaded nginx gracefully (old workers finish their requests)")
 
     def routing(self) -> dict[str, bool]:
@@ -381,12 +288,10 @@ class Stack:
     def _fail_unhealthy(self, st: ServiceStatus, why: str) -> None:
         client = docker_client()
         logs, health_out = "", ""
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(Exception):  # logs are a courtesy in an error message, never the error
             c = client.containers.get(st.container)
             logs = c.logs(tail=20).decode(errors="replace").rstrip()
-            probes = (c.attrs.get("State", {}).get("Health") or {}).get("Log") or []
-            if probes:
-                health_out = (probes[-1].get("Output") or "").strip()
+            health_out = ContainerView.of(c).last_health_output
         msg = f"replica {st.service} {why}."
         if health_out:
             msg += f"\n  last health check said: {health_out[-300:]}"
@@ -411,7 +316,7 @@ class Stack:
         if self.compose_file.exists():
             args = ["down", "--remove-orphans", "--timeout", "10"] + (["--volumes"] if volumes else [])
             self.progress("stopping and removing containers")
-            run_compose(self.config.project, self.compose_file, args, on_line=self.log, action="removing the stack")
+            self._compose(args, "removing the stack")
         # whatever Compose did not know about (a deleted compose file, a renamed service): by label
         left = self._containers()
         if left:
@@ -421,31 +326,3 @@ class Stack:
                 with contextlib.suppress(Exception):
                     net.remove()
         return before
-
-
-def poll_balancer(url: str, timeout_s: float, on_miss: Callable[[], None] | None = None) -> None:
-    """Poll `url` until the balancer answers below 500 (a request reached a replica); `on_miss` runs
-    after every failed try (it may raise to stop early). Raises UnhealthyError after `timeout_s`."""
-    import httpx
-
-    deadline = time.monotonic() + timeout_s
-    last = "no answer"
-    while time.monotonic() < deadline:
-        try:
-            r = httpx.get(url + "/", timeout=2.0)
-            if r.status_code < 500:
-                return
-            last = f"HTTP {r.status_code}"
-        except httpx.HTTPError as exc:
-            last = type(exc).__name__
-        if on_miss is not None:
-            on_miss()
-        time.sleep(0.3)
-    raise UnhealthyError(f"the load balancer at {url} did not answer within {timeout_s:.0f}s (last: {last})")
-
-
-def _replica_index(service: str) -> int:
-    try:
-        return int(service.rsplit("-", 1)[1])
-    except (IndexError, ValueError):
-        return 10**6

@@ -8,31 +8,34 @@ from pathlib import Path, PurePosixPath
 
 from scaleout.config import Config
 from scaleout.errors import ConfigError
-from scaleout.render import served_by_balancer
-from scaleout.templates import template_env
+from scaleout.files import inside
+from scaleout.render.common import served_by_balancer
+from scaleout.render.templates import template_env
 
 CACHE_PREFIX = "scaleout-offline-"
 _REF = re.compile(r"""(?:href|src)\s*=\s*["']([^"'#?]+)["']""", re.IGNORECASE)
 
 
-def _public_file(static_root: Path, url_path: str) -> Path | None:
+def _public_file(project_root: Path, static_root: Path, url_path: str) -> Path | None:
+    """The file behind a URL path in the static folder, if it is a regular file inside the project."""
     rel = PurePosixPath(url_path.lstrip("/"))
     if ".." in rel.parts:
         return None
     p = static_root / rel
-    return p if p.is_file() else None
+    return p if p.is_file() and inside(project_root, p) else None
 
 
 def precache_files(config: Config) -> dict[str, bytes]:
     """URL path -> bytes of the offline page and the local files it references."""
-    static_root = config.project_dir / config.static.dir
+    project_root = config.project_dir.resolve()
+    static_root = project_root / config.static.dir
     page = config.static.offline_page
     if not served_by_balancer(page, config):
         raise ConfigError(
             f"static.offline_page: {page} is not one of static.routes, so nginx would not serve it from {config.static.dir}/",
             hint="add it to static.routes, or set static.generate_worker: false to bring your own worker",
         )
-    page_file = _public_file(static_root, page)
+    page_file = _public_file(project_root, static_root, page)
     if page_file is None:
         raise ConfigError(
             f"static.offline_page: {page} not found in {config.static.dir}/",
@@ -45,7 +48,7 @@ def precache_files(config: Config) -> dict[str, bytes]:
             continue  # only same-origin absolute paths are precached
         # only what nginx serves from the static folder: anything else would go to a replica, and one
         # failed fetch makes `cache.addAll` reject, so the worker would never install
-        f = _public_file(static_root, ref) if served_by_balancer(ref, config) else None
+        f = _public_file(project_root, static_root, ref) if served_by_balancer(ref, config) else None
         if f is not None:
             files[ref] = f.read_bytes()
     return dict(sorted(files.items()))

@@ -18,10 +18,12 @@ from typing import Any
 
 import yaml
 
-from scaleout.config import Config, _check_image
+from scaleout.config import Config, check_image
 from scaleout.errors import UsageError
-from scaleout.export import DNS_VALID_S, check_dynamic_balancing, dump_yaml
-from scaleout.render import LB_CONF_MOUNT, LB_PUBLIC_MOUNT, LB_WORKER_MOUNT, backend_image, render_nginx
+from scaleout.files import inside
+from scaleout.layout import LB_CONF_MOUNT, LB_PUBLIC_MOUNT, LB_WORKER_MOUNT
+from scaleout.render.common import DNS_VALID_S, backend_image, check_dynamic_balancing, dump_yaml
+from scaleout.render.nginx import render_nginx
 
 BALANCERS = ("nginx", "ingress")
 CLUSTER_DNS = "kube-dns.kube-system.svc.cluster.local"  # CoreDNS keeps this Service name in most clusters
@@ -35,12 +37,13 @@ _INGRESS_NGINX = "nginx.ingress.kubernetes.io"
 
 def read_static_files(config: Config) -> dict[str, bytes]:
     """Every regular file under static.dir, by path relative to it (the only disk read of the export)."""
-    root = config.project_dir / config.static.dir
-    if not root.is_dir():
+    project_root = config.project_dir.resolve()
+    root = project_root / config.static.dir
+    if not root.is_dir() or not inside(project_root, root):
         return {}
     out = {}
     for p in sorted(root.rglob("*")):
-        if p.is_file() and not p.is_symlink():
+        if p.is_file() and not p.is_symlink() and inside(project_root, p):
             out[p.relative_to(root).as_posix()] = p.read_bytes()
     return out
 
@@ -266,7 +269,7 @@ def render_k8s(config: Config, static: dict[str, bytes], worker: str | None, *, 
                          "Deployment; weights and backup replicas do not apply", hint="remove them for this target")
     if image is not None:
         try:
-            _check_image(image)
+            check_image(image)
         except ValueError as exc:
             raise UsageError(f"--image: {exc}") from None
     image = image or backend_image(config)

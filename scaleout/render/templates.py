@@ -8,11 +8,11 @@ from pathlib import Path
 
 def templates_dir() -> Path:
     """The templates folder: inside the installed package (wheel), or the checkout's top-level one."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here / "templates", here.parent / "templates"):
+    package = Path(__file__).resolve().parent.parent
+    for candidate in (package / "templates", package.parent / "templates"):
         if (candidate / "nginx" / "nginx.conf.j2").is_file():
             return candidate
-    raise FileNotFoundError(f"scaleout templates not found next to {here}")
+    raise FileNotFoundError(f"scaleout templates not found next to {package}")
 
 
 @lru_cache(maxsize=1)

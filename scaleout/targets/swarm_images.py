@@ -19,9 +19,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from scaleout.config import Config
-from scaleout.engine import docker_client, engine_errors
 from scaleout.errors import BuildError, StackError, UsageError
-from scaleout.render import ASSETS_DIR, LB_ASSETS_MOUNT, LB_PUBLIC_MOUNT, LB_WORKER_MOUNT
+from scaleout.files import inside
+
+from scaleout.targets.runner import docker_client, engine_errors
+from scaleout.layout import ASSETS_DIR, LB_ASSETS_MOUNT, LB_PUBLIC_MOUNT, LB_WORKER_MOUNT
 
 Log = Callable[[str], None]
 _REGISTRY = re.compile(r"^[a-zA-Z0-9.-]+(?::[0-9]{1,5})?(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$")
@@ -112,12 +114,14 @@ def balancer_context(config: Config, worker: tuple[str, str] | None) -> bytes:
             info.size, info.mode = len(data), 0o644
             tar.addfile(info, io.BytesIO(data))
 
+    project_root = config.project_dir.resolve()
+
     def add_tree(prefix: str, folder) -> None:
         add(prefix, None)
-        if folder.is_dir():
+        if folder.is_dir() and inside(project_root, folder):
             for p in sorted(folder.rglob("*")):
-                if p.is_symlink():
-                    continue
+                if p.is_symlink() or not inside(project_root, p):
+                    continue  # never publish a file from outside the project
                 rel = f"{prefix}/{p.relative_to(folder).as_posix()}"
                 if p.is_dir():
                     add(rel, None)
@@ -130,7 +134,7 @@ def balancer_context(config: Config, worker: tuple[str, str] | None) -> bytes:
         add("sw", None)
         if worker is not None:
             add(f"sw/{worker[0]}", worker[1].encode("utf-8"))
-        # the fingerprinted copies written by scaleout.fingerprint (served with `immutable`)
+        # the fingerprinted copies written by scaleout.render.assets (served with `immutable`)
         add_tree("assets", config.project_dir / ASSETS_DIR)
     return buf.getvalue()
 

@@ -1,4 +1,5 @@
-"""The Docker engine and the Compose CLI: finding them, and turning their failures into user messages."""
+"""The Docker engine and its CLIs (Compose, `docker stack`): finding them, running them, and turning
+their failures into user messages, in one place for every target."""
 
 from __future__ import annotations
 
@@ -6,16 +7,22 @@ import contextlib
 import os
 import shutil
 import subprocess
+import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from scaleout.errors import ComposeUnavailableError, DockerUnavailableError, StackError
+from scaleout.errors import ComposeUnavailableError, DockerUnavailableError, StackError, UnhealthyError
 
+Progress = Callable[[str], None]
 ENV_COMPOSE = "SCALEOUT_COMPOSE"  # force a Compose CLI: "docker compose" or "docker-compose"
 ENGINE_HINT = "start Docker (or run scripts/setup-docker.sh), or point DOCKER_HOST at a running engine"
+
+
+def quiet(_: str) -> None:
+    """A progress or log callback that shows nothing."""
 
 
 @contextlib.contextmanager
@@ -91,10 +98,12 @@ def run_compose(
     action: str = "compose",
     check: bool = True,
     error: type[StackError] | type = StackError,
+    extra_env: dict[str, str] | None = None,
 ) -> ComposeResult:
-    """Run the Compose CLI on the generated file, streaming its output lines to `on_line`."""
+    """Run the Compose CLI on the generated file, streaming its output lines to `on_line`.
+    `extra_env` (e.g. the project's .env variables) fills in what the shell does not set."""
     cmd = [*compose_cli(), "-p", project, "-f", str(compose_file), *args]
-    env = dict(os.environ)
+    env = {**(extra_env or {}), **os.environ}
     env.setdefault("COMPOSE_PROGRESS", "plain")  # v2: line output, not a TTY animation
     env.setdefault("BUILDKIT_PROGRESS", "plain")
     tail: deque[str] = deque(maxlen=30)
@@ -119,8 +128,55 @@ def run_compose(
         raise
     result = ComposeResult(proc.returncode, list(tail))
     if check and proc.returncode != 0:
-        text = "\n".join("    " + t for t in result.tail[-15:])
-        if any("Cannot connect to the Docker daemon" in t or "Is the docker daemon running" in t for t in result.tail):
-            raise DockerUnavailableError(f"{action}: cannot reach the Docker engine", hint=ENGINE_HINT)
-        raise error(f"{action} failed (exit {proc.returncode}); last output:\n{text}")
+        raise_for_output(action, proc.returncode, result.tail, error)
     return result
+
+
+def raise_for_output(action: str, returncode: int, tail: list[str], error: type[StackError] | type = StackError) -> None:
+    """The error for a CLI that failed: the engine is gone, or `error` with the last output lines."""
+    if any("Cannot connect to the Docker daemon" in t or "Is the docker daemon running" in t for t in tail):
+        raise DockerUnavailableError(f"{action}: cannot reach the Docker engine", hint=ENGINE_HINT)
+    text = "\n".join("    " + t for t in tail[-15:])
+    raise error(f"{action} failed (exit {returncode}); last output:\n{text}")
+
+
+def run_docker(args: list[str], *, cwd: Path, env: dict[str, str], action: str,
+               on_line: Callable[[str], None] | None = None, timeout_s: float = 300) -> list[str]:
+    """Run the `docker` CLI (e.g. `docker stack deploy`); returns its output lines, raises on failure."""
+    try:
+        proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, errors="replace",
+                              timeout=timeout_s)
+    except FileNotFoundError:
+        raise DockerUnavailableError(f"the `docker` command is not installed; scaleout runs `{' '.join(args[:3])}`",
+                                     hint="install the Docker CLI") from None
+    except subprocess.TimeoutExpired:
+        raise StackError(f"{action}: `{' '.join(args[:3])}` did not finish within {timeout_s:.0f} s") from None
+    lines = (proc.stdout + proc.stderr).splitlines()
+    for line in lines:
+        if on_line:
+            on_line(line)
+    if proc.returncode != 0:
+        raise_for_output(action, proc.returncode, lines[-20:])
+    return lines
+
+
+def poll_balancer(url: str, timeout_s: float, on_miss: Callable[[], None] | None = None) -> None:
+    """Poll `url` until the balancer answers below 500 (a request reached a replica); `on_miss` runs
+    after every failed try (it may raise to stop early). Raises UnhealthyError after `timeout_s`."""
+    import httpx
+
+    deadline = time.monotonic() + timeout_s
+    last = "no answer"
+    while time.monotonic() < deadline:
+        try:
+            # trust_env=False: proxy variables must never carry scaleout's own loopback requests
+            r = httpx.get(url + "/", timeout=2.0, trust_env=False)
+            if r.status_code < 500:
+                return
+            last = f"HTTP {r.status_code}"
+        except httpx.HTTPError as exc:
+            last = type(exc).__name__
+        if on_miss is not None:
+            on_miss()
+        time.sleep(0.3)
+    raise UnhealthyError(f"the load balancer at {url} did not answer within {timeout_s:.0f}s (last: {last})")

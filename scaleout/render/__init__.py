@@ -1,0 +1,59 @@
+"""Config -> generated files. Pure functions (`Config -> {path: text}`), one module per kind:
+common helpers, nginx, compose, swarm, k8s, the service worker, fingerprinted assets.
+
+`plan_for` gathers every file a target needs into one `scaleout.files.Plan`, computed completely
+before anything is written (the static files are read here; nothing is written here).
+"""
+
+from __future__ import annotations
+
+from scaleout.config import Config
+from scaleout.errors import ConfigError
+from scaleout.files import Plan, inside
+from scaleout.layout import CONFIG_FILE
+
+TARGETS = ("compose", "swarm")
+
+
+def check_project_files(config: Config) -> None:
+    """The folders scaleout.yaml names exist, inside the project (before anything is written or built)."""
+    problems = []
+    root = config.project_dir.resolve()
+    static = root / config.static.dir
+    if not static.is_dir():
+        problems.append(f"{CONFIG_FILE}: static.dir: folder {config.static.dir}/ does not exist in the project")
+    elif not inside(root, static):
+        problems.append(f"{CONFIG_FILE}: static.dir: folder {config.static.dir}/ leads outside the project (a link?)")
+    if config.backend.builds:
+        context = root / config.backend.build
+        if not context.is_dir():
+            problems.append(f"{CONFIG_FILE}: backend.build: folder {config.backend.build}/ does not exist in the project")
+        elif not inside(root, context):
+            problems.append(f"{CONFIG_FILE}: backend.build: folder {config.backend.build}/ leads outside the project")
+        elif not (context / config.backend.dockerfile).is_file():
+            problems.append(
+                f"{CONFIG_FILE}: backend.dockerfile: {config.backend.build}/{config.backend.dockerfile} does not exist")
+    if problems:
+        raise ConfigError(problems, hint="create it, or point the key at an existing folder (or set backend.image)")
+
+
+def plan_for(target: str, config: Config) -> Plan:
+    """Every generated file `up` (or `render`) writes for `target`: the engine's files, the balancer's,
+    the service worker and the fingerprinted asset copies, keyed by path relative to the project."""
+    from scaleout.render.assets import asset_files, plan_assets
+    from scaleout.render.worker import render_worker
+
+    check_project_files(config)
+    worker = render_worker(config)
+    assets = plan_assets(config)
+    copies, keep = asset_files(config, assets)
+    if target == "swarm":
+        from scaleout.render.swarm import render_swarm_files
+
+        files: dict[str, str | bytes] = dict(render_swarm_files(config, worker, assets.env_value()))
+    else:
+        from scaleout.render.compose import render
+
+        files = dict(render(config, worker=worker, assets=assets.env_value()))
+    files.update(copies)
+    return Plan(files, keep)
