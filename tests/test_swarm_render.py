@@ -192,3 +192,25 @@ def test_target_resolution(tmp_path, monkeypatch):
 def test_registry_is_refused_for_compose(tmp_path):
     with pytest.raises(UsageError, match="--registry: only for --target swarm"):
         open_target("compose", cfg(tmp_path), registry="r.example.com/team")
+
+
+def test_values_a_cluster_would_expand_are_escaped(tmp_path):
+    """Swarm expands Go templates in env values, Kubernetes $(VAR): a value must arrive as written."""
+    import yaml as _yaml
+
+    from scaleout.config import parse_config
+    from scaleout.render.k8s import render_k8s
+
+    (tmp_path / "public").mkdir()
+    (tmp_path / "backend").mkdir()
+    (tmp_path / "backend" / "Dockerfile").write_text("FROM x\n")
+    cfg = parse_config("name: esc\nbackend:\n  env:\n    GREETING: 'hi {{.Node.Hostname}} $$(HOME)'\n", tmp_path, env={})
+    value = cfg.backend.env["GREETING"]
+    stack = _yaml.safe_load(render_swarm(cfg)["stack.yml"])
+    env = stack["services"]["backend"]["environment"]
+    assert "{{.Node" not in env["GREETING"].replace('{{"{{"}}', "")
+    assert env["SCALEOUT_REPLICA"] == "backend-{{.Task.Slot}}"  # scaleout's own template stays live
+    docs = [d for d in _yaml.safe_load_all(render_k8s(cfg, {}, None, image="r/x:1")["backend.yaml"]) if d]
+    [container] = [d for d in docs if d["kind"] == "Deployment"][0]["spec"]["template"]["spec"]["containers"]
+    [k8s_value] = [e["value"] for e in container["env"] if e["name"] == "GREETING"]
+    assert k8s_value == value.replace("$", "$$") and "$(HOME)" not in k8s_value.replace("$$(", "")

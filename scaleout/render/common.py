@@ -75,6 +75,17 @@ def escape_dollar(value: str) -> str:
     return value.replace("$", "$$")
 
 
+def escape_k8s(value: str) -> str:
+    """Kubernetes expands $(VAR) in env values, command and args; `$$` stands for a literal `$`."""
+    return value.replace("$", "$$")
+
+
+def escape_go_template(value: str) -> str:
+    """Swarm expands Go templates ({{.Task.Slot}}) in env values, hostnames and labels: a literal `{{`
+    is written as the template action that prints it."""
+    return value.replace("{{", '{{"{{"}}')
+
+
 def served_by_balancer(path: str, config: Config) -> bool:
     """Whether nginx serves `path` itself from the static folder (one of static.routes), rather than
     passing it to a replica. The one rule that nginx's locations, the worker and the probe share."""

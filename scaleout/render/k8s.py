@@ -22,7 +22,7 @@ from scaleout.config import Config, check_image
 from scaleout.errors import UsageError
 from scaleout.files import inside
 from scaleout.layout import LB_CONF_MOUNT, LB_PUBLIC_MOUNT, LB_WORKER_MOUNT
-from scaleout.render.common import DNS_VALID_S, backend_image, check_dynamic_balancing, dump_yaml
+from scaleout.render.common import DNS_VALID_S, backend_image, check_dynamic_balancing, dump_yaml, escape_k8s
 from scaleout.render.nginx import render_nginx
 
 BALANCERS = ("nginx", "ingress")
@@ -77,7 +77,7 @@ def _backend(config: Config, namespace: str, image: str, headless: bool) -> list
         {"name": "PORT", "value": str(b.port)},
         {"name": "SCALEOUT_REPLICA", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
     ]
-    env += [{"name": k, "value": v} for k, v in sorted(b.env.items())]
+    env += [{"name": k, "value": escape_k8s(v)} for k, v in sorted(b.env.items())]
     deployment = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",

@@ -17,7 +17,14 @@ from scaleout.layout import (
     SWARM_STACK_FILE,
     WORKER_DIR,
 )
-from scaleout.render.common import DNS_VALID_S, check_dynamic_balancing, dump_yaml, escape_dollar, health_command
+from scaleout.render.common import (
+    DNS_VALID_S,
+    check_dynamic_balancing,
+    dump_yaml,
+    escape_dollar,
+    escape_go_template,
+    health_command,
+)
 from scaleout.render.nginx import render_nginx
 
 STACK_FILE = SWARM_STACK_FILE
@@ -54,8 +61,8 @@ def swarm_stack_data(config: Config, nginx_text: str, assets: str | None = None)
     slot = f"{BACKEND_SERVICE}-{{{{.Task.Slot}}}}"  # Swarm expands Go templates in hostname and env
     env = {"PORT": str(b.port), "SCALEOUT_REPLICA": slot}
     if assets is not None:
-        env[ENV_ASSETS] = escape_dollar(assets)
-    env.update({k: escape_dollar(v) for k, v in sorted(b.env.items())})
+        env[ENV_ASSETS] = escape_go_template(escape_dollar(assets))
+    env.update({k: escape_go_template(escape_dollar(v)) for k, v in sorted(b.env.items())})
     backend_image = b.image or (
         f"${{{ENV_BACKEND_IMAGE}:?{_required(ENV_BACKEND_IMAGE, 'the backend image')}}}")
     monitor = max(5, h.interval * h.retries)
