@@ -58,6 +58,7 @@ _IMAGE = re.compile(
     r"^(?:[a-zA-Z0-9.-]+(?::[0-9]+)?/)?[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*"
     r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$"
 )
+_MEMORY = re.compile(r"[0-9]{1,6}[mMgG]")
 _SIZE = re.compile(r"^[0-9]{1,6}[kKmM]?$")
 
 
@@ -88,6 +89,22 @@ class HealthConfig(_Model):
         return v
 
 
+class LimitsConfig(_Model):
+    """Resource limits of a container: a runaway process cannot take the whole machine."""
+
+    memory: str | None = Field(None, description="memory limit such as 512m or 1g")
+    pids: int | None = Field(None, ge=16, le=1_000_000, description="maximum number of processes")
+
+    @field_validator("memory")
+    @classmethod
+    def _memory(cls, v: str | None) -> str | None:
+        if v is not None and not _MEMORY.fullmatch(v):
+            raise ValueError("must be a size such as 256m or 1g (at least 6m)")
+        if v is not None and int(v[:-1]) * {"m": 1, "g": 1024}[v[-1].lower()] < 6:
+            raise ValueError("must be at least 6m (Docker's minimum)")
+        return v
+
+
 class BackendConfig(_Model):
     build: str | None = "backend"
     dockerfile: str = "Dockerfile"
@@ -99,6 +116,7 @@ class BackendConfig(_Model):
     weights: dict[str, int] = Field(default_factory=dict)
     backup: tuple[str, ...] = ()
     drain_seconds: int = Field(3, ge=0, le=300, description="grace for in-flight requests when shrinking")
+    limits: LimitsConfig = LimitsConfig()
 
     @field_validator("build", "dockerfile")
     @classmethod
@@ -175,6 +193,7 @@ class BalancerConfig(_Model):
     retries: int = Field(3, ge=1, le=10, description="tries across replicas for a failed idempotent request")
     keepalive: int = Field(32, ge=0, le=1024, description="idle keep-alive connections to replicas per worker")
     client_max_body_size: str = "10m"
+    limits: LimitsConfig = LimitsConfig(memory="256m", pids=1024)
 
     @field_validator("bind")
     @classmethod

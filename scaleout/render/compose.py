@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from scaleout.config import Config
+from scaleout.config import Config, LimitsConfig
 from scaleout.layout import (
     COMPOSE_FILE,
     ENV_ASSETS,
@@ -27,6 +27,20 @@ from scaleout.layout import (
 )
 from scaleout.render.common import backend_image, dump_yaml, escape_dollar, health_command, replicas_of
 from scaleout.render.nginx import render_lb_script, render_nginx, render_watch_env
+
+
+LB_CAPABILITIES = ("CHOWN", "SETUID", "SETGID", "NET_BIND_SERVICE", "KILL")
+LB_TMPFS = ("/tmp", "/run", "/var/cache/nginx", "/var/lib/nginx", "/var/log/nginx")
+
+
+def limits(cfg: LimitsConfig) -> dict[str, Any]:
+    """Compose keys for a container's resource limits (only those that are set)."""
+    out: dict[str, Any] = {}
+    if cfg.memory:
+        out["mem_limit"] = cfg.memory
+    if cfg.pids:
+        out["pids_limit"] = cfg.pids
+    return out
 
 
 def _rel_from_out(config: Config, rel: str) -> str:
@@ -68,6 +82,7 @@ def compose_data(config: Config, assets: str | None = None) -> dict[str, Any]:
             "restart": "unless-stopped",
             "stop_grace_period": "10s",
             "security_opt": ["no-new-privileges:true"],
+            **limits(b.limits),
             "labels": {**common_labels, LABEL_ROLE: "backend", LABEL_REPLICA: r.name},
         })
         services[r.name] = svc
@@ -92,6 +107,13 @@ def compose_data(config: Config, assets: str | None = None) -> dict[str, Any]:
         "volumes": lb_volumes,
         "restart": "unless-stopped",
         "security_opt": ["no-new-privileges:true"],
+        # nginx needs only these: bind port 80, switch its workers to an unprivileged user, own its
+        # temp folders, signal its workers; its root filesystem is read-only, scratch space in tmpfs
+        "cap_drop": ["ALL"],
+        "cap_add": list(LB_CAPABILITIES),
+        "read_only": True,
+        "tmpfs": list(LB_TMPFS),
+        **limits(config.balancer.limits),
         "labels": {**common_labels, LABEL_ROLE: "balancer"},
     }
     return {"services": services}

@@ -34,7 +34,7 @@ from scaleout.render.swarm import ENV_BACKEND_IMAGE, ENV_BALANCER_IMAGE
 from scaleout.targets.compose import port_free
 from scaleout.targets.runner import ENGINE_HINT, Progress, docker_client, engine_errors, poll_balancer, quiet, run_docker
 from scaleout.targets.status import ServiceStatus, StackStatus
-from scaleout.targets.views import TaskView
+from scaleout.targets.views import ContainerView, TaskView
 
 STACK_DIR = SWARM_DIR
 STACK_FILE = SWARM_STACK_FILE
@@ -76,10 +76,6 @@ def _deploy_has_detach() -> bool:
     return "--detach" in r.stdout
 
 
-def _state(task: dict[str, Any]) -> str:
-    return (task.get("Status") or {}).get("State", "unknown")
-
-
 class SwarmStack:
     """One project's stack (`docker stack deploy` namespace = project name) on a swarm manager."""
 
@@ -116,32 +112,25 @@ class SwarmStack:
         return {s.name[len(prefix):] if s.name.startswith(prefix) else s.name: s for s in services}
 
     @staticmethod
-    def _tasks(service, running_only: bool = True) -> list[dict[str, Any]]:
+    def _tasks(service, running_only: bool = True) -> list[TaskView]:
         with engine_errors(f"listing the tasks of {service.name}"):
-            return service.tasks(filters={"desired-state": "running"} if running_only else None)
+            tasks = service.tasks(filters={"desired-state": "running"} if running_only else None)
+        return [TaskView(t) for t in tasks]
 
-    def _address(self, task: dict[str, Any]) -> str | None:
-        network = f"{self.config.project}_default"
-        for att in task.get("NetworksAttachments") or []:
-            if (att.get("Network") or {}).get("Spec", {}).get("Name") == network and att.get("Addresses"):
-                return f"{att['Addresses'][0].split('/')[0]}:{self.config.backend.port}"
-        return None
+    def _address(self, task: TaskView) -> str | None:
+        return task.address(f"{self.config.project}_default", self.config.backend.port)
 
-    def _health(self, task: dict[str, Any]) -> str:
+    def _health(self, task: TaskView) -> str:
         """The container's health where it runs on this node; else what the task state implies
         (a task with a health check reaches `running` only once it is healthy)."""
-        state = _state(task)
-        cid = ((task.get("Status") or {}).get("ContainerStatus") or {}).get("ContainerID")
-        if cid:
+        if task.container_id:
             import docker.errors
 
             with contextlib.suppress(docker.errors.NotFound):
-                c = docker_client().containers.get(cid)
-                return ((c.attrs.get("State") or {}).get("Health") or {}).get("Status", "none")
-        has_check = bool(((task.get("Spec") or {}).get("ContainerSpec") or {}).get("Healthcheck"))
-        if not has_check:
+                return ContainerView.of(docker_client().containers.get(task.container_id)).health
+        if not task.has_healthcheck:
             return "none"
-        return "healthy" if state == "running" else "starting"
+        return "healthy" if task.state == "running" else "starting"
 
     def status(self, routing: bool = True) -> StackStatus:
         """What runs now, read from the swarm (not from the config)."""
@@ -152,16 +141,13 @@ class SwarmStack:
         for short, svc in services.items():
             role = "balancer" if short == LB else "backend"
             for t in self._tasks(svc):
-                slot = t.get("Slot") or 0
-                name = f"{BACKEND_SERVICE}-{slot}" if role == "backend" else LB
-                container = f"{svc.name}.{slot}.{t['ID']}"
-                state = _state(t)
+                name = f"{BACKEND_SERVICE}-{t.slot}" if role == "backend" else LB
+                container = f"{svc.name}.{t.slot}.{t.id}"
                 address = self._address(t) if role == "backend" else None
-                out.append(ServiceStatus(name, container, state, self._health(t), address, role))
-                if role == "balancer" and state == "running":
-                    for p in (t.get("Status") or {}).get("PortStatus", {}).get("Ports") or []:
-                        if p.get("TargetPort") == 80 and p.get("PublishedPort"):
-                            url = f"http://127.0.0.1:{p['PublishedPort']}"
+                out.append(ServiceStatus(name, container, t.state, self._health(t), address, role))
+                published = t.published_port(80) if role == "balancer" and t.state == "running" else None
+                if published:
+                    url = f"http://127.0.0.1:{published}"
         out.sort(key=lambda s: (s.role != "backend", replica_index(s.service), s.service, s.container))
         return StackStatus(self.config.project, url, out)
 
@@ -173,8 +159,8 @@ class SwarmStack:
         out = {}
         for t in self._tasks(svc, running_only=False):
             addr = self._address(t)
-            if addr and _state(t) in ("running", "starting", "shutdown", "complete"):
-                out.setdefault(addr, f"{BACKEND_SERVICE}-{t.get('Slot') or 0}")
+            if addr and t.state in ("running", "starting", "shutdown", "complete"):
+                out.setdefault(addr, f"{BACKEND_SERVICE}-{t.slot}")
         return out
 
     # --- lifecycle --------------------------------------------------------------------------
@@ -190,7 +176,7 @@ class SwarmStack:
         if cfg.balancer.bind not in ("0.0.0.0", "::"):
             self.progress(f"note: Swarm cannot publish on {cfg.balancer.bind} only; the balancer listens on port "
                           f"{cfg.balancer.port} of every interface of the manager")
-        known = {t["ID"] for s in services.values() for t in self._tasks(s, running_only=False)}
+        known = {t.id for s in services.values() for t in self._tasks(s, running_only=False)}
         known |= {f"update:{(s.attrs.get('UpdateStatus') or {}).get('StartedAt')}" for s in services.values()}
         self.progress(f"deploying stack {cfg.project}: {cfg.replicas} backend task(s) and the balancer")
         self._deploy(images)
@@ -296,20 +282,20 @@ class SwarmStack:
                                          hint="fix the backend, then `scaleout up --target swarm` again")
                 tasks = self._tasks(svc, running_only=False)
                 # a task started by this deploy that has ended already: it crashed or never became healthy
-                failed = [t for t in tasks if t["ID"] not in known and t.get("DesiredState") != "running"
-                          and _state(t) in ("failed", "rejected", "complete", "shutdown", "orphaned")]
+                failed = [t for t in tasks if t.id not in known and t.desired_state != "running"
+                          and t.state in ("failed", "rejected", "complete", "shutdown", "orphaned")]
                 if len(failed) >= MAX_FAILED_TASKS:
                     errs = sorted({self._task_failure(t) for t in failed})
                     raise UnhealthyError(f"{len(failed)} new task(s) of {short} stopped before becoming ready:\n"
                                          + "\n".join(f"  {e}" for e in errs) + "\n" + self._logs(svc),
                                          hint="fix the cause, then `scaleout up --target swarm` again; "
                                               "`scaleout down --target swarm` removes the stack")
-                live = [t for t in tasks if t.get("DesiredState") == "running"]
-                ready = [t for t in live if _state(t) == "running"]
+                live = [t for t in tasks if t.desired_state == "running"]
+                ready = [t for t in live if t.state == "running"]
                 for t in ready:
-                    label = f"{short}-{t.get('Slot')}" if short == BACKEND_SERVICE else short
-                    if t["ID"] not in reported and t["ID"] not in known:
-                        reported.add(t["ID"])
+                    label = f"{short}-{t.slot}" if short == BACKEND_SERVICE else short
+                    if t.id not in reported and t.id not in known:
+                        reported.add(t.id)
                         self.progress(f"{label} is ready")
                 if len(ready) != n or len(live) != n or update == "updating":
                     pending.append(f"{short} ({len(ready)}/{n} ready)")
@@ -320,11 +306,10 @@ class SwarmStack:
                                      hint="`docker stack ps " + self.config.project + " --no-trunc` shows why")
             time.sleep(0.5)
 
-    def _task_failure(self, task: dict[str, Any]) -> str:
+    def _task_failure(self, task: TaskView) -> str:
         """Why a task ended: Swarm's error, or the last health check's output where the container is local."""
-        status = task.get("Status") or {}
-        why = status.get("Err") or f"{_state(task)} ({status.get('Message', '')})"
-        cid = (status.get("ContainerStatus") or {}).get("ContainerID")
+        why = task.error or f"{task.state} ({task.message})"
+        cid = task.container_id
         if cid:
             import docker.errors
 

@@ -1,0 +1,28 @@
+"""Container hardening on a real engine: the balancer runs with no capabilities beyond nginx's needs,
+a read-only root filesystem and resource limits; the replicas get the limits scaleout.yaml sets."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+
+def test_balancer_and_replicas_run_hardened(make_project, docker_engine):
+    p = make_project(replace={"replicas: 3": "replicas: 1\n  limits: {memory: 128m, pids: 64}"})
+    r = p.cli("up", "-q")
+    assert r.returncode == 0, r.stderr
+    by_service = {c.labels["com.docker.compose.service"]: c
+                  for c in docker_engine.containers.list(filters={"label": f"com.docker.compose.project={p.name}"})}
+    lb = by_service["lb"].attrs["HostConfig"]
+    assert lb["CapDrop"] == ["ALL"] and "NET_BIND_SERVICE" in lb["CapAdd"] and "SYS_ADMIN" not in lb["CapAdd"]
+    assert lb["ReadonlyRootfs"] is True and "/tmp" in lb["Tmpfs"]
+    assert lb["Memory"] == 256 * 1024 * 1024 and lb["PidsLimit"] == 1024
+    backend = by_service["backend-1"].attrs["HostConfig"]
+    assert backend["Memory"] == 128 * 1024 * 1024 and backend["PidsLimit"] == 64
+    # and it still serves: through the balancer, and its static files
+    assert httpx.get(p.url + "/", trust_env=False).status_code == 200
+    assert httpx.get(p.url + "/offline.html", trust_env=False).status_code == 200
+    code, _ = by_service["lb"].exec_run(["sh", "-c", "touch /etc/x"])
+    assert code != 0  # the root filesystem is read-only
