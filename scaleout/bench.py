@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Callable
 
 from scaleout.config import Config
+from scaleout.files import Plan
 from scaleout.loadgen import LoadSpec, run_load
 from scaleout.probe import summarize
 
@@ -76,7 +77,7 @@ def run_bench(
     cfg: Config,
     counts: list[int],
     *,
-    render_files: Callable[[Config], dict[str, str]],
+    render_files: Callable[[Config], Plan],
     duration_s: float = 5.0,
     warmup_s: float = 1.0,
     concurrency: int = 32,
