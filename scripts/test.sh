@@ -25,6 +25,8 @@ eval "$(bash scripts/setup-docker.sh --print-env)"
 export SCALEOUT_LB_IMAGE SCALEOUT_BASE_IMAGE
 # both Compose CLIs: v2 (what most users have) and v1 (Debian 12's); the e2e tests run both
 bash scripts/setup-compose-v2.sh
+# stand-ins for the images of the services apps depend on (redis, postgres), from Debian's packages
+bash scripts/setup-service-images.sh
 
 # 3. Python: the package and its test extra in a virtualenv
 venv="${SCALEOUT_VENV:-$root/.venv}"
