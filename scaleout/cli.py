@@ -33,6 +33,8 @@ class Strategy(str, Enum):
 class Template(str, Enum):
     python = "python"
     node = "node"
+    python_redis = "python-redis"
+    node_redis = "node-redis"
 
 
 class TargetName(str, Enum):

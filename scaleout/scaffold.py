@@ -9,7 +9,13 @@ from scaleout.errors import RenderConflictError, UsageError
 from scaleout.files import atomic_write
 from scaleout.render.templates import templates_dir
 
-TEMPLATES = {"python": {"port": 8000, "base_image": "python:3.12-slim"}, "node": {"port": 3000, "base_image": "node:20-slim"}}
+TEMPLATES = {
+    "python": {"port": 8000, "base_image": "python:3.12-slim", "redis": False},
+    "node": {"port": 3000, "base_image": "node:20-slim", "redis": False},
+    # the lesson of scaling out: the session's state lives in a service every replica shares
+    "python-redis": {"port": 8000, "base_image": "python:3.12-slim", "redis": True},
+    "node-redis": {"port": 3000, "base_image": "node:20-slim", "redis": True},
+}
 
 
 def scaffold_files(name: str, template: str) -> dict[str, bytes]:
