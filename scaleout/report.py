@@ -28,9 +28,14 @@ def status_text(st: StackStatus) -> str:
     if not st.services:
         return f"project {st.project}: not running"
     routed = {True: "yes", False: "no", None: "-"}
-    rows = [[s.service, s.state, s.health, routed[s.routed], s.address or "-", s.container] for s in st.services]
+    front = [s for s in st.services if s.role != "service"]
+    rows = [[s.service, s.state, s.health, routed[s.routed], s.address or "-", s.container] for s in front]
     lines = [f"project {st.project}" + (f" at {st.url}" if st.url else " (balancer not published)")]
     lines.append(table(["service", "state", "health", "in lb", "address", "container"], rows))
+    if st.dependencies:
+        lines.append("\nservices beside the replicas (not behind the balancer):")
+        lines.append(table(["service", "state", "health", "container"],
+                           [[s.service, s.state, s.health, s.container] for s in st.dependencies]))
     return "\n".join(lines)
 
 

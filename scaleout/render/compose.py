@@ -27,6 +27,7 @@ from scaleout.layout import (
 )
 from scaleout.render.common import backend_image, dump_yaml, escape_dollar, health_command, replicas_of
 from scaleout.render.nginx import render_lb_script, render_nginx, render_watch_env
+from scaleout.render.services import from_out, services_data
 
 
 LB_CAPABILITIES = ("CHOWN", "SETUID", "SETGID", "NET_BIND_SERVICE", "KILL")
@@ -67,10 +68,13 @@ def compose_data(config: Config, assets: str | None = None) -> dict[str, Any]:
         env = {"PORT": str(b.port), "SCALEOUT_REPLICA": r.name}
         if assets is not None:
             env[ENV_ASSETS] = escape_dollar(assets)
-        env.update({k: escape_dollar(v) for k, v in sorted(b.env.items())})
+        # as written in scaleout.yaml, in Compose's syntax: ${VAR} is resolved by the engine at run time, so
+        # a value from the shell, .env or an env file never lands in this file
+        env.update(dict(sorted(b.env_compose.items())))
         svc.update({
             "hostname": r.name,
             "environment": env,
+            **({"env_file": [from_out(f) for f in b.env_file]} if b.env_file else {}),
             "expose": [str(b.port)],
             "healthcheck": {
                 "test": ["CMD-SHELL", escape_dollar(health_command(config))],
@@ -116,7 +120,12 @@ def compose_data(config: Config, assets: str | None = None) -> dict[str, Any]:
         **limits(config.balancer.limits),
         "labels": {**common_labels, LABEL_ROLE: "balancer"},
     }
-    return {"services": services}
+    extra, volumes = services_data(config)
+    services.update(extra)
+    data: dict[str, Any] = {"services": services}
+    if volumes:
+        data["volumes"] = volumes
+    return data
 
 
 def render_compose(config: Config, assets: str | None = None) -> str:

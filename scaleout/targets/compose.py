@@ -147,8 +147,9 @@ class ComposeStack:
         elif cfg.backend.builds:
             self._require_built_image()
 
+        self.start_services(build=build, timeout_s=timeout_s)
         self.progress(f"starting {len(wanted)} replica(s): {', '.join(wanted)}")
-        self._compose(["up", "-d", "--no-build", *wanted], "starting the replicas")
+        self._compose(["up", "-d", "--no-build", "--no-deps", *wanted], "starting the replicas")
         self.wait_healthy(wanted, timeout_s)
 
         removed = [s.container for s in self.status(routing=False).replicas if s.service not in wanted]
@@ -170,7 +171,7 @@ class ComposeStack:
     def _compose(self, args: list[str], action: str, *, error=None, check: bool = True):
         kwargs = {"error": error} if error is not None else {}
         return run_compose(self.config.project, self.compose_file, args, on_line=self.log, action=action,
-                           check=check, **kwargs)
+                           check=check, extra_env=dict(self.config.dotenv), **kwargs)
 
     def _require_built_image(self) -> None:
         """With --no-build, scaleout's own backend image must exist: Compose would otherwise pull a
@@ -275,13 +276,13 @@ class ComposeStack:
                         self._fail_unhealthy(st, "is unhealthy (its health check keeps failing)")
                 elif svc not in reported:
                     reported.add(svc)
-                    self.progress(f"{svc} is healthy")
+                    self.progress(f"{svc} is {'healthy' if st.health == 'healthy' else 'running (no health check)'}")
             if not pending:
                 return
             if time.monotonic() >= deadline:
                 st = by_service.get(pending[0])
                 if st is None:
-                    raise UnhealthyError(f"replica {pending[0]} was never created")
+                    raise UnhealthyError(f"{pending[0]} was never created")
                 self._fail_unhealthy(st, f"not healthy after {timeout_s:.0f}s (state {st.state}, health {st.health})")
             time.sleep(0.5)
 
@@ -292,7 +293,8 @@ class ComposeStack:
             c = client.containers.get(st.container)
             logs = c.logs(tail=20).decode(errors="replace").rstrip()
             health_out = ContainerView.of(c).last_health_output
-        msg = f"replica {st.service} {why}."
+        what = {"backend": "replica", "service": "service", "balancer": "the balancer"}.get(st.role, "container")
+        msg = f"{what} {st.service} {why}."
         if health_out:
             msg += f"\n  last health check said: {health_out[-300:]}"
         msg += "\n  last log lines:\n" + ("\n".join("    " + line for line in logs.splitlines()) or "    (none)")
@@ -326,3 +328,23 @@ class ComposeStack:
                 with contextlib.suppress(Exception):
                     net.remove()
         return before
+
+    # --- services beside the replicas ---------------------------------------------------------
+    def start_services(self, *, build: bool, timeout_s: float) -> None:
+        """Build (when they have a folder) and start the services, then wait until those the backend
+        depends on are healthy (or running, without a health check), before any replica starts.
+        Compose recreates only a service whose settings changed; a rescale leaves them alone."""
+        cfg = self.config
+        names = sorted(cfg.services)
+        if not names:
+            return
+        built = [n for n in names if cfg.services[n].build is not None]
+        if build and built:
+            self.progress(f"building service image(s): {', '.join(built)}")
+            self._compose(["build", *built], "building the services' images", error=BuildError)
+        self.progress(f"starting service(s): {', '.join(names)}")
+        self._compose(["up", "-d", "--no-build", *names], "starting the services")
+        deps = list(cfg.backend.depends_on)
+        if deps:
+            self.progress(f"waiting for {', '.join(deps)} before starting any replica")
+            self.wait_healthy(deps, timeout_s)
