@@ -143,8 +143,7 @@ def load_yaml(text: str, *, display: str) -> Document:
         line = (before.count(b"\n") if isinstance(before, bytes) else before.count("\n")) + 1
         char = exc.character
         shown = f"#x{char:04x}" if isinstance(char, int) else repr(char)
-        raise ConfigError(f"{display}:{line}: not valid YAML: character {shown} is not allowed "
-                          f"({exc.reason})") from None
+        raise ConfigError(f"{display}:{line}: not valid YAML: character {shown} is not allowed") from None
     except yaml.YAMLError as exc:
         first = str(exc).splitlines()[0] if str(exc) else "cannot be parsed"
         raise ConfigError(f"{display}: not valid YAML: {first}") from None
@@ -289,7 +288,7 @@ class _Builder:
                 "bool": self.constructor.construct_yaml_bool,
                 "null": self.constructor.construct_yaml_null,
             }[kind](node)
-        except (ValueError, KeyError, yaml.constructor.ConstructorError):
+        except (ValueError, KeyError, IndexError, yaml.constructor.ConstructorError):
             # an explicit !!int on text that is not a number, or Python's int/str conversion limit
             raise self.fail(event, f"{text[:40]!r} is not a valid {kind}") from None
         if kind == "int" and abs(value) >= 10**MAX_INT_DIGITS:
