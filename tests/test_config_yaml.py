@@ -76,7 +76,8 @@ def test_unclosed_deep_nesting_is_refused():
     assert problem("[" * 20_000).startswith("scaleout.yaml:1:")
 
 
-@pytest.mark.parametrize("number", ["9" * 19, "9" * 5000, "0x" + "f" * 20_000, "-" + "1" * 25, "1_000_000_000_000_000_000"])
+@pytest.mark.parametrize("number", ["9" * 19, "9" * 5000, "0x" + "f" * 20_000, "-" + "1" * 25,
+                                    "1_000_000_000_000_000_000"])
 def test_huge_integers_are_refused(number):
     msg = problem(f"backend:\n  port: {number}\n")
     assert msg.startswith("scaleout.yaml:2: backend.port:")
