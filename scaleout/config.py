@@ -94,7 +94,8 @@ class HealthConfig(_Model):
     timeout: int = Field(2, ge=1, le=300, description="seconds before one check counts as failed")
     retries: int = Field(3, ge=1, le=100)
     start_period: int = Field(10, ge=0, le=3600, description="seconds of grace after start")
-    command: str | None = Field(None, description="shell command run inside the replica; default probes path")
+    command: str | None = Field(None, repr=False,
+                                description="shell command run inside the replica; default probes path")
     # the command as the Compose file should carry it: ${VAR} references kept, a literal $ as $$
     command_compose: str | None = None
 
@@ -531,9 +532,13 @@ def _describe(err: dict[str, Any]) -> str:
     if err["type"] in ("missing",):
         return "is required"
     if "input" in err and err["type"] not in ("model_type", "dict_type") and not isinstance(err["input"], (dict, list)):
-        shown = _shown(err["input"])
-        return f"{msg[0].lower()}{msg[1:]} (got {shown})"
-    return f"{msg[0].lower()}{msg[1:]}"
+        return f"{_lower_first(msg)} (got {_shown(err['input'])})"
+    return _lower_first(msg)
+
+
+def _lower_first(msg: str) -> str:
+    """pydantic's "Input should be ..." reads as "input should be ..." after a key; "KEY: ..." stays."""
+    return msg[0].lower() + msg[1:] if msg[:1].isupper() and msg[1:2].islower() else msg
 
 
 def _shown(value: Any) -> str:

@@ -126,9 +126,9 @@ def check_service_name(v: str) -> str:
         raise ValueError("a service name is lower-case letters, digits, '_' and '-', starting with a letter or "
                          "digit, at most 63 characters")
     if v in RESERVED_SERVICES:
-        raise ValueError(f"{v!r} is taken: scaleout names its own services lb (the balancer) and backend")
+        raise ValueError("this name is taken: scaleout names its own services lb (the balancer) and backend")
     if _REPLICA_LIKE.fullmatch(v):
-        raise ValueError(f"{v!r} is taken: backend-1, backend-2, ... are the replicas")
+        raise ValueError("this name is taken: backend-1, backend-2, ... are the replicas")
     return v
 
 
@@ -193,15 +193,15 @@ class VolumeMount(_Model):
             return v
         parts = v.split(":")
         if len(parts) == 1:
-            raise ValueError(f"{v!r}: write NAME:/path (a named volume) or ./folder:/path (a project folder)")
+            raise ValueError("write NAME:/path (a named volume) or ./folder:/path (a project folder)")
         if len(parts) > 3:
-            raise ValueError(f"{v!r}: too many ':' (the form is SOURCE:/path[:ro])")
+            raise ValueError("too many ':' (the form is SOURCE:/path[:ro])")
         source, target = parts[0], parts[1]
         mode = parts[2] if len(parts) == 3 else "rw"
         if mode not in ("ro", "rw"):
-            raise ValueError(f"{v!r}: the mode must be ro or rw (got {mode!r})")
+            raise ValueError(f"the mode must be ro or rw, not {mode!r}")
         if source.startswith(("/", "~")):
-            raise ValueError(f"{v!r}: host paths outside the project are not mounted; use a project folder "
+            raise ValueError("host paths outside the project are not mounted; use a project folder "
                              "(./folder:/path) or a named volume (name:/path)")
         if source == "." or source == ".." or source.startswith(("./", "../")):
             rel = posixpath.normpath(source)
@@ -214,10 +214,10 @@ class VolumeMount(_Model):
             if self.source != ".":
                 check_relative_path(self.source)
         elif not _VOLUME_NAME.fullmatch(self.source) or len(self.source) > 64:
-            raise ValueError(f"{self.source!r}: a volume name is letters, digits, '_', '.' and '-' "
+            raise ValueError("a volume name is letters, digits, '_', '.' and '-' "
                              "(a project folder starts with ./)")
         if not _CONTAINER_PATH.fullmatch(self.target) or ".." in self.target.split("/"):
-            raise ValueError(f"{self.target!r}: the container path must be absolute, such as /var/lib/data "
+            raise ValueError("the container path must be absolute, such as /var/lib/data "
                              "(letters, digits, . _ - / only)")
         return self
 
@@ -240,28 +240,28 @@ class PortMapping(_Model):
     @classmethod
     def _short_syntax(cls, v: Any) -> Any:
         if isinstance(v, int) and not isinstance(v, bool):
-            raise ValueError(f"{v}: write \"HOST:CONTAINER\" (e.g. \"{v}:{v}\"), quoted")
+            raise ValueError(f"write \"HOST:CONTAINER\" (e.g. \"{v}:{v}\"), quoted")
         if not isinstance(v, str):
             return v
         text, protocol = v, "tcp"
         if "/" in text:
             text, protocol = text.rsplit("/", 1)
             if protocol not in ("tcp", "udp"):
-                raise ValueError(f"{v!r}: the protocol must be tcp or udp")
+                raise ValueError("the protocol must be tcp or udp")
         parts = text.rsplit(":", 2)
         if len(parts) < 2:
-            raise ValueError(f"{v!r}: write HOST:CONTAINER or IP:HOST:CONTAINER, e.g. \"5432:5432\"")
+            raise ValueError("write HOST:CONTAINER or IP:HOST:CONTAINER, e.g. \"5432:5432\"")
         ip = parts[0] if len(parts) == 3 else None
         if ip is not None:
             ip = ip[1:-1] if ip.startswith("[") and ip.endswith("]") else ip
             try:
                 ip = str(ipaddress.ip_address(ip))
             except ValueError:
-                raise ValueError(f"{v!r}: {ip!r} is not an IP address") from None
+                raise ValueError(f"{ip!r} is not an IP address") from None
         host, container = parts[-2], parts[-1]
         for label, port in (("host", host), ("container", container)):
             if not port.isascii() or not port.isdigit() or len(port) > 5:
-                raise ValueError(f"{v!r}: the {label} port must be a number (ranges are not supported)")
+                raise ValueError(f"the {label} port must be a number (ranges are not supported)")
         return {"host_ip": ip, "host_port": int(host), "container_port": int(container), "protocol": protocol}
 
     @field_validator("host_ip")
@@ -307,7 +307,7 @@ class Healthcheck(_Model):
     """A service's container health check, Compose's shape. `test` is normalized: a string becomes
     ("CMD-SHELL", string); `test_compose` is the same with references kept for Compose to resolve."""
 
-    test: tuple[str, ...] | None = None
+    test: tuple[str, ...] | None = Field(None, repr=False)
     test_compose: tuple[str, ...] | None = None
     interval: float | None = Field(None, description="seconds (written as a Compose duration, e.g. 1m30s)")
     timeout: float | None = Field(None, description="seconds")
@@ -363,7 +363,7 @@ class ServiceConfig(_Model):
     image: str | None = None
     build: str | None = None
     dockerfile: str = "Dockerfile"
-    command: str | tuple[str, ...] | None = None
+    command: str | tuple[str, ...] | None = Field(None, repr=False)
     command_compose: str | tuple[str, ...] | None = None
     environment: dict[str, str] = Field(default_factory=dict, repr=False)
     environment_compose: dict[str, str] = Field(default_factory=dict)
