@@ -268,6 +268,12 @@ class BalancerConfig(_Model):
             )
         return v
 
+    @field_validator("client_max_body_size", mode="before")
+    @classmethod
+    def _size_number(cls, v: Any) -> Any:
+        # a bare number is bytes to nginx; `0` must meet the rule below rather than a type error
+        return str(v) if isinstance(v, int) and not isinstance(v, bool) else v
+
     @field_validator("client_max_body_size")
     @classmethod
     def _size(cls, v: str) -> str:

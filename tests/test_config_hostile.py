@@ -46,14 +46,48 @@ def project(tmp_path: Path) -> Path:
     return p
 
 
-def test_the_corpus_is_there():
-    assert len(FILES) >= 25
+# what each file's message must say: the file, the line, and the rule
+EXPECT = {
+    "alias-bomb.yaml": "scaleout.yaml:4: backend.env.L0: YAML anchors (&l0) are not allowed",
+    "alias-merge.yaml": "scaleout.yaml:1: base: YAML anchors (&base) are not allowed",
+    "alias-only.yaml": "scaleout.yaml:2: backend.env: YAML aliases (*undefined) are not allowed",
+    "binary-garbage.yaml": "scaleout.yaml:1: cannot be read: not valid UTF-8",
+    "binary-tag.yaml": "scaleout.yaml:1: name: YAML tag !!binary is not allowed",
+    "body-size-zero.yaml": "scaleout.yaml:2: balancer.client_max_body_size: 0 would turn the limit off",
+    "complex-key.yaml": "scaleout.yaml:1: not valid YAML for scaleout: a key must be a plain value",
+    "control-characters.yaml": "scaleout.yaml:1: not valid YAML: character #x001b is not allowed",
+    "deep-block.yaml": "scaleout.yaml:33: " + ".".join(["a"] * 32) + ": nested deeper",
+    "deep-flow-mapping.yaml": "scaleout.yaml:1: backend.a.a.a",
+    "deep-flow-sequence.yaml": "scaleout.yaml:3:",
+    "duplicate-bind.yaml": "scaleout.yaml:3: balancer.bind: duplicate key (first set on line 2)",
+    "float-5000-digits.yaml": "scaleout.yaml:2: backend.port: number is 5002 characters long",
+    "hex-20000-digits.yaml": "scaleout.yaml:2: backend.port: number is 20002 characters long",
+    "int-5000-digits.yaml": "scaleout.yaml:2: backend.port: number is 5000 characters long",
+    "int-tag-5000-digits.yaml": "scaleout.yaml:2: backend.port: number is 5000 characters long",
+    "interpolation-required.yaml": "scaleout.yaml:3: backend.env.A: required variable SCALEOUT_SURELY_UNSET_VARIABLE",
+    "interpolation-unclosed.yaml": "scaleout.yaml:3: backend.env.A: '${NEVER_CLOSED': '${' is never closed",
+    "invalid-utf8.yaml": "scaleout.yaml:4: cannot be read: not valid UTF-8",
+    "long-key.yaml": "scaleout.yaml:1: not valid YAML",
+    "nul-bytes.yaml": "scaleout.yaml:1: not valid YAML: character #x0000 is not allowed",
+    "python-tag.yaml": "scaleout.yaml:1: name: YAML tag !!python/object/apply:os.system is not allowed",
+    "tabs.yaml": "scaleout.yaml:2: not valid YAML",
+    "trailing-newline-name.yaml": "scaleout.yaml:1: name: must be a DNS label",
+    "two-documents.yaml": "scaleout.yaml:2: only one YAML document is allowed",
+    "unclosed-quote.yaml": "scaleout.yaml:3: not valid YAML",
+    "utf16.yaml": "scaleout.yaml:1: cannot be read: not valid UTF-8",
+}
+
+
+def test_the_corpus_is_there_and_every_file_has_an_expectation():
+    assert sorted(EXPECT) == [p.name for p in FILES]
 
 
 @pytest.mark.parametrize("fixture", FILES, ids=[p.name for p in FILES])
 def test_hostile_yaml_exits_2_without_traceback(project, fixture):
     (project / "scaleout.yaml").write_bytes(fixture.read_bytes())
-    assert_refused(render(project), project)
+    r = render(project)
+    assert_refused(r, project)
+    assert r.stderr.startswith("error: " + EXPECT[fixture.name]), r.stderr[:1000]
 
 
 def test_too_many_values(project):

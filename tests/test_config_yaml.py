@@ -160,15 +160,16 @@ def test_a_trailing_newline_is_refused(text, key):
     assert f": {key}" in msg, msg
 
 
-@pytest.mark.parametrize("size", ["0", "0k", "000m"])
+@pytest.mark.parametrize("size", ["'0'", "0k", "000m", "0"])
 def test_client_max_body_size_zero_is_refused_with_a_hint(size):
-    msg = problem(f"balancer:\n  client_max_body_size: '{size}'\n")
+    msg = problem(f"balancer:\n  client_max_body_size: {size}\n")
     assert "scaleout.yaml:2: balancer.client_max_body_size: 0 would turn the limit off" in msg
     assert "100m" in msg
 
 
-def test_a_large_body_size_is_fine():
+def test_a_large_body_size_is_fine_and_a_bare_number_is_bytes():
     assert parse("balancer:\n  client_max_body_size: 4096m\n").balancer.client_max_body_size == "4096m"
+    assert parse("balancer:\n  client_max_body_size: 512\n").balancer.client_max_body_size == "512"
 
 
 # --- reading the file -----------------------------------------------------------------------------------
