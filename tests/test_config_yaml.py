@@ -215,3 +215,34 @@ def test_invalid_utf8_names_its_line(tmp_path):
 def test_a_byte_order_mark_is_fine(tmp_path):
     (tmp_path / "scaleout.yaml").write_bytes(b"\xef\xbb\xbfname: bom\n")
     assert load_config(tmp_path, env={}).name == "bom"
+
+
+# --- without libyaml ------------------------------------------------------------------------------------
+
+CORPUS = Path(__file__).resolve().parent / "fixtures" / "hostile-yaml"
+
+
+@pytest.mark.parametrize("fixture", sorted(CORPUS.glob("*.yaml")), ids=lambda p: p.name)
+def test_the_pure_python_parser_is_bounded_too(monkeypatch, fixture):
+    """PyYAML without libyaml parses with its own (pure Python) scanner and parser: same bounds."""
+    import yaml
+
+    monkeypatch.setattr(yaml, "CSafeLoader", None)
+    try:
+        text = fixture.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        return  # refused before parsing, whichever parser
+    with pytest.raises(ConfigError) as exc:
+        parse(text)
+    assert all(p.startswith("scaleout.yaml") for p in exc.value.problems)
+
+
+def test_the_pure_python_parser_reports_the_same_lines(monkeypatch):
+    import yaml
+
+    monkeypatch.setattr(yaml, "CSafeLoader", None)
+    msg = problem("name: a\nbackend:\n  env:\n    A: &a x\n")
+    assert msg.startswith("scaleout.yaml:4: backend.env.A: YAML anchors")
+    assert problem("backend:\n  env:\n    A: " + "[" * 20_000).startswith("scaleout.yaml:3: backend.env.A.0.0")
+    assert problem("a: 1\nb: \0").startswith("scaleout.yaml:2: not valid YAML: character #x0000")
+    assert problem("balancer:\n  bind: a\n  bind: b").startswith("scaleout.yaml:3: balancer.bind: duplicate key")
