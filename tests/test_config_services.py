@@ -133,6 +133,11 @@ def test_each_bad_name_has_its_own_line(proj):
     assert "services.lb:" in found[0] and "services.backend-2:" in found[1]
 
 
+def test_a_service_named_like_an_internal_field_is_shown_by_its_name(proj):
+    [msg] = problems(proj, "services:\n  env_compose:\n    image: BAD\n")
+    assert msg.startswith("scaleout.yaml:3: services.env_compose.image: must be an image reference")
+
+
 def test_names_that_are_fine(proj):
     c = parse(proj, "services:\n  db:\n    image: a\n  redis_cache-2:\n    image: b\n  backend2:\n    image: c\n"
                     "  backends:\n    image: d\n  0cache:\n    image: e\n")
