@@ -721,7 +721,9 @@ def _problems(exc: ValidationError, doc: Document, source: str) -> list[str]:
     problems = []
     for err in exc.errors():
         # a dict key's own error ends in "[key]"; internal fields are shown as the key they come from
-        loc = tuple(_INTERNAL_FIELDS.get(str(p), str(p)) for p in err["loc"] if p != "[key]")
+        # (a service may be named like one: a name right under services: is left alone)
+        raw = [str(p) for p in err["loc"] if p != "[key]"]
+        loc = tuple(p if i and raw[i - 1] == "services" else _INTERNAL_FIELDS.get(p, p) for i, p in enumerate(raw))
         desc = _describe(err)
         if not loc:  # rules across keys: each line of the message starts with the key it is about
             for line_text in desc.splitlines():
