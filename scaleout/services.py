@@ -1,0 +1,451 @@
+"""The `services:` of scaleout.yaml (a database or cache beside the replicas), in a Compose-shaped
+subset, and the rules it shares with `backend`: environment maps, env files, project-relative paths.
+
+Everything is parsed here into small frozen objects, so renderers never split strings: a volume is a
+`VolumeMount`, a published port a `PortMapping`, a health check a `Healthcheck`. Checks that need the
+project folder on disk (a bind mount or env file inside the project) are in `scaleout.config`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import posixpath
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+__all__ = [
+    "Healthcheck",
+    "PortMapping",
+    "ServiceConfig",
+    "ServiceName",
+    "VolumeMount",
+    "check_image",
+    "check_relative_path",
+    "check_service_name",
+    "env_files",
+    "env_map",
+    "parse_duration",
+]
+
+ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+REL_PATH = re.compile(r"[A-Za-z0-9._][A-Za-z0-9._/-]*")
+SERVICE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")
+RESERVED_SERVICES = ("lb", "backend")  # the balancer, and the replicated service on Swarm / Kubernetes
+_REPLICA_LIKE = re.compile(r"backend-[0-9]+")
+_VOLUME_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+_CONTAINER_PATH = re.compile(r"/[A-Za-z0-9._@+=,/-]*")
+_DURATION = re.compile(r"(?:[0-9]{1,9}(?:\.[0-9]{1,9})?(?:ns|us|µs|ms|s|m|h))+")
+_DURATION_PART = re.compile(r"([0-9]{1,9}(?:\.[0-9]{1,9})?)(ns|us|µs|ms|s|m|h)")
+MAX_DURATION_S = 86400
+_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+# Docker image reference: [registry[:port]/]path[:tag][@digest], lower-case path components
+_IMAGE = re.compile(
+    r"(?:[a-zA-Z0-9.-]+(?::[0-9]+)?/)?[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*"
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?(?:@sha256:[a-f0-9]{64})?"
+)
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+
+# --- rules shared with backend --------------------------------------------------------------------
+
+def check_relative_path(v: str) -> None:
+    """A path relative to the project that cannot leave it by its spelling (links are checked on disk)."""
+    if not REL_PATH.fullmatch(v):
+        raise ValueError("must be a relative path inside the project (letters, digits, . _ / - only)")
+    if ".." in v.split("/"):
+        raise ValueError("must stay inside the project folder ('..' is not allowed)")
+
+
+def check_image(v: str) -> None:
+    if not _IMAGE.fullmatch(v):
+        raise ValueError("must be an image reference such as nginx:1.27 or registry.example.com/team/app:tag")
+
+
+def env_map(v: Any, *, compose: bool = False) -> Any:
+    """An environment as Compose accepts it, a mapping or a list of "KEY=VALUE", as {KEY: str}.
+
+    Numbers and booleans become strings. A value may hold any character but NUL once interpolated;
+    the text written into the Compose file (`compose=True`) must be one line."""
+    if isinstance(v, (list, tuple)):
+        items: dict[Any, Any] = {}
+        for i, item in enumerate(v):
+            if not isinstance(item, str) or "=" not in item:
+                raise ValueError(f"item {i}: must be \"KEY=VALUE\" (to pass a variable from the shell, "
+                                 "write KEY=${KEY})")
+            key, value = item.split("=", 1)
+            if key in items:
+                raise ValueError(f"{key}: set twice")
+            items[key] = value
+        v = items
+    if not isinstance(v, dict):
+        return v
+    out = {}
+    for key, value in v.items():
+        if not isinstance(key, str) or not ENV_KEY.fullmatch(key):
+            raise ValueError(f"variable name {key!r} must match [A-Za-z_][A-Za-z0-9_]*")
+        if isinstance(value, bool):
+            value = "true" if value else "false"
+        elif isinstance(value, (int, float)):
+            value = str(value)
+        if not isinstance(value, str):
+            raise ValueError(f"{key}: value must be a string, number or boolean (to pass a variable from "
+                             "the shell, write ${" + key + "})")
+        if compose and any(ord(c) < 32 and c != "\t" for c in value):
+            raise ValueError(f"{key}: value must not contain newlines or control characters")
+        if "\0" in value:
+            raise ValueError(f"{key}: value must not contain a NUL character")
+        out[key] = value
+    return out
+
+
+def env_files(v: Any) -> Any:
+    """`env_file` as Compose accepts it (one path or a list) as a tuple of project-relative paths."""
+    if isinstance(v, str):
+        v = [v]
+    if not isinstance(v, (list, tuple)):
+        return v
+    for i, p in enumerate(v):
+        if not isinstance(p, str):
+            raise ValueError(f"item {i}: must be a path")
+        try:
+            check_relative_path(p)
+        except ValueError as exc:
+            raise ValueError(f"{p!r}: {exc}") from None
+    if len(set(v)) != len(v):
+        raise ValueError("each file may appear once")
+    return tuple(v)
+
+
+def check_service_name(v: str) -> str:
+    if not SERVICE_NAME.fullmatch(v) or len(v) > 63:
+        raise ValueError("a service name is lower-case letters, digits, '_' and '-', starting with a letter or "
+                         "digit, at most 63 characters")
+    if v in RESERVED_SERVICES:
+        raise ValueError("this name is taken: scaleout names its own services lb (the balancer) and backend")
+    if _REPLICA_LIKE.fullmatch(v):
+        raise ValueError("this name is taken: backend-1, backend-2, ... are the replicas")
+    return v
+
+
+ServiceName = Annotated[str, AfterValidator(check_service_name)]
+
+
+def parse_duration(v: str) -> float:
+    """Seconds in a Compose duration such as 5s, 1m30s, 500ms."""
+    return sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(v))
+
+
+def _duration(v: Any, *, minimum: float) -> Any:
+    """Seconds from a Compose duration ("5s", "1m30s", "500ms") or a number of seconds."""
+    if v is None:
+        return v
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        seconds = float(v)
+    elif isinstance(v, str) and _DURATION.fullmatch(v):
+        seconds = parse_duration(v)
+    else:
+        raise ValueError("must be a duration such as 5s, 1m30s or 500ms (units: ns us ms s m h), or seconds")
+    if not minimum <= seconds <= MAX_DURATION_S:
+        raise ValueError(f"must be between {minimum:g}s and {MAX_DURATION_S // 3600}h")
+    return seconds
+
+
+def _command(v: Any) -> Any:
+    """A command as Compose accepts it: one string (split by the engine) or a list of arguments."""
+    if v is None:
+        return v
+    if isinstance(v, str):
+        if not v.strip() or "\0" in v:
+            raise ValueError("must be a non-empty command")
+        return v
+    if not isinstance(v, (list, tuple)) or not v:
+        raise ValueError("must be a string or a non-empty list of strings")
+    out = []
+    for i, arg in enumerate(v):
+        if isinstance(arg, (int, float)) and not isinstance(arg, bool):
+            arg = str(arg)
+        if not isinstance(arg, str) or "\0" in arg:
+            raise ValueError(f"item {i}: must be a string")
+        out.append(arg)
+    return tuple(out)
+
+
+# --- parsed pieces -------------------------------------------------------------------------------------
+
+class VolumeMount(_Model):
+    """One entry of `volumes`: a named volume (`data:/var/lib/x`) or a project folder (`./conf:/etc/x:ro`).
+    `source` is the volume name, or the folder relative to the project (`.` for the project itself)."""
+
+    kind: Literal["named", "bind"]
+    source: str
+    target: str
+    read_only: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _short_syntax(cls, v: Any) -> Any:
+        if not isinstance(v, str):
+            return v
+        parts = v.split(":")
+        if len(parts) == 1:
+            raise ValueError("write NAME:/path (a named volume) or ./folder:/path (a project folder)")
+        if len(parts) > 3:
+            raise ValueError("too many ':' (the form is SOURCE:/path[:ro])")
+        source, target = parts[0], parts[1]
+        mode = parts[2] if len(parts) == 3 else "rw"
+        if mode not in ("ro", "rw"):
+            raise ValueError(f"the mode must be ro or rw, not {mode!r}")
+        if source.startswith(("/", "~")):
+            raise ValueError("host paths outside the project are not mounted; use a project folder "
+                             "(./folder:/path) or a named volume (name:/path)")
+        if source == "." or source == ".." or source.startswith(("./", "../")):
+            rel = posixpath.normpath(source)
+            return {"kind": "bind", "source": rel, "target": target, "read_only": mode == "ro"}
+        return {"kind": "named", "source": source, "target": target, "read_only": mode == "ro"}
+
+    @model_validator(mode="after")
+    def _check(self) -> VolumeMount:
+        if self.kind == "bind":
+            if self.source != ".":
+                check_relative_path(self.source)
+        elif not _VOLUME_NAME.fullmatch(self.source) or len(self.source) > 64:
+            raise ValueError("a volume name is letters, digits, '_', '.' and '-' "
+                             "(a project folder starts with ./)")
+        if not _CONTAINER_PATH.fullmatch(self.target) or ".." in self.target.split("/"):
+            raise ValueError("the container path must be absolute, such as /var/lib/data "
+                             "(letters, digits, . _ - / only)")
+        return self
+
+    def short_syntax(self) -> str:
+        """The entry in Compose's short syntax, a bind source relative to the project folder."""
+        source = self.source if self.kind == "named" else ("./" + self.source if self.source != "." else ".")
+        return f"{source}:{self.target}" + (":ro" if self.read_only else "")
+
+
+class PortMapping(_Model):
+    """One entry of `ports`. `host_ip` None means "the address balancer.bind names": a service is never
+    published on every interface unless its entry says 0.0.0.0."""
+
+    host_ip: str | None = None
+    host_port: int = Field(ge=1, le=65535)
+    container_port: int = Field(ge=1, le=65535)
+    protocol: Literal["tcp", "udp"] = "tcp"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _short_syntax(cls, v: Any) -> Any:
+        if isinstance(v, int) and not isinstance(v, bool):
+            raise ValueError(f"write \"HOST:CONTAINER\" (e.g. \"{v}:{v}\"), quoted")
+        if not isinstance(v, str):
+            return v
+        text, protocol = v, "tcp"
+        if "/" in text:
+            text, protocol = text.rsplit("/", 1)
+            if protocol not in ("tcp", "udp"):
+                raise ValueError("the protocol must be tcp or udp")
+        parts = text.rsplit(":", 2)
+        if len(parts) < 2:
+            raise ValueError("write HOST:CONTAINER or IP:HOST:CONTAINER, e.g. \"5432:5432\"")
+        ip = parts[0] if len(parts) == 3 else None
+        if ip is not None:
+            ip = ip[1:-1] if ip.startswith("[") and ip.endswith("]") else ip
+            try:
+                ip = str(ipaddress.ip_address(ip))
+            except ValueError:
+                raise ValueError(f"{ip!r} is not an IP address") from None
+        host, container = parts[-2], parts[-1]
+        for label, port in (("host", host), ("container", container)):
+            if not port.isascii() or not port.isdigit() or len(port) > 5:
+                raise ValueError(f"the {label} port must be a number (ranges are not supported)")
+        return {"host_ip": ip, "host_port": int(host), "container_port": int(container), "protocol": protocol}
+
+    @field_validator("host_ip")
+    @classmethod
+    def _ip(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                return str(ipaddress.ip_address(v))
+            except ValueError:
+                raise ValueError("must be an IP address") from None
+        return v
+
+    def short_syntax(self, default_ip: str) -> str:
+        """IP:HOST:CONTAINER/PROTOCOL as Compose reads it; `default_ip` (balancer.bind) when none was given."""
+        ip = self.host_ip or default_ip
+        host = f"[{ip}]" if ":" in ip else ip
+        return f"{host}:{self.host_port}:{self.container_port}/{self.protocol}"
+
+
+def _healthcheck_test(v: Any) -> Any:
+    if v is None:
+        return v
+    if isinstance(v, str):
+        if not v.strip() or "\0" in v:
+            raise ValueError("must be a non-empty command")
+        return ("CMD-SHELL", v)
+    if not isinstance(v, (list, tuple)) or not v or not all(isinstance(a, str) for a in v):
+        raise ValueError('must be a string, or a list such as ["CMD", "pg_isready"] or ["CMD-SHELL", "..."]')
+    if any("\0" in a for a in v):
+        raise ValueError("must not contain a NUL character")
+    head = v[0]
+    if head == "NONE" and len(v) == 1:
+        return tuple(v)
+    if head == "CMD" and len(v) >= 2:
+        return tuple(v)
+    if head == "CMD-SHELL" and len(v) == 2:
+        return tuple(v)
+    raise ValueError('must start with "CMD" (then the program and its arguments), "CMD-SHELL" (then one '
+                     'shell command) or be ["NONE"]')
+
+
+class Healthcheck(_Model):
+    """A service's container health check, Compose's shape. `test` is normalized: a string becomes
+    ("CMD-SHELL", string); `test_compose` is the same with references kept for Compose to resolve."""
+
+    test: tuple[str, ...] | None = Field(None, repr=False)
+    test_compose: tuple[str, ...] | None = None
+    interval: float | None = Field(None, description="seconds (written as a Compose duration, e.g. 1m30s)")
+    timeout: float | None = Field(None, description="seconds")
+    start_period: float | None = Field(None, description="seconds")
+    retries: int | None = Field(None, ge=0, le=1000)
+    disable: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _compose_text(cls, v: Any) -> Any:
+        # built without scaleout.yaml (tests, other code): the value is its own Compose text
+        if isinstance(v, dict) and "test" in v and "test_compose" not in v:
+            test = _healthcheck_test(v["test"])
+            v = {**v, "test_compose": None if test is None else tuple(a.replace("$", "$$") for a in test)}
+        return v
+
+    @field_validator("test", mode="before")
+    @classmethod
+    def _test(cls, v: Any) -> Any:
+        return _healthcheck_test(v)
+
+    @field_validator("test_compose", mode="before")
+    @classmethod
+    def _test_compose(cls, v: Any) -> Any:
+        return _healthcheck_test(v)
+
+    @field_validator("interval", "timeout", mode="before")
+    @classmethod
+    def _durations(cls, v: Any) -> Any:
+        return _duration(v, minimum=0.001)
+
+    @field_validator("start_period", mode="before")
+    @classmethod
+    def _start_period(cls, v: Any) -> Any:
+        return _duration(v, minimum=0)
+
+    @model_validator(mode="after")
+    def _disable(self) -> Healthcheck:
+        if self.disable and self.test is not None and self.test != ("NONE",):
+            raise ValueError("disable: true and a test cannot both be set (remove one)")
+        return self
+
+    @property
+    def disabled(self) -> bool:
+        return self.disable or self.test == ("NONE",)
+
+
+class ServiceConfig(_Model):
+    """One entry of `services:`. `environment` holds the interpolated values (to validate and to show);
+    `environment_compose` and `command_compose` the text to write into the Compose file, with
+    `${VAR}` references as written, so values from .env never land in a generated file."""
+
+    image: str | None = None
+    build: str | None = None
+    dockerfile: str = "Dockerfile"
+    command: str | tuple[str, ...] | None = Field(None, repr=False)
+    command_compose: str | tuple[str, ...] | None = None
+    environment: dict[str, str] = Field(default_factory=dict, repr=False)
+    environment_compose: dict[str, str] = Field(default_factory=dict)
+    env_file: tuple[str, ...] = ()
+    volumes: tuple[VolumeMount, ...] = ()
+    ports: tuple[PortMapping, ...] = ()
+    healthcheck: Healthcheck | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _compose_text(cls, v: Any) -> Any:
+        if not isinstance(v, dict):
+            return v
+        v = dict(v)
+        if "environment" in v and "environment_compose" not in v:
+            env = env_map(v["environment"])
+            text = {k: s.replace("$", "$$") for k, s in env.items()} if isinstance(env, dict) else env
+            v["environment_compose"] = text
+        if "command" in v and "command_compose" not in v:
+            cmd = _command(v["command"])
+            v["command_compose"] = (cmd.replace("$", "$$") if isinstance(cmd, str)
+                                    else tuple(a.replace("$", "$$") for a in cmd) if cmd is not None else None)
+        return v
+
+    @field_validator("image")
+    @classmethod
+    def _image(cls, v: str | None) -> str | None:
+        if v is not None:
+            check_image(v)
+        return v
+
+    @field_validator("build", "dockerfile")
+    @classmethod
+    def _paths(cls, v: str | None) -> str | None:
+        if v is not None:
+            check_relative_path(v)
+        return v
+
+    @field_validator("command", mode="before")
+    @classmethod
+    def _command(cls, v: Any) -> Any:
+        return _command(v)
+
+    @field_validator("command_compose", mode="before")
+    @classmethod
+    def _command_compose(cls, v: Any) -> Any:
+        return _command(v)
+
+    @field_validator("environment", mode="before")
+    @classmethod
+    def _environment(cls, v: Any) -> Any:
+        return env_map(v)
+
+    @field_validator("environment_compose", mode="before")
+    @classmethod
+    def _environment_compose(cls, v: Any) -> Any:
+        return env_map(v, compose=True)
+
+    @field_validator("env_file", mode="before")
+    @classmethod
+    def _env_file(cls, v: Any) -> Any:
+        return env_files(v)
+
+    @field_validator("volumes")
+    @classmethod
+    def _volumes(cls, v: tuple[VolumeMount, ...]) -> tuple[VolumeMount, ...]:
+        targets = [m.target.rstrip("/") or "/" for m in v]
+        dup = sorted({t for t in targets if targets.count(t) > 1})
+        if dup:
+            raise ValueError(f"two volumes are mounted at {', '.join(dup)}")
+        return v
+
+    @model_validator(mode="after")
+    def _shape(self) -> ServiceConfig:
+        if (self.image is None) == (self.build is None):
+            raise ValueError("set image (such as postgres:16) or build (a folder with a Dockerfile), one of them")
+        if "dockerfile" in self.model_fields_set and self.build is None:
+            raise ValueError("dockerfile: only with build")
+        if set(self.environment) != set(self.environment_compose):
+            raise ValueError("environment: inconsistent Compose text")
+        return self
+
+    @property
+    def builds(self) -> bool:
+        return self.build is not None

@@ -1,0 +1,248 @@
+"""The bounded, strict scaleout.yaml loader: every refusal is one ConfigError naming file and line,
+found before anything expands; and every pattern check is a full match (no trailing newline slips by)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from scaleout.config import load_config, parse_config
+from scaleout.errors import ConfigError
+from scaleout.yamlload import MAX_BYTES, load_yaml, read_capped
+
+P = Path("/tmp/scaleout-config-yaml-tests/proj")  # never created: no .env is read from it
+
+
+def parse(text: str):
+    return parse_config(text, P, env={}, dotenv={})
+
+
+def problem(text: str) -> str:
+    with pytest.raises(ConfigError) as exc:
+        parse(text)
+    return str(exc.value)
+
+
+# --- structure -------------------------------------------------------------------------------------
+
+def test_an_alias_is_refused_at_its_anchor_with_line_and_key():
+    msg = problem("name: x\nbackend:\n  env:\n    A: &a hello\n    B: *a\n")
+    assert msg == "scaleout.yaml:4: backend.env.A: YAML anchors (&a) are not allowed; write the value out"
+
+
+def test_an_alias_without_anchor_is_refused_too():
+    msg = problem("backend:\n  env: *nothing\n")
+    assert msg == "scaleout.yaml:2: backend.env: YAML aliases (*nothing) are not allowed; write the value out"
+
+
+def test_billion_laughs_is_refused_before_expanding():
+    rows = ["backend:", "  env:", "    L0: &l0 [lol, lol, lol, lol, lol, lol, lol, lol, lol]"]
+    rows += [f"    L{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 9)}]" for i in range(1, 10)]
+    msg = problem("\n".join(rows) + "\n")
+    assert msg.startswith("scaleout.yaml:3: backend.env.L0: YAML anchors (&l0)")
+
+
+def test_duplicate_keys_name_both_lines():
+    msg = problem("balancer:\n  bind: 127.0.0.1\n  port: 8080\n  bind: 0.0.0.0\n")
+    assert msg == ("scaleout.yaml:4: balancer.bind: duplicate key (first set on line 2); remove one of them")
+
+
+def test_duplicate_keys_in_a_flow_mapping_and_at_top_level():
+    assert "duplicate key" in problem("balancer: {bind: 127.0.0.1, bind: 0.0.0.0}\n")
+    msg = problem("name: a\nbackend: {}\nname: b\n")
+    assert msg.startswith("scaleout.yaml:3: name: duplicate key (first set on line 1)")
+
+
+def test_every_duplicate_is_reported():
+    with pytest.raises(ConfigError) as exc:
+        parse("name: a\nname: b\nbackend:\n  port: 1\n  port: 2\n")
+    assert len(exc.value.problems) == 2
+
+
+@pytest.mark.parametrize("depth, ok", [(30, True), (33, False), (20_000, False)])
+def test_nesting_is_bounded(depth, ok):
+    text = "backend:\n  env:\n    A: " + "[" * depth + "]" * depth + "\n"
+    if ok:  # deep but legal YAML: refused by validation (a list is not an env value), not by the loader
+        assert "backend.env" in problem(text)
+    else:
+        msg = problem(text)
+        assert msg.startswith("scaleout.yaml:3:") and ("nested deeper than 32" in msg or "nesting depth" in msg)
+
+
+def test_unclosed_deep_nesting_is_refused():
+    assert problem("[" * 20_000).startswith("scaleout.yaml:1:")
+
+
+@pytest.mark.parametrize("number", ["9" * 19, "9" * 5000, "0x" + "f" * 20_000, "-" + "1" * 25,
+                                    "1_000_000_000_000_000_000"])
+def test_huge_integers_are_refused(number):
+    msg = problem(f"backend:\n  port: {number}\n")
+    assert msg.startswith("scaleout.yaml:2: backend.port:")
+    assert "digits" in msg or "characters long" in msg
+
+
+def test_an_integer_of_18_digits_is_read_and_then_validated():
+    assert "backend.replicas" in problem("backend:\n  replicas: 999999999999999999\n")
+
+
+def test_python_int_conversion_limit_is_a_config_error():
+    # an explicit !!int on 5,000 digits would hit Python's int/str conversion limit
+    assert "scaleout.yaml:1: name:" in problem("name: !!int " + "7" * 5000)
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("name: !!python/object:os.system x", "!!python/object:os.system is not allowed"),
+    ("name: !!binary aGVsbG8=", "!!binary is not allowed"),
+    ("backend: !!set {a, b}", "!!set is not allowed"),
+    ("backend:\n  <<: {port: 1}", "merge keys (<<) are not allowed"),
+    ("name: a\n---\nname: b\n", "only one YAML document"),
+    ("? [a, b]\n: c\n", "a key must be a plain value"),
+    ("name: [unclosed\n", "not valid YAML"),
+    ("name: !!int", "'' is not a valid int"),  # PyYAML's constructor would raise IndexError
+    ("name: !!float ''", "'' is not a valid float"),
+    ("name: !!bool maybe", "'maybe' is not a valid bool"),
+])
+def test_yaml_features_scaleout_does_not_take(text, fragment):
+    msg = problem(text)
+    assert fragment in msg and msg.startswith("scaleout.yaml:")
+
+
+def test_sexagesimal_and_dates_stay_strings():
+    doc = load_yaml("a: 22:22\nb: 2024-01-01\nc: 1:30.5\nd: yes\n", display="x")
+    assert doc.data == {"a": "22:22", "b": "2024-01-01", "c": "1:30.5", "d": True}
+    # so a date is a fine env value (PyYAML's safe_load made it a datetime.date, refused as an env value)
+    assert parse("backend:\n  env:\n    SINCE: 2024-01-01\n").backend.env == {"SINCE": "2024-01-01"}
+
+
+def test_lines_of_keys_and_items():
+    doc = load_yaml("a:\n  b: 1\n  c:\n    - x\n    - y: 2\n", display="x")
+    assert doc.lines[("a", "b")] == 2 and doc.lines[("a", "c", "1")] == 5 and doc.lines[("a", "c", "1", "y")] == 5
+    assert doc.line_of(("a", "c", "1", "nope")) == 5
+
+
+def test_control_characters_and_nul_name_their_line():
+    msg = problem("name: a\nbackend:\n  env: {A: \"x\0\"}\n\0")
+    assert msg == "scaleout.yaml:3: not valid YAML: character #x0000 is not allowed"
+    assert problem("name: a\x07b").startswith("scaleout.yaml:1:")
+
+
+def test_the_text_size_is_capped():
+    assert "larger than" in problem("#" * (MAX_BYTES + 1))
+
+
+def test_too_many_values_are_refused():
+    msg = problem("backend:\n  env: [" + ", ".join(["1"] * 100_001) + "]\n")
+    assert "more than 100000 values" in msg
+
+
+# --- trailing newlines and other full-match rules -----------------------------------------------------
+
+@pytest.mark.parametrize("text, key", [
+    ('name: "proj\\n"', "name"),
+    ('balancer:\n  hash_key: "$cookie_session\\n"', "balancer.hash_key"),
+    ('backend:\n  weights: {"backend-1\\n": 2}', "backend.weights"),
+    ('backend:\n  backup: ["backend-2\\n"]', "backend.backup"),
+    ('images:\n  balancer: "nginx:1.27\\n"', "images.balancer"),
+    ('images:\n  base: "python:3.12\\n"', "images.base"),
+    ('balancer:\n  client_max_body_size: "10m\\n"', "balancer.client_max_body_size"),
+    ('backend:\n  dockerfile: "Dockerfile\\n"', "backend.dockerfile"),
+    ('backend:\n  build: "backend\\n"', "backend.build"),
+    ('static:\n  dir: "public\\n"', "static.dir"),
+    ('static:\n  routes: ["/static/\\n"]', "static.routes"),
+    ('backend:\n  health:\n    path: "/healthz\\n"', "backend.health.path"),
+    ('backend:\n  env: {"KEY\\n": x}', "backend.env"),
+    ('backend:\n  limits: {memory: "256m\\n"}', "backend.limits.memory"),
+])
+def test_a_trailing_newline_is_refused(text, key):
+    msg = problem(text)
+    assert f": {key}" in msg, msg
+
+
+@pytest.mark.parametrize("size", ["'0'", "0k", "000m", "0"])
+def test_client_max_body_size_zero_is_refused_with_a_hint(size):
+    msg = problem(f"balancer:\n  client_max_body_size: {size}\n")
+    assert "scaleout.yaml:2: balancer.client_max_body_size: 0 would turn the limit off" in msg
+    assert "100m" in msg
+
+
+def test_a_large_body_size_is_fine_and_a_bare_number_is_bytes():
+    assert parse("balancer:\n  client_max_body_size: 4096m\n").balancer.client_max_body_size == "4096m"
+    assert parse("balancer:\n  client_max_body_size: 512\n").balancer.client_max_body_size == "512"
+
+
+# --- reading the file -----------------------------------------------------------------------------------
+
+def test_a_symlink_to_dev_zero_is_refused_without_reading(tmp_path):
+    (tmp_path / "scaleout.yaml").symlink_to("/dev/zero")
+    with pytest.raises(ConfigError, match="not a regular file"):
+        load_config(tmp_path, env={})
+
+
+def test_a_fifo_is_refused_without_blocking(tmp_path):
+    os.mkfifo(tmp_path / "scaleout.yaml")
+    with pytest.raises(ConfigError, match="not a regular file"):
+        load_config(tmp_path, env={})
+
+
+def test_a_folder_is_refused(tmp_path):
+    (tmp_path / "scaleout.yaml").mkdir()
+    with pytest.raises(ConfigError, match="is a folder"):
+        load_config(tmp_path, env={})
+
+
+def test_a_big_file_is_refused_by_its_size(tmp_path):
+    (tmp_path / "scaleout.yaml").write_bytes(b"#" * (MAX_BYTES + 1))
+    with pytest.raises(ConfigError, match="at most 1048576 bytes"):
+        load_config(tmp_path, env={})
+
+
+def test_read_capped_reads_at_most_the_limit(tmp_path):
+    f = tmp_path / "f"
+    f.write_bytes(b"x" * 100)
+    assert read_capped(f, display="f", limit=100) == b"x" * 100
+    with pytest.raises(ConfigError, match="at most 99 bytes"):
+        read_capped(f, display="f", limit=99)
+
+
+def test_invalid_utf8_names_its_line(tmp_path):
+    (tmp_path / "scaleout.yaml").write_bytes(b"name: a\nbackend:\n  env: {A: \"\xc3\x28\"}\n")
+    with pytest.raises(ConfigError, match=r"scaleout.yaml:3: cannot be read: not valid UTF-8"):
+        load_config(tmp_path, env={})
+
+
+def test_a_byte_order_mark_is_fine(tmp_path):
+    (tmp_path / "scaleout.yaml").write_bytes(b"\xef\xbb\xbfname: bom\n")
+    assert load_config(tmp_path, env={}).name == "bom"
+
+
+# --- without libyaml ------------------------------------------------------------------------------------
+
+CORPUS = Path(__file__).resolve().parent / "fixtures" / "hostile-yaml"
+
+
+@pytest.mark.parametrize("fixture", sorted(CORPUS.glob("*.yaml")), ids=lambda p: p.name)
+def test_the_pure_python_parser_is_bounded_too(monkeypatch, fixture):
+    """PyYAML without libyaml parses with its own (pure Python) scanner and parser: same bounds."""
+    import yaml
+
+    monkeypatch.setattr(yaml, "CSafeLoader", None)
+    try:
+        text = fixture.read_bytes().decode("utf-8")
+    except UnicodeDecodeError:
+        return  # refused before parsing, whichever parser
+    with pytest.raises(ConfigError) as exc:
+        parse(text)
+    assert all(p.startswith("scaleout.yaml") for p in exc.value.problems)
+
+
+def test_the_pure_python_parser_reports_the_same_lines(monkeypatch):
+    import yaml
+
+    monkeypatch.setattr(yaml, "CSafeLoader", None)
+    msg = problem("name: a\nbackend:\n  env:\n    A: &a x\n")
+    assert msg.startswith("scaleout.yaml:4: backend.env.A: YAML anchors")
+    assert problem("backend:\n  env:\n    A: " + "[" * 20_000).startswith("scaleout.yaml:3: backend.env.A.0.0")
+    assert problem("a: 1\nb: \0").startswith("scaleout.yaml:2: not valid YAML: character #x0000")
+    assert problem("balancer:\n  bind: a\n  bind: b").startswith("scaleout.yaml:3: balancer.bind: duplicate key")
