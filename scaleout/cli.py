@@ -77,6 +77,8 @@ def _config(st: State, **overrides):
     from scaleout.config import load_config
 
     cfg = load_config(st.project_dir)
+    for warning in cfg.warnings:
+        st.console.message(f"warning: {warning}")
     return cfg.with_overrides(**overrides) if any(v is not None for v in overrides.values()) else cfg
 
 

@@ -70,6 +70,15 @@ def health_command(config: Config) -> str:
     )
 
 
+def health_command_compose(config: Config) -> str:
+    """The health command as Compose and `docker stack deploy` read it: the user's in Compose syntax as
+    written (references resolved by the engine at run time), or the default probe with `$` escaped."""
+    h = config.backend.health
+    if h.command:
+        return h.command_compose or escape_dollar(h.command)
+    return escape_dollar(health_command(config))
+
+
 def escape_dollar(value: str) -> str:
     """Compose and `docker stack deploy` interpolate $VAR in values; a literal $ is written $$."""
     return value.replace("$", "$$")

@@ -25,7 +25,7 @@ from scaleout.layout import (
     WATCH_ENV,
     WORKER_DIR,
 )
-from scaleout.render.common import backend_image, dump_yaml, escape_dollar, health_command, replicas_of
+from scaleout.render.common import backend_image, dump_yaml, escape_dollar, health_command_compose, replicas_of
 from scaleout.render.nginx import render_lb_script, render_nginx, render_watch_env
 from scaleout.render.services import from_out, services_data
 
@@ -77,7 +77,7 @@ def compose_data(config: Config, assets: str | None = None) -> dict[str, Any]:
             **({"env_file": [from_out(f) for f in b.env_file]} if b.env_file else {}),
             "expose": [str(b.port)],
             "healthcheck": {
-                "test": ["CMD-SHELL", escape_dollar(health_command(config))],
+                "test": ["CMD-SHELL", health_command_compose(config)],
                 "interval": f"{h.interval}s",
                 "timeout": f"{h.timeout}s",
                 "retries": h.retries,

@@ -23,7 +23,7 @@ from scaleout.render.common import (
     dump_yaml,
     escape_dollar,
     escape_go_template,
-    health_command,
+    health_command_compose,
 )
 from scaleout.render.nginx import render_nginx
 
@@ -71,7 +71,7 @@ def swarm_stack_data(config: Config, nginx_text: str, assets: str | None = None)
         "hostname": slot,
         "environment": env,
         "healthcheck": {
-            "test": ["CMD-SHELL", escape_dollar(health_command(config))],
+            "test": ["CMD-SHELL", health_command_compose(config)],
             "interval": f"{h.interval}s",
             "timeout": f"{h.timeout}s",
             "retries": h.retries,
