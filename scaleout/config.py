@@ -243,6 +243,11 @@ class BalancerConfig(_Model):
     fail_timeout: int = Field(5, ge=1, le=3600, description="seconds")
     connect_timeout_ms: int = Field(500, ge=50, le=60000)
     read_timeout: int = Field(60, ge=1, le=3600, description="seconds")
+    websocket_timeout: int = Field(
+        3600, ge=1, le=86400,
+        description="seconds an upgraded connection (WebSocket) may carry no traffic; also how long a reload "
+        "lets old nginx workers keep one",
+    )
     retries: int = Field(3, ge=1, le=10, description="tries across replicas for a failed idempotent request")
     keepalive: int = Field(32, ge=0, le=1024, description="idle keep-alive connections to replicas per worker")
     client_max_body_size: str = "10m"

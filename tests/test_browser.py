@@ -2,8 +2,9 @@
 
 The page at / loads and the generated worker takes control; with the network cut a navigation shows
 the offline page; after an offline asset changes and `scaleout up` runs again, the browser installs the
-new worker and the old cache is gone. Needs scripts/setup-browser.sh (CI runs it); skipped without a
-browser on a developer machine, an error under CI.
+new worker and the old cache is gone. WebSockets opened by the page outlive the reloads of rescaling
+(3 -> 5 -> 2) on the replicas that stay; the one on a removed replica is closed cleanly (1001). Needs
+scripts/setup-browser.sh (CI runs it); skipped without a browser on a developer machine, an error under CI.
 """
 
 from __future__ import annotations
@@ -140,4 +141,93 @@ def test_worker_offline_page_and_update(stack, browser_context):
         assert _h1_color(page) == "rgb(0, 170, 0)"  # #0a0
     finally:
         browser_context.set_offline(False)
+    page.close()
+
+
+# --- WebSockets while the stack is rescaled -------------------------------------------------------
+
+# Sockets opened by the page, each with every message it received and how it ended.
+SOCKETS_JS = """
+window.sockets = [];
+window.openSocket = (url) => new Promise((resolve, reject) => {
+  const s = { ws: new WebSocket(url), messages: [], closed: null };
+  s.ws.onmessage = (e) => {
+    s.messages.push(e.data);
+    if (s.messages.length === 1) resolve({ index: window.sockets.push(s) - 1, hello: e.data });
+  };
+  s.ws.onclose = (e) => { s.closed = { code: e.code, clean: e.wasClean }; reject(new Error('closed ' + e.code)); };
+});
+window.echo = ([i, text]) => new Promise((resolve, reject) => {
+  const s = window.sockets[i];
+  const seen = s.messages.length;
+  const timer = setInterval(() => {
+    if (s.messages.length > seen) { clearInterval(timer); resolve(s.messages[seen]); }
+    else if (s.closed) { clearInterval(timer); reject(new Error('closed ' + s.closed.code)); }
+  }, 20);
+  s.ws.send(text);
+});
+window.socketState = (i) => ({ open: window.sockets[i].ws.readyState === WebSocket.OPEN,
+                               closed: window.sockets[i].closed });
+'ready';  // the script's value: Playwright would call a function
+"""
+
+
+def _config_generation(p: Project) -> int:
+    import httpx
+
+    return int(httpx.get(p.url + "/_scaleout/ping").headers["X-Scaleout-Config"])
+
+
+def test_websockets_survive_rescaling(stack, browser_context):
+    p = stack
+    page = browser_context.new_page()
+    page.goto(p.url + "/")
+    page.evaluate(SOCKETS_JS)
+    ws_url = p.url.replace("http://", "ws://") + "/ws"
+
+    def open_socket() -> tuple[int, str]:
+        s = page.evaluate("url => openSocket(url)", ws_url)
+        assert re.fullmatch(r"hello from backend-[0-9]+", s["hello"]), s
+        return s["index"], s["hello"].removeprefix("hello from ")
+
+    def echoes(i: int, text: str) -> bool:
+        return page.evaluate("args => echo(args)", [i, text]) == text
+
+    # sockets on every replica of three: backend-1 and backend-2 survive the rescales, backend-3 does not
+    on: dict[int, str] = {}
+    for _ in range(24):
+        i, replica = open_socket()
+        on[i] = replica
+        if set(on.values()) == {"backend-1", "backend-2", "backend-3"}:
+            break
+    assert set(on.values()) == {"backend-1", "backend-2", "backend-3"}
+    keepers = [i for i, r in on.items() if r in ("backend-1", "backend-2")]
+    leavers = [i for i, r in on.items() if r == "backend-3"]
+
+    # 3 -> 5: a graceful reload; every socket stays open and keeps echoing
+    first = _config_generation(p)
+    p.cli("up", "--replicas", "5", check=True)
+    grown = _config_generation(p)
+    assert grown > first
+    for i, replica in on.items():
+        assert page.evaluate("i => socketState(i)", i) == {"open": True, "closed": None}, replica
+        assert echoes(i, f"after 3 -> 5 on {replica}")
+
+    # 5 -> 2: another reload, then backend-3..5 stop. Sockets on backend-1 and -2 are not cut; the
+    # one on backend-3 is told its replica is going away (1001), cleanly, so the page can reconnect
+    p.cli("up", "--replicas", "2", check=True)
+    assert _config_generation(p) > grown
+    for i in keepers:
+        assert page.evaluate("i => socketState(i)", i) == {"open": True, "closed": None}, on[i]
+        assert echoes(i, f"after 5 -> 2 on {on[i]}")
+        assert page.evaluate("i => sockets[i].messages", i) == [
+            f"hello from {on[i]}", f"after 3 -> 5 on {on[i]}", f"after 5 -> 2 on {on[i]}"]
+    for i in leavers:
+        assert page.evaluate("i => socketState(i)", i) == {"open": False, "closed": {"code": 1001, "clean": True}}
+
+    # new sockets open afterwards, on the two replicas left
+    for n in range(4):
+        i, replica = open_socket()
+        assert replica in ("backend-1", "backend-2")
+        assert echoes(i, f"new socket {n}")
     page.close()

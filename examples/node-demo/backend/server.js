@@ -1,6 +1,9 @@
 // The classic Express hello-world, made to show the spread through the load balancer:
 // every response names the replica (X-Backend-Id header and body). GET /healthz answers 200.
+// GET /ws is a WebSocket (RFC 6455, by hand on the server's 'upgrade' event): its first message says
+// which replica it reached ("hello from backend-2"), then it echoes every message.
 // Environment: PORT (default 3000), CPU_WORK_MS, SCALEOUT_ASSETS (see scaleout.yaml).
+const crypto = require('crypto');
 const express = require('express');
 const os = require('os');
 
@@ -45,7 +48,129 @@ app.get('/', (req, res) => {
 
 app.get('/api/whoami', (req, res) => res.json({ backend: hostname }));
 
+app.get('/ws', (req, res) => res.status(426).set({ Upgrade: 'websocket', 'Sec-WebSocket-Version': '13' })
+  .type('text/plain').send('this is a WebSocket endpoint (RFC 6455, version 13)\n'));
+
 const server = app.listen(port, () => console.log(`backend ${hostname} listening on :${port}`));
-// Finish in-flight requests, then exit: Docker sends SIGTERM on `stop`.
-process.on('SIGTERM', () => server.close(() => process.exit(0)));
-process.on('SIGINT', () => server.close(() => process.exit(0)));
+
+const WS_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11'; // RFC 6455, section 1.3
+const WS_MAX_MESSAGE = 1 << 20;
+const [CONTINUATION, TEXT, BINARY, CLOSE, PING, PONG] = [0x0, 0x1, 0x2, 0x8, 0x9, 0xa];
+const websockets = new Set(); // their close functions: told "going away" (1001) when the replica stops
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+server.on('upgrade', (req, socket, head) => {
+  const key = req.headers['sec-websocket-key'] || '';
+  if (req.url.split('?')[0] !== '/ws' || (req.headers.upgrade || '').toLowerCase() !== 'websocket'
+      || req.headers['sec-websocket-version'] !== '13' || Buffer.from(key, 'base64').length !== 16) {
+    socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+    return;
+  }
+  const accept = crypto.createHash('sha1').update(key + WS_GUID).digest('base64');
+  socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n'
+    + `Sec-WebSocket-Accept: ${accept}\r\nX-Backend-Id: ${hostname}\r\n\r\n`);
+  webSocket(socket, head);
+});
+
+// The server side of one WebSocket: reads masked frames, writes unmasked ones.
+function webSocket(socket, head) {
+  let buffer = head;
+  let kind = null; // opcode of the message being put together from fragments
+  let fragments = [];
+  let size = 0;
+  let closing = false;
+
+  socket.setNoDelay(true);
+  socket.on('error', () => socket.destroy());
+  const send = (opcode, payload = Buffer.alloc(0)) => { // nothing may follow our close frame
+    if (closing || !socket.writable) return;
+    closing = opcode === CLOSE;
+    const n = payload.length;
+    const header = Buffer.alloc(n < 126 ? 2 : n < 65536 ? 4 : 10);
+    header[0] = 0x80 | opcode;
+    if (n < 126) header[1] = n;
+    else if (n < 65536) { header[1] = 126; header.writeUInt16BE(n, 2); }
+    else { header[1] = 127; header.writeBigUInt64BE(BigInt(n), 2); }
+    socket.write(Buffer.concat([header, payload]));
+  };
+  const close = (code) => { // start the closing handshake; a peer that never answers is cut after 1 s
+    const status = Buffer.alloc(2);
+    status.writeUInt16BE(code);
+    send(CLOSE, status);
+    setTimeout(() => socket.destroy(), 1000).unref();
+  };
+  websockets.add(close);
+  socket.on('close', () => websockets.delete(close));
+
+  // One frame from the front of the buffer: null until it is all there; a number is a close status.
+  const frame = () => {
+    if (buffer.length < 2) return null;
+    const fin = buffer[0] & 0x80; const opcode = buffer[0] & 0x0f;
+    let length = buffer[1] & 0x7f; let offset = 2;
+    if (length === 126) {
+      if (buffer.length < 4) return null;
+      length = buffer.readUInt16BE(2); offset = 4;
+    } else if (length === 127) {
+      if (buffer.length < 10) return null;
+      length = Number(buffer.readBigUInt64BE(2)); offset = 10;
+    }
+    if (buffer[0] & 0x70 || !(buffer[1] & 0x80)) return 1002; // no extension was agreed; clients mask
+    if (opcode >= CLOSE && (!fin || length > 125)) return 1002;
+    if (length > WS_MAX_MESSAGE) return 1009;
+    if (buffer.length < offset + 4 + length) return null;
+    const mask = buffer.subarray(offset, offset + 4);
+    const data = Buffer.from(buffer.subarray(offset + 4, offset + 4 + length));
+    for (let i = 0; i < data.length; i++) data[i] ^= mask[i & 3];
+    buffer = buffer.subarray(offset + 4 + length);
+    return { fin, opcode, data };
+  };
+
+  // What to do with one frame; returns a close status when the peer broke the protocol.
+  const handle = ({ fin, opcode, data }) => {
+    if (opcode === PING) {
+      send(PONG, data);
+    } else if (opcode === CLOSE) {
+      if (data.length === 1) return 1002;
+      send(CLOSE, data.subarray(0, 2)); // the answer echoes the peer's status code (unless we began)
+      socket.end();
+    } else if (opcode !== PONG) {
+      if (![CONTINUATION, TEXT, BINARY].includes(opcode) || (opcode === CONTINUATION) !== (kind !== null)) {
+        return 1002; // unknown opcode, or a fragment out of order
+      }
+      kind = kind === null ? opcode : kind;
+      fragments.push(data);
+      size += data.length;
+      if (size > WS_MAX_MESSAGE) return 1009;
+      if (fin) {
+        const message = Buffer.concat(fragments);
+        const type = kind;
+        kind = null; fragments = []; size = 0;
+        if (type === TEXT) {
+          try { utf8.decode(message); } catch { return 1007; }
+        }
+        send(type, message); // the echo
+      }
+    }
+    return 0;
+  };
+
+  const onData = (chunk) => {
+    buffer = buffer.length ? Buffer.concat([buffer, chunk]) : chunk;
+    for (let f = frame(); f !== null; f = frame()) {
+      const status = typeof f === 'number' ? f : handle(f);
+      if (status) { close(status); socket.removeListener('data', onData); return; }
+    }
+  };
+  socket.on('data', onData);
+  send(TEXT, Buffer.from(`hello from ${hostname}`));
+  if (head.length) onData(Buffer.alloc(0));
+}
+
+// Finish in-flight requests, then exit: Docker sends SIGTERM on `stop`. Open WebSockets are told that
+// this replica goes away (1001), so that their clients reconnect, through the balancer, to another one.
+const stop = () => {
+  websockets.forEach((close) => close(1001));
+  server.close(() => process.exit(0));
+};
+process.on('SIGTERM', stop);
+process.on('SIGINT', stop);

@@ -2,10 +2,14 @@
 
 Every response names the replica that served it (X-Backend-Id header and body), so the spread
 through the load balancer is visible. GET /healthz answers 200 while the server is up.
+GET /ws is a WebSocket (RFC 6455, by hand): its first message says which replica it reached
+("hello from backend-2"), then it echoes every message.
 Environment: PORT (default 8000), CPU_WORK_MS (busy work per request, to make scaling visible),
 SCALEOUT_ASSETS (JSON map of static asset -> fingerprinted URL, written by `scaleout render`).
 """
 
+import base64
+import hashlib
 import json
 import os
 import signal
@@ -45,6 +49,127 @@ PAGE = """<!doctype html>
 """
 
 
+WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455, section 1.3
+WS_MAX_MESSAGE = 1 << 20
+CONTINUATION, TEXT, BINARY, CLOSE, PING, PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
+WEBSOCKETS = set()  # open ones, told "going away" (1001) when the replica stops
+WEBSOCKETS_LOCK = threading.Lock()
+
+
+class WebSocketError(Exception):
+    def __init__(self, code):
+        super().__init__(code)
+        self.code = code  # the close status to send: 1002 protocol error, 1007 bad UTF-8, 1009 too big
+
+
+def unmask(data, mask):
+    """XOR with the 4-byte mask, repeated; as one big integer, which is fast in pure Python."""
+    n = len(data)
+    key = (mask * (n // 4 + 1))[:n]
+    return (int.from_bytes(data, "big") ^ int.from_bytes(key, "big")).to_bytes(n, "big")
+
+
+class WebSocket:
+    """The server side of one WebSocket: reads masked frames, writes unmasked ones."""
+
+    def __init__(self, rfile, wfile):
+        self.rfile, self.wfile = rfile, wfile
+        self.write_lock = threading.Lock()  # the stop signal's thread may close while a reply is being sent
+        self.closing = False
+
+    def send(self, opcode, payload=b""):
+        """One unfragmented frame. Nothing may follow our close frame: later sends are dropped."""
+        n = len(payload)
+        if n < 126:
+            header = bytes([0x80 | opcode, n])
+        elif n < 1 << 16:
+            header = bytes([0x80 | opcode, 126]) + n.to_bytes(2, "big")
+        else:
+            header = bytes([0x80 | opcode, 127]) + n.to_bytes(8, "big")
+        with self.write_lock:
+            if self.closing:
+                return
+            self.closing = opcode == CLOSE
+            self.wfile.write(header + payload)
+
+    def close(self, code):
+        """Start the closing handshake; the peer answers with its own close frame."""
+        try:
+            self.send(CLOSE, code.to_bytes(2, "big"))
+        except OSError:
+            pass
+
+    def _read(self, n):
+        data = self.rfile.read(n)
+        if len(data) < n:
+            raise ConnectionError("the peer closed the connection")
+        return data
+
+    def _frame(self):
+        b0, b1 = self._read(2)
+        fin, opcode, length = b0 & 0x80, b0 & 0x0F, b1 & 0x7F
+        if length == 126:
+            length = int.from_bytes(self._read(2), "big")
+        elif length == 127:
+            length = int.from_bytes(self._read(8), "big")
+        if b0 & 0x70 or not b1 & 0x80:  # no extension was agreed; every client frame is masked
+            raise WebSocketError(1002)
+        if opcode >= CLOSE and (not fin or length > 125):
+            raise WebSocketError(1002)
+        if length > WS_MAX_MESSAGE:
+            raise WebSocketError(1009)
+        mask = self._read(4)
+        return fin, opcode, unmask(self._read(length), mask)
+
+    def receive(self):
+        """The next message as (TEXT or BINARY, payload); None once the connection is closing or gone.
+        Pings are answered on the way; fragmented messages are put back together."""
+        kind, message = None, b""
+        try:
+            while True:
+                fin, opcode, data = self._frame()
+                if opcode == PING:
+                    self.send(PONG, data)
+                    continue
+                if opcode == PONG:
+                    continue
+                if opcode == CLOSE:
+                    if len(data) == 1:
+                        raise WebSocketError(1002)
+                    self.send(CLOSE, data[:2])  # the answer echoes the peer's status code (unless we began)
+                    return None
+                if opcode not in (CONTINUATION, TEXT, BINARY) or (opcode == CONTINUATION) != (kind is not None):
+                    raise WebSocketError(1002)  # unknown opcode, or a fragment out of order
+                kind = kind or opcode
+                message += data
+                if len(message) > WS_MAX_MESSAGE:
+                    raise WebSocketError(1009)
+                if fin:
+                    if kind == TEXT:
+                        try:
+                            message.decode("utf-8")
+                        except UnicodeDecodeError:
+                            raise WebSocketError(1007) from None
+                    return kind, message
+        except WebSocketError as exc:
+            self.close(exc.code)
+        except (ConnectionError, TimeoutError):
+            pass
+        return None
+
+
+def close_websockets(wait_s=1.0):
+    """Tell every open WebSocket that this replica goes away (1001), and give the peers a moment to
+    answer, so that they see a clean close and reconnect (through the balancer, to another replica)."""
+    with WEBSOCKETS_LOCK:
+        open_now = list(WEBSOCKETS)
+    for ws in open_now:
+        ws.close(1001)
+    deadline = time.monotonic() + wait_s
+    while WEBSOCKETS and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 def burn(ms):
     end = time.perf_counter() + ms / 1000.0
     while time.perf_counter() < end:
@@ -58,9 +183,11 @@ class Handler(BaseHTTPRequestHandler):
     timeout = 75  # close idle keep-alive connections eventually
     disable_nagle_algorithm = True  # headers and body go out in two writes: no 40 ms delayed-ACK stall
 
-    def _send(self, status, body, content_type):
+    def _send(self, status, body, content_type, headers=()):
         data = body.encode("utf-8")
         self.send_response(status)
+        for name, value in headers:
+            self.send_header(name, value)
         self.send_header("Content-Type", content_type)
         self.send_header("Content-Length", str(len(data)))
         self.send_header("X-Backend-Id", HOSTNAME)
@@ -73,6 +200,8 @@ class Handler(BaseHTTPRequestHandler):
         path = self.path.split("?", 1)[0]
         if path == "/healthz":
             return self._send(200, "ok\n", "text/plain; charset=utf-8")
+        if path == "/ws":
+            return self._websocket()
         if CPU_WORK_MS > 0:
             burn(CPU_WORK_MS)
         if path == "/":
@@ -83,6 +212,38 @@ class Handler(BaseHTTPRequestHandler):
         return self._send(404, "not found\n", "text/plain; charset=utf-8")
 
     do_HEAD = do_GET
+
+    def _websocket(self):
+        key = self.headers.get("Sec-WebSocket-Key", "")
+        try:
+            key_ok = len(base64.b64decode(key, validate=True)) == 16
+        except ValueError:
+            key_ok = False
+        upgrade = self.headers.get("Upgrade", "").lower() == "websocket"
+        if self.command != "GET" or not upgrade or self.headers.get("Sec-WebSocket-Version") != "13" or not key_ok:
+            return self._send(426, "this is a WebSocket endpoint (RFC 6455, version 13)\n", "text/plain; charset=utf-8",
+                              [("Upgrade", "websocket"), ("Sec-WebSocket-Version", "13")])
+        self.send_response(101)
+        self.send_header("Upgrade", "websocket")
+        self.send_header("Connection", "Upgrade")
+        accept = base64.b64encode(hashlib.sha1((key + WS_GUID).encode()).digest()).decode()
+        self.send_header("Sec-WebSocket-Accept", accept)
+        self.send_header("X-Backend-Id", HOSTNAME)
+        self.end_headers()
+        self.close_connection = True  # no HTTP after a WebSocket
+        self.connection.settimeout(None)  # idle sockets are the balancer's to close (balancer.websocket_timeout)
+        ws = WebSocket(self.rfile, self.wfile)
+        with WEBSOCKETS_LOCK:
+            WEBSOCKETS.add(ws)
+        try:
+            ws.send(TEXT, f"hello from {HOSTNAME}".encode())
+            while (message := ws.receive()) is not None:
+                ws.send(*message)
+        except (ConnectionError, TimeoutError):
+            pass
+        finally:
+            with WEBSOCKETS_LOCK:
+                WEBSOCKETS.discard(ws)
 
     def do_POST(self):
         length = int(self.headers.get("Content-Length") or 0)
@@ -111,7 +272,11 @@ def main():
 
     def stop(signum, frame):
         # Finish in-flight requests, then exit: Docker sends SIGTERM on `stop`.
-        threading.Thread(target=server.shutdown, daemon=True).start()
+        def finish():
+            close_websockets()
+            server.shutdown()
+
+        threading.Thread(target=finish, daemon=True).start()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
