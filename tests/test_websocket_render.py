@@ -15,8 +15,8 @@ import pytest
 
 from scaleout.config import parse_config
 from scaleout.errors import ConfigError
-from scaleout.export import swarm_nginx
-from scaleout.render import render_nginx
+from scaleout.render.nginx import render_nginx
+from scaleout.render.swarm import swarm_nginx
 from tests.conftest import run_cli, wait_for
 
 P = Path("/tmp/ws-project")
