@@ -137,7 +137,8 @@ def _yaml_error(exc: yaml.YAMLError, source: str) -> ConfigError:
     mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
     where = f"{source}:{mark.line + 1}" if mark is not None else source
     problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-    return ConfigError(f"{where}: not valid YAML: {problem}")
+    context = getattr(exc, "context", None)
+    return ConfigError(f"{where}: not valid YAML: {context + ' ' if context else ''}{problem}")
 
 
 def _check_events(text: str, source: str) -> None:
@@ -169,21 +170,26 @@ def _check_events(text: str, source: str) -> None:
 def _check_nodes(root: yaml.Node, source: str) -> None:
     """Aliases expanded: at most MAX_NODES nodes and MAX_DEPTH levels, no alias inside itself, no
     duplicate key in a mapping."""
-    sizes: dict[int, int] = {}
+    seen: dict[int, tuple[int, int]] = {}  # node -> (expanded size, expanded height)
     on_path: set[int] = set()
 
-    def size(node: yaml.Node, depth: int) -> int:
+    def deeper(node: yaml.Node) -> ConfigError:
+        return ConfigError(f"{source}:{node.start_mark.line + 1}: nested deeper than {MAX_DEPTH} levels once "
+                           "aliases are expanded")
+
+    def size(node: yaml.Node, depth: int) -> tuple[int, int]:
         key = id(node)
         if key in on_path:
             raise ConfigError(f"{source}:{node.start_mark.line + 1}: an alias refers to a node that contains it: "
                               "a recursive structure is not a Compose file")
+        if key in seen:
+            if depth + seen[key][1] > MAX_DEPTH:
+                raise deeper(node)
+            return seen[key]
         if depth > MAX_DEPTH:
-            raise ConfigError(f"{source}:{node.start_mark.line + 1}: nested deeper than {MAX_DEPTH} levels once "
-                              "aliases are expanded")
-        if key in sizes:
-            return sizes[key]
+            raise deeper(node)
         on_path.add(key)
-        total = 1
+        total, height = 1, 0
         if isinstance(node, yaml.MappingNode):
             _check_keys(node, source)
             children = [n for pair in node.value for n in pair]
@@ -192,13 +198,15 @@ def _check_nodes(root: yaml.Node, source: str) -> None:
         else:
             children = []
         for child in children:
-            total += size(child, depth + 1)
+            child_size, child_height = size(child, depth + 1)
+            total += child_size
+            height = max(height, child_height + 1)
             if total > MAX_NODES:
                 raise ConfigError(f"{source}:{node.start_mark.line + 1}: more than {MAX_NODES} YAML nodes once "
                                   "aliases are expanded (an alias bomb?): not read")
         on_path.discard(key)
-        sizes[key] = total
-        return total
+        seen[key] = (total, height)
+        return seen[key]
 
     size(root, 0)
 
