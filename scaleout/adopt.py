@@ -143,7 +143,7 @@ def show(value: Any) -> str:
         text = " ".join(show(v) for v in value)
     else:
         text = "" if value is None else str(value)
-    text = re.sub(r"[\x00-\x1f\x7f]", "?", text)
+    text = show_line(text)
     return text if len(text) <= _SHOWN else text[:_SHOWN - 3] + "..."
 
 
@@ -178,7 +178,9 @@ class Adoption:
 
 
 def show_line(text: str) -> str:
-    return re.sub(r"[\x00-\x1f\x7f]", "?", text)
+    """Text for one line of a YAML comment: every unprintable character (control characters, and line
+    breaks YAML knows beyond \\n: NEL, U+2028, U+2029) becomes '?'."""
+    return "".join(c if c.isprintable() else "?" for c in text)
 
 
 class _Ctx:
@@ -191,7 +193,7 @@ class _Ctx:
 
     def note(self, svc: str, key: str, value: Any, text: str) -> None:
         """One line: `service: key value: what scaleout does instead`."""
-        what = " ".join(p for p in (key, show(value)) if p)
+        what = " ".join(p for p in (show(key), show(value)) if p)
         self.notes.append(f"{svc}: {what}: {text}" if what else f"{svc}: {text}")
 
     def error(self, keys: tuple[object, ...], message: str, hint: str | None = None) -> ConfigError:
@@ -207,6 +209,8 @@ class _Ctx:
     def project_path(self, written: str, keys: tuple[object, ...], *, resolved: bool = False) -> tuple[str | None, str]:
         """A path relative to the Compose file, as a path relative to the project: (path, problem)."""
         resolved_path = written if resolved else self.resolve(written, keys)
+        if not resolved_path or re.search(r"[\x00-\x1f\x7f]", resolved_path):
+            return None, "not a path"
         if resolved_path.startswith("~") or os.path.isabs(resolved_path):
             return None, "an absolute path"
         full = os.path.normpath(os.path.join(self.cf.folder, resolved_path))
@@ -407,7 +411,7 @@ def _build(ctx: _Ctx, name: str, svc: dict[str, Any], *, web: bool) -> dict[str,
         raise ctx.error((*keys, "context"), f"folder {show(context)} does not exist")
     out: dict[str, Any] = {"build": rel}
     dockerfile = ctx.resolve(build.get("dockerfile", "Dockerfile"), (*keys, "dockerfile"))
-    if dockerfile.startswith("/") or ".." in Path(dockerfile).parts:
+    if dockerfile.startswith("/") or ".." in Path(dockerfile).parts or re.search(r"[\x00-\x1f\x7f]", dockerfile):
         raise ctx.error((*keys, "dockerfile"), f"must be a file inside the build folder (got {show(dockerfile)!r})")
     if dockerfile != "Dockerfile":
         out["dockerfile"] = dockerfile
@@ -991,9 +995,9 @@ def _top_level(ctx: _Ctx, name: str, carried: dict[str, dict[str, Any]]) -> None
         if key == "volumes":
             _top_volumes(ctx, name, value, carried)
         elif key == "networks":
-            ctx.note("networks", "", list(value or {}), _NETWORK)
+            ctx.note(key, "", list(value) if isinstance(value, dict) else value, _NETWORK)
         elif key in ("secrets", "configs"):
-            ctx.note(key, "", list(value or {}) if isinstance(value, dict) else value, _SECRETS)
+            ctx.note(key, "", list(value) if isinstance(value, dict) else value, _SECRETS)
         elif key == "include":
             ctx.note(key, "", value, "included Compose files are not read: adopt them separately or merge them")
         else:

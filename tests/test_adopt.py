@@ -112,7 +112,7 @@ def test_express_postgres_fixture(tmp_path):
     assert db["healthcheck"]["test"] == ["CMD-SHELL", "pg_isready -U postgres -d $${POSTGRES_DB}"]
     assert a.data["images"] == {"base": "node:20-slim"}
     check_notes(a, {
-        "backend: build.args NODE_ENV", "backend: ports 127.0.0.1:3000:3000", "backend: deploy.replicas 2",
+        "backend: build.args NODE_ENV", "backend: ports 127.0.0.1:3000-3001:3000", "backend: deploy.replicas 2",
         "backend: env_file ./backend.env", "backend: deploy.restart_policy.condition on-failure",
         "backend: networks front back", "db: restart always", "db: networks back", "networks: front back",
     }, exact=True)

@@ -7,9 +7,13 @@ import os
 import time
 
 import pytest
+import yaml
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
 
+from scaleout.adopt import adopt
 from scaleout.compose_file import MAX_BYTES, MAX_DEPTH, MAX_NODES, load_compose_file
-from scaleout.errors import ConfigError
+from scaleout.errors import ConfigError, ScaleoutError
 from tests.conftest import run_cli
 
 WEB = "services:\n  web:\n    image: acme/web:1\n    ports: ['8000:5000']\n"
@@ -181,3 +185,79 @@ def test_loader_errors_are_config_errors_with_the_source_name(tmp_path):
         load_compose_file(path, "shown/c.yml")
     assert str(err.value).startswith("shown/c.yml:2: duplicate key 'a'")
 
+
+
+# --- any Compose-shaped input: a result or a ScaleoutError, never a traceback -----------------------------
+
+_nasty = st.sampled_from([
+    "8000:5000", "127.0.0.1:80:8080", "5000/udp", "${PORT:-5000}", "${X:?no}", "$$", "${", "a\0b", "./app", "../up",
+    "/etc", "~/x", ".", "data:/data", "./c:/c:ro", "a:b:c:d", "CMD", "CMD-SHELL", "NONE", "curl -f http://localhost/",
+    "1m30s", "500ms", "x" * 200, "", " ", "lb", "backend-1", "web", "redis", "service_healthy", "a\nb", "🙂",
+])
+_scalar = st.one_of(_nasty, st.integers(-5, 70000), st.booleans(), st.none(), st.floats(allow_nan=True),
+                    st.text(max_size=8))
+_value = st.recursive(_scalar, lambda inner: st.one_of(st.lists(inner, max_size=4),
+                                                       st.dictionaries(st.one_of(_nasty, st.text(max_size=6)), inner,
+                                                                       max_size=4)), max_leaves=12)
+# plausible shapes for each key, so that many examples get through to the mapping
+_PLAUSIBLE = {
+    "build": st.sampled_from(["./app", "app", {"context": "app", "args": ["BASE_IMAGE=x:1", "A=1"]}, "../up"]),
+    "image": st.sampled_from(["redis:7", "acme/web:${TAG:-1}", "ghcr.io/a/b@sha256:" + "a" * 64]),
+    "ports": st.lists(st.sampled_from(["5000", "8000:5000", 5000, "127.0.0.1::80", {"target": 80, "published": 8080},
+                                       "${P:-1}:2"]), max_size=3),
+    "expose": st.lists(st.sampled_from(["5000", 80, "9000/udp"]), max_size=2),
+    "healthcheck": st.fixed_dictionaries({}, optional={
+        "test": st.sampled_from([["CMD", "curl", "-f", "http://localhost:5000/h"], "wget -q http://127.0.0.1/",
+                                 ["CMD-SHELL", "exit 0"], ["NONE"], "a\nb"]),
+        "interval": st.sampled_from(["5s", "1m", "0s", 5, "2h"]), "retries": st.sampled_from([0, 3, "x"])}),
+    "environment": st.one_of(st.lists(st.sampled_from(["A=1", "B", "C=${X:-y}", "D=$$"]), max_size=3),
+                             st.dictionaries(st.sampled_from(["A", "b.c", "D"]), _scalar, max_size=3)),
+    "env_file": st.sampled_from([".env", ["a.env", {"path": "b.env", "required": False}], "/etc/passwd"]),
+    "depends_on": st.sampled_from([["db"], {"db": {"condition": "service_healthy"}}, ["web", "cache"]]),
+    "deploy": st.sampled_from([{"replicas": 2}, {"resources": {"limits": {"memory": "1G", "cpus": "1"}}},
+                               {"mode": "global"}]),
+    "volumes": st.lists(st.sampled_from(["data:/d", "./c:/c:ro", "/abs:/a", "/anon", {"type": "tmpfs", "target": "/t"},
+                                         {"type": "bind", "source": "./x", "target": "/x"}]), max_size=3),
+    "command": st.sampled_from(["run it", ["run", "it"]]),
+}
+_KEYS = ("build", "image", "ports", "expose", "healthcheck", "environment", "env_file", "depends_on", "deploy",
+         "volumes", "command", "container_name", "network_mode", "profiles", "scale", "mem_limit", "x-ext",
+         "unknown_key")
+
+
+def _service_with(required: tuple[str, ...]) -> st.SearchStrategy:
+    def field(key: str) -> st.SearchStrategy:
+        return st.one_of(*[_PLAUSIBLE.get(key, _value)] * 4, _value)  # mostly plausible, now and then anything
+
+    return st.fixed_dictionaries({k: field(k) for k in required},
+                                 optional={k: field(k) for k in _KEYS if k not in required})
+
+
+_service = st.one_of(_service_with(("image",)), _service_with(()))
+_compose = st.fixed_dictionaries({"services": st.fixed_dictionaries({"web": _service_with(("build",))},
+                                                                   optional={"db": _service, "w_1": _service})},
+                                 optional={"name": _value, "volumes": _value, "networks": _value, "secrets": _value,
+                                           "include": _value})
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                                                   HealthCheck.too_slow])
+@given(data=_compose, service=st.sampled_from([None, "web", "web"]))
+def test_any_compose_shape_gives_a_result_or_a_clear_error(tmp_path, data, service):
+    root = tmp_path / "proj"
+    (root / "app").mkdir(parents=True, exist_ok=True)
+    (root / "app" / "Dockerfile").write_text("ARG BASE_IMAGE=python:3.12-slim\nFROM ${BASE_IMAGE}\nEXPOSE 5000\n")
+    path = root / "compose.yaml"
+    path.write_text(yaml.safe_dump(data, allow_unicode=True))
+    try:
+        adoption = adopt(path, service=service, env={})
+    except ScaleoutError as exc:
+        event(type(exc).__name__)
+        assert int(exc.exit_code) == 2
+        assert str(exc).strip()
+        return
+    event("adopted")
+    text = adoption.text()
+    assert yaml.safe_load(text) == adoption.data
+    assert all("\n" not in n for n in adoption.notes)
+    assert [line for line in text.splitlines() if line.startswith("#   - ")] == [f"#   - {n}" for n in adoption.notes]
