@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from scaleout.adopt import adopt, duration_seconds
+from scaleout.adopt import adopt
+from scaleout.adopt.health import duration_seconds
 from scaleout.compose_file import InterpolationError, interpolate, read_dotenv
 from scaleout.config import Config, parse_config
 from scaleout.errors import ConfigError, UsageError
@@ -421,13 +422,14 @@ def test_service_volumes(tmp_path):
                 volume: {nocopy: true}
               - type: tmpfs
                 target: /tmp
+              - data:relative/path
     """)
     assert a.data["services"]["store"]["volumes"] == [
         "data:/data", "./conf:/etc/conf:ro", "conf-cache:/cache:nocopy", "./data:/more", "./certs:/certs:ro",
         "logs:/logs"]
     check_notes(a, {"store: volumes /srv/data:/srv", "store: volumes ~/x:/x", "store: volumes ../up:/up",
                     "store: volumes ./escape:/escape", "store: volumes /anonymous",
-                    "store: volumes type: tmpfs, target: /tmp"})
+                    "store: volumes type: tmpfs, target: /tmp", "store: volumes data:relative/path"})
     assert notes_about(a, "store: volumes ./escape:/escape: outside the project folder")
     assert [n for n in notes_about(a, "store: volumes type: volume, source: logs")
             if n.endswith(": volume: not carried over")]
