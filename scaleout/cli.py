@@ -103,20 +103,57 @@ def _strategy_option():
 @app.command()
 def init(
     ctx: typer.Context,
-    directory: Path = typer.Argument(Path("."), help="Folder to create the project in (created if missing)."),
-    template: Template = typer.Option(Template.python, "--template", "-t", case_sensitive=False,
-                                      help="Backend template."),
+    directory: Optional[Path] = typer.Argument(
+        None, help="Folder to create the project in (created if missing). With --from: where scaleout.yaml goes "
+                   "(default: the Compose file's folder)."),
+    template: Optional[Template] = typer.Option(None, "--template", "-t", case_sensitive=False,
+                                                help="Backend template (default: python)."),
     name: Optional[str] = typer.Option(None, "--name", help="Project name (default: the folder name)."),
     force: bool = typer.Option(False, "--force", help="Overwrite existing files."),
+    from_file: Optional[Path] = typer.Option(
+        None, "--from", help="Adopt an existing Compose file: one service becomes the replicated backend, the others "
+                             "services of scaleout.yaml. Only scaleout.yaml is written."),
+    service: Optional[str] = typer.Option(
+        None, "--service", help="With --from: the service to replicate (default: the only one with a build, "
+                                "else the only one publishing ports)."),
 ) -> None:
-    """Scaffold a runnable project: scaleout.yaml, a backend with its Dockerfile, a public/ folder."""
+    """Scaffold a runnable project (scaleout.yaml, a backend with its Dockerfile, a public/ folder), or adopt a
+    Compose project with --from."""
+    st = _state(ctx)
+    if from_file is not None:
+        if template is not None:
+            raise UsageError("--template: not with --from (the backend is the Compose file's service)")
+        _adopt(st, from_file, directory, service=service, name=name, force=force)
+        return
+    if service is not None:
+        raise UsageError("--service: only with --from FILE")
     from scaleout.scaffold import init_project
 
-    st = _state(ctx)
+    directory = directory or Path(".")
+    chosen = (template or Template.python).value
     target = directory if directory.is_absolute() else st.project_dir / directory
-    written = init_project(target, template.value, name=name, force=force)
-    st.console.message(f"created {len(written)} files in {target} ({template.value} backend)")
+    written = init_project(target, chosen, name=name, force=force)
+    st.console.message(f"created {len(written)} files in {target} ({chosen} backend)")
     st.console.message(f"next: cd {directory} && scaleout up --replicas 3 && scaleout probe")
+
+
+def _adopt(st: State, from_file: Path, directory: Optional[Path], *, service: Optional[str], name: Optional[str],
+           force: bool) -> None:
+    """init --from: write scaleout.yaml for a Compose project; the notes go to stderr."""
+    from scaleout.adopt import adopt, write_adoption
+
+    compose = from_file if from_file.is_absolute() else st.project_dir / from_file
+    target = None
+    if directory is not None:
+        target = directory if directory.is_absolute() else st.project_dir / directory
+    adoption = adopt(compose, service=service, project_dir=target, name=name, source=str(from_file))
+    path = write_adoption(adoption, force=force)
+    for note in adoption.notes:
+        st.console.message(f"note: {note}")
+    st.console.message(f"wrote {path} from {from_file}: service {adoption.service} is the replicated backend"
+                       + (f", {len(adoption.data.get('services', {}))} other service(s)"
+                          if adoption.data.get("services") else ""))
+    st.console.message(f"next: cd {adoption.project_dir} && scaleout up && scaleout probe")
 
 
 @app.command()
