@@ -207,7 +207,7 @@ def adopt(compose_path: Path, *, service: str | None = None, project_dir: Path |
     if carried:
         data["services"] = carried
     # an adopted app owns every path: the balancer serves no static route of its own
-    data["static"] = {"dir": ".", "routes": [], "service_workers": [], "generate_worker": False}
+    data["static"] = {"routes": [], "service_workers": [], "generate_worker": False}
     if base_image:
         data["images"] = {"base": base_image}
     adoption = Adoption(compose=cf, service=web, project_dir=root, data=data, notes=ctx.notes)

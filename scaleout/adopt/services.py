@@ -38,6 +38,12 @@ def _volume_parts(ctx: Context, name: str, entry: Any, keys: tuple[object, ...])
     if mode and not set(mode.split(",")) <= _VOLUME_MODES:
         ctx.note(name, "volumes", entry, f"mode {mode} is not carried over")
         mode = ""
+    # scaleout mounts read-only or read-write; SELinux labels and copy/consistency hints have no slot
+    kept = [m for m in mode.split(",") if m in ("ro", "rw")] if mode else []
+    if mode and len(kept) != len(mode.split(",")):
+        dropped = ",".join(m for m in mode.split(",") if m not in ("ro", "rw"))
+        ctx.note(name, "volumes", entry, f"option {dropped} is not carried over")
+    mode = kept[-1] if kept else ""
     return source, target, mode
 
 
@@ -139,6 +145,10 @@ def _service_ports(ctx: Context, name: str, svc: dict[str, Any]) -> list[str]:
             extra = [k for k in entry if k not in ("target", "published", "host_ip", "protocol", "mode")]
             if extra:
                 ctx.note(name, "ports", entry, f"{', '.join(extra)}: not carried over")
+        if not spec.published:
+            ctx.note(name, "ports", written, "Compose publishes it on a random host port; scaleout publishes only "
+                                             f"HOST:CONTAINER: not published (the replicas reach it as {name}:{spec.target})")
+            continue
         if not spec.host_ip and spec.published:
             ctx.note(name, "ports", written, f"published on {bind} only; write an address (0.0.0.0:{spec.published}:"
                                              f"{spec.target}) to publish it beyond this machine")

@@ -20,7 +20,9 @@ def check_project_files(config: Config) -> None:
     problems = []
     root = config.project_dir.resolve()
     static = root / config.static.dir
-    if not static.is_dir():
+    if not config.static.routes and not config.static.service_workers:
+        pass  # the balancer serves nothing itself: no folder needed (an adopted app owns every path)
+    elif not static.is_dir():
         problems.append(f"{CONFIG_FILE}: static.dir: folder {config.static.dir}/ does not exist in the project")
     elif not inside(root, static):
         problems.append(f"{CONFIG_FILE}: static.dir: folder {config.static.dir}/ leads outside the project (a link?)")

@@ -92,10 +92,10 @@ def compose_data(config: Config, assets: str | None = None) -> dict[str, Any]:
         services[r.name] = svc
     bind = config.balancer.bind
     host = f"[{bind}]" if ":" in bind else bind
-    lb_volumes = [
-        {"type": "bind", "source": "./nginx", "target": LB_CONF_MOUNT, "read_only": True},
-        {"type": "bind", "source": _rel_from_out(config, config.static.dir), "target": LB_PUBLIC_MOUNT, "read_only": True},
-    ]
+    lb_volumes = [{"type": "bind", "source": "./nginx", "target": LB_CONF_MOUNT, "read_only": True}]
+    if config.static.routes or config.static.service_workers:
+        lb_volumes.append({"type": "bind", "source": _rel_from_out(config, config.static.dir),
+                           "target": LB_PUBLIC_MOUNT, "read_only": True})
     if config.static.generate_worker and config.static.service_workers:
         lb_volumes.append({"type": "bind", "source": "./sw", "target": LB_WORKER_MOUNT, "read_only": True})
     if any(r.endswith("/") and r not in config.static.service_workers for r in config.static.routes):
