@@ -367,7 +367,7 @@ def start(
     from scaleout.targets.actions import start as start_services
 
     stack = _ops_stack(ctx, "start")
-    start_services(stack, select(stack, services, "start"), restart=False, timeout_s=timeout)
+    start_services(stack, select(stack, services, "start"), timeout_s=timeout)
 
 
 @app.command()
@@ -376,12 +376,13 @@ def restart(
     services: List[str] = _services_argument("Services to restart, e.g. backend-2.", required=True),
     timeout: float = typer.Option(60.0, "--timeout", min=0.001, help="Seconds to wait until they are healthy."),
 ) -> None:
-    """Restart services; wait until they are healthy and the balancer routes to them again."""
+    """Restart services; wait until they are healthy and the balancer routes to them again. Replicas
+    restart one at a time, each out of the balancer while it is down."""
+    from scaleout.targets.actions import restart as restart_services
     from scaleout.targets.actions import select
-    from scaleout.targets.actions import start as start_services
 
     stack = _ops_stack(ctx, "restart")
-    start_services(stack, select(stack, services, "restart"), restart=True, timeout_s=timeout)
+    restart_services(stack, select(stack, services, "restart"), timeout_s=timeout)
 
 
 class Shell(str, Enum):

@@ -265,6 +265,60 @@ def test_follow_skips_what_was_printed_and_reattaches_after_a_restart():
     ])
     history = [_line("backend-1", "old", "2024-05-01T12:00:01.000000000Z"),
                _line("backend-1", "seen", "2024-05-01T12:00:02.000000000Z")]
-    got = [ln.text for ln in Follower({"backend-1": fake}, history, started=0).lines()]
+    got: list[str] = []
+    reader = threading.Thread(target=lambda: got.extend(ln.text for ln in Follower({"backend-1": fake}, history,
+                                                                                   started=0).lines()), daemon=True)
+    reader.start()
+    reader.join(timeout=20)
+    assert not reader.is_alive(), f"follow did not end when its container went away (read {got})"
     assert got == ["new-same-stamp", "later", "after-restart"]
     assert len(fake.since_asked) == 2 and fake.since_asked[1] > fake.since_asked[0]
+
+
+def test_the_python_sample_backend_finishes_in_flight_requests_when_stopped(tmp_path):
+    """`scaleout stop` (docker stop: SIGTERM) must not cut a response in half: nginx cannot retry a
+    response that had begun, so the client would see it fail."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    import httpx
+
+    from tests.conftest import free_port, wait_for
+
+    port = free_port()
+    app = ROOT / "templates" / "init" / "python" / "backend" / "app.py"
+    env = {**os.environ, "PORT": str(port), "CPU_WORK_MS": "1500"}
+    proc = subprocess.Popen([sys.executable, str(app)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_for(lambda: _answers(url + "/healthz"), timeout=20, what="the sample backend")
+        result: dict = {}
+
+        def slow_request():
+            try:
+                r = httpx.get(url + "/api/whoami", timeout=20, trust_env=False)
+                result["status"], result["body"] = r.status_code, r.text
+            except httpx.HTTPError as exc:
+                result["error"] = repr(exc)
+
+        t = threading.Thread(target=slow_request)
+        t.start()
+        time.sleep(0.5)  # the request is being answered (1.5 s of work)
+        proc.send_signal(signal.SIGTERM)
+        t.join(timeout=20)
+        assert result.get("status") == 200 and '"backend"' in result.get("body", ""), result
+        assert proc.wait(timeout=10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def _answers(url: str) -> bool:
+    import httpx
+
+    try:
+        return httpx.get(url, timeout=1, trust_env=False).status_code == 200
+    except httpx.HTTPError:
+        return False

@@ -86,27 +86,49 @@ def stop(stack: ComposeStack, chosen: dict[str, Any]) -> None:
                        "(`scaleout start` brings them back)")
 
 
-def start(stack: ComposeStack, chosen: dict[str, Any], *, restart: bool, timeout_s: float) -> None:
-    """Start (or restart) the chosen containers, wait until they are healthy and, for replicas, until the
+def start(stack: ComposeStack, chosen: dict[str, Any], *, timeout_s: float) -> None:
+    """Start the chosen (stopped) containers; wait until they are healthy and, for replicas, until the
     balancer sends them traffic again."""
-    verb = "restarting" if restart else "starting"
     for service, c in chosen.items():
-        stack.progress(f"{verb} {service}")
-        with engine_errors(f"{verb} {service}"):
-            if restart:
-                c.restart(timeout=STOP_GRACE_S)
-            else:
-                c.start()
+        stack.progress(f"starting {service}")
+        with engine_errors(f"starting {service}"):
+            c.start()
+    _wait_ready(stack, chosen, timeout_s)
+
+
+def restart(stack: ComposeStack, chosen: dict[str, Any], *, timeout_s: float) -> None:
+    """Restart the chosen containers. Running replicas behind a running balancer go one at a time: stop,
+    the balancer routes around it, start, healthy and routed again, then the next; so a restart of every
+    replica costs no request. (A restart quicker than the watcher's checks would also leave the replica
+    marked failed in nginx's workers for fail_timeout seconds, where a second failing replica would leave
+    nginx none to try.)"""
+    rolling = {}
+    if stack._lb() is not None:
+        rolling = {s: c for s, c in chosen.items() if _role(c) == "backend" and c.status == "running"}
+    for service, c in rolling.items():
+        stop(stack, {service: c})
+        start(stack, {service: c}, timeout_s=timeout_s)
+    rest = {s: c for s, c in chosen.items() if s not in rolling}
+    for service, c in rest.items():
+        stack.progress(f"restarting {service}")
+        with engine_errors(f"restarting {service}"):
+            c.restart(timeout=STOP_GRACE_S)
+    if rest:
+        _wait_ready(stack, rest, timeout_s)
+
+
+def _wait_ready(stack: ComposeStack, chosen: dict[str, Any], timeout_s: float) -> None:
     stack.wait_healthy(list(chosen), timeout_s)
     if LB_SERVICE in chosen:
         stack.wait_balancer(timeout_s)
     replicas = [s for s, c in chosen.items() if _role(c) == "backend"]
     if not replicas or stack._lb() is None:
         return
+    wait_s = max(timeout_s, ROUTE_WAIT_S)
     with engine_errors("reading the balancer's routing"):
-        if not _wait_routing(stack, replicas, True, max(timeout_s, ROUTE_WAIT_S)):
+        if not _wait_routing(stack, replicas, True, wait_s):
             raise UnhealthyError(f"{', '.join(replicas)}: healthy, but the balancer does not route to "
-                                 f"{'it' if len(replicas) == 1 else 'them'} after {max(timeout_s, ROUTE_WAIT_S):.0f}s",
+                                 f"{'it' if len(replicas) == 1 else 'them'} after {wait_s:.0f}s",
                                  hint="`scaleout logs lb` shows what its health watcher sees")
     stack.progress(f"the balancer routes to {', '.join(replicas)} again")
 
