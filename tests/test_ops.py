@@ -146,6 +146,19 @@ def test_version_prints_the_package_version(tmp_path):
     assert declared == scaleout.__version__
 
 
+@pytest.mark.parametrize("args", [["logs"], ["exec", "backend-1", "true"], ["stop", "backend-1"],
+                                  ["start", "backend-1"], ["restart", "lb"]])
+def test_ops_commands_without_an_engine_or_on_swarm(project, args):
+    r = run_cli(args, project, NO_ENGINE)
+    assert r.returncode == 3, r.stderr
+    assert "Docker engine" in r.stderr and "Traceback" not in r.stderr
+    (project / ".scaleout").mkdir()
+    (project / ".scaleout" / "target").write_text("swarm\n")
+    r = run_cli(args, project, NO_ENGINE)
+    assert r.returncode == 2, r.stderr
+    assert "Compose stack" in r.stderr and "docker service" in r.stderr
+
+
 # --- shell completion, through the real CLI ------------------------------------------------------
 def _complete(cwd: Path, line: str) -> list[str]:
     words = line.split(" ")

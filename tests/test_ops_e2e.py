@@ -58,6 +58,8 @@ def _in_pty(p, *args: str, env: dict[str, str] | None = None, timeout: float = 6
 
 def test_logs_and_exec_on_a_running_stack(make_project):
     p = make_project()
+    r = p.cli("logs")
+    assert r.returncode == 7 and "scaleout up" in r.stderr, r.stderr  # nothing runs yet
     p.cli("up", "--replicas", "2", check=True)
     for _ in range(4):
         _get(p.url + "/")
