@@ -45,6 +45,35 @@ PAGE = """<!doctype html>
 """
 
 
+class InFlight:
+    """Counts the requests being answered, so that shutdown can wait for them: handler threads are
+    daemon threads, and the process exiting would cut a response in half."""
+
+    def __init__(self):
+        self.count = 0
+        self.cond = threading.Condition()
+
+    def __call__(self, method):
+        def tracked(handler):
+            with self.cond:
+                self.count += 1
+            try:
+                return method(handler)
+            finally:
+                with self.cond:
+                    self.count -= 1
+                    self.cond.notify_all()
+
+        return tracked
+
+    def wait_idle(self, timeout):
+        with self.cond:
+            self.cond.wait_for(lambda: self.count == 0, timeout)
+
+
+IN_FLIGHT = InFlight()
+
+
 def burn(ms):
     end = time.perf_counter() + ms / 1000.0
     while time.perf_counter() < end:
@@ -69,6 +98,7 @@ class Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(data)
 
+    @IN_FLIGHT
     def do_GET(self):
         path = self.path.split("?", 1)[0]
         if path == "/healthz":
@@ -84,6 +114,7 @@ class Handler(BaseHTTPRequestHandler):
 
     do_HEAD = do_GET
 
+    @IN_FLIGHT
     def do_POST(self):
         length = int(self.headers.get("Content-Length") or 0)
         self.rfile.read(min(length, 1 << 20))
@@ -118,6 +149,7 @@ def main():
     print(f"backend {HOSTNAME} listening on :{PORT}", flush=True)
     server.serve_forever(poll_interval=0.2)
     server.server_close()
+    IN_FLIGHT.wait_idle(timeout=5)
 
 
 if __name__ == "__main__":
