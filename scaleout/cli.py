@@ -76,8 +76,8 @@ def _main(
     ctx: typer.Context,
     project_dir: Path = typer.Option(Path("."), "--project-dir", "-C", help="Project folder (where scaleout.yaml is)."),
     project_name: Optional[str] = typer.Option(None, "--project-name", "-p", envvar="SCALEOUT_PROJECT_NAME",
-                                               help="Project name (default: `name:` in scaleout.yaml), as Compose's -p. "
-                                                    "The balancer's port is --port."),
+                                               help="Project name (default: `name:` in scaleout.yaml), as "
+                                                    "Compose's -p. The balancer's port is --port."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress lines."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show Compose and build output "
                                  "(-v only before the command: after it, `down -v` is --volumes as in Compose)."),
@@ -276,7 +276,8 @@ def logs(
     follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing new lines until Ctrl-C."),
     since: Optional[str] = typer.Option(None, "--since", help="Lines since a time: a duration back from now (10m, "
                                         "1h30m), a date such as 2024-05-01T12:00:00Z, or a Unix timestamp."),
-    tail: str = typer.Option("all", "--tail", "-n", help="Lines from the end of each container's log (a number or all)."),
+    tail: str = typer.Option("all", "--tail", "-n",
+                             help="Lines from the end of each container's log (a number or all)."),
     timestamps: bool = typer.Option(False, "--timestamps", "-t", help="Show the engine's timestamp of each line."),
     no_color: bool = typer.Option(False, "--no-color", help="No colours (also: NO_COLOR set, or not a terminal)."),
     no_prefix: bool = typer.Option(False, "--no-log-prefix", help="Do not prefix lines with the service name."),
@@ -325,7 +326,8 @@ def exec_(
     service: str = typer.Argument(..., metavar="SERVICE", help="backend-N, lb or a dependency service.",
                                   autocompletion=_complete_services),
     command: List[str] = typer.Argument(None, metavar="[--] COMMAND [ARGS]...", help="What to run in it."),
-    no_tty: bool = typer.Option(False, "--no-TTY", "-T", help="No pseudo-terminal (default: one when stdin is a terminal)."),
+    no_tty: bool = typer.Option(False, "--no-TTY", "-T",
+                                help="No pseudo-terminal (default: one when stdin is a terminal)."),
     user: Optional[str] = typer.Option(None, "--user", "-u", help="Run as this user."),
     workdir: Optional[str] = typer.Option(None, "--workdir", "-w", help="Working directory inside the container."),
     env: List[str] = typer.Option([], "--env", "-e", metavar="NAME=VALUE", help="Environment variable (repeatable)."),
@@ -667,7 +669,8 @@ def _hoist_global_options(argv: list[str]) -> list[str]:
                              hint="the balancer's host port is --port, e.g. `scaleout up --port 8081`")
         elif a in _FRONT_FLAGS and command != "down":
             raise UsageError("-v after the command: -v means --volumes for `down` (as in Compose), and verbose only "
-                             "before the command", hint=f"`scaleout -v {command} ...` or `scaleout {command} --verbose`")
+                             "before the command",
+                             hint=f"`scaleout -v {command} ...` or `scaleout {command} --verbose`")
         elif command == "up" and a == "--wait" and has_value and _is_number(argv[i + 1]):
             raise UsageError("up --wait takes no value: it waits until every replica is healthy (as in Compose), which "
                              "`up` always does", hint="seconds to wait for health: --wait-timeout S (or --timeout S); "

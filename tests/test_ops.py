@@ -169,7 +169,8 @@ def _complete(cwd: Path, line: str) -> list[str]:
 
 
 def test_completion_offers_commands_strategies_templates_and_targets(project):
-    assert {"logs", "exec", "stop", "start", "restart", "completion", "up", "down"} <= set(_complete(project, "scaleout "))
+    commands = set(_complete(project, "scaleout "))
+    assert {"logs", "exec", "stop", "start", "restart", "completion", "up", "down"} <= commands
     assert _complete(project, "scaleout up --strategy ") == ["round_robin", "least_conn", "ip_hash", "hash", "random"]
     assert _complete(project, "scaleout init --template ") == ["python", "node"]
     assert _complete(project, "scaleout up --target ") == ["compose", "swarm"]
@@ -240,7 +241,8 @@ def test_prefixes_are_padded_like_compose_and_coloured_one_colour_per_service():
     stamped = LogPrinter(["lb"], color=False, timestamps=True)
     assert stamped.format(_line("lb", "x")) == "lb  | 2024-05-01T12:00:00.000000001Z x"
     coloured = LogPrinter(["backend-1", "backend-2", "lb"], color=True, timestamps=False)
-    codes = [re.match(r"\x1b\[(\d+)m", coloured.format(_line(s, "x"))).group(1) for s in ("backend-1", "backend-2", "lb")]
+    codes = [re.match(r"\x1b\[(\d+)m", coloured.format(_line(s, "x"))).group(1)
+             for s in ("backend-1", "backend-2", "lb")]
     assert len(set(codes)) == 3
     assert LogPrinter(["lb"], color=True, timestamps=False, prefix=False).format(_line("lb", "x")) == "x"
 
