@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from dataclasses import dataclass
 from enum import Enum
@@ -57,20 +58,38 @@ class State:
 
     project_dir: Path
     console: Console
+    project_name: str | None = None
 
 
 def _state(ctx: typer.Context) -> State:
     return ctx.ensure_object(State) if ctx.obj is None else ctx.obj
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from scaleout import __version__
+
+        print(f"scaleout {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
 def _main(
     ctx: typer.Context,
     project_dir: Path = typer.Option(Path("."), "--project-dir", "-C", help="Project folder (where scaleout.yaml is)."),
+    project_name: Optional[str] = typer.Option(None, "--project-name", "-p", envvar="SCALEOUT_PROJECT_NAME",
+                                               help="Project name (default: `name:` in scaleout.yaml), as "
+                                                    "Compose's -p. The balancer's port is --port."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress lines."),
-    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show Compose and build output."),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show Compose and build output "
+                                 "(-v only before the command: after it, `down -v` is --volumes as in Compose)."),
+    version: bool = typer.Option(False, "--version", callback=_print_version, is_eager=True,
+                                 help="Print the version and exit."),
 ) -> None:
-    ctx.obj = State(project_dir=project_dir, console=Console(quiet=quiet, verbose=verbose))
+    if project_name is not None and project_name.isdigit():
+        raise UsageError(f"--project-name: {project_name!r} looks like a port: -p names the project, as in Compose",
+                         hint=f"for the balancer's port use `--port {project_name}`")
+    ctx.obj = State(project_dir=project_dir, console=Console(quiet=quiet, verbose=verbose), project_name=project_name)
 
 
 def _config(st: State, **overrides):
@@ -79,6 +98,7 @@ def _config(st: State, **overrides):
     cfg = load_config(st.project_dir)
     for warning in cfg.warnings:
         st.console.message(f"warning: {warning}")
+    overrides["name"] = st.project_name
     return cfg.with_overrides(**overrides) if any(v is not None for v in overrides.values()) else cfg
 
 
@@ -93,7 +113,13 @@ def _replicas_option():
 
 
 def _port_option():
-    return typer.Option(None, "--port", "-p", min=1, max=65535, help="Host port of the load balancer.")
+    # no -p: Compose users read it as the project name (the global -p/--project-name)
+    return typer.Option(None, "--port", min=1, max=65535, help="Host port of the load balancer.")
+
+
+def _lock_wait_option():
+    return typer.Option(0.0, "--lock-wait", min=0, metavar="SECONDS",
+                        help="Seconds to wait for another scaleout command holding the project lock.")
 
 
 def _strategy_option():
@@ -132,7 +158,7 @@ def init(
     directory = directory or Path(".")
     chosen = (template or Template.python).value
     target = directory if directory.is_absolute() else st.project_dir / directory
-    written = init_project(target, chosen, name=name, force=force)
+    written = init_project(target, chosen, name=name or st.project_name, force=force)
     st.console.message(f"created {len(written)} files in {target} ({chosen} backend)")
     st.console.message(f"next: cd {directory} && scaleout up --replicas 3 && scaleout probe")
 
@@ -163,7 +189,7 @@ def render(
     port: Optional[int] = _port_option(),
     strategy: Optional[Strategy] = _strategy_option(),
     force: bool = typer.Option(False, "--force", help="Overwrite generated files that were edited by hand."),
-    wait: float = typer.Option(0.0, "--wait", min=0, help="Seconds to wait for another scaleout holding the project lock."),
+    lock_wait: float = _lock_wait_option(),
 ) -> None:
     """Write .scaleout/docker-compose.yml and .scaleout/nginx/nginx.conf (deterministic, atomic)."""
     from scaleout.files import project_lock, write_plan
@@ -171,7 +197,7 @@ def render(
 
     st = _state(ctx)
     cfg = _config(st, replicas=replicas, port=port, strategy=_value(strategy))
-    with project_lock(cfg.project_dir, wait):
+    with project_lock(cfg.project_dir, lock_wait):
         plan = plan_for("compose", cfg)  # everything computed (and refused) before anything is written
         result = write_plan(cfg.project_dir.resolve(), plan, force=force)
     for rel in sorted(plan.files):
@@ -185,8 +211,11 @@ def up(
     port: Optional[int] = _port_option(),
     strategy: Optional[Strategy] = _strategy_option(),
     build: bool = typer.Option(True, "--build/--no-build", help="Build the backend image first."),
-    timeout: float = typer.Option(180.0, "--timeout", min=0.001, help="Seconds to wait for replicas and balancer."),
-    wait: float = typer.Option(0.0, "--wait", min=0, help="Seconds to wait for another scaleout holding the project lock."),
+    timeout: float = typer.Option(180.0, "--timeout", "--wait-timeout", min=0.001,
+                                  help="Seconds to wait for replicas and balancer."),
+    wait: bool = typer.Option(False, "--wait", help="Accepted as in Compose: `up` always waits until every replica is "
+                              "healthy and the balancer answers."),
+    lock_wait: float = _lock_wait_option(),
     force: bool = typer.Option(False, "--force", help="Overwrite generated files that were edited by hand."),
     json_out: bool = typer.Option(False, "--json", help="Print the resulting status as JSON."),
     target: Optional[TargetName] = _target_option(),
@@ -203,7 +232,7 @@ def up(
     con = st.console
     cfg = _config(st, replicas=replicas, port=port, strategy=_value(strategy))
     tgt = resolve_target(cfg.project_dir, _value(target))
-    with project_lock(cfg.project_dir, wait):
+    with project_lock(cfg.project_dir, lock_wait):
         stack = open_target(tgt, cfg, progress=con.progress, log=con.log, registry=registry)
         stack.preflight()  # engine, CLI, port: before anything is written or built
         plan = plan_for(tgt, cfg)
@@ -237,8 +266,8 @@ def status(
 @app.command()
 def down(
     ctx: typer.Context,
-    volumes: bool = typer.Option(False, "--volumes", help="Also remove the project's volumes."),
-    wait: float = typer.Option(0.0, "--wait", min=0, help="Seconds to wait for another scaleout holding the project lock."),
+    volumes: bool = typer.Option(False, "--volumes", "-v", help="Also remove the project's volumes."),
+    lock_wait: float = _lock_wait_option(),
     target: Optional[TargetName] = _target_option(),
 ) -> None:
     """Stop and remove the stack's containers and network (volumes only with --volumes)."""
@@ -248,10 +277,170 @@ def down(
     st = _state(ctx)
     con = st.console
     cfg = _config(st)
-    with project_lock(cfg.project_dir, wait):
+    with project_lock(cfg.project_dir, lock_wait):
         stack = open_target(resolve_target(cfg.project_dir, _value(target)), cfg, progress=con.progress, log=con.log)
         n = stack.down(volumes=volumes)
     con.message(f"removed project {cfg.project} ({n} container(s){', volumes too' if volumes else ''})")
+
+
+def _complete_services(ctx: typer.Context, incomplete: str) -> list[str]:
+    """Service names for shell completion, from scaleout.yaml alone (no engine): backend-1..N and lb."""
+    from scaleout.config import load_config
+    from scaleout.layout import LB_SERVICE, replica_name
+
+    root = ctx.find_root().params
+    try:
+        cfg = load_config(root.get("project_dir") or Path("."))
+    except ScaleoutError:
+        return [LB_SERVICE] if LB_SERVICE.startswith(incomplete) else []
+    given = set(ctx.params.get("services") or ())
+    names = [replica_name(i) for i in range(1, cfg.backend.replicas + 1)] + [LB_SERVICE]
+    return [n for n in names if n.startswith(incomplete) and n not in given]
+
+
+def _services_argument(help_text: str, required: bool = False):
+    return typer.Argument(... if required else None, metavar="SERVICE..." if required else "[SERVICE]...",
+                          help=help_text, autocompletion=_complete_services, show_default=False)
+
+
+def _ops_stack(ctx: typer.Context, command: str):
+    from scaleout.targets.actions import compose_stack
+
+    st = _state(ctx)
+    return compose_stack(_config(st), command, progress=st.console.progress, log=st.console.log)
+
+
+@app.command()
+def logs(
+    ctx: typer.Context,
+    services: Optional[List[str]] = _services_argument("backend-N, lb or a dependency service (default: all)."),
+    follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing new lines until Ctrl-C."),
+    since: Optional[str] = typer.Option(None, "--since", help="Lines since a time: a duration back from now (10m, "
+                                        "1h30m), a date such as 2024-05-01T12:00:00Z, or a Unix timestamp."),
+    tail: str = typer.Option("all", "--tail", "-n",
+                             help="Lines from the end of each container's log (a number or all)."),
+    timestamps: bool = typer.Option(False, "--timestamps", "-t", help="Show the engine's timestamp of each line."),
+    no_color: bool = typer.Option(False, "--no-color", help="No colours (also: NO_COLOR set, or not a terminal)."),
+    no_prefix: bool = typer.Option(False, "--no-log-prefix", help="Do not prefix lines with the service name."),
+) -> None:
+    """Output of the stack's containers, merged in time order, each line prefixed with its service."""
+    import os
+    import time
+
+    from scaleout import report
+    from scaleout.targets.actions import select
+    from scaleout.targets.logs import follow as follow_logs
+    from scaleout.targets.logs import parse_since, parse_tail, read_history
+    from scaleout.targets.runner import engine_errors
+
+    since_s = parse_since(since) if since is not None else None
+    lines_per_container = parse_tail(tail)
+    st = _state(ctx)
+    stack = _ops_stack(ctx, "logs")
+    chosen = select(stack, services or [], "logs")
+    out = st.console.out
+    color = not no_color and not os.environ.get("NO_COLOR") and out.isatty()
+    printer = report.LogPrinter(list(chosen), color=color, timestamps=timestamps, prefix=not no_prefix)
+    started = time.time()
+    try:
+        with engine_errors("reading logs"):
+            history = read_history(chosen, since=since_s, tail=lines_per_container)
+        out.write("".join(printer.format(ln) + "\n" for ln in history))
+        out.flush()
+        if follow:
+            def emit(ln) -> None:
+                out.write(printer.format(ln) + "\n")
+                out.flush()
+
+            with engine_errors("following logs"):
+                follow_logs(chosen, history, started, emit)
+    except KeyboardInterrupt:
+        return  # Ctrl-C is how `logs -f` ends: nothing was changed
+    except BrokenPipeError:
+        # the reader went away (`scaleout logs | head`): stop quietly, and keep Python from failing to flush
+        os.dup2(os.open(os.devnull, os.O_WRONLY), out.fileno())
+
+
+@app.command("exec", context_settings={"allow_interspersed_args": False, "ignore_unknown_options": True})
+def exec_(
+    ctx: typer.Context,
+    service: str = typer.Argument(..., metavar="SERVICE", help="backend-N, lb or a dependency service.",
+                                  autocompletion=_complete_services),
+    command: List[str] = typer.Argument(None, metavar="[--] COMMAND [ARGS]...", help="What to run in it."),
+    no_tty: bool = typer.Option(False, "--no-TTY", "-T",
+                                help="No pseudo-terminal (default: one when stdin is a terminal)."),
+    user: Optional[str] = typer.Option(None, "--user", "-u", help="Run as this user."),
+    workdir: Optional[str] = typer.Option(None, "--workdir", "-w", help="Working directory inside the container."),
+    env: List[str] = typer.Option([], "--env", "-e", metavar="NAME=VALUE", help="Environment variable (repeatable)."),
+) -> None:
+    """Run a command in one running service's container; exits with the command's exit code."""
+    from scaleout.targets.actions import exec_command
+
+    argv = list(command or [])
+    if argv[:1] == ["--"]:
+        argv = argv[1:]
+    stack = _ops_stack(ctx, "exec")
+    code = exec_command(stack, service, argv, tty=not no_tty and sys.stdin.isatty(), user=user, workdir=workdir,
+                        env=env)
+    raise typer.Exit(code)
+
+
+@app.command()
+def stop(
+    ctx: typer.Context,
+    services: List[str] = _services_argument("Services to stop, e.g. backend-2.", required=True),
+) -> None:
+    """Stop replicas (or the balancer) without removing them, for failure drills: the balancer routes
+    around a stopped replica. `scaleout start` or `scaleout up` brings them back."""
+    from scaleout.targets.actions import select
+    from scaleout.targets.actions import stop as stop_services
+
+    stack = _ops_stack(ctx, "stop")
+    stop_services(stack, select(stack, services, "stop"))
+
+
+@app.command()
+def start(
+    ctx: typer.Context,
+    services: List[str] = _services_argument("Stopped services to start, e.g. backend-2.", required=True),
+    timeout: float = typer.Option(60.0, "--timeout", min=0.001, help="Seconds to wait until they are healthy."),
+) -> None:
+    """Start stopped services; wait until they are healthy and the balancer routes to them again."""
+    from scaleout.targets.actions import select
+    from scaleout.targets.actions import start as start_services
+
+    stack = _ops_stack(ctx, "start")
+    start_services(stack, select(stack, services, "start"), timeout_s=timeout)
+
+
+@app.command()
+def restart(
+    ctx: typer.Context,
+    services: List[str] = _services_argument("Services to restart, e.g. backend-2.", required=True),
+    timeout: float = typer.Option(60.0, "--timeout", min=0.001, help="Seconds to wait until they are healthy."),
+) -> None:
+    """Restart services; wait until they are healthy and the balancer routes to them again. Replicas
+    restart one at a time, each out of the balancer while it is down."""
+    from scaleout.targets.actions import restart as restart_services
+    from scaleout.targets.actions import select
+
+    stack = _ops_stack(ctx, "restart")
+    restart_services(stack, select(stack, services, "restart"), timeout_s=timeout)
+
+
+class Shell(str, Enum):
+    bash = "bash"
+    zsh = "zsh"
+    fish = "fish"
+
+
+@app.command()
+def completion(shell: Shell = typer.Argument(..., case_sensitive=False, help="bash, zsh or fish.")) -> None:
+    """Print the shell completion script: `eval "$(scaleout completion bash)"`, or save it where your shell
+    loads completions from."""
+    from typer.completion import get_completion_script
+
+    print(get_completion_script(prog_name="scaleout", complete_var=_COMPLETE_VAR, shell=shell.value))
 
 
 @app.command()
@@ -323,7 +512,6 @@ def probe(
 ) -> None:
     """Send load through the balancer, attribute every response to a replica, and judge the spread."""
     from scaleout import report
-    from scaleout.config import load_config
     from scaleout.probe import ProbeOptions, check_target, judge, run_probe, sticky_carrier
 
     if requests < 1 or requests > 10_000_000:
@@ -349,10 +537,10 @@ def probe(
 
     cfg = None
     if url is None:
-        cfg = load_config(st.project_dir)
+        cfg = _config(st)
     elif (st.project_dir / "scaleout.yaml").exists():
         try:
-            cfg = load_config(st.project_dir)
+            cfg = _config(st)
         except ScaleoutError:
             cfg = None  # --url needs no project
     if url is not None:
@@ -428,7 +616,7 @@ def bench(
     plot: Optional[Path] = typer.Option(None, "--plot", help="SVG file to write (default: .scaleout/bench.svg)."),
     build: bool = typer.Option(True, "--build/--no-build", help="Build the backend image first."),
     timeout: float = typer.Option(180.0, "--timeout", help="Seconds to wait for replicas at each size."),
-    wait: float = typer.Option(0.0, "--wait", help="Seconds to wait for another scaleout holding the project lock."),
+    lock_wait: float = _lock_wait_option(),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Measure requests/s and p99 latency at each replica count (scale-out efficiency), plot them."""
@@ -456,7 +644,7 @@ def bench(
     if resolve_target(cfg.project_dir, None) != "compose":
         raise UsageError("bench: measures the Compose stack on this machine, but this project was last brought up "
                          "on Swarm", hint="`scaleout down`, then `scaleout up --target compose`, then bench")
-    with project_lock(cfg.project_dir, wait):
+    with project_lock(cfg.project_dir, lock_wait):
         remember_target(cfg.project_dir, "compose")
         result = run_bench(cfg, counts, render_files=lambda c: plan_for("compose", c), duration_s=duration,
                            warmup_s=warmup, concurrency=concurrency, path=path, workers=workers, build=build,
@@ -472,31 +660,78 @@ def bench(
 
 
 _INTERRUPTED = "interrupted: the stack may be partly changed; `scaleout status` shows it, `scaleout down` removes it"
-_GLOBAL_FLAGS = {"-q", "--quiet", "-v", "--verbose"}
-_GLOBAL_WITH_VALUE = {"-C", "--project-dir"}
+_COMPLETE_VAR = "_SCALEOUT_COMPLETE"
+# Global options that mean the same wherever they are: hoisted in front of the command.
+_GLOBAL_FLAGS = {"-q", "--quiet", "--verbose"}
+_GLOBAL_WITH_VALUE = {"-C", "--project-dir", "--project-name"}
+# Only before the command, because after it Compose users mean something else: `down -v` removes volumes,
+# and `-p` was this tool's port flag once (it is the project name in Compose).
+_FRONT_FLAGS = {"-v"}
+_FRONT_WITH_VALUE = {"-p"}
+# Commands whose arguments after the first positional one belong to a command run elsewhere.
+_PASS_THROUGH = {"exec": {"-u", "--user", "-w", "--workdir", "-e", "--env"}}
 
 
 def _hoist_global_options(argv: list[str]) -> list[str]:
-    """Accept the global options after the command too (`scaleout up -q` as `scaleout -q up`)."""
+    """Accept the global options after the command too (`scaleout up -q` as `scaleout -q up`), except
+    the short ones that would mislead there (see _FRONT_FLAGS), which get a message instead."""
     front: list[str] = []
     rest: list[str] = []
+    command: str | None = None
     i = 0
     while i < len(argv):
         a = argv[i]
+        has_value = i + 1 < len(argv)
         if a == "--":
             rest.extend(argv[i:])
             break
-        if a in _GLOBAL_FLAGS:
+        if command is None:
+            if a in _GLOBAL_WITH_VALUE | _FRONT_WITH_VALUE and has_value:
+                front.extend(argv[i:i + 2])
+                i += 1
+            elif a.startswith("-"):
+                front.append(a)
+            else:
+                command = a
+                rest.append(a)
+        elif command in _PASS_THROUGH and not a.startswith("-"):
+            rest.extend(argv[i:])  # the service name, then the command to run in it: untouched
+            break
+        elif a in _GLOBAL_FLAGS:
             front.append(a)
-        elif a in _GLOBAL_WITH_VALUE and i + 1 < len(argv):
+        elif a in _GLOBAL_WITH_VALUE and has_value:
             front.extend(argv[i:i + 2])
             i += 1
-        elif a.startswith("--project-dir="):
+        elif a.startswith(("--project-dir=", "--project-name=")):
             front.append(a)
+        elif a == "-p" or (a.startswith("-p") and a[2:].isdigit()):
+            raise UsageError(f"{a} after the command: -p is the project name (as in Compose), a global option that "
+                             "goes before the command (`scaleout -p NAME up`)",
+                             hint="the balancer's host port is --port, e.g. `scaleout up --port 8081`")
+        elif a in _FRONT_FLAGS and command != "down":
+            raise UsageError("-v after the command: -v means --volumes for `down` (as in Compose), and verbose only "
+                             "before the command",
+                             hint=f"`scaleout -v {command} ...` or `scaleout {command} --verbose`")
+        elif command == "up" and a == "--wait" and has_value and _is_number(argv[i + 1]):
+            raise UsageError("up --wait takes no value: it waits until every replica is healthy (as in Compose), which "
+                             "`up` always does", hint="seconds to wait for health: --wait-timeout S (or --timeout S); "
+                             "for another scaleout holding the project lock: --lock-wait S")
         else:
+            if command in _PASS_THROUGH and a in _PASS_THROUGH[command] and has_value:
+                rest.append(a)  # its value may look like a positional argument
+                i += 1
+                a = argv[i]
             rest.append(a)
         i += 1
     return front + rest
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _err(msg: str) -> None:
@@ -505,8 +740,12 @@ def _err(msg: str) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: runs the app and maps ScaleoutError to its exit code."""
-    args = _hoist_global_options(list(sys.argv[1:] if argv is None else argv))
+    if os.environ.get(_COMPLETE_VAR):
+        from typer.completion import completion_init
+
+        completion_init()  # the shells' completion classes (typer registers them only with add_completion)
     try:
+        args = _hoist_global_options(list(sys.argv[1:] if argv is None else argv))
         # standalone_mode=False: typer returns the code of a typer.Exit (and Exit(130) for Ctrl-C)
         rv = app(args=args, prog_name="scaleout", standalone_mode=False)
     except ScaleoutError as exc:

@@ -468,7 +468,8 @@ class Config(_Model):
         # only what the file set: re-validating defaults as if written would, e.g., make the default
         # `build` collide with a configured `image`
         data = self.model_dump(mode="python", exclude_unset=True)
-        flags = {"replicas": "--replicas", "port": "--port", "strategy": "--strategy", "bind": "--bind"}
+        flags = {"replicas": "--replicas", "port": "--port", "strategy": "--strategy", "bind": "--bind",
+                 "name": "--project-name"}
         for key, value in overrides.items():
             if value is None:
                 continue
@@ -476,6 +477,8 @@ class Config(_Model):
                 data.setdefault("backend", {})["replicas"] = value
             elif key in ("port", "strategy", "bind"):
                 data.setdefault("balancer", {})[key] = value
+            elif key == "name":
+                data["name"] = value
             else:
                 raise TypeError(f"unknown override {key}")
         internal = {"project_dir": self.project_dir, "dotenv": self.dotenv, "warnings": self.warnings}

@@ -300,7 +300,7 @@ def project_lock(project_dir: Path, wait_s: float = 0.0) -> Iterator[None]:
     """One scaleout at a time changes a project: a second one waits `wait_s` then fails clearly.
     The lock is taken on scaleout.yaml itself, so that taking it writes no file."""
     if wait_s < 0:
-        raise UsageError(f"--wait: must be 0 or more seconds (got {wait_s:g})")
+        raise UsageError(f"--lock-wait: must be 0 or more seconds (got {wait_s:g})")
     try:
         fd = os.open(project_dir / CONFIG_FILE, os.O_RDONLY | os.O_NONBLOCK)
     except OSError as exc:
@@ -318,7 +318,7 @@ def project_lock(project_dir: Path, wait_s: float = 0.0) -> Iterator[None]:
                     raise LockedError(
                         f"another scaleout command is changing project {project_dir.name} "
                         f"(it holds a lock on {CONFIG_FILE})",
-                        hint="wait for it to finish, or pass --wait SECONDS to queue behind it",
+                        hint="wait for it to finish, or pass --lock-wait SECONDS to queue behind it",
                     ) from None
                 time.sleep(0.2)
         yield

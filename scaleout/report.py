@@ -36,7 +36,36 @@ def status_text(st: StackStatus) -> str:
         lines.append("\nservices beside the replicas (not behind the balancer):")
         lines.append(table(["service", "state", "health", "container"],
                            [[s.service, s.state, s.health, s.container] for s in st.dependencies]))
+    stopped = [s.service for s in st.services if s.state in ("exited", "created", "paused", "dead")]
+    if stopped:
+        names = " ".join(stopped)
+        lines.append(f"\nstopped: {', '.join(stopped)}; `scaleout start {names}` or `scaleout up` brings "
+                     f"{'it' if len(stopped) == 1 else 'them'} back")
     return "\n".join(lines)
+
+
+# Compose's order of prefix colours: cyan, yellow, green, magenta, blue, then their bright variants
+LOG_COLORS = (36, 33, 32, 35, 34, 96, 93, 92, 95, 94)
+
+
+class LogPrinter:
+    """Log lines as Compose prints them: `service  | text`, names padded to one width, one colour per
+    service on a terminal."""
+
+    def __init__(self, services: list[str], *, color: bool, timestamps: bool, prefix: bool = True) -> None:
+        width = max((len(s) for s in services), default=0) + 1
+        self.timestamps = timestamps
+        self.prefixes = {}
+        for i, name in enumerate(services):
+            text = f"{name:<{width}} | " if prefix else ""
+            if color and text:
+                text = f"\033[{LOG_COLORS[i % len(LOG_COLORS)]}m{text}\033[0m"
+            self.prefixes[name] = text
+
+    def format(self, line) -> str:
+        """One LogLine (scaleout.targets.logs) as text, without the newline."""
+        stamp = f"{line.stamp} " if self.timestamps and line.stamp else ""
+        return f"{self.prefixes.get(line.service, '')}{stamp}{line.text}"
 
 
 def spread_bar(share: float, expected: float | None, top: float, width: int = BAR_WIDTH) -> str:

@@ -348,3 +348,12 @@ class ComposeStack:
         if deps:
             self.progress(f"waiting for {', '.join(deps)} before starting any replica")
             self.wait_healthy(deps, timeout_s)
+
+    # --- one service at a time (logs, exec, stop, start, restart) ----------------------------------
+    def containers_by_service(self) -> dict:
+        """This stack's containers (and only this stack's) by Compose service name: replicas in order,
+        then the balancer, then dependency services."""
+        views = [(ContainerView.of(c), c) for c in self._containers()]
+        order = {"backend": 0, "balancer": 1, "service": 2}
+        views.sort(key=lambda vc: (order.get(vc[0].role, 3), replica_index(vc[0].service), vc[0].service))
+        return {v.service: c for v, c in views}

@@ -169,6 +169,34 @@ def close_websockets(wait_s=1.0):
     while WEBSOCKETS and time.monotonic() < deadline:
         time.sleep(0.05)
 
+class InFlight:
+    """Counts the requests being answered, so that shutdown can wait for them: handler threads are
+    daemon threads, and the process exiting would cut a response in half."""
+
+    def __init__(self):
+        self.count = 0
+        self.cond = threading.Condition()
+
+    def __call__(self, method):
+        def tracked(handler):
+            with self.cond:
+                self.count += 1
+            try:
+                return method(handler)
+            finally:
+                with self.cond:
+                    self.count -= 1
+                    self.cond.notify_all()
+
+        return tracked
+
+    def wait_idle(self, timeout):
+        with self.cond:
+            self.cond.wait_for(lambda: self.count == 0, timeout)
+
+
+IN_FLIGHT = InFlight()
+
 
 def burn(ms):
     end = time.perf_counter() + ms / 1000.0
@@ -196,6 +224,7 @@ class Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(data)
 
+    @IN_FLIGHT
     def do_GET(self):
         path = self.path.split("?", 1)[0]
         if path == "/healthz":
@@ -245,6 +274,7 @@ class Handler(BaseHTTPRequestHandler):
             with WEBSOCKETS_LOCK:
                 WEBSOCKETS.discard(ws)
 
+    @IN_FLIGHT
     def do_POST(self):
         length = int(self.headers.get("Content-Length") or 0)
         self.rfile.read(min(length, 1 << 20))
@@ -283,6 +313,7 @@ def main():
     print(f"backend {HOSTNAME} listening on :{PORT}", flush=True)
     server.serve_forever(poll_interval=0.2)
     server.server_close()
+    IN_FLIGHT.wait_idle(timeout=5)
 
 
 if __name__ == "__main__":
