@@ -214,7 +214,8 @@ def _watch_and_roll(st: State, tgt: str, overrides: dict, timeout: float, wait: 
 def watch(
     ctx: typer.Context,
     timeout: float = typer.Option(180.0, "--timeout", min=0.001, help="Seconds to wait for each new replica."),
-    wait: float = typer.Option(0.0, "--wait", min=0, help="Seconds to wait for another scaleout holding the project lock."),
+    wait: float = typer.Option(0.0, "--wait", min=0,
+                               help="Seconds to wait for another scaleout holding the project lock."),
     target: Optional[TargetName] = _target_option(),
 ) -> None:
     """Watch the backend folder (honouring .dockerignore); on every change rebuild and roll it out replica
@@ -227,7 +228,8 @@ def watch(
     cfg = _config(st)
     tgt = resolve_target(cfg.project_dir, _value(target))
     if not open_target(tgt, cfg).status(routing=False).running:
-        raise NotRunningError(f"the stack of {cfg.project} is not running", hint="`scaleout up --watch` starts it, then watches")
+        raise NotRunningError(f"the stack of {cfg.project} is not running",
+                              hint="`scaleout up --watch` starts it, then watches")
     _watch_and_roll(st, tgt, {}, timeout, wait, None)
 
 
