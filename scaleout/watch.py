@@ -14,6 +14,8 @@ is shown and watching goes on. Ctrl-C stops watching and leaves the stack runnin
 from __future__ import annotations
 
 import re
+import signal
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -137,6 +139,19 @@ class ContextFilter:
         return not self.ignore.ignored(rel)
 
 
+def _interrupt_on_signals() -> None:
+    """Ctrl-C (SIGINT) and SIGTERM stop watching as KeyboardInterrupt, even when the process was started
+    with SIGINT ignored (a shell's background job: Python then installs no handler of its own)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+
+    def interrupt(signum, frame) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, interrupt)
+
+
 def describe(paths: list[str], limit: int = 3) -> str:
     shown = ", ".join(paths[:limit])
     return shown + (f" and {len(paths) - limit} more" if len(paths) > limit else "")
@@ -151,6 +166,7 @@ def watch_backend(context: Path, dockerfile: str, deploy: Callable[[], None], *,
     after the update has put the balancer back on the replicas that run."""
     import watchfiles
 
+    _interrupt_on_signals()
     flt = ContextFilter(context, dockerfile)
     rounds = 0
     progress(f"watching {context} for changes (.dockerignore honoured); Ctrl-C stops watching, the stack keeps running")

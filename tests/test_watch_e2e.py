@@ -24,8 +24,10 @@ class WatchProcess:
     def __init__(self, p) -> None:
         self.log = p.path.parent / f"{p.name}-watch.log"
         env = {**os.environ, "PYTHONPATH": str(ROOT), **p.env}
+        # started as a shell's background job is (SIGINT ignored): Ctrl-C must still stop it
         self.proc = subprocess.Popen([sys.executable, "-m", "scaleout", "watch"], cwd=p.path, env=env,
-                                     stdout=subprocess.DEVNULL, stderr=self.log.open("w"))
+                                     stdout=subprocess.DEVNULL, stderr=self.log.open("w"),
+                                     preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
 
     @property
     def text(self) -> str:

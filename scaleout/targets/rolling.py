@@ -216,24 +216,27 @@ class RollingUpdate:
                 raise StackError(f"replica {svc}: Compose did not start one new container beside the old one "
                                  f"(found {len(fresh)})", hint="run `scaleout up -v` to see Compose's output")
             new[svc] = fresh[0].name
+        # With the default health check (an HTTP GET of health.path) the balancer's own check, every second,
+        # is as strict as Docker's: nginx is told about the new container at once, keeps it `down` until
+        # that check passes, and routes it then, a Docker health interval sooner. A custom health.command
+        # runs only inside the container, and the balancer counts any HTTP answer: Docker decides first.
+        by_balancer = self.config.backend.health.command is None
         try:
-            self._wait_healthy(new)
-        except BaseException:
-            self._discard(list(new.values()))
-            raise
-        for svc in group:
-            self.entries[svc] = [old[svc].name, new[svc]]
-        try:
-            self._apply()
-            self._wait_routed(list(new.values()))
-        except BaseException:
+            if not by_balancer:
+                self._wait_healthy(new)
             for svc in group:
-                self.entries[svc] = [old[svc].name]
+                self.entries[svc] = [old[svc].name, new[svc]]
             self._apply()
+            self._wait_routed(new, report_healthy=by_balancer)
+        except BaseException:
+            if any(len(self.entries.get(svc, [])) == 2 for svc in group):
+                for svc in group:
+                    self.entries[svc] = [old[svc].name]
+                with contextlib.suppress(ScaleoutError):  # the update's own error is the one to report
+                    self._apply()
             self._discard(list(new.values()))
             raise
         for svc in group:
-            self.progress(f"{svc}: routed to {new[svc]}")
             self.entries[svc] = [new[svc]]
         self._apply()
         drain = self.config.backend.drain_seconds
@@ -296,20 +299,38 @@ class RollingUpdate:
         msg += "\n  last log lines:\n" + ("\n".join("    " + line for line in logs.splitlines()) or "    (none)")
         raise UnhealthyError(msg, hint="fix the backend, then `scaleout up` again")
 
-    def _wait_routed(self, names: list[str], timeout_s: float = ROUTE_TIMEOUT_S) -> None:
-        deadline = time.monotonic() + timeout_s
-        while True:
+    def _wait_routed(self, new: dict[str, str], report_healthy: bool) -> None:
+        """Until the balancer routes every new container. Its Docker state is watched meanwhile: one that
+        exits, turns unhealthy or is not routed before the timeout stops the update with its log lines."""
+        from scaleout.targets.runner import docker_client, engine_errors
+
+        path = self.config.backend.health.path
+        deadline = time.monotonic() + (self.timeout_s if report_healthy else ROUTE_TIMEOUT_S)
+        pending = dict(new)
+        while pending:
             routed = self.stack.routing()
-            missing = [n for n in names if not routed.get(n)]
-            if not missing:
-                return
-            if time.monotonic() >= deadline:
-                raise UnhealthyError(f"rolling update stopped: the balancer's health check of {', '.join(missing)} "
-                                     f"still fails after {timeout_s:.0f}s (Docker's own check passes)",
-                                     hint=f"check that the backend answers {self.config.backend.health.path} "
-                                          "on its port from other containers")
-            self._reap(wait=False)
-            time.sleep(0.2)
+            for svc, name in list(pending.items()):
+                if routed.get(name):
+                    if report_healthy:
+                        self.progress(f"{svc}: {name} is healthy (the balancer's check of {path} passes)")
+                    self.progress(f"{svc}: routed to {name}")
+                    del pending[svc]
+                    continue
+                with engine_errors(f"inspecting {name}"):
+                    c = docker_client().containers.get(name)
+                v = ContainerView.of(c)
+                if v.state in ("exited", "dead") or v.health == "unhealthy":
+                    why = "exited" if v.state in ("exited", "dead") else "is unhealthy (its health check keeps failing)"
+                    self._fail(svc, c, why)
+                if time.monotonic() >= deadline:
+                    why = (f"was not healthy after {self.timeout_s:.0f}s (state {v.state}, health {v.health})"
+                           if report_healthy else
+                           f"passes Docker's health check but not the balancer's after {ROUTE_TIMEOUT_S:.0f}s: "
+                           f"it must answer {path} on its port to other containers")
+                    self._fail(svc, c, why)
+            if pending:
+                self._reap(wait=False)
+                time.sleep(0.2)
 
     def _finish(self, check: bool) -> None:
         """Back to the rendered configuration (service names: each now resolves to one container)."""
