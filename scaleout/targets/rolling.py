@@ -16,9 +16,11 @@ is told about them by container name (always resolvable on the project network),
 `nginx -t`-guarded reload as a rescale, and without ever being recreated. For each batch of
 `backend.update.parallelism` replicas (at most `max_surge` new containers at once):
 
-    starting   `compose up --no-recreate --scale backend-K=2`: the new container beside the old one
-    healthy    its Docker health check passes (never: the update stops, see below)
-    routed     nginx gets both containers by name; the balancer's own check routes the new one
+    starting   `compose up --no-recreate --scale backend-K=2`: the new container beside the old one;
+               nginx gets both containers by name, the new one `down` until it passes a check
+    healthy    the balancer's own check of health.path (every second) passes; with a custom
+               health.command, Docker's health check first (never: the update stops, see below)
+    routed     the balancer routes the new container
     draining   nginx drops the old container; it finishes what it has in flight for drain_seconds,
                while the next batch already starts (draining containers do not count as surge)
     replaced   the old container is stopped (SIGTERM, its grace period) and removed
