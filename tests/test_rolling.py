@@ -145,3 +145,22 @@ def test_update_keys_default_and_validate(tmp_path):
     with pytest.raises(ConfigError) as err:
         _config(tmp_path, "name: demo\nbackend:\n  update:\n    order: stop-first\n")
     assert "backend.update.order: unknown key" in str(err.value)
+
+
+def test_status_says_in_lb_only_for_the_container_the_balancer_routes():
+    from scaleout.targets.compose import routed_to
+    from scaleout.targets.status import ServiceStatus
+
+    def row(container: str, address: str) -> ServiceStatus:
+        return ServiceStatus("backend-2", container, "running", "healthy", address, "backend")
+
+    # during an update: by container name
+    during = [["demo-backend-2-1", "down", "127.0.0.1:9"], ["demo-backend-2-2", "up", "10.0.0.7:8000"]]
+    assert not routed_to(row("demo-backend-2-1", "10.0.0.5:8000"), during)
+    assert routed_to(row("demo-backend-2-2", "10.0.0.7:8000"), during)
+    # by service name: only the container at the address the balancer answered from
+    by_service = [["backend-2", "up", "10.0.0.7:8000"]]
+    assert routed_to(row("demo-backend-2-2", "10.0.0.7:8000"), by_service)
+    assert not routed_to(row("demo-backend-2-1", "10.0.0.5:8000"), by_service)
+    assert not routed_to(row("demo-backend-2-2", "10.0.0.7:8000"), [["backend-2", "down", "10.0.0.7:8000"]])
+    assert not routed_to(row("demo-backend-2-2", "10.0.0.7:8000"), [["backend-1", "up", "10.0.0.3:8000"]])

@@ -25,9 +25,8 @@ class WatchProcess:
         self.log = p.path.parent / f"{p.name}-watch.log"
         env = {**os.environ, "PYTHONPATH": str(ROOT), **p.env}
         # started as a shell's background job is (SIGINT ignored): Ctrl-C must still stop it
-        self.proc = subprocess.Popen([sys.executable, "-m", "scaleout", "watch"], cwd=p.path, env=env,
-                                     stdout=subprocess.DEVNULL, stderr=self.log.open("w"),
-                                     preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+        self.proc = subprocess.Popen(["sh", "-c", 'trap "" INT; exec "$0" -m scaleout watch', sys.executable],
+                                     cwd=p.path, env=env, stdout=subprocess.DEVNULL, stderr=self.log.open("w"))
 
     @property
     def text(self) -> str:

@@ -53,6 +53,17 @@ def port_free(bind: str, port: int) -> bool:
     return True
 
 
+def routed_to(s: ServiceStatus, lines: list[list[str]]) -> bool:
+    """Whether the balancer's routing (`name up|down address` lines) sends this container traffic: by its
+    container name (a replica being replaced), else by its service name at this container's address
+    (a service that has two containers resolves to both; the balancer routes the one it answered from)."""
+    by_name = {parts[0]: parts for parts in lines}
+    entry = by_name.get(s.container) or by_name.get(s.service)
+    if entry is None or entry[1] != "up":
+        return False
+    return entry[0] == s.container or len(entry) < 3 or s.address is None or entry[2] == s.address
+
+
 class ComposeStack:
     """One project's Compose stack on the local engine."""
 
@@ -100,11 +111,10 @@ class ComposeStack:
         order = {"backend": 0, "balancer": 1, "service": 2}
         services.sort(key=lambda s: (order.get(s.role, 3), replica_index(s.service), s.service))
         if routing and any(s.role == "balancer" and s.state == "running" for s in services):
-            routed = self.routing()
+            lines = self._routing_lines()
             for s in services:
                 if s.role == "backend":
-                    # during a rolling update the balancer names the containers of the replica being replaced
-                    s.routed = routed.get(s.container, routed.get(s.service, False)) if routed else None
+                    s.routed = routed_to(s, lines) if lines else None
         return StackStatus(self.config.project, url, services)
 
     def address_map(self) -> dict[str, str]:
