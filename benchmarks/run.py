@@ -5,6 +5,7 @@
     python benchmarks/run.py startup    # `scaleout --help` and `scaleout render` start-up time
     python benchmarks/run.py compose    # `scaleout up` vs plain `docker-compose up` of hand-written files
     python benchmarks/run.py overhead   # one replica directly vs through the balancer
+    python benchmarks/run.py rolling    # rolling update of 3 replicas (4 s boot) under load; watch: save -> served
     python benchmarks/run.py all
 
 Each section prints a Markdown table and the results go to --out (JSON, default
@@ -300,7 +301,163 @@ def overhead(args) -> dict:
     return {"rounds": res, "median": med}
 
 
-SECTIONS = {"speed": speed, "startup": startup, "compose": compose, "overhead": overhead}
+# --- rolling: `up` after a code change, and `watch` from save to every replica serving it ---------------
+
+BOOT_S = 4
+
+
+def write_version(app: Path, original: str, version: str) -> None:
+    """The scaffolded backend answering X-App-Version, booting in BOOT_S seconds."""
+    text = original.replace('        self.send_header("X-Backend-Id", HOSTNAME)\n',
+                            '        self.send_header("X-Backend-Id", HOSTNAME)\n'
+                            f'        self.send_header("X-App-Version", "{version}")\n')
+    text = text.replace("def main():\n", f"def main():\n    time.sleep({BOOT_S})\n")
+    app.write_text(text)
+
+
+def versions_served(url: str, n: int = 30) -> dict[str, str]:
+    """Upstream address -> the last version it answered with (new connection per request)."""
+    seen = {}
+    for _ in range(n):
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                seen[r.headers.get("X-Upstream-Addr", "?")] = r.headers.get("X-App-Version", "?")
+        except OSError:
+            seen["error"] = "error"
+    return seen
+
+
+def _progress_times(text: str) -> dict[str, float]:
+    """First time (s) each kind of progress line appeared in `up`'s output."""
+    out: dict[str, float] = {}
+    for t, line in re.findall(r"^==> \[\s*([0-9.]+)s\] (.*)$", text, re.M):
+        for key in ("rolling update of", "replaced"):
+            if key in line:
+                out.setdefault(key, float(t))
+                if key == "replaced":
+                    out["last replaced"] = float(t)
+    return out
+
+
+def _ts(text: str) -> float:
+    """Seconds since the epoch of a Docker timestamp (nanosecond precision cut to microseconds)."""
+    from datetime import datetime
+
+    head, _, frac = text.rstrip("Z").partition(".")
+    return datetime.fromisoformat(head + "+00:00").timestamp() + float("0." + (frac or "0")[:6])
+
+
+def measured_boots(project: str) -> list[float]:
+    """For each running replica: seconds from its container's start to its "listening" log line (on a busy
+    machine the 4 s sleep is not the whole boot: the interpreter's own start-up counts too)."""
+    import docker
+
+    boots = []
+    for c in docker.from_env().containers.list(filters={"label": [f"com.docker.compose.project={project}",
+                                                                  "io.scaleout.role=backend"]}):
+        started = _ts(c.attrs["State"]["StartedAt"])
+        for line in c.logs(timestamps=True).decode(errors="replace").splitlines():
+            if "listening on" in line:
+                boots.append(round(_ts(line.split(" ", 1)[0]) - started, 1))
+                break
+    return boots
+
+
+def rolling(args) -> dict:
+    if not shutil.which("hey"):
+        raise SystemExit("hey is not installed (apt-get install hey)")
+    res: dict = {"boot_s": BOOT_S, "update": [], "watch": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        name = f"bench{uuid.uuid4().hex[:8]}"
+        proj = Path(tmp) / name
+        sh([*SCALEOUT, "init", str(proj), "--name", name], check=True)
+        port = free_port()
+        cfg = proj / "scaleout.yaml"
+        cfg.write_text(cfg.read_text().replace("port: 8080", f"port: {port}"))
+        interval = int(re.search(r"interval: (\d+)", cfg.read_text()).group(1))
+        res["health_interval_s"] = interval
+        res["budget_s"] = (BOOT_S + interval) * 3 + 5
+        url = f"http://127.0.0.1:{port}/"
+        app = proj / "backend" / "app.py"
+        original = app.read_text()
+        try:
+            write_version(app, original, "v0")
+            r = sh([*SCALEOUT, "-C", str(proj), "up", "--replicas", "3"])
+            if r.returncode:
+                raise SystemExit(r.stderr)
+            for i in range(1, args.rounds + 1):
+                write_version(app, original, f"v{i}")
+                hey = subprocess.Popen(["hey", "-z", "600s", "-c", "8", "-t", "10", url], stdout=subprocess.PIPE,
+                                       stderr=subprocess.STDOUT, text=True)
+                time.sleep(1.0)
+                t0 = time.perf_counter()
+                r = sh([*SCALEOUT, "-C", str(proj), "up"])
+                wall = time.perf_counter() - t0
+                time.sleep(1.0)
+                hey.send_signal(2)
+                out, _ = hey.communicate(timeout=60)
+                codes = {int(c): int(n) for c, n in re.findall(r"^\s*\[(\d{3})\]\s+(\d+) responses", out, re.M)}
+                errors = sum(int(n) for n in re.findall(r"^\s*\[(\d+)\]\s+Get ", out, re.M))
+                if r.returncode:
+                    raise SystemExit(r.stderr)
+                times = _progress_times(r.stderr)
+                served = versions_served(url)
+                boots = measured_boots(name)
+                row = {"up_s": round(wall, 1), "boot_s": boots,
+                       "budget_s": round((statistics.mean(boots) + interval) * 3 + 5, 1),
+                       "rolling_s": round(times["last replaced"] - times["rolling update of"], 1),
+                       "requests": sum(codes.values()) + errors,
+                       "failed": sum(n for c, n in codes.items() if not 200 <= c < 300) + errors,
+                       "statuses": codes, "replicas_on_new": sorted(served.values()) == [f"v{i}"] * 3}
+                res["update"].append(row)
+                print(f"  update {i}: {row}", file=sys.stderr)
+
+            # watch: from the save to every replica answering with the new version
+            log = Path(tmp) / "watch.log"
+            watch = subprocess.Popen([*SCALEOUT, "-C", str(proj), "watch"], env=ENV, stdout=subprocess.DEVNULL,
+                                     stderr=log.open("w"))
+            try:
+                deadline = time.monotonic() + 30
+                while "watching" not in log.read_text() and time.monotonic() < deadline:
+                    time.sleep(0.1)
+                time.sleep(0.5)
+                for j in range(1, args.rounds + 1):
+                    version = f"w{j}"
+                    done_before = log.read_text().count("rolled out in")
+                    t0 = time.perf_counter()
+                    write_version(app, original, version)
+                    deadline = time.monotonic() + 300
+                    while sorted(versions_served(url, 15).values()) != [version] * 3:
+                        if time.monotonic() > deadline:
+                            raise SystemExit(f"watch: {version} not served everywhere after 300 s\n{log.read_text()}")
+                        time.sleep(0.2)
+                    save_to_served = time.perf_counter() - t0
+                    while log.read_text().count("rolled out in") == done_before:
+                        time.sleep(0.2)
+                    text = log.read_text()
+                    rounds = re.findall(r"rolled out in ([0-9.]+)s", text)
+                    row = {"save_to_all_new_s": round(save_to_served, 1), "round_s": float(rounds[-1])}
+                    res["watch"].append(row)
+                    print(f"  watch {j}: {row}", file=sys.stderr)
+            finally:
+                watch.send_signal(2)
+                watch.wait(timeout=120)
+        finally:
+            sh([*SCALEOUT, "-C", str(proj), "down"])
+    up = res["update"]
+    print(f"\n### rolling update of 3 replicas, {BOOT_S} s boot, health interval {res['health_interval_s']} s, "
+          f"under load (hey -c 8); budget {res['budget_s']} s\n")
+    print(md_table(["round", "`up` wall s", "rolling s", "measured boots s", "budget s (measured boot)", "requests",
+                    "failed", "all replicas new"],
+                   [[i + 1, u["up_s"], u["rolling_s"], ", ".join(map(str, u["boot_s"])), u["budget_s"],
+                     f"{u['requests']:,}", u["failed"], u["replicas_on_new"]] for i, u in enumerate(up)]))
+    print("\n### watch: save -> every replica serves the new version\n")
+    print(md_table(["round", "save to all new, s", "watch round (build + update), s"],
+                   [[i + 1, w["save_to_all_new_s"], w["round_s"]] for i, w in enumerate(res["watch"])]))
+    return res
+
+
+SECTIONS = {"speed": speed, "startup": startup, "compose": compose, "overhead": overhead, "rolling": rolling}
 
 
 def main() -> None:

@@ -221,8 +221,11 @@ def up(
     target: Optional[TargetName] = _target_option(),
     registry: Optional[str] = typer.Option(None, "--registry",
                                            help="swarm: push the built images to HOST/PATH (needed on a multi-node swarm)."),
+    watch_: bool = typer.Option(False, "--watch", help="Then keep watching the backend folder: rebuild and roll "
+                                "out every change (as `scaleout watch`)."),
 ) -> None:
-    """Render, build and start (or rescale) the stack; wait until every replica is healthy."""
+    """Render, build and start, rescale or update the stack (a rolling update when the backend changed);
+    wait until every replica is healthy."""
     from scaleout import report
     from scaleout.files import project_lock
     from scaleout.render import plan_for
@@ -245,6 +248,59 @@ def up(
         con.print(report.status_text(status))
         n = len(status.replicas)
         con.print(f"\nready: {cfg.url}/  ({n} replica{'s' if n != 1 else ''}, strategy {cfg.balancer.strategy})")
+    if watch_:
+        _watch_and_roll(st, tgt, {"replicas": replicas, "port": port, "strategy": _value(strategy)}, timeout, wait,
+                        registry)
+
+
+def _watch_and_roll(st: State, tgt: str, overrides: dict, timeout: float, wait: float, registry: str | None) -> None:
+    """The watch loop of `watch` and `up --watch`: each change is built and rolled out by `up`."""
+    from scaleout.files import project_lock
+    from scaleout.render import plan_for
+    from scaleout.targets import open_target, remember_strategy
+    from scaleout.watch import watch_backend
+
+    con = st.console
+    cfg = _config(st, **overrides)
+    if not cfg.backend.builds:
+        raise UsageError("watch: backend.image is set in scaleout.yaml: there is no backend folder to watch and build",
+                         hint="set backend.build to the folder with the backend's Dockerfile")
+
+    def deploy() -> None:
+        now = _config(st, **overrides)  # scaleout.yaml may have changed meanwhile
+        with project_lock(now.project_dir, wait):
+            stack = open_target(tgt, now, progress=con.progress, log=con.log, registry=registry)
+            stack.preflight()
+            status = stack.up(plan_for(tgt, now), build=True, timeout_s=timeout)
+            remember_strategy(now.project_dir, now.balancer.strategy)
+        n = len(status.replicas)
+        con.message(f"ready: {now.url}/  ({n} replica{'s' if n != 1 else ''})")
+
+    watch_backend(cfg.project_dir.resolve() / cfg.backend.build, cfg.backend.dockerfile, deploy,
+                  progress=con.progress, message=con.message)
+
+
+@app.command()
+def watch(
+    ctx: typer.Context,
+    timeout: float = typer.Option(180.0, "--timeout", min=0.001, help="Seconds to wait for each new replica."),
+    wait: float = typer.Option(0.0, "--wait", min=0,
+                               help="Seconds to wait for another scaleout holding the project lock."),
+    target: Optional[TargetName] = _target_option(),
+) -> None:
+    """Watch the backend folder (honouring .dockerignore); on every change rebuild and roll it out replica
+    by replica. A failed build or update leaves the running version serving. Ctrl-C stops watching (exit 0)
+    and leaves the stack running; during a build or update it exits 130 after putting the balancer back."""
+    from scaleout.errors import NotRunningError
+    from scaleout.targets import open_target, resolve_target
+
+    st = _state(ctx)
+    cfg = _config(st)
+    tgt = resolve_target(cfg.project_dir, _value(target))
+    if not open_target(tgt, cfg).status(routing=False).running:
+        raise NotRunningError(f"the stack of {cfg.project} is not running",
+                              hint="`scaleout up --watch` starts it, then watches")
+    _watch_and_roll(st, tgt, {}, timeout, wait, None)
 
 
 @app.command()

@@ -137,6 +137,16 @@ class LimitsConfig(_Model):
         return v
 
 
+class UpdateConfig(_Model):
+    """How `up` replaces running replicas whose image or settings changed (Compose target): new containers
+    start beside the old ones, and an old one leaves the balancer only once its replacement is healthy and
+    routed (never fewer healthy replicas than configured)."""
+
+    parallelism: int = Field(1, ge=1, le=MAX_REPLICAS, description="replicas replaced at the same time")
+    max_surge: int = Field(1, ge=1, le=MAX_REPLICAS,
+                           description="new containers running beside the old ones at once (caps parallelism)")
+
+
 class BackendConfig(_Model):
     build: str | None = "backend"
     dockerfile: str = "Dockerfile"
@@ -154,6 +164,7 @@ class BackendConfig(_Model):
     backup: tuple[str, ...] = ()
     drain_seconds: int = Field(3, ge=0, le=300, description="grace for in-flight requests when shrinking")
     limits: LimitsConfig = LimitsConfig()
+    update: UpdateConfig = UpdateConfig()
 
     @model_validator(mode="before")
     @classmethod

@@ -53,6 +53,17 @@ def port_free(bind: str, port: int) -> bool:
     return True
 
 
+def routed_to(s: ServiceStatus, lines: list[list[str]]) -> bool:
+    """Whether the balancer's routing (`name up|down address` lines) sends this container traffic: by its
+    container name (a replica being replaced), else by its service name at this container's address
+    (a service that has two containers resolves to both; the balancer routes the one it answered from)."""
+    by_name = {parts[0]: parts for parts in lines}
+    entry = by_name.get(s.container) or by_name.get(s.service)
+    if entry is None or entry[1] != "up":
+        return False
+    return entry[0] == s.container or len(entry) < 3 or s.address is None or entry[2] == s.address
+
+
 class ComposeStack:
     """One project's Compose stack on the local engine."""
 
@@ -100,10 +111,10 @@ class ComposeStack:
         order = {"backend": 0, "balancer": 1, "service": 2}
         services.sort(key=lambda s: (order.get(s.role, 3), replica_index(s.service), s.service))
         if routing and any(s.role == "balancer" and s.state == "running" for s in services):
-            routed = self.routing()
+            lines = self._routing_lines()
             for s in services:
                 if s.role == "backend":
-                    s.routed = routed.get(s.service, False) if routed else None
+                    s.routed = routed_to(s, lines) if lines else None
         return StackStatus(self.config.project, url, services)
 
     def address_map(self) -> dict[str, str]:
@@ -125,9 +136,13 @@ class ComposeStack:
 
     # --- lifecycle --------------------------------------------------------------------------
     def up(self, plan: Plan, *, build: bool = True, timeout_s: float = 180.0, force: bool = False) -> StackStatus:
-        """Bring the stack to what `plan` describes. On a running stack this is a rescale: new replicas
-        become healthy before nginx reloads; removed replicas drain after it, then stop. The balancer
-        is never recreated unless its own settings (port, bind, image) changed."""
+        """Bring the stack to what `plan` describes. On a running stack: new replicas become healthy
+        before nginx reloads; removed replicas drain after it, then stop; replicas whose image or settings
+        changed are replaced by a rolling update (targets/rolling.py) that never leaves fewer healthy
+        replicas routed. The balancer is never recreated unless its own settings (port, bind, image)
+        changed. Nothing changed: no container changes."""
+        from scaleout.targets.rolling import RollingUpdate, UpdatePlan
+
         cfg = self.config
         wanted = [r.name for r in replicas_of(cfg)]
         lb = self.preflight()
@@ -148,25 +163,76 @@ class ComposeStack:
             self._require_built_image()
 
         self.start_services(build=build, timeout_s=timeout_s)
-        self.progress(f"starting {len(wanted)} replica(s): {', '.join(wanted)}")
-        self._compose(["up", "-d", "--no-build", "--no-deps", *wanted], "starting the replicas")
-        self.wait_healthy(wanted, timeout_s)
+        running = lb is not None and lb.status == "running"
+        # Without a running balancer nothing is served: Compose starts (or recreates) every replica at once.
+        upd = self.plan_update(wanted) if running else UpdatePlan(start=wanted)
+        if upd.discard:
+            self._remove(upd.discard)
+        if upd.start:
+            self.progress(f"starting {len(upd.start)} replica(s): {', '.join(upd.start)}")
+            self._compose(["up", "-d", "--no-build", "--no-deps", *upd.start], "starting the replicas")
+            self.wait_healthy(upd.start, timeout_s)
 
         removed = [s.container for s in self.status(routing=False).replicas if s.service not in wanted]
-        if lb is not None and lb.status == "running":
+        removed += upd.retire
+        if running:
             self.progress("testing the new nginx configuration inside the running balancer")
             self.reload(plan.text(NGINX_CONF), plan.text(WATCH_ENV))
         write_plan(self.dir, plan, force=True)  # records checksums of everything, nginx.conf included
-        running = lb is not None and lb.status == "running"
         self.progress("checking the load balancer" if running else "starting the load balancer")
         self._compose(["up", "-d", "--no-build", LB_SERVICE], "starting the load balancer")
         if removed:
             if cfg.backend.drain_seconds:
-                self.progress(f"draining {len(removed)} removed replica(s) for {cfg.backend.drain_seconds}s")
+                self.progress(f"draining {len(removed)} removed container(s) for {cfg.backend.drain_seconds}s")
                 time.sleep(cfg.backend.drain_seconds)
             self._remove(removed)
+        if upd.roll:
+            RollingUpdate(self, plan.text(NGINX_CONF), plan.text(WATCH_ENV), timeout_s).run(upd.roll)
+        elif running and not upd.changes and not removed:
+            self.progress("every replica already runs the current image and settings")
         self.wait_balancer(timeout_s)
         return self.status()
+
+    def plan_update(self, wanted: list[str]):
+        """What each wanted replica of the running stack needs: start, rolling replacement, nothing."""
+        from scaleout.targets.rolling import plan_update
+
+        by_service: dict[str, list[ContainerView]] = {}
+        for c in self._containers():
+            v = ContainerView.of(c)
+            if v.role == "backend":
+                by_service.setdefault(v.service, []).append(v)
+        if not any(by_service.get(svc) for svc in wanted):
+            return plan_update(wanted, by_service, {}, None)
+        hashes = self._expected_hashes()
+        upd = plan_update(wanted, by_service, hashes, self._image_id())
+        if not hashes and upd.keep:
+            # the CLI cannot say whether settings changed: Compose decides (recreating what changed at once)
+            self.progress("note: this Compose CLI cannot hash services (`config --hash`): only a new image "
+                          "is rolled out replica by replica; changed settings are applied by Compose directly")
+            upd.start += upd.keep
+            upd.keep = []
+        return upd
+
+    def _expected_hashes(self) -> dict[str, str]:
+        """Compose's config hash of every service as the compose file describes it now (what Compose
+        compares with a container's `com.docker.compose.config-hash` label). Empty if the CLI cannot say."""
+        from scaleout.targets.rolling import parse_hashes
+
+        lines: list[str] = []
+        r = run_compose(self.config.project, self.compose_file, ["config", "--hash=*"], on_line=lines.append,
+                        action="hashing the services", check=False)
+        return parse_hashes(lines) if r.returncode == 0 else {}
+
+    def _image_id(self) -> str | None:
+        """The image ID the replicas' image name points to now (after a build)."""
+        import docker.errors
+
+        with engine_errors("looking for the backend image"):
+            try:
+                return docker_client().images.get(backend_image(self.config)).id
+            except docker.errors.ImageNotFound:
+                return None
 
     def _compose(self, args: list[str], action: str, *, error=None, check: bool = True):
         kwargs = {"error": error} if error is not None else {}
@@ -208,10 +274,12 @@ class ComposeStack:
                 hint="stop that program, or choose another port: `scaleout up --port P` or balancer.port in scaleout.yaml",
             )
 
-    def reload(self, nginx_text: str, watch_env: str) -> None:
+    def reload(self, nginx_text: str, watch_env: str, *, record: bool = True, quiet: bool = False) -> None:
         """Have the running balancer test `nginx_text` (with its replicas' current addresses and
         health, see templates/nginx/lb.sh) and, only if `nginx -t` passes, install it and reload
-        gracefully. A failing config is never loaded: the old one keeps serving."""
+        gracefully. A failing config is never loaded: the old one keeps serving. With `record`, the
+        project's copy of the files becomes the new one (a rolling update's interim configurations
+        are not recorded: the balancer restarts from the rendered files)."""
         lb = self._lb()
         if lb is None:
             raise NotRunningError(f"the load balancer of {self.config.project} is not running", hint="run `scaleout up`")
@@ -230,25 +298,31 @@ class ComposeStack:
                 f"the new nginx configuration was not loaded; the running one keeps serving:\n{text}",
                 hint="fix the value in scaleout.yaml that nginx names above, then run `scaleout up` again",
             )
-        atomic_write(confined(self.dir, NGINX_CONF), nginx_text)
-        atomic_write(confined(self.dir, WATCH_ENV), watch_env)
-        self.progress("reloaded nginx gracefully (old workers finish their requests)")
+        if record:
+            atomic_write(confined(self.dir, NGINX_CONF), nginx_text)
+            atomic_write(confined(self.dir, WATCH_ENV), watch_env)
+        if not quiet:
+            self.progress("reloaded nginx gracefully (old workers finish their requests)")
 
-    def routing(self) -> dict[str, bool]:
-        """Replica -> whether the balancer sends it traffic now (its health watcher's view)."""
+    def _routing_lines(self) -> list[list[str]]:
+        """The balancer's routing file: `name up|down address` per upstream server."""
         lb = self._lb()
         if lb is None:
-            return {}
+            return []
         with engine_errors("reading the balancer's routing"):
             code, out = lb.exec_run(["cat", ROUTING_FILE])
         if code != 0:
-            return {}
-        routed = {}
-        for line in out.decode(errors="replace").splitlines():
-            parts = line.split()
-            if len(parts) >= 2:
-                routed[parts[0]] = parts[1] == "up"
-        return routed
+            return []
+        return [line.split() for line in out.decode(errors="replace").splitlines() if len(line.split()) >= 2]
+
+    def routing(self) -> dict[str, bool]:
+        """Upstream name (a replica, or a container during a rolling update) -> whether the balancer sends
+        it traffic now (its health watcher's view)."""
+        return {parts[0]: parts[1] == "up" for parts in self._routing_lines()}
+
+    def routing_addresses(self) -> dict[str, str]:
+        """Upstream name -> the address the balancer routes it to, for those it routes."""
+        return {p[0]: p[2] for p in self._routing_lines() if p[1] == "up" and len(p) >= 3}
 
     def _remove(self, containers: list[str]) -> None:
         client = docker_client()

@@ -73,6 +73,11 @@ update_state() {  # $RUN/state/NAME = "up|down address failures", with FALL fail
         fi
         echo "$state ${addr:--} $fails" >"$RUN/state/$name"
     done
+    # Forget names no longer listed: a replica that comes back later (a rolling update lists containers
+    # by name while it replaces one) starts from a fresh check, never from an address that is gone.
+    for name in $(ls "$RUN/state"); do  # (globbing is off: ls lists the folder)
+        case " $REPLICAS " in *" $name "*) ;; *) rm -f "$RUN/state/$name" ;; esac
+    done
 }
 
 render_conf() {  # $1 source conf -> $2: replica names replaced by addresses, `down` while unhealthy

@@ -1,0 +1,355 @@
+"""Rolling update of the Compose target: replicas whose image or settings changed are replaced while the
+balancer keeps at least as many healthy replicas routed as before (max unavailable 0).
+
+Why this scheme. The replicas are the Compose services `backend-1..N`, and Compose only knows how to
+*recreate* a service's container: stop the old one, then start the new one, each service at once
+(24,381 of 52,594 requests failed that way with 3 replicas and a backend that takes 4 s to boot).
+Compose can, however, run a second container of the same service beside the first:
+`up --no-recreate --scale backend-K=2 backend-K` creates one new container with the *new* settings and
+image, labelled by Compose itself (config hash, image, number), and leaves the old one alone. Once the
+old one is removed, the new one simply *is* backend-K to Compose: a later `up` finds one container with
+the current configuration and does nothing. So every replica boots once, as in Kubernetes' rolling
+update, and no container is created behind Compose's back.
+
+While both containers run, the service name backend-K resolves to both in Docker's DNS, so the balancer
+is told about them by container name (always resolvable on the project network), through the same
+`nginx -t`-guarded reload as a rescale, and without ever being recreated. For each batch of
+`backend.update.parallelism` replicas (at most `max_surge` new containers at once):
+
+    starting   `compose up --no-recreate --scale backend-K=2`: the new container beside the old one;
+               nginx gets both containers by name, the new one `down` until it passes a check
+    healthy    the balancer's own check of health.path (every second) passes; with a custom
+               health.command, Docker's health check first (never: the update stops, see below)
+    routed     the balancer routes the new container
+    draining   nginx drops the old container; it finishes what it has in flight for drain_seconds,
+               while the next batch already starts (draining containers do not count as surge)
+    replaced   the old container is stopped (SIGTERM, its grace period) and removed
+
+At the end nginx is given the rendered configuration again (service names, which now resolve to the
+new containers only) and `up` checks that every replica is routed at its new address.
+
+If a new container exits or never becomes healthy, the update stops there: the batch's new containers
+are removed (they were never routed), the replicas not yet replaced keep serving the old version, the
+ones already replaced keep the new version (each passed its health check), and `up` fails with exit 5
+and the new container's last log lines. Unlike Swarm's rollback, replicas replaced in earlier batches
+are not turned back: the old image is no longer what the project's tag names.
+
+A new replica is "needed" when the image ID the running container uses differs from the one the
+backend's tag names now (a rebuild), or its `com.docker.compose.config-hash` label differs from
+what `compose config --hash` computes for the service now (its settings changed). Both are Compose's
+own notion of a change, computed by the Compose CLI that is in use.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from scaleout.errors import ScaleoutError, StackError, UnhealthyError
+from scaleout.render.common import Replica, replicas_of
+from scaleout.targets.views import ContainerView
+
+LABEL_CONFIG_HASH = "com.docker.compose.config-hash"
+LABEL_CONTAINER_NUMBER = "com.docker.compose.container-number"
+ROUTE_TIMEOUT_S = 30.0  # the balancer's watcher checks every second: a healthy container is routed in ~1 s
+
+
+def container_number(view: ContainerView) -> int:
+    value = view.labels.get(LABEL_CONTAINER_NUMBER, "")
+    return int(value) if value.isdigit() else 0
+
+
+def is_current(view: ContainerView, want_hash: str | None, want_image: str | None) -> bool:
+    """Whether a replica's container runs what the configuration asks for now (unknowns count as current)."""
+    if want_image and view.image_id != want_image:
+        return False
+    return not (want_hash and view.labels.get(LABEL_CONFIG_HASH) != want_hash)
+
+
+@dataclass
+class UpdatePlan:
+    """What `up` does with each wanted replica of a running stack."""
+
+    start: list[str] = field(default_factory=list)  # services Compose starts (missing, or not running)
+    roll: list[str] = field(default_factory=list)  # running but outdated: replaced beside the old container
+    keep: list[str] = field(default_factory=list)  # running and current: left alone
+    retire: list[str] = field(default_factory=list)  # running extra containers (an interrupted update): drained
+    discard: list[str] = field(default_factory=list)  # stopped extra containers: removed at once
+
+    @property
+    def changes(self) -> bool:
+        return bool(self.start or self.roll or self.retire or self.discard)
+
+
+def plan_update(wanted: Iterable[str], by_service: dict[str, list[ContainerView]], hashes: dict[str, str],
+                image_id: str | None) -> UpdatePlan:
+    """Sort the wanted replicas by what they need. A service with more than one container (an update that
+    was interrupted) keeps one: running before stopped, current before outdated, newest first."""
+    plan = UpdatePlan()
+    for svc in wanted:
+        views = by_service.get(svc, [])
+        if not views:
+            plan.start.append(svc)
+            continue
+        want_hash = hashes.get(svc)
+
+        def rank(v: ContainerView, want_hash: str | None = want_hash) -> tuple:
+            return (v.running, v.ready, is_current(v, want_hash, image_id), container_number(v))
+
+        keeper, *extras = sorted(views, key=rank, reverse=True)
+        for v in extras:
+            (plan.retire if v.running else plan.discard).append(v.name)
+        if not keeper.running:
+            plan.start.append(svc)
+        elif is_current(keeper, want_hash, image_id):
+            plan.keep.append(svc)
+        else:
+            plan.roll.append(svc)
+    return plan
+
+
+def batches(services: list[str], parallelism: int, max_surge: int) -> list[list[str]]:
+    """Groups replaced together: each replica of a batch needs one new container beside its old one."""
+    size = max(1, min(parallelism, max_surge))
+    return [services[i:i + size] for i in range(0, len(services), size)]
+
+
+def upstream(config, entries: dict[str, list[str]]) -> list[Replica]:
+    """The upstream's servers: each replica by its service name, or, while it is being replaced, by the
+    names of its containers (with the replica's weight and backup flag)."""
+    out = []
+    for r in replicas_of(config):
+        for name in entries.get(r.name, [r.name]):
+            out.append(Replica(name=name, weight=r.weight, backup=r.backup))
+    return out
+
+
+def parse_hashes(lines: Iterable[str]) -> dict[str, str]:
+    """`compose config --hash=*` output ("service hash" per line; warnings and other lines ignored)."""
+    out = {}
+    for line in lines:
+        parts = line.split()
+        if len(parts) == 2 and len(parts[1]) == 64 and all(c in "0123456789abcdef" for c in parts[1]):
+            out[parts[0]] = parts[1]
+    return out
+
+
+class RollingUpdate:
+    """Replaces `services` of a running Compose stack batch by batch (see the module docstring). `stack`
+    is the ComposeStack; `nginx_text`/`watch_env` are the rendered files nginx ends with."""
+
+    def __init__(self, stack, nginx_text: str, watch_env: str, timeout_s: float) -> None:
+        self.stack = stack
+        self.config = stack.config
+        self.progress = stack.progress
+        self.final = (nginx_text, watch_env)
+        self.timeout_s = timeout_s
+        self.entries: dict[str, list[str]] = {}  # replica -> container names nginx routes to meanwhile
+        self.draining: list[tuple[float, str, str]] = []  # (deadline, service, old container name)
+        self.reloaded = False
+        self.replaced: list[str] = []
+
+    # --- engine ---------------------------------------------------------------------------------
+    def _views(self, service: str) -> list[ContainerView]:
+        return [v for v in (ContainerView.of(c) for c in self.stack._containers()) if v.service == service]
+
+    def _apply(self) -> None:
+        """Have the balancer route to `self.entries` (`nginx -t` first; the files on disk stay the rendered
+        ones: this configuration only lives while the update runs)."""
+        from scaleout.render.nginx import render_nginx, render_watch_env
+
+        servers = upstream(self.config, self.entries)
+        self.stack.reload(render_nginx(self.config, replicas=servers), render_watch_env(self.config, servers),
+                          record=False, quiet=True)
+        self.reloaded = True
+
+    def _remove(self, name: str) -> None:
+        import docker.errors
+
+        from scaleout.targets.runner import docker_client, engine_errors
+
+        with engine_errors(f"removing {name}"):
+            try:
+                c = docker_client().containers.get(name)
+                c.stop(timeout=10)  # SIGTERM: the replica finishes its in-flight requests
+                c.remove()
+            except docker.errors.NotFound:
+                pass
+
+    # --- steps ----------------------------------------------------------------------------------
+    def run(self, services: list[str]) -> None:
+        upd = self.config.backend.update
+        groups = batches(services, upd.parallelism, upd.max_surge)
+        self.progress(f"rolling update of {len(services)} replica(s) ({', '.join(services)}), "
+                      f"{len(groups[0])} at a time; the old containers serve until their replacement is routed")
+        try:
+            for group in groups:
+                self._batch(group)
+            self._reap(wait=True)
+        except BaseException:
+            self._reap(wait=True)  # old containers already out of nginx go in any case
+            if self.reloaded:
+                with contextlib.suppress(ScaleoutError):  # the update's own error is the one to report
+                    self._finish(check=False)
+            raise
+        if self.reloaded:
+            self._finish(check=True)
+
+    def _batch(self, group: list[str]) -> None:
+        old = {}
+        for svc in group:
+            running = [v for v in self._views(svc) if v.running]
+            if len(running) != 1:
+                raise StackError(f"replica {svc}: expected one running container to replace, found {len(running)}",
+                                 hint="run `scaleout up` again")
+            old[svc] = running[0]
+            self.progress(f"{svc}: starting the new version beside {running[0].name}")
+        args = ["up", "-d", "--no-deps", "--no-build", "--no-recreate"]
+        for svc in group:
+            args += ["--scale", f"{svc}=2"]
+        self.stack._compose([*args, *group], "starting the new replicas")
+        new = {}
+        for svc in group:
+            fresh = [v for v in self._views(svc) if v.id != old[svc].id]
+            if len(fresh) != 1:
+                self._discard([v.name for v in fresh])
+                raise StackError(f"replica {svc}: Compose did not start one new container beside the old one "
+                                 f"(found {len(fresh)})", hint="run `scaleout up -v` to see Compose's output")
+            new[svc] = fresh[0].name
+        # With the default health check (an HTTP GET of health.path) the balancer's own check, every second,
+        # is as strict as Docker's: nginx is told about the new container at once, keeps it `down` until
+        # that check passes, and routes it then, a Docker health interval sooner. A custom health.command
+        # runs only inside the container, and the balancer counts any HTTP answer: Docker decides first.
+        by_balancer = self.config.backend.health.command is None
+        try:
+            if not by_balancer:
+                self._wait_healthy(new)
+            for svc in group:
+                self.entries[svc] = [old[svc].name, new[svc]]
+            self._apply()
+            self._wait_routed(new, report_healthy=by_balancer)
+        except BaseException:
+            if any(len(self.entries.get(svc, [])) == 2 for svc in group):
+                for svc in group:
+                    self.entries[svc] = [old[svc].name]
+                with contextlib.suppress(ScaleoutError):  # the update's own error is the one to report
+                    self._apply()
+            self._discard(list(new.values()))
+            raise
+        for svc in group:
+            self.entries[svc] = [new[svc]]
+        self._apply()
+        drain = self.config.backend.drain_seconds
+        for svc in group:
+            self.progress(f"{svc}: {old[svc].name} is out of the balancer, draining for {drain}s")
+            self.draining.append((time.monotonic() + drain, svc, old[svc].name))
+        self._reap(wait=False)
+
+    def _discard(self, names: list[str]) -> None:
+        for name in names:
+            self._remove(name)
+
+    def _reap(self, wait: bool) -> None:
+        """Stop the old containers whose drain time is over (all of them, waiting, with `wait`)."""
+        while self.draining:
+            deadline, svc, name = min(self.draining)
+            now = time.monotonic()
+            if deadline > now:
+                if not wait:
+                    return
+                time.sleep(deadline - now)
+            self.draining.remove((deadline, svc, name))
+            self._remove(name)
+            self.replaced.append(svc)
+            self.progress(f"{svc}: replaced ({name} stopped and removed)")
+
+    def _wait_healthy(self, new: dict[str, str]) -> None:
+        """Until every new container is running and healthy; the first one that exits or turns unhealthy
+        (or the timeout) stops the update with its last log lines."""
+        from scaleout.targets.runner import docker_client, engine_errors
+
+        deadline = time.monotonic() + self.timeout_s
+        pending = dict(new)
+        while pending:
+            for svc, name in list(pending.items()):
+                with engine_errors(f"inspecting {name}"):
+                    c = docker_client().containers.get(name)
+                v = ContainerView.of(c)
+                if v.ready:
+                    self.progress(f"{svc}: {name} is healthy")
+                    del pending[svc]
+                elif v.state in ("exited", "dead") or v.health == "unhealthy":
+                    why = "exited" if v.state in ("exited", "dead") else "is unhealthy (its health check keeps failing)"
+                    self._fail(svc, c, why)
+                elif time.monotonic() >= deadline:
+                    self._fail(svc, c, f"not healthy after {self.timeout_s:.0f}s (state {v.state}, health {v.health})")
+            if pending:
+                self._reap(wait=False)
+                time.sleep(0.25)
+
+    def _fail(self, svc: str, container, why: str) -> None:
+        logs, health = "", ""
+        with contextlib.suppress(Exception):  # logs are a courtesy in an error message, never the error
+            logs = container.logs(tail=20).decode(errors="replace").rstrip()
+            health = ContainerView.of(container).last_health_output
+        msg = (f"rolling update stopped: the new container of {svc} ({container.name}) {why}; "
+               "the replicas not yet replaced keep serving the running version.")
+        if health:
+            msg += f"\n  last health check said: {health[-300:]}"
+        msg += "\n  last log lines:\n" + ("\n".join("    " + line for line in logs.splitlines()) or "    (none)")
+        raise UnhealthyError(msg, hint="fix the backend, then `scaleout up` again")
+
+    def _wait_routed(self, new: dict[str, str], report_healthy: bool) -> None:
+        """Until the balancer routes every new container. Its Docker state is watched meanwhile: one that
+        exits, turns unhealthy or is not routed before the timeout stops the update with its log lines."""
+        from scaleout.targets.runner import docker_client, engine_errors
+
+        path = self.config.backend.health.path
+        deadline = time.monotonic() + (self.timeout_s if report_healthy else ROUTE_TIMEOUT_S)
+        pending = dict(new)
+        while pending:
+            routed = self.stack.routing()
+            for svc, name in list(pending.items()):
+                if routed.get(name):
+                    if report_healthy:
+                        self.progress(f"{svc}: {name} is healthy (the balancer's check of {path} passes)")
+                    self.progress(f"{svc}: routed to {name}")
+                    del pending[svc]
+                    continue
+                with engine_errors(f"inspecting {name}"):
+                    c = docker_client().containers.get(name)
+                v = ContainerView.of(c)
+                if v.state in ("exited", "dead") or v.health == "unhealthy":
+                    why = "exited" if v.state in ("exited", "dead") else "is unhealthy (its health check keeps failing)"
+                    self._fail(svc, c, why)
+                if time.monotonic() >= deadline:
+                    why = (f"was not healthy after {self.timeout_s:.0f}s (state {v.state}, health {v.health})"
+                           if report_healthy else
+                           f"passes Docker's health check but not the balancer's after {ROUTE_TIMEOUT_S:.0f}s: "
+                           f"it must answer {path} on its port to other containers")
+                    self._fail(svc, c, why)
+            if pending:
+                self._reap(wait=False)
+                time.sleep(0.2)
+
+    def _finish(self, check: bool) -> None:
+        """Back to the rendered configuration (service names: each now resolves to one container)."""
+        self.entries.clear()
+        self.stack.reload(*self.final, quiet=True)
+        if not check:
+            return
+        want = self.replaced
+        addresses = {s.service: s.address for s in self.stack.status(routing=False).replicas}
+        deadline = time.monotonic() + ROUTE_TIMEOUT_S
+        while True:
+            routing = self.stack.routing_addresses()
+            wrong = [n for n in want if routing.get(n) != addresses.get(n)]
+            if not wrong:
+                return
+            if time.monotonic() >= deadline:
+                raise UnhealthyError(f"after the rolling update the balancer does not route {', '.join(wrong)} "
+                                     "at its new address", hint="`scaleout status` shows what runs")
+            time.sleep(0.2)
+
