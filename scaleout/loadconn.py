@@ -23,7 +23,7 @@ _FRAMING = (b"content-length", b"transfer-encoding")
 class _Conn(asyncio.Protocol):
     """One keep-alive connection carrying one request at a time. All work happens in callbacks."""
 
-    def __init__(self, w: "Worker") -> None:
+    def __init__(self, w: Worker) -> None:
         self.w = w
         self.transport = None
         self.parser = w.parser_cls(self)

@@ -62,7 +62,7 @@ class Samples:
             yield Sample(self.latency[i], self.status[i], ups[self.upstream[i]],
                          ERROR_CLASSES[e - 1] if e else "", keys[i] if keys else -1)
 
-    def extend(self, other: "Samples") -> None:
+    def extend(self, other: Samples) -> None:
         """Append `other`, translating its upstream indexes into this value's table."""
         index = {u: i for i, u in enumerate(self.upstreams)}
         remap = array("H")
@@ -82,7 +82,7 @@ class Samples:
                 self.key.tobytes(), "\n".join(self.upstreams).encode(), str(self.duration_s).encode()]
 
     @classmethod
-    def from_bytes(cls, parts: list[bytes]) -> "Samples":
+    def from_bytes(cls, parts: list[bytes]) -> Samples:
         s = cls()
         for arr, raw in zip((s.latency, s.status, s.upstream, s.error, s.key), parts):
             arr.frombytes(raw)

@@ -52,7 +52,7 @@ class MisbehavingServer:
         self.stopping = False
         self.thread = threading.Thread(target=self._accept, daemon=True)
 
-    def __enter__(self) -> "MisbehavingServer":
+    def __enter__(self) -> MisbehavingServer:
         self.thread.start()
         return self
 

@@ -11,10 +11,10 @@ import yaml
 
 from scaleout.config import load_config
 from scaleout.layout import OUT_DIR
-from scaleout.render.compose import render
-from scaleout.scaffold import scaffold_files
 from scaleout.render.assets import plan_assets
+from scaleout.render.compose import render
 from scaleout.render.worker import render_worker
+from scaleout.scaffold import scaffold_files
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"

@@ -21,8 +21,8 @@ from scaleout.layout import ASSETS_DIR, COMPOSE_FILE, NGINX_CONF
 from scaleout.render import plan_for
 from scaleout.render.assets import MANIFEST, plan_assets
 from scaleout.render.compose import render
-from scaleout.scaffold import init_project
 from scaleout.render.worker import render_worker
+from scaleout.scaffold import init_project
 from tests.cachefake import IMMUTABLE, FakeBalancer
 
 IMMUTABLE_HEADER = f'add_header Cache-Control "{IMMUTABLE}";'

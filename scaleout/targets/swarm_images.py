@@ -21,9 +21,8 @@ from dataclasses import dataclass
 from scaleout.config import Config
 from scaleout.errors import BuildError, StackError, UsageError
 from scaleout.files import inside
-
-from scaleout.targets.runner import docker_client, engine_errors
 from scaleout.layout import ASSETS_DIR, LB_ASSETS_MOUNT, LB_PUBLIC_MOUNT, LB_WORKER_MOUNT
+from scaleout.targets.runner import docker_client, engine_errors
 
 Log = Callable[[str], None]
 _REGISTRY = re.compile(r"^[a-zA-Z0-9.-]+(?::[0-9]{1,5})?(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$")
