@@ -37,9 +37,19 @@ from scaleout.layout import (
     replica_index,
 )
 from scaleout.render.common import backend_image, replicas_of
-from scaleout.targets.runner import Progress, compose_cli, docker_client, engine_errors, poll_balancer, quiet, run_compose
+from scaleout.targets.runner import (
+    Progress,
+    compose_cli,
+    docker_client,
+    engine_errors,
+    list_containers,
+    poll_balancer,
+    quiet,
+    run_compose,
+)
 from scaleout.targets.status import ServiceStatus, StackStatus
 from scaleout.targets.views import ContainerView
+
 
 def port_free(bind: str, port: int) -> bool:
     """Whether this machine can bind `port` on `bind` now (a listener already there makes it busy)."""
@@ -80,15 +90,13 @@ class ComposeStack:
     def _containers(self, all_: bool = True) -> list:
         """This stack's containers: the Compose project's, and labelled as scaleout's."""
         labels = [f"{LABEL_COMPOSE_PROJECT}={self.config.project}", f"{LABEL_PROJECT}={self.config.project}"]
-        with engine_errors("listing containers"):
-            return docker_client().containers.list(all=all_, filters={"label": labels})
+        return list_containers({"label": labels}, all_=all_)
 
     def _check_no_foreign_containers(self, action: str) -> None:
         """Refuse to share a Compose project with containers scaleout did not create (a user's own
         docker-compose.yml in the same folder has the same default project name): Compose would treat
         them as part of this stack, and `down` would remove them."""
-        with engine_errors("listing containers"):
-            every = docker_client().containers.list(all=True, filters={"label": f"{LABEL_COMPOSE_PROJECT}={self.config.project}"})
+        every = list_containers({"label": f"{LABEL_COMPOSE_PROJECT}={self.config.project}"})
         foreign = sorted(c.name for c in every if ContainerView.of(c).scaleout_project != self.config.project)
         if foreign:
             raise RenderConflictError(

@@ -51,6 +51,22 @@ def _short(exc: Exception) -> str:
     return text if len(text) < 200 else text[:197] + "..."
 
 
+def list_containers(filters: dict, *, all_: bool = True, action: str = "listing containers") -> list:
+    """Containers matching `filters`. The SDK lists, then inspects each one: a container removed in
+    between (a rolling update, a `down` running beside) makes that inspect fail, so list again."""
+    import docker.errors
+
+    with engine_errors(action):
+        for attempt in range(5):
+            try:
+                return docker_client().containers.list(all=all_, filters=filters)
+            except docker.errors.NotFound:
+                if attempt == 4:
+                    raise
+                time.sleep(0.1)
+    return []
+
+
 @lru_cache(maxsize=1)
 def docker_client():
     """A Docker SDK client that has answered a ping. Raises DockerUnavailableError otherwise."""
