@@ -85,7 +85,7 @@ def balancer_nginx_version(config: Config) -> Version:
             image_id = client.images.pull(image).id
     cache = _read_cache(root)
     hit = cache.get(image_id)
-    version = parse_nginx_version(hit["version"]) if hit else None
+    version = parse_nginx_version(f"nginx/{hit['version']}") if hit else None
     if version is None:
         output = _ask_image(client, image)
         version = parse_nginx_version(output)
