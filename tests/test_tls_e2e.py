@@ -79,12 +79,21 @@ def own_certificate(folder: Path) -> Path:
     return folder / "own-ca.pem"
 
 
+TLS_KEYS = "  tls: local\n  tls_names: [app.test]\n  http_port: {http_port}\n"
+
+
 def test_https_http2_redirect_headers_and_certificate_reuse(make_project, tmp_path, monkeypatch):
     http_port = free_port()
-    p = make_project(replace={"  bind: 127.0.0.1\n": "  bind: 127.0.0.1\n  tls: local\n  tls_names: [app.test]\n"
-                                                      f"  http_port: {http_port}\n"})
-    p = TlsProject(p.path, p.name, p.port, {**p.env, "XDG_DATA_HOME": str(tmp_path / "data")})
+    plain = make_project()
+    p = TlsProject(plain.path, plain.name, plain.port, {**plain.env, "XDG_DATA_HOME": str(tmp_path / "data")})
+    # a running plain-HTTP stack turns to HTTPS: the balancer is recreated with the certificate mounted
+    # (its old container could not test a configuration that reads files it does not have)
+    p.cli("up", "--replicas", "2", check=True)
+    assert curl("-o", "/dev/null", "-w", "%{http_code}", f"{plain.url}/").stdout == "200"
+    cfg = p.path / "scaleout.yaml"
+    cfg.write_text(cfg.read_text().replace("  bind: 127.0.0.1\n", "  bind: 127.0.0.1\n" + TLS_KEYS.format(http_port=http_port)))
     r = p.cli("up", "--replicas", "2", check=True)
+    assert "it is recreated" in r.stderr
     assert f"ready: https://127.0.0.1:{p.port}/" in r.stdout
     ca = p.path / ".scaleout/tls/ca.pem"
     assert ca.read_bytes() == (tmp_path / "data/scaleout/ca.pem").read_bytes()
@@ -149,6 +158,13 @@ def test_https_http2_redirect_headers_and_certificate_reuse(make_project, tmp_pa
     r = curl("--cacert", str(own_ca), "--http2", "-o", "/dev/null", "-w", "%{http_version} %{http_code}",
              f"https://localhost:{p.port}/")
     assert r.stdout == "2 200", r.stdout + r.stderr
+
+    # and back to plain HTTP: the certificate files go with it
+    cfg.write_text(cfg.read_text().replace("  tls: {cert: certs/own.pem, key: certs/own-key.pem}\n", "")
+                   .replace(f"  http_port: {http_port}\n", ""))
+    p.cli("up", "--replicas", "2", check=True)
+    assert curl("-o", "/dev/null", "-w", "%{http_code}", f"{plain.url}/").stdout == "200"
+    assert not (p.path / ".scaleout/tls").exists()
     p.cli("down", check=True)
 
 
