@@ -114,7 +114,6 @@ def _nginx_version(cfg):
     from scaleout.tls import check_tls_config
 
     check_tls_config(cfg)  # the user's own files are judged before the engine is asked anything
-
     return nginx_version_for(cfg)
 
 

@@ -183,12 +183,12 @@ class ComposeStack:
         try:
             svc = yaml.safe_load(plan.text(COMPOSE_FILE))["services"][LB_SERVICE]
             want_ports = {(int(p.rsplit(":", 2)[-2]), int(p.rsplit(":", 1)[-1])) for p in svc["ports"]}
-            want_mounts = {v["target"] for v in svc["volumes"]}
+            want_binds = {v["target"] for v in svc["volumes"] if v.get("type") == "bind"}
         except (KeyError, TypeError, ValueError, yaml.YAMLError):
             return False
         v = ContainerView.of(lb)
         have_ports = {(b.host_port, port) for port in (80, LB_HTTPS_PORT) for b in v.published(port)}
-        return v.image_ref != svc.get("image") or have_ports != want_ports or v.mount_targets != want_mounts
+        return v.image_ref != svc.get("image") or have_ports != want_ports or v.bind_targets != want_binds
 
     def _compose(self, args: list[str], action: str, *, error=None, check: bool = True):
         kwargs = {"error": error} if error is not None else {}

@@ -116,8 +116,10 @@ class ContainerView:
         return str(_dict(self.attrs.get("Config")).get("Image", ""))
 
     @property
-    def mount_targets(self) -> set[str]:
-        return {str(m.get("Destination")) for m in _list(self.attrs.get("Mounts")) if isinstance(m, dict)}
+    def bind_targets(self) -> set[str]:
+        """Where bind mounts appear inside the container (volumes an image declares are left out)."""
+        return {str(m.get("Destination")) for m in _list(self.attrs.get("Mounts"))
+                if isinstance(m, dict) and m.get("Type") == "bind"}
 
     @property
     def ip_addresses(self) -> list[str]:
