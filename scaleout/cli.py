@@ -283,7 +283,8 @@ def trust(
     install: bool = typer.Option(False, "--install", help="Perform the steps (the system store needs root)."),
     uninstall: bool = typer.Option(False, "--uninstall", help="Undo them."),
     only: Optional[TrustStore] = typer.Option(None, "--only", case_sensitive=False,
-                                              help="One store only: system (update-ca-certificates) or nss (browsers)."),
+                                              help="One store only: system (update-ca-certificates) "
+                                                   "or nss (browsers)."),
 ) -> None:
     """Trust scaleout's local certificate authority on this machine: print the steps, or perform (--install)
     or undo (--uninstall) them."""

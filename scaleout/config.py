@@ -195,7 +195,8 @@ def _tls_value(v: Any) -> Any:
             except ValueError as exc:
                 raise ValueError(f"{k}: {exc} (got {v[k]!r})") from None
             if v[k].split("/")[0] == ".scaleout":
-                raise ValueError(f"{k}: .scaleout/ holds scaleout's generated files; keep your own certificate elsewhere")
+                raise ValueError(f"{k}: .scaleout/ holds scaleout's generated files; "
+                                 "keep your own certificate elsewhere")
         if v["cert"] == v["key"]:
             raise ValueError("cert and key must be two files")
         return TlsFiles(cert=v["cert"], key=v["key"])
@@ -260,7 +261,8 @@ class BalancerConfig(_Model):
                 raise ValueError(f"{name!r} must be a lower-case host name (a-z 0-9 - and dots; *.name for a wildcard) "
                                  "or an IP address")
         if len(set(out)) != len(out):
-            raise ValueError(f"each name may appear once (repeated: {', '.join(sorted({n for n in out if out.count(n) > 1}))})")
+            repeated = sorted({n for n in out if out.count(n) > 1})
+            raise ValueError(f"each name may appear once (repeated: {', '.join(repeated)})")
         return tuple(out)
 
     @field_validator("tls_names")

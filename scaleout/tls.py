@@ -191,7 +191,8 @@ def _load_ca(folder: Path, now: dt.datetime) -> LocalCA:
         cert = x509.load_pem_x509_certificate(cert_path.read_bytes())
         key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
     except (ValueError, TypeError) as exc:
-        raise CertificateError(f"the local certificate authority in {folder} cannot be read: {exc}", hint=hint) from None
+        raise CertificateError(f"the local certificate authority in {folder} cannot be read: {exc}",
+                               hint=hint) from None
     except OSError as exc:
         raise CertificateError(f"the local certificate authority in {folder} cannot be read: {exc.strerror}",
                                hint=hint) from None
@@ -345,7 +346,8 @@ def check_user_files(cert_pem: bytes, key_pem: bytes, files: TlsFiles, now: dt.d
     try:
         key = serialization.load_pem_private_key(key_pem, password=None)
     except TypeError:
-        raise ConfigError(f"{where_key}: the private key is encrypted; nginx would ask for its passphrase at every start",
+        raise ConfigError(f"{where_key}: the private key is encrypted; nginx would ask for its passphrase "
+                          "at every start",
                           hint="use an unencrypted key (mkcert makes one), kept out of version control") from None
     except ValueError:
         raise ConfigError(f"{where_key}: not a PEM private key (-----BEGIN PRIVATE KEY-----)",
@@ -358,7 +360,8 @@ def check_user_files(cert_pem: bytes, key_pem: bytes, files: TlsFiles, now: dt.d
         raise ConfigError(f"{where_cert}: the certificate expired on {leaf.not_valid_after_utc:%Y-%m-%d}",
                           hint="make a new one (e.g. mkcert), or use `balancer.tls: local`")
     if leaf.not_valid_before_utc > now:
-        raise ConfigError(f"{where_cert}: the certificate is not valid before {leaf.not_valid_before_utc:%Y-%m-%d %H:%M} UTC",
+        raise ConfigError(f"{where_cert}: the certificate is not valid before "
+                          f"{leaf.not_valid_before_utc:%Y-%m-%d %H:%M} UTC",
                           hint="check this machine's clock")
 
 

@@ -76,7 +76,8 @@ def install_steps(ca_path: Path, home: Path, stores: tuple[str, ...] = STORES,
             db = f"sql:{folder}"
             commands: tuple[tuple[str, ...], ...] = ()
             if not (folder / "cert9.db").is_file():
-                commands += (("mkdir", "-p", "-m", "0700", str(folder)), ("certutil", "-d", db, "-N", "--empty-password"))
+                commands += (("mkdir", "-p", "-m", "0700", str(folder)),
+                             ("certutil", "-d", db, "-N", "--empty-password"))
             commands += (("certutil", "-d", db, "-A", "-t", "C,,", "-n", NICKNAME, "-i", str(ca_path)),)
             steps.append(Step("nss", what, commands, missing=None if which("certutil") else NSS_HINT))
     return steps

@@ -219,14 +219,16 @@ def test_own_files_are_copied_with_a_private_key(project, data_home):
     assert not data_home.exists()  # no local authority is made for a user's own certificate
 
 
-def _render_fails(project: Path, yaml_balancer: str, expect: str, env: dict[str, str] | None = None) -> None:
+def _render_fails(project: Path, yaml_balancer: str, expect: str, command: str = "render") -> str:
     text = (project / "scaleout.yaml").read_text().replace("  port: 8080\n", "  port: 8080\n" + yaml_balancer, 1)
     (project / "scaleout.yaml").write_text(text)
-    r = run_cli(["render"], project, env={"DOCKER_HOST": "unix:///nonexistent.sock", **(env or {})})
+    # no engine: every one of these is refused before one is needed
+    r = run_cli([command], project, env={"DOCKER_HOST": "unix:///nonexistent.sock"})
     assert r.returncode == 2, r.stdout + r.stderr
     assert expect in r.stderr, r.stderr
     assert "Traceback" not in r.stderr
     assert not (project / ".scaleout").exists()  # nothing written
+    return r.stderr
 
 
 @pytest.mark.parametrize("case, expect", [
@@ -285,9 +287,20 @@ def test_own_files_are_checked_before_anything_is_written(project, tmp_path, cas
     ("  tls: local\n  http_port: 70000\n", "balancer.http_port:"),
 ])
 def test_bad_tls_keys_exit_2_with_the_line(project, balancer, expect):
-    _render_fails(project, balancer, expect)
-    r = run_cli(["render"], project)
-    assert "scaleout.yaml:" in r.stderr  # file:line: key: problem
+    err = _render_fails(project, balancer, expect)
+    assert "scaleout.yaml:" in err  # file:line: key: problem
+
+
+def test_bench_refuses_a_tls_stack(project):
+    _render_fails(project, "  tls: local\n", "bench: measures over plain HTTP", command="bench")
+
+
+def test_tls_flag_means_local_unless_the_file_names_its_own(project):
+    plain = parse_config("name: proj\n", project, env={})
+    assert plain.with_overrides(tls=True).balancer.tls == "local"
+    assert plain.with_overrides(tls=None).balancer.tls is None
+    own = cfg(project, OWN)
+    assert own.with_overrides(tls=True).balancer.tls == own.balancer.tls
 
 
 def test_tls_is_refused_on_swarm(project):

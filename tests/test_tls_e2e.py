@@ -41,6 +41,11 @@ def image_nginx_version(image: str) -> tuple[int, int, int]:
     return int(major), int(minor), int(patch)
 
 
+def balancer_ids(project: str) -> list[str]:
+    containers = docker.from_env().containers.list(filters={"label": f"com.docker.compose.project={project}"})
+    return [c.id for c in containers if c.labels["com.docker.compose.service"] == "lb"]
+
+
 def curl(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(["curl", "-sS", "--max-time", "10", *args], capture_output=True, text=True, timeout=20)
 
@@ -91,7 +96,8 @@ def test_https_http2_redirect_headers_and_certificate_reuse(make_project, tmp_pa
     p.cli("up", "--replicas", "2", check=True)
     assert curl("-o", "/dev/null", "-w", "%{http_code}", f"{plain.url}/").stdout == "200"
     cfg = p.path / "scaleout.yaml"
-    cfg.write_text(cfg.read_text().replace("  bind: 127.0.0.1\n", "  bind: 127.0.0.1\n" + TLS_KEYS.format(http_port=http_port)))
+    tls_keys = TLS_KEYS.format(http_port=http_port)
+    cfg.write_text(cfg.read_text().replace("  bind: 127.0.0.1\n", "  bind: 127.0.0.1\n" + tls_keys))
     r = p.cli("up", "--replicas", "2", check=True)
     assert "it is recreated" in r.stderr
     assert f"ready: https://127.0.0.1:{p.port}/" in r.stdout
@@ -107,7 +113,8 @@ def test_https_http2_redirect_headers_and_certificate_reuse(make_project, tmp_pa
         assert "listen 443 ssl http2 default_server;" in conf and "http2 on;" not in conf
 
     # HTTPS with HTTP/2, for the loopback address and for a name from tls_names
-    for args in ([f"https://127.0.0.1:{p.port}/"], ["--resolve", f"app.test:{p.port}:127.0.0.1", f"https://app.test:{p.port}/"]):
+    for args in ([f"https://127.0.0.1:{p.port}/"],
+                 ["--resolve", f"app.test:{p.port}:127.0.0.1", f"https://app.test:{p.port}/"]):
         r = curl("--cacert", str(ca), "--http2", "-o", "/dev/null", "-w", "%{http_version} %{http_code}", *args)
         assert r.returncode == 0 and r.stdout == "2 200", r.stdout + r.stderr
     # the certificate is checked, not waved through: without the authority curl refuses it
@@ -130,13 +137,15 @@ def test_https_http2_redirect_headers_and_certificate_reuse(make_project, tmp_pa
     _check_headers(p, 2)
     status = p.cli("status", "--json", check=True).stdout
     assert f'"url": "https://127.0.0.1:{p.port}"' in status
+    # the probe's load engine speaks plain HTTP: it says so instead of failing every request
+    r = p.cli("probe", "--requests", "10")
+    assert r.returncode == 2 and "serves HTTPS" in r.stderr, r.stdout + r.stderr
 
     # rescaling keeps the certificate (same bytes on disk and on the wire) and reloads over TLS
     cert_file = p.path / ".scaleout/tls/cert.pem"
     before = cert_file.read_bytes()
     assert served_cert(p.port, ca) == x509.load_pem_x509_certificate(before).public_bytes(serialization.Encoding.DER)
-    lb_before = [c.id for c in docker.from_env().containers.list(filters={"label": f"com.docker.compose.project={p.name}"})
-                 if c.labels["com.docker.compose.service"] == "lb"]
+    lb_before = balancer_ids(p.name)
     p.cli("up", "--replicas", "3", check=True)
     assert cert_file.read_bytes() == before
     r = curl("--cacert", str(ca), "--http2", "-o", "/dev/null", "-w", "%{http_version} %{http_code}",
@@ -150,9 +159,7 @@ def test_https_http2_redirect_headers_and_certificate_reuse(make_project, tmp_pa
                                            "  tls: {cert: certs/own.pem, key: certs/own-key.pem}\n"))
     r = p.cli("up", "--replicas", "3", check=True)
     assert "reloaded nginx gracefully" in r.stderr
-    lb_after = [c.id for c in docker.from_env().containers.list(filters={"label": f"com.docker.compose.project={p.name}"})
-                if c.labels["com.docker.compose.service"] == "lb"]
-    assert lb_after == lb_before
+    assert balancer_ids(p.name) == lb_before
     own = (p.path / "certs/own.pem").read_bytes()
     assert served_cert(p.port, own_ca) == x509.load_pem_x509_certificate(own).public_bytes(serialization.Encoding.DER)
     r = curl("--cacert", str(own_ca), "--http2", "-o", "/dev/null", "-w", "%{http_version} %{http_code}",
@@ -184,6 +191,15 @@ def checker(docker_engine, images, tmp_path, monkeypatch):
     c.close()
 
 
+def nginx_t(checker, text: str) -> tuple[bool, str]:
+    """`nginx -t` on `text` in the checker's container, through the docker CLI: it waits for the exit
+    code, where the SDK's exec_run can report one (or the output) before the process has finished."""
+    checker.container.put_archive("/etc/scaleout/nginx", _tar("tls-check.conf", text.encode()))
+    cmd = ["docker", "exec", checker.container.id, "nginx", "-t", "-c", "/etc/scaleout/nginx/tls-check.conf"]
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    return r.returncode == 0, r.stdout + r.stderr
+
+
 def _tar(name: str, data: bytes) -> bytes:
     import io
     import tarfile
@@ -206,10 +222,10 @@ def test_each_http2_syntax_against_this_image(checker, images, tmp_path, monkeyp
     cfg = parse_config("name: proj\nbalancer:\n  tls: local\n  http_port: 8081\n", tmp_path / "proj", env=images)
     asked = balancer_nginx_version(cfg)
     assert asked == image_nginx_version(images["SCALEOUT_LB_IMAGE"])
-    ok, out = checker.check(render_nginx(cfg, nginx_version=asked))
+    ok, out = nginx_t(checker, render_nginx(cfg, nginx_version=asked))
     assert ok and "syntax is ok" in out and "deprecated" not in out and "warn" not in out, out
     other = (1, 22, 1) if asked >= (1, 25, 1) else (1, 26, 3)
-    ok, out = checker.check(render_nginx(cfg, nginx_version=other))
+    ok, out = nginx_t(checker, render_nginx(cfg, nginx_version=other))
     if asked >= (1, 25, 1):
         assert ok and "deprecated" in out, out
     else:
