@@ -59,7 +59,8 @@ done
 if [ "$paths" = 0 ] && [ -z "${SCALEOUT_NO_MATRIX:-}" ] && [ -n "${SCALEOUT_MATRIX_LB_IMAGE:-}" ]; then
   log "nginx matrix: the nginx_matrix tests on $SCALEOUT_MATRIX_LB_IMAGE"
   set +e
-  SCALEOUT_LB_IMAGE="$SCALEOUT_MATRIX_LB_IMAGE" SCALEOUT_BASE_IMAGE="${SCALEOUT_MATRIX_BASE_IMAGE:-${SCALEOUT_BASE_IMAGE:-}}" \
+  matrix_base="${SCALEOUT_MATRIX_BASE_IMAGE:-${SCALEOUT_BASE_IMAGE:-}}"
+  SCALEOUT_LB_IMAGE="$SCALEOUT_MATRIX_LB_IMAGE" SCALEOUT_BASE_IMAGE="$matrix_base" \
     "$venv/bin/python" -m pytest -p no:cacheprovider "$@" -m nginx_matrix
   mrc=$?
   set -e
