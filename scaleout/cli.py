@@ -43,6 +43,11 @@ class TargetName(str, Enum):
     swarm = "swarm"
 
 
+class TrustStore(str, Enum):
+    system = "system"
+    nss = "nss"
+
+
 class ExportKind(str, Enum):
     k8s = "k8s"
     swarm = "swarm"
@@ -126,6 +131,22 @@ def _strategy_option():
     return typer.Option(None, "--strategy", "-s", case_sensitive=False, help="Load-balancing strategy.")
 
 
+def _tls_option():
+    return typer.Option(False, "--tls", help="HTTPS with HTTP/2 at the balancer, with a certificate from scaleout's "
+                                             "local certificate authority (as balancer.tls: local).")
+
+
+def _nginx_version(cfg):
+    """The balancer image's nginx version when rendering needs it (balancer.tls), else None."""
+    if cfg.balancer.tls is None:
+        return None
+    from scaleout.targets.nginx_version import nginx_version_for
+    from scaleout.tls import check_tls_config
+
+    check_tls_config(cfg)  # the user's own files are judged before the engine is asked anything
+    return nginx_version_for(cfg)
+
+
 @app.command()
 def init(
     ctx: typer.Context,
@@ -188,6 +209,7 @@ def render(
     replicas: Optional[int] = _replicas_option(),
     port: Optional[int] = _port_option(),
     strategy: Optional[Strategy] = _strategy_option(),
+    tls: bool = _tls_option(),
     force: bool = typer.Option(False, "--force", help="Overwrite generated files that were edited by hand."),
     lock_wait: float = _lock_wait_option(),
 ) -> None:
@@ -196,9 +218,10 @@ def render(
     from scaleout.render import plan_for
 
     st = _state(ctx)
-    cfg = _config(st, replicas=replicas, port=port, strategy=_value(strategy))
+    cfg = _config(st, replicas=replicas, port=port, strategy=_value(strategy), tls=tls or None)
     with project_lock(cfg.project_dir, lock_wait):
-        plan = plan_for("compose", cfg)  # everything computed (and refused) before anything is written
+        # everything computed (and refused) before anything is written
+        plan = plan_for("compose", cfg, _nginx_version(cfg))
         result = write_plan(cfg.project_dir.resolve(), plan, force=force)
     for rel in sorted(plan.files):
         st.console.message(f"{'wrote    ' if rel in result.written else 'unchanged'} {rel}")
@@ -210,6 +233,7 @@ def up(
     replicas: Optional[int] = _replicas_option(),
     port: Optional[int] = _port_option(),
     strategy: Optional[Strategy] = _strategy_option(),
+    tls: bool = _tls_option(),
     build: bool = typer.Option(True, "--build/--no-build", help="Build the backend image first."),
     timeout: float = typer.Option(180.0, "--timeout", "--wait-timeout", min=0.001,
                                   help="Seconds to wait for replicas and balancer."),
@@ -233,12 +257,12 @@ def up(
 
     st = _state(ctx)
     con = st.console
-    cfg = _config(st, replicas=replicas, port=port, strategy=_value(strategy))
+    cfg = _config(st, replicas=replicas, port=port, strategy=_value(strategy), tls=tls or None)
     tgt = resolve_target(cfg.project_dir, _value(target))
     with project_lock(cfg.project_dir, lock_wait):
         stack = open_target(tgt, cfg, progress=con.progress, log=con.log, registry=registry)
         stack.preflight()  # engine, CLI, port: before anything is written or built
-        plan = plan_for(tgt, cfg)
+        plan = plan_for(tgt, cfg, _nginx_version(cfg) if tgt == "compose" else None)
         remember_target(cfg.project_dir, tgt)  # before up: a half-started stack is still where `down` looks
         status = stack.up(plan, build=build, timeout_s=timeout, force=force)
         remember_strategy(cfg.project_dir, cfg.balancer.strategy)
@@ -248,12 +272,21 @@ def up(
         con.print(report.status_text(status))
         n = len(status.replicas)
         con.print(f"\nready: {cfg.url}/  ({n} replica{'s' if n != 1 else ''}, strategy {cfg.balancer.strategy})")
+        if cfg.balancer.http_port is not None:
+            host = cfg.url.split("://", 1)[1].rsplit(":", 1)[0]
+            con.print(f"plain HTTP on http://{host}:{cfg.balancer.http_port}/ redirects there")
+        if cfg.balancer.tls == "local":
+            from scaleout.tls import data_dir
+
+            con.print(f"certificate from scaleout's local authority ({data_dir() / 'ca.pem'}); "
+                      "`scaleout trust` shows how to make browsers trust it")
     if watch_:
-        _watch_and_roll(st, tgt, {"replicas": replicas, "port": port, "strategy": _value(strategy)}, timeout, wait,
+        _watch_and_roll(st, tgt, {"replicas": replicas, "port": port, "strategy": _value(strategy)}, timeout, lock_wait,
                         registry)
 
 
-def _watch_and_roll(st: State, tgt: str, overrides: dict, timeout: float, wait: float, registry: str | None) -> None:
+def _watch_and_roll(st: State, tgt: str, overrides: dict, timeout: float, lock_wait: float,
+                    registry: str | None) -> None:
     """The watch loop of `watch` and `up --watch`: each change is built and rolled out by `up`."""
     from scaleout.files import project_lock
     from scaleout.render import plan_for
@@ -268,10 +301,11 @@ def _watch_and_roll(st: State, tgt: str, overrides: dict, timeout: float, wait: 
 
     def deploy() -> None:
         now = _config(st, **overrides)  # scaleout.yaml may have changed meanwhile
-        with project_lock(now.project_dir, wait):
+        with project_lock(now.project_dir, lock_wait):
             stack = open_target(tgt, now, progress=con.progress, log=con.log, registry=registry)
             stack.preflight()
-            status = stack.up(plan_for(tgt, now), build=True, timeout_s=timeout)
+            status = stack.up(plan_for(tgt, now, _nginx_version(now) if tgt == "compose" else None), build=True,
+                              timeout_s=timeout)
             remember_strategy(now.project_dir, now.balancer.strategy)
         n = len(status.replicas)
         con.message(f"ready: {now.url}/  ({n} replica{'s' if n != 1 else ''})")
@@ -284,8 +318,7 @@ def _watch_and_roll(st: State, tgt: str, overrides: dict, timeout: float, wait: 
 def watch(
     ctx: typer.Context,
     timeout: float = typer.Option(180.0, "--timeout", min=0.001, help="Seconds to wait for each new replica."),
-    wait: float = typer.Option(0.0, "--wait", min=0,
-                               help="Seconds to wait for another scaleout holding the project lock."),
+    lock_wait: float = _lock_wait_option(),
     target: Optional[TargetName] = _target_option(),
 ) -> None:
     """Watch the backend folder (honouring .dockerignore); on every change rebuild and roll it out replica
@@ -300,7 +333,7 @@ def watch(
     if not open_target(tgt, cfg).status(routing=False).running:
         raise NotRunningError(f"the stack of {cfg.project} is not running",
                               hint="`scaleout up --watch` starts it, then watches")
-    _watch_and_roll(st, tgt, {}, timeout, wait, None)
+    _watch_and_roll(st, tgt, {}, timeout, lock_wait, None)
 
 
 @app.command()
@@ -531,6 +564,58 @@ def export(
                        f"{out / 'stack.yml'} and docker stack deploy)")
 
 
+@app.command()
+def trust(
+    ctx: typer.Context,
+    install: bool = typer.Option(False, "--install", help="Perform the steps (the system store needs root)."),
+    uninstall: bool = typer.Option(False, "--uninstall", help="Undo them."),
+    only: Optional[TrustStore] = typer.Option(None, "--only", case_sensitive=False,
+                                              help="One store only: system (update-ca-certificates) "
+                                                   "or nss (browsers)."),
+) -> None:
+    """Trust scaleout's local certificate authority on this machine: print the steps, or perform (--install)
+    or undo (--uninstall) them."""
+    from scaleout import trust as tr
+    from scaleout.errors import TrustError
+    from scaleout.tls import data_dir, ensure_ca, find_ca
+
+    if install and uninstall:
+        raise UsageError("trust: --install and --uninstall exclude each other")
+    con = _state(ctx).console
+    stores = (only.value,) if only is not None else tr.STORES
+    home = Path.home()
+    as_root = tr._is_root()
+    if uninstall:
+        steps = tr.uninstall_steps(home, stores)
+        if not steps:
+            con.print("nothing to undo: no store holds scaleout's local certificate authority")
+            return
+    else:
+        ca = ensure_ca() if install else find_ca()
+        if ca is None:
+            con.print(f"no local certificate authority yet; `scaleout trust --install` or `scaleout up --tls` makes "
+                      f"one in {data_dir()}")
+            return
+        con.print(f"local certificate authority: {ca.cert_path}\n  {ca.name}\n  SHA-256 {ca.fingerprint}")
+        steps = tr.install_steps(ca.cert_path, home, stores)
+        if not install:
+            con.print("\nTo trust it (`scaleout trust --install` runs these; `--uninstall` undoes them):")
+            for step in steps:
+                con.print(f"  {step.what}:" + (f"  [cannot run here: {step.missing}]" if step.missing else ""))
+                for line in step.shell(as_root):
+                    con.print(f"    {line}")
+            con.print("Tools with their own list: Node `NODE_EXTRA_CA_CERTS=" f"{ca.cert_path}`, Python requests/httpx "
+                      f"`SSL_CERT_FILE={ca.cert_path}`, curl `--cacert {ca.cert_path}`.")
+            con.print(f"Keep {ca.cert_path.parent}/ private: its key makes certificates this machine trusts.")
+            return
+    outcomes = tr.perform(steps, undo=uninstall, as_root=as_root)
+    for o in outcomes:
+        con.print(f"{o.status:8} {o.step.what}" + (f": {o.detail}" if o.detail else ""))
+    if any(o.status != "done" for o in outcomes):
+        raise TrustError("trust: not every store was " + ("cleaned" if uninstall else "changed") + " (see above)",
+                         hint="run what a skipped line says, or choose one store with --only")
+
+
 def _parse_headers(values: list[str]) -> tuple[tuple[str, str], ...]:
     out = []
     for h in values:
@@ -626,6 +711,11 @@ def probe(
             if running is None or not running.running or running.url is None:
                 raise NotRunningError(f"project {cfg.project} is not running", hint="run `scaleout up` first")
             url = running.url
+            if url.startswith("https://"):
+                raise UsageError(f"probe: the balancer of {cfg.project} serves HTTPS (balancer.tls), and the probe's "
+                                 "load engine speaks plain HTTP only",
+                                 hint="probe a copy of the project without balancer.tls; curl --cacert "
+                                      ".scaleout/tls/ca.pem checks single HTTPS requests")
         if running is not None:
             # replicas the balancer routes to now (its health watcher's view), else every healthy one
             expected = [s.service for s in running.replicas if s.state == "running"
@@ -697,6 +787,9 @@ def bench(
     st = _state(ctx)
     con = st.console
     cfg = _config(st)
+    if cfg.balancer.tls is not None:
+        raise UsageError("bench: measures over plain HTTP, and this project's balancer serves HTTPS (balancer.tls)",
+                         hint="measure a copy of the project without balancer.tls")
     if resolve_target(cfg.project_dir, None) != "compose":
         raise UsageError("bench: measures the Compose stack on this machine, but this project was last brought up "
                          "on Swarm", hint="`scaleout down`, then `scaleout up --target compose`, then bench")

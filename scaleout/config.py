@@ -15,7 +15,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from scaleout.errors import ConfigError, UsageError
 from scaleout.interpolation import Budget, DotenvError, InterpolationError, interpolate, parse_dotenv
@@ -245,8 +246,54 @@ class BackendConfig(_Model):
         return self.image is None and self.build is not None
 
 
+_TLS_NAME = re.compile(r"^(?:\*\.)?(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+MAX_TLS_NAMES = 32
+
+
+class TlsFiles(_Model):
+    """`balancer.tls: {cert: PATH, key: PATH}`: the user's own certificate (chain first) and key, in the project."""
+
+    cert: str
+    key: str
+
+
+def _tls_value(v: Any) -> Any:
+    """balancer.tls: off (false or null), `local`, or a mapping {cert, key} of paths in the project."""
+    if v is None or v is False:
+        return None
+    if v == "local" or isinstance(v, TlsFiles):
+        return v
+    if isinstance(v, dict):
+        unknown = sorted(str(k) for k in v if k not in ("cert", "key"))
+        if unknown:
+            raise ValueError(f"unknown key(s) {', '.join(unknown)}: a mapping takes cert and key only")
+        missing = [k for k in ("cert", "key") if k not in v]
+        if missing:
+            raise ValueError(f"{' and '.join(missing)} missing: give both cert and key (paths in the project)")
+        for k in ("cert", "key"):
+            if not isinstance(v[k], str):
+                raise ValueError(f"{k}: must be a path in the project, such as certs/dev.pem")
+            try:
+                check_relative_path(v[k])
+            except ValueError as exc:
+                raise ValueError(f"{k}: {exc} (got {v[k]!r})") from None
+            if v[k].split("/")[0] == ".scaleout":
+                raise ValueError(f"{k}: .scaleout/ holds scaleout's generated files; "
+                                 "keep your own certificate elsewhere")
+        if v["cert"] == v["key"]:
+            raise ValueError("cert and key must be two files")
+        return TlsFiles(cert=v["cert"], key=v["key"])
+    raise ValueError(
+        "must be `local` (a certificate from scaleout's local certificate authority), "
+        "a mapping {cert: PATH, key: PATH} of your own files, or false"
+    )
+
+
 class BalancerConfig(_Model):
     port: int = Field(8080, ge=1, le=65535)
+    tls: Literal["local"] | TlsFiles | None = Field(None, description="off, local, or {cert, key}")
+    tls_names: tuple[str, ...] = Field((), description="more host names or addresses in the local certificate")
+    http_port: int | None = Field(None, ge=1, le=65535, description="plain HTTP port that redirects to HTTPS")
     bind: str = "127.0.0.1"
     strategy: Strategy = "round_robin"
     hash_key: str = Field("$cookie_session", description="nginx variable hashed by the hash strategy")
@@ -273,6 +320,61 @@ class BalancerConfig(_Model):
             raise ValueError("must be an IP address such as 127.0.0.1 "
                              "(or 0.0.0.0 to expose on all interfaces)") from None
         return v
+
+    @field_validator("tls", mode="before")
+    @classmethod
+    def _tls(cls, v: Any) -> Any:
+        return _tls_value(v)
+
+    @field_validator("tls_names", mode="before")
+    @classmethod
+    def _tls_names(cls, v: Any) -> Any:
+        if not isinstance(v, (list, tuple)):
+            raise ValueError("must be a list of host names or IP addresses, such as [app.test]")
+        if len(v) > MAX_TLS_NAMES:
+            raise ValueError(f"at most {MAX_TLS_NAMES} names")
+        out = []
+        for name in v:
+            if not isinstance(name, str):
+                raise ValueError(f"{name!r} is not a host name")
+            try:
+                ip = ipaddress.ip_address(name)
+            except ValueError:
+                ip = None
+            if ip is not None:
+                if ip.is_unspecified:
+                    raise ValueError(f"{name} is not an address a browser connects to")
+                out.append(str(ip))
+            elif len(name) <= 253 and _TLS_NAME.match(name) and not name.replace(".", "").isdigit():
+                out.append(name)
+            else:
+                raise ValueError(f"{name!r} must be a lower-case host name (a-z 0-9 - and dots; *.name for a wildcard) "
+                                 "or an IP address")
+        if len(set(out)) != len(out):
+            repeated = sorted({n for n in out if out.count(n) > 1})
+            raise ValueError(f"each name may appear once (repeated: {', '.join(repeated)})")
+        return tuple(out)
+
+    @field_validator("tls_names")
+    @classmethod
+    def _names_need_local(cls, v: tuple[str, ...], info: ValidationInfo) -> tuple[str, ...]:
+        if v and "tls" in info.data and info.data["tls"] != "local":
+            raise ValueError("only with balancer.tls: local (your own certificate names its hosts itself)")
+        return v
+
+    @field_validator("http_port")
+    @classmethod
+    def _http_port(cls, v: int | None, info: ValidationInfo) -> int | None:
+        if v is not None and "tls" in info.data:
+            if info.data["tls"] is None:
+                raise ValueError("only with balancer.tls: it is the plain HTTP port that redirects to HTTPS")
+            if v == info.data.get("port"):
+                raise ValueError(f"must differ from balancer.port ({v})")
+        return v
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls is not None else "http"
 
     @field_validator("hash_key")
     @classmethod
@@ -462,7 +564,7 @@ class Config(_Model):
             host = "127.0.0.1"
         if ":" in host:
             host = f"[{host}]"
-        return f"http://{host}:{self.balancer.port}"
+        return f"{self.balancer.scheme}://{host}:{self.balancer.port}"
 
     @property
     def named_volumes(self) -> tuple[str, ...]:
@@ -490,6 +592,9 @@ class Config(_Model):
                 data.setdefault("balancer", {})[key] = value
             elif key == "name":
                 data["name"] = value
+            elif key == "tls":  # `--tls`: the local certificate, unless the file names its own
+                if value and not data.get("balancer", {}).get("tls"):
+                    data.setdefault("balancer", {})["tls"] = "local"
             else:
                 raise TypeError(f"unknown override {key}")
         internal = {"project_dir": self.project_dir, "dotenv": self.dotenv, "warnings": self.warnings}

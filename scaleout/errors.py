@@ -24,6 +24,8 @@ __all__ = [
     "UnsafePathError",
     "NotRunningError",
     "BalancerConfigError",
+    "CertificateError",
+    "TrustError",
 ]
 
 
@@ -127,3 +129,15 @@ class BalancerConfigError(StackError):
     """A new nginx configuration failed `nginx -t` inside the running balancer (which kept the old one)."""
 
     exit_code = ExitCode.CONFIG
+
+
+class CertificateError(ScaleoutError):
+    """The local certificate authority's files (in the user's data folder) are damaged, incomplete or expired."""
+
+    exit_code = ExitCode.CONFLICT
+
+
+class TrustError(ScaleoutError):
+    """`scaleout trust --install/--uninstall` could not change every store."""
+
+    exit_code = ExitCode.CHECK_FAILED

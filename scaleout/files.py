@@ -150,6 +150,7 @@ class Plan:
 
     files: Mapping[str, Content] = field(default_factory=dict)
     keep: frozenset[str] = frozenset()
+    modes: Mapping[str, int] = field(default_factory=dict)  # permissions of some files, e.g. 0o600 for a key
 
     def text(self, rel: str) -> str:
         value = self.files[rel]
@@ -159,10 +160,10 @@ class Plan:
         return rel in self.files
 
     def subset(self, rels: set[str] | frozenset[str]) -> Plan:
-        return Plan({k: v for k, v in self.files.items() if k in rels}, self.keep)
+        return Plan({k: v for k, v in self.files.items() if k in rels}, self.keep, self.modes)
 
     def without(self, rels: set[str] | frozenset[str] | tuple[str, ...]) -> Plan:
-        return Plan({k: v for k, v in self.files.items() if k not in rels}, self.keep)
+        return Plan({k: v for k, v in self.files.items() if k not in rels}, self.keep, self.modes)
 
 
 @dataclass
@@ -260,10 +261,13 @@ def write_plan(root: Path, plan: Plan, *, force: bool = False, prune: bool = Tru
     for rel, content in sorted(plan.files.items()):
         path = confined(root, rel)
         data = _bytes(content)
+        file_mode = plan.modes.get(rel, mode)
         if ledger.current_sha(rel) == sha256(data):
             result.unchanged.append(rel)
+            if rel in plan.modes and stat.S_IMODE(os.lstat(path).st_mode) != file_mode:
+                os.chmod(path, file_mode)  # a private key stays private even when its bytes did not change
         else:
-            atomic_write(path, data, mode=mode)
+            atomic_write(path, data, mode=file_mode)
             result.written.append(rel)
         ledger.files[rel] = sha256(data)
     if prune:

@@ -26,6 +26,11 @@ SWARM_IMAGES_FILE = f"{SWARM_DIR}/images.json"
 SWARM_STACK_FILE = "stack.yml"  # inside SWARM_DIR, and in `export swarm --out`
 SWARM_NGINX = "nginx.conf"
 EXPORT_MANIFEST = ".scaleout-export.json"  # the ledger of an `export --out` folder
+TLS_DIR = f"{OUT_DIR}/tls"  # balancer.tls: the certificate nginx serves and its key (0600)
+TLS_CERT = f"{TLS_DIR}/cert.pem"
+TLS_KEY = f"{TLS_DIR}/key.pem"
+TLS_CA = f"{TLS_DIR}/ca.pem"  # a copy of the local CA's certificate (public), e.g. for curl --cacert
+NGINX_VERSION_FILE = f"{OUT_DIR}/nginx-version.json"  # `nginx -v` of balancer images, by image ID
 
 # --- the balancer container ----------------------------------------------------------------------
 LB_SERVICE = "lb"
@@ -34,6 +39,8 @@ LB_SRV = "/srv"
 LB_PUBLIC_MOUNT = "/srv/public"
 LB_WORKER_MOUNT = "/srv/scaleout-sw"
 LB_ASSETS_MOUNT = "/srv/scaleout-assets"
+LB_TLS_MOUNT = "/etc/scaleout/tls"
+LB_HTTPS_PORT = 443  # the balancer's TLS port inside its container (plain HTTP stays on 80)
 ROUTING_FILE = "/tmp/scaleout/routing"  # written by lb.sh: "replica up|down address" per line
 WATCH_INTERVAL_S = 1  # seconds between the balancer's health checks of every replica
 WATCH_FALL = 2  # failed checks in a row before a replica stops getting traffic

@@ -13,6 +13,7 @@ need=()
 command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v hey >/dev/null 2>&1 || need+=(hey)
 command -v wrk >/dev/null 2>&1 || need+=(wrk)
+command -v certutil >/dev/null 2>&1 || need+=(libnss3-tools)  # `scaleout trust` into browser databases
 if [ ${#need[@]} -gt 0 ]; then
   log "installing ${need[*]} from Debian's packages"
   export DEBIAN_FRONTEND=noninteractive
@@ -48,5 +49,27 @@ rc=$?
 set -e
 if [ "$rc" = 5 ]; then
   log "pytest collected no test"; exit 1
+fi
+
+# 6. the nginx matrix: the tests marked nginx_matrix (foundation, cache headers, strategies, TLS and
+# HTTP/2) again on the second image, another nginx (Debian 13: 1.26, past the 1.25.1 syntax change).
+# Only for a whole-suite run (no test paths given); SCALEOUT_NO_MATRIX=1 skips it.
+paths=0
+for arg in "$@"; do
+  case "$arg" in tests*|*.py|*::*) paths=1 ;; esac
+done
+if [ "$paths" = 0 ] && [ -z "${SCALEOUT_NO_MATRIX:-}" ] && [ -n "${SCALEOUT_MATRIX_LB_IMAGE:-}" ]; then
+  log "nginx matrix: the nginx_matrix tests on $SCALEOUT_MATRIX_LB_IMAGE"
+  set +e
+  matrix_base="${SCALEOUT_MATRIX_BASE_IMAGE:-${SCALEOUT_BASE_IMAGE:-}}"
+  SCALEOUT_LB_IMAGE="$SCALEOUT_MATRIX_LB_IMAGE" SCALEOUT_BASE_IMAGE="$matrix_base" \
+    "$venv/bin/python" -m pytest -p no:cacheprovider "$@" -m nginx_matrix
+  mrc=$?
+  set -e
+  # exit 5: the arguments (say -k) selected no matrix test, which is no failure of the matrix
+  if [ "$mrc" != 0 ] && [ "$mrc" != 5 ]; then
+    log "nginx matrix on $SCALEOUT_MATRIX_LB_IMAGE failed (exit $mrc)"
+    [ "$rc" = 0 ] && rc=1
+  fi
 fi
 exit "$rc"

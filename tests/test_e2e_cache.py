@@ -94,6 +94,7 @@ def _check_headers(p: Project, replicas: int) -> None:
     assert status == 404 and "immutable" not in headers.get("cache-control", "")
 
 
+@pytest.mark.nginx_matrix
 def test_headers_with_1_3_5_replicas(stack):
     p = stack
     for replicas in (1, 3, 5):

@@ -152,6 +152,7 @@ def test_killed_replica_costs_no_failed_request_and_rejoins(make_project):
         squatter.remove(force=True)
 
 
+@pytest.mark.nginx_matrix
 def test_strategies_health_gating_and_safe_reload(make_project):
     p = make_project()
     app = p.path / "backend" / "app.py"

@@ -17,9 +17,11 @@ from scaleout.layout import (
     LABEL_ROLE,
     LB_ASSETS_MOUNT,
     LB_CONF_MOUNT,
+    LB_HTTPS_PORT,
     LB_PUBLIC_MOUNT,
     LB_SCRIPT,
     LB_SERVICE,
+    LB_TLS_MOUNT,
     LB_WORKER_MOUNT,
     NGINX_CONF,
     WATCH_ENV,
@@ -100,6 +102,13 @@ def compose_data(config: Config, assets: str | None = None) -> dict[str, Any]:
         lb_volumes.append({"type": "bind", "source": "./sw", "target": LB_WORKER_MOUNT, "read_only": True})
     if any(r.endswith("/") and r not in config.static.service_workers for r in config.static.routes):
         lb_volumes.append({"type": "bind", "source": "./assets", "target": LB_ASSETS_MOUNT, "read_only": True})
+    ports = [f"{host}:{config.balancer.port}:80"]
+    if config.balancer.tls is not None:
+        # the certificate and its key (.scaleout/tls/), read by nginx at start and on every reload
+        lb_volumes.append({"type": "bind", "source": "./tls", "target": LB_TLS_MOUNT, "read_only": True})
+        ports = [f"{host}:{config.balancer.port}:{LB_HTTPS_PORT}"]
+        if config.balancer.http_port is not None:
+            ports.append(f"{host}:{config.balancer.http_port}:80")
     # No depends_on: `scaleout up` starts the replicas, waits until they are healthy, then the balancer,
     # so that rescaling never changes (and never recreates) the balancer's service definition.
     services[LB_SERVICE] = {
@@ -107,7 +116,7 @@ def compose_data(config: Config, assets: str | None = None) -> dict[str, Any]:
         # lb.sh runs nginx on a copy of nginx.conf with the replicas' current addresses and health
         "command": ["sh", f"{LB_CONF_MOUNT}/lb.sh"],
         "stop_signal": "SIGQUIT",  # graceful: finish in-flight requests
-        "ports": [f"{host}:{config.balancer.port}:80"],
+        "ports": ports,
         "volumes": lb_volumes,
         "restart": "unless-stopped",
         "security_opt": ["no-new-privileges:true"],
@@ -137,16 +146,18 @@ def render_compose(config: Config, assets: str | None = None) -> str:
     return header + dump_yaml(compose_data(config, assets))
 
 
-def render(config: Config, worker: str | None = None, assets: str | None = None) -> dict[str, str]:
+def render(config: Config, worker: str | None = None, assets: str | None = None,
+           nginx_version: tuple[int, int, int] | None = None) -> dict[str, str]:
     """Every generated file for `config`, keyed by path relative to the project folder.
 
     `worker` is the generated service worker's text (see `scaleout.render.worker`), rendered by the caller
     because it depends on the bytes of the static files; `assets` likewise is the fingerprinted
     assets' manifest as JSON (see `scaleout.render.assets`), passed to the replicas as SCALEOUT_ASSETS.
+    `nginx_version` (the balancer image's, needed with balancer.tls) picks the HTTP/2 syntax.
     """
     files = {
         COMPOSE_FILE: render_compose(config, assets),
-        NGINX_CONF: render_nginx(config),
+        NGINX_CONF: render_nginx(config, nginx_version=nginx_version),
         WATCH_ENV: render_watch_env(config),
         LB_SCRIPT: render_lb_script(),
     }

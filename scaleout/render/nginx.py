@@ -4,14 +4,19 @@ settings and its script. Pure: Config -> text."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 from scaleout.config import Config
 from scaleout.layout import (
     LB_ASSETS_MOUNT,
+    LB_HTTPS_PORT,
     LB_PUBLIC_MOUNT,
     LB_SRV,
+    LB_TLS_MOUNT,
     LB_WORKER_MOUNT,
+    TLS_CERT,
+    TLS_KEY,
     WATCH_FALL,
     WATCH_INTERVAL_S,
 )
@@ -69,13 +74,47 @@ def _static_locations(config: Config) -> list[dict[str, Any]]:
     return [{**keys, **loc} for loc in locations]
 
 
-def render_nginx(config: Config, dynamic: dict[str, Any] | None = None, replicas: list[Replica] | None = None) -> str:
+# `listen ... http2` became deprecated in nginx 1.25.1 in favour of `http2 on;`, which older nginx rejects
+HTTP2_DIRECTIVE_SINCE = (1, 25, 1)
+# Mozilla's "intermediate" profile without DHE (no dhparam file to ship): TLS 1.2 with forward secrecy
+# and AEAD ciphers only; TLS 1.3 suites are always on and not set here
+TLS12_CIPHERS = ":".join((
+    "ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-RSA-AES128-GCM-SHA256",
+    "ECDHE-ECDSA-AES256-GCM-SHA384", "ECDHE-RSA-AES256-GCM-SHA384",
+    "ECDHE-ECDSA-CHACHA20-POLY1305", "ECDHE-RSA-CHACHA20-POLY1305",
+))
+
+
+def tls_context(config: Config, nginx_version: tuple[int, int, int] | None) -> dict[str, Any] | None:
+    """What the template needs for balancer.tls, or None without it. `nginx_version` is the balancer
+    image's own answer (scaleout/targets/nginx_version.py): the HTTP/2 syntax depends on it."""
+    if config.balancer.tls is None:
+        return None
+    if nginx_version is None:
+        raise ValueError("render_nginx: balancer.tls needs the balancer image's nginx version")
+    port = config.balancer.port
+    return {
+        "http2_directive": tuple(nginx_version) >= HTTP2_DIRECTIVE_SINCE,
+        "nginx_version": ".".join(map(str, nginx_version)),
+        "port": LB_HTTPS_PORT,
+        "cert": f"{LB_TLS_MOUNT}/{Path(TLS_CERT).name}",
+        "key": f"{LB_TLS_MOUNT}/{Path(TLS_KEY).name}",
+        "ciphers": TLS12_CIPHERS,
+        # where the plain-HTTP server sends browsers: the published HTTPS port (":443" is implied)
+        "redirect_port": "" if port == 443 else f":{port}",
+    }
+
+
+def render_nginx(config: Config, dynamic: dict[str, Any] | None = None,
+                 nginx_version: tuple[int, int, int] | None = None, replicas: list[Replica] | None = None) -> str:
     """The balancer's nginx.conf. `dynamic` ({target, host, resolver, valid}) makes it find the
     replicas through DNS per request instead of a fixed upstream block (Swarm and Kubernetes).
+    With balancer.tls (Compose only) nginx serves HTTPS and HTTP/2 in the syntax of `nginx_version`.
     `replicas` replaces the upstream's servers (a rolling update names containers while it swaps them)."""
     env = template_env()
     return env.get_template("nginx/nginx.conf.j2").render(
         dynamic=dynamic,
+        tls=None if dynamic else tls_context(config, nginx_version),
         name=config.name,
         replicas=replicas_of(config) if replicas is None else replicas,
         port=config.backend.port,

@@ -28,11 +28,13 @@ from scaleout.layout import (
     LABEL_COMPOSE_PROJECT,
     LABEL_PROJECT,
     LB_CONF_MOUNT,
+    LB_HTTPS_PORT,
     LB_SCRIPT,
     LB_SERVICE,
     LB_STAGE_DIR,
     NGINX_CONF,
     ROUTING_FILE,
+    TLS_CA,
     WATCH_ENV,
     replica_index,
 )
@@ -114,7 +116,8 @@ class ComposeStack:
             v = ContainerView.of(c)
             address = v.address(self.config.backend.port) if v.role == "backend" else None
             if v.role == "balancer" and v.running:
-                url = v.url(80)
+                # a balancer that publishes its TLS port serves HTTPS there (port 80 then only redirects)
+                url = v.url(LB_HTTPS_PORT, "https") or v.url(80)
             services.append(ServiceStatus(v.service, c.name, v.state, v.health, address, v.role))
         order = {"backend": 0, "balancer": 1, "service": 2}
         services.sort(key=lambda s: (order.get(s.role, 3), replica_index(s.service), s.service))
@@ -155,10 +158,13 @@ class ComposeStack:
         wanted = [r.name for r in replicas_of(cfg)]
         lb = self.preflight()
 
-        # A running balancer keeps its configuration until the new one has passed `nginx -t` inside it.
+        # A running balancer keeps its configuration until the new one has passed `nginx -t` inside it,
+        # unless Compose is about to replace it (its image, ports or mounts changed): the old container
+        # cannot judge a configuration written for another nginx or for files it does not mount.
+        replaced = lb is not None and self._balancer_changes(lb, plan)
         deferred = (NGINX_CONF, WATCH_ENV)
         first = plan
-        if lb is not None and all((self.dir / k).exists() for k in deferred):
+        if lb is not None and not replaced and all((self.dir / k).exists() for k in deferred):
             first = plan.without(deferred)
         # every path and hand edit of the whole plan is checked before the first file is written
         write_plan(self.dir, plan, force=force, dry_run=True)
@@ -183,7 +189,9 @@ class ComposeStack:
 
         removed = [s.container for s in self.status(routing=False).replicas if s.service not in wanted]
         removed += upd.retire
-        if running:
+        if replaced:
+            self.progress("the balancer's own settings changed (image, ports or mounts): it is recreated")
+        elif running:
             self.progress("testing the new nginx configuration inside the running balancer")
             self.reload(plan.text(NGINX_CONF), plan.text(WATCH_ENV))
         write_plan(self.dir, plan, force=True)  # records checksums of everything, nginx.conf included
@@ -242,6 +250,21 @@ class ComposeStack:
             except docker.errors.ImageNotFound:
                 return None
 
+    def _balancer_changes(self, lb, plan: Plan) -> bool:
+        """Whether the running balancer differs from the one `plan` describes in what makes Compose
+        recreate it and what its nginx configuration depends on: image, published ports, mounts."""
+        import yaml
+
+        try:
+            svc = yaml.safe_load(plan.text(COMPOSE_FILE))["services"][LB_SERVICE]
+            want_ports = {(int(p.rsplit(":", 2)[-2]), int(p.rsplit(":", 1)[-1])) for p in svc["ports"]}
+            want_binds = {v["target"] for v in svc["volumes"] if v.get("type") == "bind"}
+        except (KeyError, TypeError, ValueError, yaml.YAMLError):
+            return False
+        v = ContainerView.of(lb)
+        have_ports = {(b.host_port, port) for port in (80, LB_HTTPS_PORT) for b in v.published(port)}
+        return v.image_ref != svc.get("image") or have_ports != want_ports or v.bind_targets != want_binds
+
     def _compose(self, args: list[str], action: str, *, error=None, check: bool = True):
         kwargs = {"error": error} if error is not None else {}
         return run_compose(self.config.project, self.compose_file, args, on_line=self.log, action=action,
@@ -274,13 +297,16 @@ class ComposeStack:
 
     def _check_port(self, lb) -> None:
         cfg = self.config.balancer
-        if lb is not None and any(b.host_port == cfg.port for b in ContainerView.of(lb).published(80)):
-            return  # ours already
-        if not port_free(cfg.bind, cfg.port):
-            raise PortInUseError(
-                f"port {cfg.port} on {cfg.bind} is already in use by another program",
-                hint="stop that program, or choose another port: `scaleout up --port P` or balancer.port in scaleout.yaml",
-            )
+        ours = {b.host_port for p in (80, LB_HTTPS_PORT) for b in ContainerView.of(lb).published(p)} if lb else set()
+        for port, key in ((cfg.port, "balancer.port"), (cfg.http_port, "balancer.http_port")):
+            if port is None or port in ours:
+                continue
+            if not port_free(cfg.bind, port):
+                raise PortInUseError(
+                    f"port {port} on {cfg.bind} ({key}) is already in use by another program",
+                    hint="stop that program, or choose another port: `scaleout up --port P` or "
+                         f"{key} in scaleout.yaml",
+                )
 
     def reload(self, nginx_text: str, watch_env: str, *, record: bool = True, quiet: bool = False) -> None:
         """Have the running balancer test `nginx_text` (with its replicas' current addresses and
@@ -391,7 +417,20 @@ class ComposeStack:
                 if st is not None and st.state in ("exited", "dead"):
                     self._fail_unhealthy(st, "exited")
 
-        poll_balancer(self.config.url, timeout_s, on_miss=fail_if_exited)
+        poll_balancer(self.config.url, timeout_s, on_miss=fail_if_exited, verify=self._verify())
+
+    def _verify(self):
+        """How the readiness poll checks the balancer's certificate: against the local authority that
+        signed it; a user's own certificate is not checked here (its authority may be known only to
+        their browser, its names may not include the loopback address), which costs nothing on loopback."""
+        tls = self.config.balancer.tls
+        if tls is None:
+            return True
+        if tls == "local":
+            import ssl
+
+            return ssl.create_default_context(cafile=str(confined(self.dir, TLS_CA)))
+        return False
 
     def down(self, *, volumes: bool = False) -> int:
         """Remove containers and network (volumes only when asked). Returns how many containers went."""

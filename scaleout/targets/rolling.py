@@ -161,8 +161,13 @@ class RollingUpdate:
         from scaleout.render.nginx import render_nginx, render_watch_env
 
         servers = upstream(self.config, self.entries)
-        self.stack.reload(render_nginx(self.config, replicas=servers), render_watch_env(self.config, servers),
-                          record=False, quiet=True)
+        version = None
+        if self.config.balancer.tls is not None:  # the HTTPS server's HTTP/2 syntax depends on it (cached)
+            from scaleout.targets.nginx_version import nginx_version_for
+
+            version = nginx_version_for(self.config)
+        self.stack.reload(render_nginx(self.config, nginx_version=version, replicas=servers),
+                          render_watch_env(self.config, servers), record=False, quiet=True)
         self.reloaded = True
 
     def _remove(self, name: str) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import ssl
 import subprocess
 import time
 from collections import deque
@@ -176,9 +177,11 @@ def run_docker(args: list[str], *, cwd: Path, env: dict[str, str], action: str,
     return lines
 
 
-def poll_balancer(url: str, timeout_s: float, on_miss: Callable[[], None] | None = None) -> None:
+def poll_balancer(url: str, timeout_s: float, on_miss: Callable[[], None] | None = None,
+                  verify: ssl.SSLContext | bool = True) -> None:
     """Poll `url` until the balancer answers below 500 (a request reached a replica); `on_miss` runs
-    after every failed try (it may raise to stop early). Raises UnhealthyError after `timeout_s`."""
+    after every failed try (it may raise to stop early). Raises UnhealthyError after `timeout_s`.
+    `verify`: how an https:// URL's certificate is checked."""
     import httpx
 
     deadline = time.monotonic() + timeout_s
@@ -186,7 +189,7 @@ def poll_balancer(url: str, timeout_s: float, on_miss: Callable[[], None] | None
     while time.monotonic() < deadline:
         try:
             # trust_env=False: proxy variables must never carry scaleout's own loopback requests
-            r = httpx.get(url + "/", timeout=2.0, trust_env=False)
+            r = httpx.get(url + "/", timeout=2.0, trust_env=False, verify=verify)
             if r.status_code < 500:
                 return
             last = f"HTTP {r.status_code}"

@@ -111,6 +111,17 @@ class ContainerView:
         return str(self.attrs.get("Image", ""))
 
     @property
+    def image_ref(self) -> str:
+        """The image as the container was asked to run it (a name:tag, not an ID)."""
+        return str(_dict(self.attrs.get("Config")).get("Image", ""))
+
+    @property
+    def bind_targets(self) -> set[str]:
+        """Where bind mounts appear inside the container (volumes an image declares are left out)."""
+        return {str(m.get("Destination")) for m in _list(self.attrs.get("Mounts"))
+                if isinstance(m, dict) and m.get("Type") == "bind"}
+
+    @property
     def ip_addresses(self) -> list[str]:
         nets = _dict(_dict(self.attrs.get("NetworkSettings")).get("Networks"))
         return [str(n["IPAddress"]) for n in nets.values() if isinstance(n, dict) and n.get("IPAddress")]
@@ -129,12 +140,12 @@ class ContainerView:
                 out.append(PortBinding(str(b.get("HostIp") or ""), int(b["HostPort"])))
         return out
 
-    def url(self, container_port: int = 80) -> str | None:
+    def url(self, container_port: int = 80, scheme: str = "http") -> str | None:
         """The URL of a published port as this machine reaches it (0.0.0.0 and :: mean loopback)."""
         for b in self.published(container_port):
             host = b.host_ip if b.host_ip not in ("", "0.0.0.0", "::") else "127.0.0.1"
             host = f"[{host}]" if ":" in host else host
-            return f"http://{host}:{b.host_port}"
+            return f"{scheme}://{host}:{b.host_port}"
         return None
 
 
