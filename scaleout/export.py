@@ -82,8 +82,8 @@ def export_files(kind: str, config: Config, *, balancer: str | None = None, name
         for line in swarm_notes(config) + stack_deploy_notes(config, config.engine_environment()):
             note(line)
         return files
-    from scaleout.render.k8s import read_static_files, render_k8s
     from scaleout.render.envfiles import read_env_files
+    from scaleout.render.k8s import read_static_files, render_k8s
     from scaleout.render.k8s_services import k8s_notes
     from scaleout.render.worker import render_worker
 

@@ -95,6 +95,13 @@ def test_the_backend_takes_its_environment_and_health_command_in_compose_syntax(
     assert backend["env_file"] == ["../../common.env"]
     assert backend["healthcheck"]["test"] == ["CMD-SHELL", health_command_compose(config)]
     assert "${API_TOKEN}" in backend["healthcheck"]["test"][1]
+    # the file says that `docker stack deploy` needs those variables; a file without references does not
+    said = "resolved by `docker stack deploy` from its environment"
+    assert said in render_swarm(config)["stack.yml"]
+    plain = parse_config("name: shop\nbackend: {env: {A: literal $$1}}\n", project, env={})
+    assert said not in render_swarm(plain)["stack.yml"]
+    only_backend = parse_config("name: shop\nbackend: {env: {A: '${API_TOKEN}'}}\n", project, env={})
+    assert said in render_swarm(only_backend)["stack.yml"]
 
 
 def test_a_built_service_takes_its_image_from_a_variable_that_up_sets(project):

@@ -110,7 +110,8 @@ def test_every_object_validates_and_each_service_is_reached_by_its_own_name(proj
     workloads = list(by_kind(docs, "StatefulSet").values()) + list(by_kind(docs, "Deployment").values())
     for name, svc in services.items():
         sel = svc["spec"]["selector"].items()
-        matching = [w["metadata"]["name"] for w in workloads if sel <= w["spec"]["template"]["metadata"]["labels"].items()]
+        matching = [w["metadata"]["name"] for w in workloads
+                    if sel <= w["spec"]["template"]["metadata"]["labels"].items()]
         assert len(matching) == 1, (name, matching)
         for w in workloads:
             assert w["spec"]["selector"]["matchLabels"].items() <= w["spec"]["template"]["metadata"]["labels"].items()
@@ -222,6 +223,9 @@ def test_export_prints_the_notes_and_keeps_secrets_private(project):
     # the shell's value wins over .env's, as Compose has it
     token = next(d for d in secrets if d["metadata"]["name"] == "shop-backend-env")["data"]["TOKEN"]
     assert base64.b64decode(token).decode() == "from-the-shell"
+    # env files are read as Compose reads them: ${VAR} from the shell, then .env
+    redis_file = next(d for d in secrets if d["metadata"]["annotations"]["scaleout.io/source"] == "env-file redis.env")
+    assert base64.b64decode(redis_file["data"]["GREETING"]).decode() == "hi from-the-shell"
 
 
 def test_an_unreadable_env_file_is_one_clear_error(project):

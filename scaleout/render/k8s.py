@@ -296,15 +296,18 @@ def render_k8s(config: Config, static: dict[str, bytes], worker: str | None, *, 
         "# export again with --image REGISTRY/NAME:TAG (or set backend.image in scaleout.yaml).\n"
     )
     secrets = Secrets(config, namespace, env_files or {}, _meta)
-    files = {"backend.yaml": _dump_all(_backend(config, namespace, image, balancer == "nginx", secrets), head + image_note)}
+    backend = _backend(config, namespace, image, balancer == "nginx", secrets)
+    files = {"backend.yaml": _dump_all(backend, head + image_note)}
     if config.services:
         notes = "".join(f"# note: {n}\n" for n in k8s_notes(config))
         svc_head = head + (
             "# The services beside the replicas: each a Deployment, or a StatefulSet with a claim per named volume\n"
-            f"# (requests {CLAIM_SIZE}: tune it), and a headless Service of its own name: `NAME:PORT` resolves as on Compose.\n"
+            f"# (requests {CLAIM_SIZE}: tune it), and a headless Service of its own name: `NAME:PORT` resolves\n"
+            "# as on Compose.\n"
             "# Kubernetes has no depends_on: every pod starts at once, the backend may be unready until they are up.\n"
         )
-        files["services.yaml"] = _dump_all(service_objects(config, namespace, secrets, _meta, _labels), svc_head + notes)
+        docs = service_objects(config, namespace, secrets, _meta, _labels)
+        files["services.yaml"] = _dump_all(docs, svc_head + notes)
     if balancer == "nginx":
         lb_head = head + "# scaleout's nginx: balances over every ready backend pod and serves the static files.\n"
         files["balancer.yaml"] = _dump_all(_balancer(config, namespace, nginx_text, static, worker, "LoadBalancer"), lb_head)

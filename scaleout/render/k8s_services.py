@@ -285,7 +285,8 @@ def k8s_notes(config: Config) -> list[str]:
                          f"(written: {service_image(config, name)})")
         for p in svc.ports:
             notes.append(f"service {name}: published port {p.host_port} is not carried (nothing is published from "
-                         f"the cluster); reach it with `kubectl port-forward svc/{k8s} {p.host_port}:{p.container_port}`")
+                         f"the cluster); reach it with "
+                         f"`kubectl port-forward svc/{k8s} {p.host_port}:{p.container_port}`")
         for v in svc.volumes:
             if v.kind == "bind":
                 notes.append(f"service {name}: the bind mount ./{v.source.removeprefix('./')}:{v.target} is not "

@@ -148,14 +148,16 @@ def swarm_notes(config: Config) -> list[str]:
     for name, svc in sorted(config.services.items()):
         for p in svc.ports:
             if not _published_everywhere(config, p.host_ip):
-                notes.append(f"service {name}: Swarm cannot publish port {p.host_port} on {p.host_ip or config.balancer.bind} "
-                             f"only; it listens on every interface of the node that runs {name}")
+                ip = p.host_ip or config.balancer.bind
+                notes.append(f"service {name}: Swarm cannot publish port {p.host_port} on {ip} only; it listens "
+                             f"on every interface of the node that runs {name}")
         for v in svc.volumes:
             if v.kind == "bind":
                 notes.append(f"service {name}: the bind mount ./{v.source.removeprefix('./')} exists only on the node "
                              "where the stack is deployed from; on a swarm of several nodes use a named volume or "
                              "copy the files into the image")
-        values = [(f"services.{name}.environment.{k}", svc.environment[k], v) for k, v in svc.environment_compose.items()]
+        values = [(f"services.{name}.environment.{k}", svc.environment[k], v)
+                  for k, v in svc.environment_compose.items()]
         notes += _template_notes(values)
     b = config.backend
     notes += _template_notes([(f"backend.env.{k}", b.env[k], v) for k, v in b.env_compose.items()])
@@ -166,6 +168,24 @@ def _template_notes(values: list[tuple[str, str, str]]) -> list[str]:
     """A value that holds `{{` only once resolved (from a variable) reaches Swarm unescaped."""
     return [f"{key}: its value (from a variable) contains '{{{{', which Swarm expands as a template"
             for key, value, text in values if "{{" in value and "{{" not in text]
+
+
+def _has_references(config: Config) -> bool:
+    """Whether the stack file keeps a `${VAR}` for `docker stack deploy` to resolve (Compose text that
+    is not just the value with `$` doubled)."""
+    pairs = [(v, config.backend.env_compose[k]) for k, v in config.backend.env.items()]
+    h = config.backend.health
+    if h.command:
+        pairs.append((h.command, h.command_compose or h.command))
+    for svc in config.services.values():
+        pairs += [(v, svc.environment_compose[k]) for k, v in svc.environment.items()]
+        if svc.command is not None:
+            values = [svc.command] if isinstance(svc.command, str) else list(svc.command)
+            texts = [svc.command_compose] if isinstance(svc.command_compose, str) else list(svc.command_compose or ())
+            pairs += list(zip(values, texts, strict=False))
+        if svc.healthcheck is not None and svc.healthcheck.test:
+            pairs += list(zip(svc.healthcheck.test, svc.healthcheck.test_compose or (), strict=False))
+    return any(text != value.replace("$", "$$") for value, text in pairs)
 
 
 def swarm_stack_data(config: Config, nginx_text: str, assets: str | None = None,
@@ -257,7 +277,7 @@ def render_swarm(config: Config, assets: str | None = None, stack_dir: Path | No
         "# On a swarm of several nodes the images must be in a registry every node can pull from\n"
         "# (`scaleout up --target swarm --registry HOST/PATH` pushes them there).\n"
     )
-    if config.services:
+    if _has_references(config):
         header += ("# ${VAR} references are resolved by `docker stack deploy` from its environment: run it with\n"
                    "# the variables of the project's .env set (scaleout up does).\n")
     header += "".join(f"# note: {n}\n" for n in swarm_notes(config))

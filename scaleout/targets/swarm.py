@@ -276,7 +276,8 @@ class SwarmStack:
     def _check_published(svc, port: int, what: str, where: str) -> None:
         """A host-mode port listens on every interface: it must be free there, unless this service has it."""
         if svc is not None:
-            for p in (svc.attrs.get("Endpoint") or {}).get("Ports") or svc.attrs.get("Spec", {}).get("EndpointSpec", {}).get("Ports") or []:
+            spec_ports = svc.attrs.get("Spec", {}).get("EndpointSpec", {}).get("Ports")
+            for p in (svc.attrs.get("Endpoint") or {}).get("Ports") or spec_ports or []:
                 if p.get("PublishedPort") == port:
                     return  # ours already
         if not port_free("0.0.0.0", port):
