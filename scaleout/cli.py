@@ -551,14 +551,17 @@ def export(
 
     st = _state(ctx)
     cfg = _config(st, replicas=replicas)
-    files = export_files(kind.value, cfg, balancer=balancer, namespace=namespace, image=image,
-                         ingress_class=ingress_class)
     out_dir = check_out_dir(out if out.is_absolute() else st.project_dir / out, cfg.project_dir)
+    notes: list[str] = []
+    files = export_files(kind.value, cfg, balancer=balancer, namespace=namespace, image=image,
+                         ingress_class=ingress_class, out=out_dir, note=notes.append)
     result = write_export(out_dir, files, kind=kind.value, force=force)
     for names, label in ((result.written, "wrote    "), (result.unchanged, "unchanged"), (result.removed, "removed  "),
                          (result.kept, "kept (edited)")):
         for rel in names:
             st.console.message(f"{label} {out_dir / rel}")
+    for line in notes:  # what the files could not carry: also written as comments in them
+        st.console.message(f"note: {line}")
     st.console.message(f"next: kubectl apply -f {out}" if kind == ExportKind.k8s else
                        "next: scaleout up --target swarm (or set the image variables named in "
                        f"{out / 'stack.yml'} and docker stack deploy)")

@@ -6,6 +6,7 @@ Rendering lives in scaleout/render/; writing goes through scaleout.files, with t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from scaleout.config import Config
@@ -38,12 +39,17 @@ def check_out_dir(out: Path, project_dir: Path) -> Path:
     return target
 
 
+SECRETS_FILE = "secrets.yaml"
+
+
 def write_export(out: Path, files: dict[str, str], *, kind: str, force: bool = False) -> WriteResult:
     """Write `files` into `out` atomically, with the user's umask. A file that scaleout did not write
     there (or that was edited since) is never replaced without `force`; files of an earlier export that
-    this one no longer has are removed only when unchanged."""
+    this one no longer has are removed only when unchanged. An export that holds Secrets is readable by
+    its owner only (0600), whatever the umask."""
     out.mkdir(parents=True, exist_ok=True)
-    return write_plan(out.resolve(), Plan(files), force=force, ledger_rel=EXPORT_MANIFEST,
+    mode = 0o600 if SECRETS_FILE in files else None
+    return write_plan(out.resolve(), Plan(files), force=force, ledger_rel=EXPORT_MANIFEST, mode=mode,
                       ledger_extra={"generator": "scaleout", "kind": kind},
                       conflict_hint="choose another --out folder, or pass --force to overwrite them")
 
@@ -51,9 +57,16 @@ def write_export(out: Path, files: dict[str, str], *, kind: str, force: bool = F
 EXPORT_KINDS = ("k8s", "swarm")
 
 
+def _ignore(_: str) -> None:
+    pass
+
+
 def export_files(kind: str, config: Config, *, balancer: str | None = None, namespace: str | None = None,
-                 image: str | None = None, ingress_class: str | None = None) -> dict[str, str]:
-    """The files of `scaleout export KIND` (reads the static files and renders the worker for k8s)."""
+                 image: str | None = None, ingress_class: str | None = None, out: Path | None = None,
+                 note: Callable[[str], None] = _ignore) -> dict[str, str]:
+    """The files of `scaleout export KIND` (reads the static files and the env files, renders the
+    worker for k8s). `out` is the folder they go to (the stack file's relative paths start there);
+    `note` receives each thing the files cannot carry, one line without "note:"."""
     if kind not in EXPORT_KINDS:
         raise UsageError(f"export: KIND must be one of {', '.join(EXPORT_KINDS)} (got {kind!r})")
     if kind == "swarm":
@@ -62,10 +75,16 @@ def export_files(kind: str, config: Config, *, balancer: str | None = None, name
         if given:
             raise UsageError(f"{', '.join(given)}: only for `scaleout export k8s`")
         from scaleout.render.assets import plan_assets
-        from scaleout.render.swarm import render_swarm
+        from scaleout.render.envfiles import stack_deploy_notes
+        from scaleout.render.swarm import render_swarm, swarm_notes
 
-        return render_swarm(config, plan_assets(config).env_value())
+        files = render_swarm(config, plan_assets(config).env_value(), stack_dir=out)
+        for line in swarm_notes(config) + stack_deploy_notes(config, config.engine_environment()):
+            note(line)
+        return files
+    from scaleout.render.envfiles import read_env_files
     from scaleout.render.k8s import read_static_files, render_k8s
+    from scaleout.render.k8s_services import k8s_notes
     from scaleout.render.worker import render_worker
 
     if ingress_class is not None and balancer != "ingress":
@@ -78,5 +97,11 @@ def export_files(kind: str, config: Config, *, balancer: str | None = None, name
                  "--image REGISTRY/NAME:TAG, or set backend.image in scaleout.yaml",
         )
     worker = render_worker(config) if config.static.generate_worker and config.static.service_workers else None
-    return render_k8s(config, read_static_files(config), worker, balancer=balancer or "nginx",
-                      namespace=namespace or "default", image=image, ingress_class=ingress_class)
+    # env files are read as Compose reads them: ${VAR} from the shell, then the project's .env
+    env_files = read_env_files(config, config.engine_environment())
+    files = render_k8s(config, read_static_files(config), worker, balancer=balancer or "nginx",
+                       namespace=namespace or "default", image=image, ingress_class=ingress_class,
+                       env_files=env_files)
+    for line in k8s_notes(config):
+        note(line)
+    return files

@@ -21,6 +21,8 @@ MODELS = {
     ("v1", "ConfigMap"): "V1ConfigMap",
     ("v1", "Service"): "V1Service",
     ("apps/v1", "Deployment"): "V1Deployment",
+    ("apps/v1", "StatefulSet"): "V1StatefulSet",
+    ("v1", "Secret"): "V1Secret",
     ("networking.k8s.io/v1", "Ingress"): "V1Ingress",
 }
 _PRIMITIVES = {"str": (str,), "int": (int,), "float": (int, float), "bool": (bool,), "bytes": (str,),

@@ -171,3 +171,64 @@ def test_stack_file_interpolates_the_images(swarm_project):
     assert r.returncode != 0 and "is missing a value" in r.stderr, r.stderr
     assert ("set SCALEOUT_BACKEND_IMAGE to the backend image" in r.stderr
             or "set SCALEOUT_BALANCER_IMAGE to the balancer image" in r.stderr), r.stderr
+
+
+REDIS_IMAGE = "scaleout-local/redis:1"
+
+
+def test_swarm_with_a_redis_service_shares_the_counter_and_down_volumes_removes_its_data(swarm_project, swarm):
+    """python-redis on Swarm: the service is waited for before the backend is reported ready, every
+    replica counts in the same Redis, .env reaches `docker stack deploy`, the volume goes only when asked."""
+    import httpx
+
+    try:
+        swarm.images.get(REDIS_IMAGE)
+    except docker.errors.ImageNotFound:
+        pytest.fail(f"image {REDIS_IMAGE} is missing: run scripts/setup-service-images.sh")
+    p = swarm_project(template="python-redis", replace={
+        "    REDIS_URL: redis://redis:6379/0": "    REDIS_URL: redis://redis:6379/0\n    GREETING: ${GREETING}"})
+    p.env["REDIS_IMAGE"] = REDIS_IMAGE
+    (p.path / ".env").write_text("GREETING=hello-from-dotenv\n")
+    volume = f"{p.name}_redis-data"
+    try:
+        r = p.cli("up", "--target", "swarm", "--replicas", "3", timeout=400)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert "redis is ready" in r.stderr, r.stderr
+        first_backend = min(r.stderr.index(f"backend-{i} is ready") for i in (1, 2, 3))
+        assert r.stderr.index("redis is ready") < first_backend, r.stderr
+
+        services = _services(swarm, p.name)
+        assert sorted(services) == ["backend", "lb", "redis"]
+        env = services["backend"].attrs["Spec"]["TaskTemplate"]["ContainerSpec"]["Env"]
+        assert "GREETING=hello-from-dotenv" in env  # ${GREETING} resolved by stack deploy from .env
+        redis_spec = services["redis"].attrs["Spec"]["TaskTemplate"]["ContainerSpec"]
+        assert redis_spec["Image"] == REDIS_IMAGE and redis_spec["Healthcheck"]["Test"][:2] == ["CMD", "redis-cli"]
+        st = json.loads(p.cli("status", "--json", check=True).stdout)
+        assert [(s["service"], s["state"], s["health"]) for s in st["services"]] == [("redis", "running", "healthy")]
+        assert len(st["replicas"]) == 3 and all(x["health"] == "healthy" for x in st["replicas"])
+
+        # one session (one cookie jar) through the balancer: the count goes up whichever replica answers
+        with httpx.Client(trust_env=False, timeout=10) as session:
+            seen = []
+            for _ in range(12):
+                resp = session.get(p.url + "/api/count")
+                assert resp.status_code == 200, resp.text
+                seen.append((resp.json()["backend"], resp.json()["count"]))
+        assert [c for _, c in seen] == list(range(1, 13)), seen
+        assert len({b for b, _ in seen}) >= 2, seen  # served by different replicas, one shared counter
+        assert volume in [v.name for v in swarm.volumes.list(filters={"label": f"{NS}={p.name}"})]
+
+        r = p.cli("down", "--target", "swarm")
+        assert r.returncode == 0, r.stderr
+        assert _services(swarm, p.name) == {}
+        assert swarm.volumes.get(volume)  # the data stays unless asked
+        r = p.cli("down", "--target", "swarm", "--volumes")
+        assert r.returncode == 0, r.stderr
+        assert [v.name for v in swarm.volumes.list(filters={"label": f"{NS}={p.name}"})] == []
+    finally:
+        subprocess.run(["docker", "stack", "rm", p.name], capture_output=True, timeout=60)
+        with contextlib.suppress(AssertionError):
+            wait_for(lambda: not swarm.containers.list(all=True, sparse=True, filters={"label": f"{NS}={p.name}"}),
+                     timeout=60, what="stack containers to go")
+        with contextlib.suppress(docker.errors.APIError):
+            swarm.volumes.get(volume).remove()

@@ -6,6 +6,9 @@ Two balancers, chosen by `scaleout export k8s --balancer`:
   every ready pod gets traffic and X-Upstream-Addr names the pod, exactly as on Compose and Swarm.
 - ingress: an Ingress routes `/` straight to the backend Service (the cluster's ingress controller
   balances). The static routes still go to scaleout's nginx, so their cache headers are kept.
+
+The `services:` beside the replicas and the Secrets (env files, values from variables) are in
+scaleout/render/k8s_services.py.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import base64
 import hashlib
 import math
 import re
+from collections.abc import Mapping
 from typing import Any
 
 import yaml
@@ -22,7 +26,8 @@ from scaleout.config import Config, check_image
 from scaleout.errors import UsageError
 from scaleout.files import inside
 from scaleout.layout import LB_CONF_MOUNT, LB_PUBLIC_MOUNT, LB_WORKER_MOUNT
-from scaleout.render.common import DNS_VALID_S, backend_image, check_dynamic_balancing, dump_yaml, escape_k8s
+from scaleout.render.common import DNS_VALID_S, backend_image, check_dynamic_balancing, dump_yaml
+from scaleout.render.k8s_services import CLAIM_SIZE, Secrets, WorkloadEnv, k8s_notes, service_objects
 from scaleout.render.nginx import render_nginx
 
 BALANCERS = ("nginx", "ingress")
@@ -57,10 +62,11 @@ def _meta(config: Config, name: str, namespace: str, component: str, **extra: An
     return {"name": name, "namespace": namespace, "labels": _labels(config, component), **extra}
 
 
-def _probe(config: Config, initial_delay: int = 0) -> dict[str, Any]:
+def _probe(config: Config, env: WorkloadEnv, initial_delay: int = 0) -> dict[str, Any]:
     h = config.backend.health
     probe: dict[str, Any] = (
-        {"exec": {"command": ["sh", "-c", h.command]}} if h.command else {"httpGet": {"path": h.path, "port": "http"}}
+        {"exec": {"command": env.exec_command(("CMD-SHELL", h.command), ("CMD-SHELL", h.command_compose or h.command))}}
+        if h.command else {"httpGet": {"path": h.path, "port": "http"}}
     )
     if initial_delay:
         probe["initialDelaySeconds"] = initial_delay
@@ -68,16 +74,22 @@ def _probe(config: Config, initial_delay: int = 0) -> dict[str, Any]:
     return probe
 
 
-def _backend(config: Config, namespace: str, image: str, headless: bool) -> list[dict[str, Any]]:
+def _backend(config: Config, namespace: str, image: str, headless: bool, secrets: Secrets) -> list[dict[str, Any]]:
     b = config.backend
     name = f"{config.name}-backend"
     labels = _labels(config, "backend")
     selector = {k: labels[k] for k in ("app.kubernetes.io/name", "app.kubernetes.io/component")}
-    env: list[dict[str, Any]] = [
+    env = secrets.workload("backend")
+    env.env += [
         {"name": "PORT", "value": str(b.port)},
         {"name": "SCALEOUT_REPLICA", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
     ]
-    env += [{"name": k, "value": escape_k8s(v)} for k, v in sorted(b.env.items())]
+    # a value from ${VAR} (the shell, .env) goes to a Secret; a literal one stays inline
+    for k, v in sorted(b.env.items()):
+        env.add(k, v, b.env_compose.get(k))
+    probes = {"readinessProbe": _probe(config, env),
+              "livenessProbe": _probe(config, env, initial_delay=config.backend.health.start_period)}
+    env_from = secrets.env_from(b.env_file)
     deployment = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -95,9 +107,9 @@ def _backend(config: Config, namespace: str, image: str, headless: bool) -> list
                         "name": "backend",
                         "image": image,
                         "ports": [{"name": "http", "containerPort": b.port, "protocol": "TCP"}],
-                        "env": env,
-                        "readinessProbe": _probe(config),
-                        "livenessProbe": _probe(config, initial_delay=config.backend.health.start_period),
+                        **({"envFrom": env_from} if env_from else {}),
+                        "env": env.env,
+                        **probes,
                         # requests are a starting point for the scheduler: tune them to what the app uses
                         "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}},
                         "securityContext": {"allowPrivilegeEscalation": False},
@@ -256,8 +268,11 @@ def _dump_all(docs: list[dict[str, Any]], header: str) -> str:
 
 
 def render_k8s(config: Config, static: dict[str, bytes], worker: str | None, *, balancer: str = "nginx",
-               namespace: str = "default", image: str | None = None, ingress_class: str | None = None) -> dict[str, str]:
-    """{backend.yaml, balancer.yaml[, ingress.yaml]}: apply with `kubectl apply -f DIR`."""
+               namespace: str = "default", image: str | None = None, ingress_class: str | None = None,
+               env_files: Mapping[str, Mapping[str, str]] | None = None) -> dict[str, str]:
+    """{backend.yaml, balancer.yaml[, ingress.yaml][, services.yaml][, secrets.yaml]}: apply with
+    `kubectl apply -f DIR`. `env_files` holds the variables of each env file the config names
+    (see k8s_services.read_env_files)."""
     if balancer not in BALANCERS:
         raise UsageError(f"--balancer: must be one of {', '.join(BALANCERS)} (got {balancer!r})")
     if not _NAMESPACE.match(namespace):
@@ -280,7 +295,19 @@ def render_k8s(config: Config, static: dict[str, bytes], worker: str | None, *, 
         f"# The backend image {image} must be in a registry the cluster can pull from: push it, then\n"
         "# export again with --image REGISTRY/NAME:TAG (or set backend.image in scaleout.yaml).\n"
     )
-    files = {"backend.yaml": _dump_all(_backend(config, namespace, image, headless=balancer == "nginx"), head + image_note)}
+    secrets = Secrets(config, namespace, env_files or {}, _meta)
+    backend = _backend(config, namespace, image, balancer == "nginx", secrets)
+    files = {"backend.yaml": _dump_all(backend, head + image_note)}
+    if config.services:
+        notes = "".join(f"# note: {n}\n" for n in k8s_notes(config))
+        svc_head = head + (
+            "# The services beside the replicas: each a Deployment, or a StatefulSet with a claim per named volume\n"
+            f"# (requests {CLAIM_SIZE}: tune it), and a headless Service of its own name: `NAME:PORT` resolves\n"
+            "# as on Compose.\n"
+            "# Kubernetes has no depends_on: every pod starts at once, the backend may be unready until they are up.\n"
+        )
+        docs = service_objects(config, namespace, secrets, _meta, _labels)
+        files["services.yaml"] = _dump_all(docs, svc_head + notes)
     if balancer == "nginx":
         lb_head = head + "# scaleout's nginx: balances over every ready backend pod and serves the static files.\n"
         files["balancer.yaml"] = _dump_all(_balancer(config, namespace, nginx_text, static, worker, "LoadBalancer"), lb_head)
@@ -293,4 +320,10 @@ def render_k8s(config: Config, static: dict[str, bytes], worker: str | None, *, 
             "# responses), scaleout's retry and timeout settings on other controllers, random and least_conn.\n"
         )
         files["ingress.yaml"] = _dump_all([_ingress(config, namespace, ingress_class)], ing_head)
+    if secrets.objects:
+        secret_head = head + (
+            "# Values from env files and from ${VAR} references (the shell, .env): keep this file out of version\n"
+            "# control. The workloads reference them with envFrom and secretKeyRef; nothing is inline.\n"
+        )
+        files["secrets.yaml"] = _dump_all(list(secrets.objects.values()), secret_head)
     return files

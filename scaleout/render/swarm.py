@@ -1,10 +1,21 @@
 """Config -> the Swarm stack file and its nginx.conf: what `up --target swarm` deploys and
 `export swarm` writes. Pure. The backend is one service of N tasks (endpoint_mode dnsrr); nginx
-resolves `tasks.backend` through Docker's DNS per request."""
+resolves `tasks.backend` through Docker's DNS per request. The `services:` of scaleout.yaml are one
+task each, reached by their name on the stack's network as on Compose.
+
+Values are written in Compose syntax as the user wrote them (`${VAR}` kept, a literal `$` as `$$`):
+`docker stack deploy` runs with the project's .env in its environment and resolves them, so nothing
+from .env lands in the stack file. Swarm then expands Go templates (`{{.Task.Slot}}`) in environment
+values, so a literal `{{` is escaped too.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import ipaddress
+import os
+import re
+from pathlib import Path
 from typing import Any
 
 from scaleout.config import Config
@@ -26,12 +37,14 @@ from scaleout.render.common import (
     health_command_compose,
 )
 from scaleout.render.nginx import render_nginx
+from scaleout.render.services import SERVICE_ROLE, healthcheck_data
 
 STACK_FILE = SWARM_STACK_FILE
 STACK_NGINX = SWARM_NGINX
 ENV_BACKEND_IMAGE = "SCALEOUT_BACKEND_IMAGE"
 ENV_BALANCER_IMAGE = "SCALEOUT_BALANCER_IMAGE"
 SWARM_DNS = "127.0.0.11"  # Docker's embedded DNS server, in every container on a user-defined network
+SERVICE_IMAGE_PREFIX = "SCALEOUT_SERVICE_IMAGE_"
 
 
 def _required(var: str, what: str) -> str:
@@ -53,16 +66,141 @@ def nginx_config_name(config: Config, nginx_text: str) -> str:
     return f"{config.name}_nginx_{hashlib.sha256(nginx_text.encode()).hexdigest()[:12]}"
 
 
-def swarm_stack_data(config: Config, nginx_text: str, assets: str | None = None) -> dict[str, Any]:
+def service_image_vars(config: Config) -> dict[str, str]:
+    """The variable that carries the image `up` builds for each service with `build:` (its tag is known
+    only after the build, as the backend's is)."""
+    out: dict[str, str] = {}
+    taken = {ENV_BACKEND_IMAGE, ENV_BALANCER_IMAGE}
+    for name in sorted(config.services):
+        if config.services[name].image is not None:
+            continue
+        base = SERVICE_IMAGE_PREFIX + re.sub(r"[^A-Za-z0-9]", "_", name).upper()
+        var, n = base, 1
+        while var in taken:  # `my-db` and `my_db` are two services
+            n += 1
+            var = f"{base}_{n}"
+        taken.add(var)
+        out[name] = var
+    return out
+
+
+def stack_dir_of(config: Config) -> Path:
+    """Where `up --target swarm` writes the stack file (relative paths in it start there)."""
+    return config.project_dir / SWARM_DIR
+
+
+def _from_stack(config: Config, stack_dir: Path | None, rel: str) -> str:
+    """A project-relative path as seen from the stack file's folder, which is where `docker stack
+    deploy` resolves env_file and bind-mount paths."""
+    base = stack_dir if stack_dir is not None else stack_dir_of(config)
+    path = os.path.relpath(os.path.join(config.project_dir, rel), base)
+    path = Path(path).as_posix()
+    return path if path == ".." or path.startswith("../") else f"./{path}"
+
+
+def _published_everywhere(config: Config, host_ip: str | None) -> bool:
+    """Whether the user asked for every interface anyway (then Swarm's host-mode port is no surprise)."""
+    return ipaddress.ip_address(host_ip or config.balancer.bind).is_unspecified
+
+
+def _service_data(config: Config, name: str, stack_dir: Path | None, image_var: str | None) -> dict[str, Any]:
+    svc = config.services[name]
+    image = svc.image or f"${{{image_var}:?{_required(image_var or '', 'the image built for this service')}}}"
+    data: dict[str, Any] = {"image": image}
+    if svc.command_compose is not None:
+        # Swarm expands templates in env, hostname and mounts only: the command is Compose text as is
+        data["command"] = svc.command_compose if isinstance(svc.command_compose, str) else list(svc.command_compose)
+    if svc.environment_compose:
+        data["environment"] = {k: escape_go_template(v) for k, v in sorted(svc.environment_compose.items())}
+    if svc.env_file:
+        data["env_file"] = [_from_stack(config, stack_dir, f) for f in svc.env_file]
+    if svc.volumes:
+        data["volumes"] = [
+            f"{v.source}:{v.target}" + (":ro" if v.read_only else "") if v.kind == "named" else
+            {"type": "bind", "source": _from_stack(config, stack_dir, v.source), "target": v.target,
+             "read_only": bool(v.read_only)}
+            for v in svc.volumes
+        ]
+    health = healthcheck_data(svc.healthcheck)
+    if health is not None:
+        data["healthcheck"] = health
+    if svc.ports:
+        # no host IP on Swarm: `mode: host` listens on every interface of the node that runs the task
+        data["ports"] = [{"target": p.container_port, "published": p.host_port, "protocol": p.protocol, "mode": "host"}
+                         for p in svc.ports]
+    data["deploy"] = {
+        "replicas": 1,
+        # the name resolves to the task itself, as on Compose: a virtual IP needs IPVS in the node's kernel,
+        # which not every host has (the name would resolve, and every connection hang)
+        "endpoint_mode": "dnsrr",
+        # one task at a time: a database must not run twice on one volume during an update
+        "update_config": {"parallelism": 1, "order": "stop-first"},
+        "restart_policy": {"condition": "any", "delay": "2s"},
+        "labels": {"io.scaleout.project": config.name, "io.scaleout.role": SERVICE_ROLE},
+    }
+    return data
+
+
+def swarm_notes(config: Config) -> list[str]:
+    """What the stack file cannot carry as on Compose, said by `up --target swarm` and `export swarm`
+    (each a line without the "note:" prefix; the balancer's own port is said by `up` itself)."""
+    notes = []
+    for name, svc in sorted(config.services.items()):
+        for p in svc.ports:
+            if not _published_everywhere(config, p.host_ip):
+                ip = p.host_ip or config.balancer.bind
+                notes.append(f"service {name}: Swarm cannot publish port {p.host_port} on {ip} only; it listens "
+                             f"on every interface of the node that runs {name}")
+        for v in svc.volumes:
+            if v.kind == "bind":
+                notes.append(f"service {name}: the bind mount ./{v.source.removeprefix('./')} exists only on the node "
+                             "where the stack is deployed from; on a swarm of several nodes use a named volume or "
+                             "copy the files into the image")
+        values = [(f"services.{name}.environment.{k}", svc.environment[k], v)
+                  for k, v in svc.environment_compose.items()]
+        notes += _template_notes(values)
+    b = config.backend
+    notes += _template_notes([(f"backend.env.{k}", b.env[k], v) for k, v in b.env_compose.items()])
+    return notes
+
+
+def _template_notes(values: list[tuple[str, str, str]]) -> list[str]:
+    """A value that holds `{{` only once resolved (from a variable) reaches Swarm unescaped."""
+    return [f"{key}: its value (from a variable) contains '{{{{', which Swarm expands as a template"
+            for key, value, text in values if "{{" in value and "{{" not in text]
+
+
+def _has_references(config: Config) -> bool:
+    """Whether the stack file keeps a `${VAR}` for `docker stack deploy` to resolve (Compose text that
+    is not just the value with `$` doubled)."""
+    pairs = [(v, config.backend.env_compose[k]) for k, v in config.backend.env.items()]
+    h = config.backend.health
+    if h.command:
+        pairs.append((h.command, h.command_compose or h.command))
+    for svc in config.services.values():
+        pairs += [(v, svc.environment_compose[k]) for k, v in svc.environment.items()]
+        if svc.command is not None:
+            values = [svc.command] if isinstance(svc.command, str) else list(svc.command)
+            texts = [svc.command_compose] if isinstance(svc.command_compose, str) else list(svc.command_compose or ())
+            pairs += list(zip(values, texts, strict=False))
+        if svc.healthcheck is not None and svc.healthcheck.test:
+            pairs += list(zip(svc.healthcheck.test, svc.healthcheck.test_compose or (), strict=False))
+    return any(text != value.replace("$", "$$") for value, text in pairs)
+
+
+def swarm_stack_data(config: Config, nginx_text: str, assets: str | None = None,
+                     stack_dir: Path | None = None) -> dict[str, Any]:
     """The stack file as data. Images built by scaleout come from environment variables, because
-    their content-addressed tags are only known after the build."""
+    their content-addressed tags are only known after the build. `stack_dir` is the folder the stack
+    file is written to (default: .scaleout/swarm), for the relative paths of env files and bind mounts."""
     b, h = config.backend, config.backend.health
     labels = {"io.scaleout.project": config.name}
     slot = f"{BACKEND_SERVICE}-{{{{.Task.Slot}}}}"  # Swarm expands Go templates in hostname and env
     env = {"PORT": str(b.port), "SCALEOUT_REPLICA": slot}
     if assets is not None:
         env[ENV_ASSETS] = escape_go_template(escape_dollar(assets))
-    env.update({k: escape_go_template(escape_dollar(v)) for k, v in sorted(b.env.items())})
+    # in Compose syntax as written: `docker stack deploy` resolves ${VAR} from the shell and .env
+    env.update({k: escape_go_template(v) for k, v in sorted(b.env_compose.items())})
     backend_image = b.image or (
         f"${{{ENV_BACKEND_IMAGE}:?{_required(ENV_BACKEND_IMAGE, 'the backend image')}}}")
     monitor = max(5, h.interval * h.retries)
@@ -70,6 +208,7 @@ def swarm_stack_data(config: Config, nginx_text: str, assets: str | None = None)
         "image": backend_image,
         "hostname": slot,
         "environment": env,
+        **({"env_file": [_from_stack(config, stack_dir, f) for f in b.env_file]} if b.env_file else {}),
         "healthcheck": {
             "test": ["CMD-SHELL", health_command_compose(config)],
             "interval": f"{h.interval}s",
@@ -111,27 +250,39 @@ def swarm_stack_data(config: Config, nginx_text: str, assets: str | None = None)
             "labels": {**labels, "io.scaleout.role": "balancer"},
         },
     }
-    return {
+    services: dict[str, Any] = {BACKEND_SERVICE: backend, "lb": lb}
+    image_vars = service_image_vars(config)
+    for name in sorted(config.services):
+        services[name] = _service_data(config, name, stack_dir, image_vars.get(name))
+    data: dict[str, Any] = {
         "version": "3.8",
-        "services": {BACKEND_SERVICE: backend, "lb": lb},
+        "services": services,
         "configs": {"nginx_conf": {"file": f"./{STACK_NGINX}", "name": nginx_config_name(config, nginx_text)}},
     }
+    if config.named_volumes:
+        data["volumes"] = {v: {} for v in config.named_volumes}
+    return data
 
 
-def render_swarm(config: Config, assets: str | None = None) -> dict[str, str]:
+def render_swarm(config: Config, assets: str | None = None, stack_dir: Path | None = None) -> dict[str, str]:
     """{stack.yml, nginx.conf}: what `scaleout up --target swarm` deploys with `docker stack deploy`."""
     check_dynamic_balancing(config, "Docker Swarm")
     nginx_text = swarm_nginx(config)
+    built = " ".join(f"{var}=..." for var in service_image_vars(config).values())
     header = (
         f"# Generated by scaleout from scaleout.yaml for project \"{config.name}\" (Docker Swarm).\n"
         "# Deployed by `scaleout up --target swarm`, which builds the images and sets their variables, as:\n"
-        f"#   {ENV_BACKEND_IMAGE}=... {ENV_BALANCER_IMAGE}=... \\\n"
+        f"#   {ENV_BACKEND_IMAGE}=... {ENV_BALANCER_IMAGE}=... {built + ' ' if built else ''}\\\n"
         f"#   docker stack deploy -c {STACK_FILE} --prune --resolve-image never {config.name}\n"
         "# On a swarm of several nodes the images must be in a registry every node can pull from\n"
         "# (`scaleout up --target swarm --registry HOST/PATH` pushes them there).\n"
     )
-    return {STACK_FILE: header + dump_yaml(swarm_stack_data(config, nginx_text, assets)), STACK_NGINX: nginx_text}
-
+    if _has_references(config):
+        header += ("# ${VAR} references are resolved by `docker stack deploy` from its environment: run it with\n"
+                   "# the variables of the project's .env set (scaleout up does).\n")
+    header += "".join(f"# note: {n}\n" for n in swarm_notes(config))
+    data = swarm_stack_data(config, nginx_text, assets, stack_dir)
+    return {STACK_FILE: header + dump_yaml(data), STACK_NGINX: nginx_text}
 
 
 

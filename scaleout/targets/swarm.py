@@ -5,6 +5,11 @@
 addresses. The backend is one service of N tasks (endpoint_mode dnsrr); nginx resolves
 `tasks.backend` through Docker's DNS per request, so every ready task gets traffic and a rescale or a
 rolling update needs no nginx reload (see scaleout/export.py and the README).
+
+The `services:` (a database, a cache) are one task each. Swarm has no `depends_on`: it starts every
+service at once, so a replica may fail its health check (and be replaced) until its database is up.
+`up` accepts that while the services the backend depends on are not ready yet, waits for them first,
+and reports the backend ready only after them.
 """
 
 from __future__ import annotations
@@ -30,7 +35,8 @@ from scaleout.layout import (
     WORKER_DIR,
     replica_index,
 )
-from scaleout.render.swarm import ENV_BACKEND_IMAGE, ENV_BALANCER_IMAGE
+from scaleout.render.envfiles import stack_deploy_notes
+from scaleout.render.swarm import ENV_BACKEND_IMAGE, ENV_BALANCER_IMAGE, service_image_vars, swarm_notes
 from scaleout.targets.compose import port_free
 from scaleout.targets.runner import ENGINE_HINT, Progress, docker_client, engine_errors, poll_balancer, quiet, run_docker
 from scaleout.targets.status import ServiceStatus, StackStatus
@@ -105,7 +111,7 @@ class SwarmStack:
         return client
 
     def _services(self) -> dict[str, Any]:
-        """This stack's services by their name in the stack file (backend, lb)."""
+        """This stack's services by their name in the stack file (backend, lb, and the services beside)."""
         with engine_errors("listing swarm services"):
             services = self._client().services.list(filters={"label": f"{LABEL_NAMESPACE}={self.config.project}"})
         prefix = f"{self.config.project}_"
@@ -139,16 +145,18 @@ class SwarmStack:
         out: list[ServiceStatus] = []
         url = None
         for short, svc in services.items():
-            role = "balancer" if short == LB else "backend"
+            # `lb` and `backend` are names no entry of `services:` may take
+            role = {LB: "balancer", BACKEND_SERVICE: "backend"}.get(short, "service")
             for t in self._tasks(svc):
-                name = f"{BACKEND_SERVICE}-{t.slot}" if role == "backend" else LB
+                name = f"{BACKEND_SERVICE}-{t.slot}" if role == "backend" else short
                 container = f"{svc.name}.{t.slot}.{t.id}"
                 address = self._address(t) if role == "backend" else None
                 out.append(ServiceStatus(name, container, t.state, self._health(t), address, role))
                 published = t.published_port(80) if role == "balancer" and t.state == "running" else None
                 if published:
                     url = f"http://127.0.0.1:{published}"
-        out.sort(key=lambda s: (s.role != "backend", replica_index(s.service), s.service, s.container))
+        order = {"backend": 0, "balancer": 1, "service": 2}
+        out.sort(key=lambda s: (order[s.role], replica_index(s.service), s.service, s.container))
         return StackStatus(self.config.project, url, out)
 
     def address_map(self) -> dict[str, str]:
@@ -176,9 +184,12 @@ class SwarmStack:
         if cfg.balancer.bind not in ("0.0.0.0", "::"):
             self.progress(f"note: Swarm cannot publish on {cfg.balancer.bind} only; the balancer listens on port "
                           f"{cfg.balancer.port} of every interface of the manager")
+        for note in swarm_notes(cfg) + stack_deploy_notes(cfg, cfg.engine_environment()):
+            self.progress(f"note: {note}")
         known = {t.id for s in services.values() for t in self._tasks(s, running_only=False)}
         known |= {f"update:{(s.attrs.get('UpdateStatus') or {}).get('StartedAt')}" for s in services.values()}
-        self.progress(f"deploying stack {cfg.project}: {cfg.replicas} backend task(s) and the balancer")
+        extra = f", service(s) {', '.join(sorted(cfg.services))}" if cfg.services else ""
+        self.progress(f"deploying stack {cfg.project}: {cfg.replicas} backend task(s), the balancer{extra}")
         self._deploy(images)
         self.wait_converged(timeout_s, known)
         self.wait_balancer(timeout_s)
@@ -195,8 +206,19 @@ class SwarmStack:
         if problem:
             raise UsageError(problem, hint="push the images to a registry every node can pull from: "
                                            "`scaleout up --target swarm --registry HOST/PATH`")
+        binds = [f"services.{n}.volumes: ./{v.source}" for n, s in sorted(self.config.services.items())
+                 for v in s.volumes if v.kind == "bind"]
+        if nodes > 1 and binds:
+            raise UsageError(f"this swarm has {nodes} nodes, and a bind mount exists only on the node that has the "
+                             "folder (a task scheduled elsewhere would mount an empty or missing one):\n  "
+                             + "\n  ".join(binds),
+                             hint="use a named volume (name:/path), or copy the files into the service's image")
         services = self._services()
         self._check_port(services.get(LB))
+        for name, svc in sorted(self.config.services.items()):
+            for p in svc.ports:
+                self._check_published(services.get(name), p.host_port, f"service {name}",
+                                      f"services.{name}.ports")
         return services
 
     def _images(self, plan: Plan, build: bool) -> dict[str, str]:
@@ -204,6 +226,7 @@ class SwarmStack:
 
         cfg = self.config
         recorded_path = confined(self.dir, IMAGES_FILE)
+        service_vars = service_image_vars(cfg)
         if build:
             if cfg.backend.builds:
                 self.progress(f"building the backend image from {cfg.backend.build}/")
@@ -214,18 +237,23 @@ class SwarmStack:
                            if rel.startswith(WORKER_DIR + "/")), None)
             self.progress(f"building the balancer image ({cfg.images.balancer} + {cfg.static.dir}/)")
             balancer = swarm_images.build_balancer(cfg, worker, self.log)
-            images = swarm_images.SwarmImages(backend, balancer)
-            self.progress(f"images: {images.backend}, {images.balancer}")
+            built = {}
+            for name in service_vars:
+                self.progress(f"building the image of service {name} from {cfg.services[name].build}/")
+                built[name] = swarm_images.build_service(cfg, name, self.log)
+            images = swarm_images.SwarmImages(backend, balancer, built)
+            self.progress(f"images: {', '.join([images.backend, images.balancer, *images.services.values()])}")
             if self.registry:
                 registry = self.registry
-                pushed = {}
-                for role, ref in images.to_dict().items():
-                    if role == "backend" and not cfg.backend.builds:
-                        pushed[role] = ref  # the user's own image: already where they keep it
-                        continue
+
+                def pushed(ref: str) -> str:
                     self.progress(f"pushing {swarm_images.registry_ref(ref, registry)}")
-                    pushed[role] = swarm_images.push(ref, registry, self.log)
-                images = swarm_images.SwarmImages(**pushed)
+                    return swarm_images.push(ref, registry, self.log)
+
+                # the user's own backend image is already where they keep it
+                images = swarm_images.SwarmImages(pushed(images.backend) if cfg.backend.builds else images.backend,
+                                                  pushed(images.balancer),
+                                                  {n: pushed(ref) for n, ref in images.services.items()})
             atomic_write(recorded_path, json.dumps(images.to_dict(), indent=2) + "\n")
         else:
             try:
@@ -233,17 +261,28 @@ class SwarmStack:
             except (OSError, ValueError, TypeError):
                 raise UsageError("--no-build: no images were built for this project's swarm stack yet",
                                  hint="run `scaleout up --target swarm` once with building") from None
-        return {ENV_BACKEND_IMAGE: images.backend, ENV_BALANCER_IMAGE: images.balancer}
+            missing = sorted(set(service_vars) - set(images.services))
+            if missing:
+                raise UsageError(f"--no-build: no image was built on Swarm for service(s) {', '.join(missing)} yet",
+                                 hint="run `scaleout up --target swarm` once with building")
+        return {ENV_BACKEND_IMAGE: images.backend, ENV_BALANCER_IMAGE: images.balancer,
+                **{var: images.services[name] for name, var in service_vars.items()}}
 
     def _check_port(self, lb) -> None:
-        port = self.config.balancer.port
-        if lb is not None:
-            for p in (lb.attrs.get("Endpoint") or {}).get("Ports") or lb.attrs.get("Spec", {}).get("EndpointSpec", {}).get("Ports") or []:
+        self._check_published(lb, self.config.balancer.port, "the balancer",
+                              "`scaleout up --port P` or balancer.port")
+
+    @staticmethod
+    def _check_published(svc, port: int, what: str, where: str) -> None:
+        """A host-mode port listens on every interface: it must be free there, unless this service has it."""
+        if svc is not None:
+            spec_ports = svc.attrs.get("Spec", {}).get("EndpointSpec", {}).get("Ports")
+            for p in (svc.attrs.get("Endpoint") or {}).get("Ports") or spec_ports or []:
                 if p.get("PublishedPort") == port:
                     return  # ours already
         if not port_free("0.0.0.0", port):
-            raise PortInUseError(f"port {port} is already in use on this machine",
-                                 hint="stop that program, or choose another port: `scaleout up --port P` or balancer.port")
+            raise PortInUseError(f"port {port} ({what}) is already in use on this machine",
+                                 hint=f"stop that program, or choose another port: {where}")
 
     def _deploy(self, images: dict[str, str]) -> None:
         args = ["docker", "stack", "deploy", "-c", STACK_FILE, "--prune", "--resolve-image", "never"]
@@ -252,22 +291,36 @@ class SwarmStack:
         if self.registry:
             args.append("--with-registry-auth")
         args.append(self.config.project)
-        self._docker(args, {**os.environ, **images}, "deploying the stack")
+        # .env's variables too: the stack file keeps ${VAR} references for `docker stack deploy` to resolve
+        self._docker(args, {**self.config.engine_environment(), **images}, "deploying the stack")
 
     def _docker(self, args: list[str], env: dict[str, str], action: str) -> None:
         run_docker(args, cwd=self.stack_file.parent, env=env, action=action, on_line=self.log)
 
     def wait_converged(self, timeout_s: float, known: set[str] = frozenset()) -> None:
-        """Poll until the backend has `replicas` running (= healthy) tasks of its current spec and the
-        balancer one; fail early when new tasks keep failing, with their errors and logs. `known`
-        holds the task IDs (and update start times, as "update:<time>") from before the deploy."""
-        want = {BACKEND_SERVICE: self.config.replicas, LB: 1}
+        """Poll until every service has its tasks running (= healthy) on its current spec: first the
+        services the backend depends on, then the backend's `replicas` and the balancer. Fail early when
+        new tasks keep failing, with their errors and logs. `known` holds the task IDs (and update start
+        times, as "update:<time>") from before the deploy.
+
+        Swarm starts everything at once: backend tasks that fail while a dependency is not ready yet
+        (a replica that cannot reach its database) are forgiven, and the backend is reported ready only
+        after its dependencies."""
+        cfg = self.config
+        deps = [d for d in cfg.backend.depends_on if d in cfg.services]
+        # dependencies first, so that a pass sees them before it judges the backend
+        want = {**{d: 1 for d in deps}, **{s: 1 for s in sorted(cfg.services) if s not in deps},
+                BACKEND_SERVICE: cfg.replicas, LB: 1}
         deadline = time.monotonic() + timeout_s
         reported: set[str] = set()
+        forgiven: set[str] = set()
+        deps_reported = False
         while True:
             services = self._services()
             pending = []
+            ready_now: set[str] = set()
             for short, n in want.items():
+                waiting_for_deps = short == BACKEND_SERVICE and not all(d in ready_now for d in deps)
                 svc = services.get(short)
                 if svc is None:
                     pending.append(f"{short} (not created)")
@@ -276,14 +329,18 @@ class SwarmStack:
                 status = svc.attrs.get("UpdateStatus") or {}
                 update = status.get("State")
                 new_update = f"update:{status.get('StartedAt')}" not in known  # not a rollback of an earlier deploy
-                if new_update and update in ("rollback_started", "rollback_completed", "rollback_paused", "paused"):
+                if new_update and update in ("rollback_started", "rollback_completed", "rollback_paused", "paused") \
+                        and not waiting_for_deps:
                     raise UnhealthyError(f"the update of {short} was stopped by Swarm ({update}): "
                                          f"{(svc.attrs.get('UpdateStatus') or {}).get('Message', '')}\n" + self._logs(svc),
-                                         hint="fix the backend, then `scaleout up --target swarm` again")
+                                         hint=f"fix {short}, then `scaleout up --target swarm` again")
                 tasks = self._tasks(svc, running_only=False)
                 # a task started by this deploy that has ended already: it crashed or never became healthy
                 failed = [t for t in tasks if t.id not in known and t.desired_state != "running"
                           and t.state in ("failed", "rejected", "complete", "shutdown", "orphaned")]
+                if waiting_for_deps:
+                    forgiven |= {t.id for t in failed}
+                failed = [t for t in failed if t.id not in forgiven]
                 if len(failed) >= MAX_FAILED_TASKS:
                     errs = sorted({self._task_failure(t) for t in failed})
                     raise UnhealthyError(f"{len(failed)} new task(s) of {short} stopped before becoming ready:\n"
@@ -292,6 +349,13 @@ class SwarmStack:
                                               "`scaleout down --target swarm` removes the stack")
                 live = [t for t in tasks if t.desired_state == "running"]
                 ready = [t for t in live if t.state == "running"]
+                if waiting_for_deps:
+                    pending.append(f"{short} (waiting for {', '.join(d for d in deps if d not in ready_now)})")
+                    continue
+                if short == BACKEND_SERVICE and deps and not deps_reported:
+                    deps_reported = True
+                    self.progress(f"{', '.join(deps)} ready: now waiting for the backend "
+                                  "(replicas that failed before are replaced by Swarm)")
                 for t in ready:
                     label = f"{short}-{t.slot}" if short == BACKEND_SERVICE else short
                     if t.id not in reported and t.id not in known:
@@ -299,6 +363,8 @@ class SwarmStack:
                         self.progress(f"{label} is ready")
                 if len(ready) != n or len(live) != n or update == "updating":
                     pending.append(f"{short} ({len(ready)}/{n} ready)")
+                else:
+                    ready_now.add(short)
             if not pending:
                 return
             if time.monotonic() >= deadline:

@@ -5,6 +5,7 @@ one is not: a rescale never restarts tasks.
 - backend: the project's Dockerfile with BASE_IMAGE, as Compose builds it.
 - balancer: the nginx image with the static files (and the generated service worker) copied in,
   because a bind mount of the project folder only exists on this machine.
+- services with `build:`: their folder and Dockerfile, as Compose builds them.
 
 A swarm of several nodes pulls images from a registry: `--registry HOST/PATH` tags and pushes both.
 """
@@ -16,7 +17,7 @@ import re
 import tarfile
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from scaleout.config import Config
 from scaleout.errors import BuildError, StackError, UsageError
@@ -41,9 +42,10 @@ COPY assets/ {LB_ASSETS_MOUNT}/
 class SwarmImages:
     backend: str
     balancer: str
+    services: dict[str, str] = field(default_factory=dict)  # service name -> image, for those scaleout builds
 
-    def to_dict(self) -> dict[str, str]:
-        return {"backend": self.backend, "balancer": self.balancer}
+    def to_dict(self) -> dict:
+        return {"backend": self.backend, "balancer": self.balancer, "services": dict(sorted(self.services.items()))}
 
 
 def check_registry(registry: str) -> str:
@@ -96,6 +98,16 @@ def build_backend(config: Config, log: Log) -> str:
     image_id = _build(log, "backend", path=str(config.project_dir / b.build), dockerfile=b.dockerfile,
                       buildargs={"BASE_IMAGE": config.images.base}, labels={"io.scaleout.project": config.name})
     return _tag(image_id, f"scaleout/{config.name}-backend")
+
+
+def build_service(config: Config, name: str, log: Log) -> str:
+    """Build a service from its folder like Compose does; returns repository:content-tag."""
+    svc = config.services[name]
+    assert svc.build is not None
+    image_id = _build(log, f"service {name}", path=str(config.project_dir / svc.build), dockerfile=svc.dockerfile,
+                      labels={"io.scaleout.project": config.name})
+    # a repository path component allows one separator between letters or digits (`db-`, `a___b` do not pass)
+    return _tag(image_id, f"scaleout/{config.name}-{re.sub(r'[-_.]+', '-', name).strip('-')}")
 
 
 def balancer_context(config: Config, worker: tuple[str, str] | None) -> bytes:
