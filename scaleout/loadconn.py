@@ -194,7 +194,8 @@ class Worker:
         """A connection slot is free (`conn` None: it has no live connection): give it the next request."""
         if self.rate is None:
             now = self.clock()
-            if (self.deadline is not None and now >= self.deadline) or (self.deadline is None and self.issued >= self.share):
+            if (self.deadline is not None and now >= self.deadline) or (
+                    self.deadline is None and self.issued >= self.share):
                 self._slot_done(conn)
                 return
             key = (self.issued + self.key_offset) % self.keys if self.keys else -1

@@ -54,8 +54,8 @@ def _plan(spec: LoadSpec) -> list[tuple[int, int, float | None]]:
     shares = [spec.requests // n + (1 if i < spec.requests % n else 0) for i in range(n)]
     rates = [spec.rate / n if spec.rate else None for _ in range(n)]
     if spec.duration_s is None:
-        slots = [min(sl, sh) for sl, sh in zip(slots, shares)]
-    return list(zip(shares, slots, rates))
+        slots = [min(sl, sh) for sl, sh in zip(slots, shares, strict=True)]
+    return list(zip(shares, slots, rates, strict=True))
 
 
 def run_load(spec: LoadSpec, progress: Callable[[int, int | None], None] | None = None) -> Samples:

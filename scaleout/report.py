@@ -19,7 +19,8 @@ def table(headers: list[str], rows: list[list[str]], right: set[int] = frozenset
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
 
     def fmt(cells: list[str]) -> str:
-        return "  ".join(c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+        padded = (c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True)))
+        return "  ".join(padded).rstrip()
 
     return "\n".join([fmt(headers), fmt(["-" * w for w in widths]), *(fmt(r) for r in rows)])
 
@@ -93,8 +94,8 @@ def probe_text(r: ProbeResult) -> str:
     out = [f"probe {r.url}: {r.requests} requests in {r.duration_s:.2f}s ({r.rps:,.0f} req/s{shape}), "
            f"{r.ok} ok, {r.failed} failed"]
     if rows:
-        out.append(table(["replica", "address", "count", "share", "p50 ms", "p90 ms", "p99 ms", "max ms", "errors", "spread"],
-                         rows, right={2, 3, 4, 5, 6, 7}))
+        out.append(table(["replica", "address", "count", "share", "p50 ms", "p90 ms", "p99 ms", "max ms", "errors",
+                          "spread"], rows, right={2, 3, 4, 5, 6, 7}))
     if r.unattributed:
         out.append(f"{r.unattributed} response(s) carried no X-Upstream-Addr")
     lat = r.latency_ms
@@ -173,7 +174,7 @@ def bench_text(b) -> str:
     first = b.points[0] if b.points else None
     ideals = [first.rps / first.replicas * p.replicas if first and first.replicas else 0.0 for p in b.points]
     scale = max([top] + ideals)
-    for p, ideal in zip(b.points, ideals):
+    for p, ideal in zip(b.points, ideals, strict=True):
         n = round(p.rps / scale * BAR_WIDTH) if scale else 0
         m = min(BAR_WIDTH, round(ideal / scale * BAR_WIDTH)) if scale else 0
         bar = "#" * n + "." * max(0, m - n)
@@ -218,12 +219,14 @@ def bench_svg(b, width: int = 640, height: int = 360) -> str:
         e.append(f'<text x="{left + pw + 6}" y="{yl(lv) + 4:.1f}" fill="#c0392b">{lv:.1f}</text>')
     for i, p in enumerate(pts):
         bw = slot * 0.5
-        e.append(f'<rect x="{x[i] - bw / 2:.1f}" y="{yr(p.rps):.1f}" width="{bw:.1f}" height="{top_m + ph - yr(p.rps):.1f}" '
+        e.append(f'<rect x="{x[i] - bw / 2:.1f}" y="{yr(p.rps):.1f}" width="{bw:.1f}" '
+                 f'height="{top_m + ph - yr(p.rps):.1f}" '
                  f'fill="#2e86c1"><title>{p.replicas} replicas: {p.rps:,.0f} req/s</title></rect>')
         e.append(f'<text x="{x[i]:.1f}" y="{yr(p.rps) - 4:.1f}" text-anchor="middle">{p.rps:,.0f}</text>')
         e.append(f'<text x="{x[i]:.1f}" y="{top_m + ph + 18}" text-anchor="middle">{p.replicas}</text>')
         if p.efficiency is not None:
-            e.append(f'<text x="{x[i]:.1f}" y="{top_m + ph + 32}" text-anchor="middle" fill="#555">{p.efficiency:.0%}</text>')
+            e.append(f'<text x="{x[i]:.1f}" y="{top_m + ph + 32}" text-anchor="middle" fill="#555">'
+                     f'{p.efficiency:.0%}</text>')
     if len(pts) > 1:
         e.append('<polyline fill="none" stroke="#2e86c1" stroke-dasharray="5,4" points="'
                  + " ".join(f"{x[i]:.1f},{yr(v):.1f}" for i, v in enumerate(ideal_cap)) + '"/>')

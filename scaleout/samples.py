@@ -84,7 +84,8 @@ class Samples:
     @classmethod
     def from_bytes(cls, parts: list[bytes]) -> Samples:
         s = cls()
-        for arr, raw in zip((s.latency, s.status, s.upstream, s.error, s.key), parts):
+        # parts also carries the upstream names and the duration after the five arrays
+        for arr, raw in zip((s.latency, s.status, s.upstream, s.error, s.key), parts, strict=False):
             arr.frombytes(raw)
         s.upstreams = parts[5].decode().split("\n")
         s.duration_s = float(parts[6])

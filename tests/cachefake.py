@@ -23,7 +23,8 @@ def good_routes() -> dict[str, tuple[int, dict[str, str], str]]:
         "/offline.html": (200, {"Content-Type": "text/html", **static}, OFFLINE),
         "/static/offline.css": (200, {"Content-Type": "text/css", **static}, "h1{}"),
         "/static/app.0123456789ab.css": (200, {"Content-Type": "text/css", "Cache-Control": IMMUTABLE}, "body{}"),
-        "/static/app.abcdef012345.js": (200, {"Content-Type": "application/javascript", "Cache-Control": IMMUTABLE}, "1"),
+        "/static/app.abcdef012345.js": (200, {"Content-Type": "application/javascript", "Cache-Control": IMMUTABLE},
+                                        "1"),
     }
 
 

@@ -45,7 +45,8 @@ def test_help_is_plain_and_fast_to_import():
     for cmd in ("init", "render", "up", "probe", "status", "down"):
         assert cmd in r.stdout
     # heavy libraries stay out of start-up
-    code = "import sys, scaleout.cli; print(sorted(m for m in ('docker','httpx','jinja2','yaml','pydantic') if m in sys.modules))"
+    code = ("import sys, scaleout.cli; "
+            "print(sorted(m for m in ('docker','httpx','jinja2','yaml','pydantic') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ}).stdout
     assert out.strip() == "[]"
 

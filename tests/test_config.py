@@ -26,7 +26,8 @@ def test_defaults_from_an_empty_file():
 
 
 def test_environment_overrides_images():
-    c = parse("images: {balancer: nginx:1.25}", env={"SCALEOUT_LB_IMAGE": "local/lb:1", "SCALEOUT_BASE_IMAGE": "local/base:2"})
+    c = parse("images: {balancer: nginx:1.25}",
+              env={"SCALEOUT_LB_IMAGE": "local/lb:1", "SCALEOUT_BASE_IMAGE": "local/base:2"})
     assert c.images.balancer == "local/lb:1" and c.images.base == "local/base:2"
 
 

@@ -45,7 +45,8 @@ def stack(tmp_path_factory, images):
 
 def curl(url: str, *extra: str) -> tuple[int, dict[str, str], str]:
     """GET with curl: (status, headers with lower-case names, body)."""
-    out = subprocess.run(["curl", "-sS", "-D", "-", *extra, url], capture_output=True, text=True, timeout=20, check=True).stdout
+    out = subprocess.run(["curl", "-sS", "-D", "-", *extra, url], capture_output=True, text=True, timeout=20,
+                         check=True).stdout
     head, _, body = out.replace("\r\n", "\n").partition("\n\n")
     lines = head.splitlines()
     headers = {}
@@ -112,7 +113,8 @@ def test_headers_with_1_3_5_replicas(stack):
 def test_rendered_config_of_the_running_stack_passes_gixy(stack):
     conf = stack.path / ".scaleout/nginx/nginx.conf"
     assert conf.is_file()
-    r = subprocess.run([sys.executable, "-m", "gixy", "-f", "json", str(conf)], capture_output=True, text=True, timeout=120)
+    r = subprocess.run([sys.executable, "-m", "gixy", "-f", "json", str(conf)], capture_output=True, text=True,
+                       timeout=120)
     assert r.returncode == 0 and json.loads(r.stdout) == [], r.stdout + r.stderr
 
 

@@ -60,7 +60,8 @@ def test_there_are_examples():
 @pytest.mark.parametrize("example", example_names())
 def test_example_matches_golden(example):
     files = rendered(example)
-    golden = {p.relative_to(GOLDEN / example).as_posix(): p.read_text() for p in (GOLDEN / example).rglob("*") if p.is_file()}
+    golden = {p.relative_to(GOLDEN / example).as_posix(): p.read_text()
+              for p in (GOLDEN / example).rglob("*") if p.is_file()}
     assert sorted(files) == sorted(golden)
     for rel, text in files.items():
         assert text == golden[rel], f"{example}/{rel} differs from its golden file (pytest --update-golden)"
@@ -75,9 +76,11 @@ def test_golden_output_parses(example):
     assert services["lb"]["ports"] == [f"127.0.0.1:{cfg.balancer.port}:80"]
     import crossplane
 
-    parsed = crossplane.parse(str(GOLDEN / example / "nginx" / "nginx.conf"), check_ctx=True, check_args=True, single=True)
+    parsed = crossplane.parse(str(GOLDEN / example / "nginx" / "nginx.conf"), check_ctx=True, check_args=True,
+                              single=True)
     assert parsed["status"] == "ok", parsed["errors"]
-    upstream = [s for s in _walk(parsed["config"][0]["parsed"]) if s["directive"] == "server" and s["args"] and ":" in s["args"][0]]
+    upstream = [s for s in _walk(parsed["config"][0]["parsed"])
+                if s["directive"] == "server" and s["args"] and ":" in s["args"][0]]
     assert len(upstream) == cfg.replicas
 
 
@@ -93,7 +96,8 @@ def test_scaffolded_examples_are_what_init_writes(example):
     for rel, data in files.items():
         if example in VARIANTS and rel == "scaleout.yaml":
             continue
-        assert (EXAMPLES / example / rel).read_bytes() == data, f"examples/{example}/{rel} is stale (pytest --update-golden)"
+        assert (EXAMPLES / example / rel).read_bytes() == data, \
+            f"examples/{example}/{rel} is stale (pytest --update-golden)"
 
 
 def test_rendering_twice_is_byte_identical(tmp_path):

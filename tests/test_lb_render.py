@@ -23,7 +23,8 @@ def _files(tmp_path: Path, text: str) -> dict[str, str]:
 
 
 def test_watcher_settings_name_every_replica(tmp_path):
-    files = _files(tmp_path, "name: demo\nbackend:\n  replicas: 4\n  port: 3000\n  health: {path: /ready, timeout: 3}\n")
+    files = _files(tmp_path, "name: demo\nbackend:\n  replicas: 4\n  port: 3000\n"
+                             "  health: {path: /ready, timeout: 3}\n")
     env = dict(line.split("=", 1) for line in files[WATCH_ENV].splitlines() if not line.startswith("#"))
     assert env["REPLICAS"] == '"backend-1 backend-2 backend-3 backend-4"'
     assert env["PORT"] == "3000" and env["HEALTH_PATH"] == "/ready" and env["TIMEOUT"] == "3"

@@ -37,7 +37,8 @@ LINK_TARGETS = ["outside-dir", "outside-file", "inside-dir", "dangling", "loop"]
 # ledger entries a crafted checksums.json / export manifest may name, each "recorded" with the
 # checksum of the outside file, so that a careless cleanup would delete it
 CRAFTED_ENTRIES = ["../outside/victim.txt", "/tmp/x/victim.txt", ".scaleout/../../outside/victim.txt",
-                   ".scaleout/assets/../../../outside/victim.txt", "public/static/app.css", ".scaleout/assets/x/../../..",
+                   ".scaleout/assets/../../../outside/victim.txt", "public/static/app.css",
+                   ".scaleout/assets/x/../../..",
                    "a\0b", ".scaleout/assets/static/app.css", ""]
 
 

@@ -55,7 +55,8 @@ def test_replicas_share_state_in_a_redis_service(make_project, docker_engine, re
     p.env["REDIS_IMAGE"] = redis_image
     r = p.cli("up")
     assert r.returncode == 0, r.stderr
-    assert "redis is healthy" in r.stderr and r.stderr.index("redis is healthy") < r.stderr.index("backend-1 is healthy")
+    assert "redis is healthy" in r.stderr
+    assert r.stderr.index("redis is healthy") < r.stderr.index("backend-1 is healthy")
 
     # the lesson of scaling out: three replicas, one session, a count that keeps going up
     with httpx.Client(trust_env=False, timeout=10) as session:

@@ -56,7 +56,8 @@ def _cache_name(worker: str) -> str:
 
 def _locations(nginx: str) -> dict[str, str]:
     """`location <match>` -> its body, for the balancer's own static locations."""
-    return {m.group(1).strip(): m.group(2) for m in re.finditer(r"^ *location ([^\n]+) \{$(.*?)^ *\}$", nginx, re.M | re.S)}
+    blocks = re.finditer(r"^ *location ([^\n]+) \{$(.*?)^ *\}$", nginx, re.M | re.S)
+    return {m.group(1).strip(): m.group(2) for m in blocks}
 
 
 # --- the generated worker -----------------------------------------------------------------------
@@ -77,7 +78,8 @@ def test_changing_a_precached_file_changes_the_worker(tmp_path, changed):
     root = _project(tmp_path)
     before = render_worker(load_config(root, env={}))
     f = root / "public" / changed
-    f.write_text(f.read_text() + "\n/* v2 */\n" if f.suffix == ".css" else f.read_text().replace("offline", "offline!", 1))
+    f.write_text(f.read_text() + "\n/* v2 */\n" if f.suffix == ".css"
+                 else f.read_text().replace("offline", "offline!", 1))
     after = render_worker(load_config(root, env={}))
     assert after != before
     assert _cache_name(after) != _cache_name(before)
@@ -207,7 +209,8 @@ def test_gixy_finds_nothing(tmp_path, variant):
         (root / "public/static/sw.js").write_text("// placeholder\n")
     conf = tmp_path / "nginx.conf"
     conf.write_text(_render(root)[NGINX_CONF])
-    r = subprocess.run([sys.executable, "-m", "gixy", "-f", "json", str(conf)], capture_output=True, text=True, timeout=120)
+    r = subprocess.run([sys.executable, "-m", "gixy", "-f", "json", str(conf)], capture_output=True, text=True,
+                       timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
     assert json.loads(r.stdout) == [], r.stdout
 

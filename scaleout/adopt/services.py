@@ -147,7 +147,8 @@ def _service_ports(ctx: Context, name: str, svc: dict[str, Any]) -> list[str]:
                 ctx.note(name, "ports", entry, f"{', '.join(extra)}: not carried over")
         if not spec.published:
             ctx.note(name, "ports", written, "Compose publishes it on a random host port; scaleout publishes only "
-                                             f"HOST:CONTAINER: not published (the replicas reach it as {name}:{spec.target})")
+                                             "HOST:CONTAINER: not published "
+                                             f"(the replicas reach it as {name}:{spec.target})")
             continue
         if not spec.host_ip and spec.published:
             ctx.note(name, "ports", written, f"published on {bind} only; write an address (0.0.0.0:{spec.published}:"

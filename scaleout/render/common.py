@@ -64,8 +64,11 @@ def health_command(config: Config) -> str:
     return (
         f"if command -v curl >/dev/null 2>&1; then curl -fsS -o /dev/null --max-time {h.timeout} {url}; "
         f"elif command -v wget >/dev/null 2>&1; then wget -q -O /dev/null -T {h.timeout} {url}; "
-        f"elif command -v python3 >/dev/null 2>&1; then python3 -c \"import urllib.request as u; u.urlopen('{url}', timeout={h.timeout})\"; "
-        f"elif command -v node >/dev/null 2>&1; then node -e \"require('http').get('{url}', r => process.exit(r.statusCode < 400 ? 0 : 1)).on('error', () => process.exit(1))\"; "
+        "elif command -v python3 >/dev/null 2>&1; then "
+        f"python3 -c \"import urllib.request as u; u.urlopen('{url}', timeout={h.timeout})\"; "
+        "elif command -v node >/dev/null 2>&1; then "
+        f"node -e \"require('http').get('{url}', r => process.exit(r.statusCode < 400 ? 0 : 1))"
+        ".on('error', () => process.exit(1))\"; "
         "else exit 1; fi"
     )
 
@@ -116,11 +119,14 @@ def check_dynamic_balancing(config: Config, target: str) -> None:
             f"{s} needs a fixed upstream block"
         )
     if config.backend.weights:
-        problems.append(f"backend.weights: on {target} every replica is an identical task of one service; weights per replica do not apply")
+        problems.append(f"backend.weights: on {target} every replica is an identical task of one service; "
+                        "weights per replica do not apply")
     if config.backend.backup:
-        problems.append(f"backend.backup: on {target} every replica is an identical task of one service; backup replicas do not apply")
+        problems.append(f"backend.backup: on {target} every replica is an identical task of one service; "
+                        "backup replicas do not apply")
     if problems:
-        raise UsageError("\n".join(problems), hint="use `--strategy round_robin` (or random) and remove weights/backup for this target")
+        raise UsageError("\n".join(problems),
+                         hint="use `--strategy round_robin` (or random) and remove weights/backup for this target")
 
 
 

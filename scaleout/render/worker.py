@@ -32,7 +32,8 @@ def precache_files(config: Config) -> dict[str, bytes]:
     page = config.static.offline_page
     if not served_by_balancer(page, config):
         raise ConfigError(
-            f"static.offline_page: {page} is not one of static.routes, so nginx would not serve it from {config.static.dir}/",
+            f"static.offline_page: {page} is not one of static.routes, "
+            f"so nginx would not serve it from {config.static.dir}/",
             hint="add it to static.routes, or set static.generate_worker: false to bring your own worker",
         )
     page_file = _public_file(project_root, static_root, page)

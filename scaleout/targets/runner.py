@@ -36,15 +36,19 @@ def engine_errors(action: str) -> Iterator[None]:
         yield
     except docker.errors.DockerException as exc:
         if isinstance(exc, docker.errors.APIError) or not _looks_like_no_engine(exc):
-            raise StackError(f"{action}: the Docker engine refused: {getattr(exc, 'explanation', None) or exc}") from None
-        raise DockerUnavailableError(f"{action}: cannot reach the Docker engine ({_short(exc)})", hint=ENGINE_HINT) from None
+            detail = getattr(exc, "explanation", None) or exc
+            raise StackError(f"{action}: the Docker engine refused: {detail}") from None
+        raise DockerUnavailableError(f"{action}: cannot reach the Docker engine ({_short(exc)})",
+                                     hint=ENGINE_HINT) from None
     except requests.exceptions.ConnectionError as exc:
-        raise DockerUnavailableError(f"{action}: cannot reach the Docker engine ({_short(exc)})", hint=ENGINE_HINT) from None
+        raise DockerUnavailableError(f"{action}: cannot reach the Docker engine ({_short(exc)})",
+                                     hint=ENGINE_HINT) from None
 
 
 def _looks_like_no_engine(exc: Exception) -> bool:
     text = str(exc)
-    return any(s in text for s in ("Connection aborted", "Connection refused", "No such file", "Error while fetching server API version", "connect"))
+    return any(s in text for s in ("Connection aborted", "Connection refused", "No such file",
+                                   "Error while fetching server API version", "connect"))
 
 
 def _short(exc: Exception) -> str:
@@ -149,7 +153,8 @@ def run_compose(
     return result
 
 
-def raise_for_output(action: str, returncode: int, tail: list[str], error: type[StackError] | type = StackError) -> None:
+def raise_for_output(action: str, returncode: int, tail: list[str],
+                     error: type[StackError] | type = StackError) -> None:
     """The error for a CLI that failed: the engine is gone, or `error` with the last output lines."""
     if any("Cannot connect to the Docker daemon" in t or "Is the docker daemon running" in t for t in tail):
         raise DockerUnavailableError(f"{action}: cannot reach the Docker engine", hint=ENGINE_HINT)
