@@ -103,7 +103,7 @@ class StaticNginx:
         self.name = f"scaleout-bench-nginx-{uuid.uuid4().hex[:8]}"
         self.url = f"http://127.0.0.1:{self.port}/"
 
-    def __enter__(self) -> "StaticNginx":
+    def __enter__(self) -> StaticNginx:
         r = sh(["docker", "run", "-d", "--rm", "--name", self.name, "--network", "host", "-v", f"{self.dir}:/conf:ro",
                 IMAGE, "nginx", "-c", "/conf/nginx.conf", "-g", "daemon off;"])
         if r.returncode:

@@ -12,13 +12,13 @@ import yaml
 
 from scaleout.config import parse_config
 from scaleout.errors import UsageError
+from scaleout.layout import TARGET_FILE
 from scaleout.render.common import check_dynamic_balancing, health_command
 from scaleout.render.nginx import render_nginx
 from scaleout.render.swarm import render_swarm, render_swarm_files
+from scaleout.targets import open_target, resolve_target
 from scaleout.targets.swarm import registry_problem, swarm_problem
 from scaleout.targets.swarm_images import balancer_context, check_registry, content_tag, registry_ref
-from scaleout.layout import TARGET_FILE
-from scaleout.targets import open_target, resolve_target
 
 BASE = """
 name: shop

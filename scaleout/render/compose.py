@@ -31,7 +31,6 @@ from scaleout.render.common import backend_image, dump_yaml, escape_dollar, heal
 from scaleout.render.nginx import render_lb_script, render_nginx, render_watch_env
 from scaleout.render.services import from_out, services_data
 
-
 LB_CAPABILITIES = ("CHOWN", "SETUID", "SETGID", "NET_BIND_SERVICE", "KILL")
 LB_TMPFS = ("/tmp", "/run", "/var/cache/nginx", "/var/lib/nginx", "/var/log/nginx")
 
