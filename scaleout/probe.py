@@ -95,9 +95,11 @@ def summarize(samples: Samples, duration_s: float, url: str, names: dict[str, st
 def observe(result: ProbeResult, samples: Iterable[Sample]) -> Observed:
     """What the verdict reads from a summarized probe: per-replica counts and which replicas each key reached."""
     names = {b.address: b.name for b in result.backends}
-    return Observed(requests=result.requests, ok=result.ok, failed=result.failed,
-                    counts={b.name: b.count for b in result.backends}, errors=result.errors,
-                    status_codes=result.status_codes, keys=keys_served(samples, names))
+    counts: dict[str, int] = {}
+    for b in result.backends:  # a replica on two networks answers from two addresses
+        counts[b.name] = counts.get(b.name, 0) + b.count
+    return Observed(requests=result.requests, ok=result.ok, failed=result.failed, counts=counts,
+                    errors=result.errors, status_codes=result.status_codes, keys=keys_served(samples, names))
 
 
 def judge(

@@ -212,3 +212,12 @@ def test_failed_cache_checks_fail_the_verdict():
     judge(r, s, strategy="round_robin", expected=list(THREE), cache_checks=[good, bad])
     assert r.verdict == "fail" and r.failed_rules == ["cache_headers"]
     assert r.reasons == ["cache headers: /static/app.0123456789ab.css: HTTP 404"]
+
+
+def test_a_replica_answering_from_two_addresses_counts_once_with_both():
+    s = samples_of([(0.001, 200, "10.0.0.2:8000", 0)] * 50 + [(0.001, 200, "10.1.0.2:8000", 0)] * 50
+                   + [(0.001, 200, "10.0.0.3:8000", 0)] * 100)
+    r = summarize(s, 1.0, "http://127.0.0.1:1", {"10.0.0.2:8000": "backend-1", "10.1.0.2:8000": "backend-1",
+                                                  "10.0.0.3:8000": "backend-2"})
+    judge(r, s, strategy="round_robin", expected=["backend-1", "backend-2"])
+    assert r.verdict == "pass", r.reasons
