@@ -39,6 +39,19 @@ def _local_refs(html: str) -> list[str]:
     return list(dict.fromkeys(a for a in _ASSET.findall(html) if not a.startswith("//")))
 
 
+def _worker_verdict(r, scope: str | None) -> tuple[bool, str]:
+    """A service worker script must exist, never be cached, and allow the configured scope."""
+    cc_text = r.headers.get("cache-control")
+    if r.status_code != 200:
+        return False, f"HTTP {r.status_code}, expected 200 (the worker script is missing)"
+    if not _never_cached(_cache_control(r.headers)):
+        return False, f"worker script is cacheable (Cache-Control: {cc_text!r}; expected no-cache)"
+    if scope and r.headers.get("service-worker-allowed") != scope:
+        return False, (f"Service-Worker-Allowed is {r.headers.get('service-worker-allowed')!r}, "
+                       f"expected {scope!r} (static.worker_scope)")
+    return True, f"Cache-Control: {cc_text}" + (f", Service-Worker-Allowed: {scope}" if scope else "")
+
+
 def check_cache_headers(url: str, config: Config, headers: dict[str, str] | None = None) -> list[dict]:
     """One entry per path checked: {path, kind, ok, detail}. `headers`: sent with each check (probe --host)."""
     import httpx
@@ -62,21 +75,8 @@ def check_cache_headers(url: str, config: Config, headers: dict[str, str] | None
 
         for path in st.service_workers:
             r = get(path, "service_worker")
-            if r is None:
-                continue
-            cc_text = r.headers.get("cache-control")
-            if r.status_code != 200:
-                add(path, "service_worker", False, f"HTTP {r.status_code}, expected 200 (the worker script is missing)")
-            elif not _never_cached(_cache_control(r.headers)):
-                add(path, "service_worker", False,
-                    f"worker script is cacheable (Cache-Control: {cc_text!r}; expected no-cache)")
-            elif st.worker_scope and r.headers.get("service-worker-allowed") != st.worker_scope:
-                add(path, "service_worker", False,
-                    f"Service-Worker-Allowed is {r.headers.get('service-worker-allowed')!r}, "
-                    f"expected {st.worker_scope!r} (static.worker_scope)")
-            else:
-                add(path, "service_worker", True, f"Cache-Control: {cc_text}"
-                    + (f", Service-Worker-Allowed: {st.worker_scope}" if st.worker_scope else ""))
+            if r is not None:
+                add(path, "service_worker", *_worker_verdict(r, st.worker_scope))
 
         r = get(st.offline_page, "offline_page")
         offline_refs: list[str] = []

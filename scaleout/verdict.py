@@ -3,7 +3,7 @@
 A PASS must mean the balancer is right, so every way to fail is a rule of its own here: a function on
 plain data that returns `Finding`s (the rule's id and a sentence for the user). `decide` applies them
 all. No I/O: the probe (scaleout/probe.py) gathers the data, the tests feed crafted data to each rule.
-The rules are listed in `RULES` and documented in docs/probe-json.md.
+The rules are named in `RULES` and explained in docs/probe-json.md ("The verdict").
 """
 
 from __future__ import annotations
@@ -19,25 +19,15 @@ __all__ = ["RULES", "STICKY_STRATEGIES", "Expectation", "Finding", "Observed", "
 
 STICKY_STRATEGIES = ("hash", "ip_hash")
 
-RULES: dict[str, str] = {
-    "no_requests": "the probe sent no request",
-    "failed_requests": "more requests failed (transport error or HTTP >= 400) than allowed",
-    "no_upstream_header": "no answer named its replica in X-Upstream-Addr: the target is not a scaleout balancer",
-    "unexpected_replica": "an address the balancer should not route to now (not a healthy, routed replica) served",
-    "backup_served": "a backup replica served while a primary was healthy",
-    "replica_idle": "a replica the balancer routes to served nothing (even and weighted strategies)",
-    "share_off": "a replica's share is off the strategy's promise by more than the tolerance",
-    "hash_without_keys": "strategy hash judged without --sticky-keys: stickiness cannot be seen",
-    "key_split": "one sticky key was served by more than one replica",
-    "ip_hash_split": "ip_hash: the probe's one client address reached more than one replica",
-    "keys_on_one_replica": "every sticky key landed on one replica although several are routed",
-    "cache_headers": "a cache-header check of the static routes failed",
-}
+# every way the verdict can fail, in the order `decide` applies them (docs/probe-json.md explains each)
+RULES = ("no_requests", "failed_requests", "no_upstream_header", "unexpected_replica", "backup_served",
+         "hash_without_keys", "key_split", "ip_hash_split", "keys_on_one_replica", "replica_idle", "share_off",
+         "cache_headers")
 
 
 @dataclass(frozen=True)
 class Finding:
-    rule: str  # a key of RULES
+    rule: str  # one of RULES
     message: str
 
 

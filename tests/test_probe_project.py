@@ -77,7 +77,8 @@ def test_an_unhealthy_or_unrouted_replica_is_not_expected_and_must_not_serve(pro
     with MisbehavingServer() as srv:
         use_stack(monkeypatch, FakeStack(srv.url, replicas))
         assert probe_project(project, ASK).verdict == "pass"  # backend-4 and -5 are not expected
-        use_stack(monkeypatch, FakeStack(srv.url, [*healthy("backend-1", "backend-3"), ("backend-2", "healthy", False)]))
+        unrouted = [*healthy("backend-1", "backend-3"), ("backend-2", "healthy", False)]
+        use_stack(monkeypatch, FakeStack(srv.url, unrouted))
         r = probe_project(project, ProbeAsk(requests=300, concurrency=3, workers=1, cache_check=False, tolerance=10))
     assert r.failed_rules == ["unexpected_replica"] and r.reasons[0].startswith("backend-2 served 100 requests")
 

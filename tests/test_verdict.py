@@ -3,6 +3,9 @@ next to a good case that must pass. Silencing any rule (or making it fire on goo
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 
 from scaleout.probe import ProbeResult, Sample, judge, summarize
@@ -18,6 +21,8 @@ from scaleout.verdict import (
     split_pool,
 )
 from tests.test_probe_stats import samples_of
+
+DOCS = Path(__file__).resolve().parent.parent / "docs" / "probe-json.md"
 
 THREE = ("backend-1", "backend-2", "backend-3")
 ERR0 = {"connect": 0, "timeout": 0, "reset": 0, "protocol": 0}
@@ -98,9 +103,48 @@ def test_each_way_to_fail(observed, expect, rules):
     assert len(v.reasons) == len(rules) and all(v.reasons)
 
 
-def test_every_rule_has_a_failing_case():
+def test_every_rule_has_a_failing_case_and_is_documented():
     fired = {r for c in CASES for r in c[3]} | {"cache_headers"}  # cache: test_failed_cache_checks_fail_the_verdict
-    assert fired == set(RULES)
+    assert fired == set(RULES) and len(RULES) == len(set(RULES))
+    table = DOCS.read_text().split("| rule id |", 1)[1].split("\n\n", 1)[0]  # the table of "The verdict"
+    documented = re.findall(r"^\| `([a-z_]+)` \|", table, re.M)
+    assert sorted(documented) == sorted(RULES)
+
+
+def test_one_failed_request_fails_by_default():
+    assert rules_of(decide(seen(even(), failed=1), Expectation(replicas=THREE))) == ["failed_requests"]
+    assert rules_of(decide(seen(even(), failed=1, status_codes={"200": 300, "400": 1}),
+                           Expectation(replicas=THREE, max_failed=1))) == []
+
+
+def test_failed_requests_list_transport_errors_and_error_statuses():
+    v = decide(seen(even(), failed=3, errors={**ERR0, "connect": 1}, status_codes={"200": 300, "301": 2, "399": 1,
+                                                                                     "400": 1, "199": 1}),
+               Expectation(replicas=THREE))
+    assert v.reasons == ["3 of 303 requests failed (connect 1; HTTP 400: 1, HTTP 199: 1)"]
+    v = decide(seen(even(), failed=1, status_codes={"200": 299, "500": 1}), Expectation(replicas=THREE))
+    assert v.reasons == ["1 of 301 requests failed (HTTP 500: 1)"]
+
+
+EXACT = [
+    (seen({}), Expectation(), "no request was sent"),
+    (seen(even(), keys={}), Expectation(strategy="hash", replicas=THREE),
+     "strategy hash: run the probe with --sticky-keys K to check stickiness"),
+    (seen({"backend-1": 10, "backend-2": 10}), Expectation(strategy="ip_hash"),
+     "ip_hash: requests from one client address reached more than one replica"),
+    (seen({"backend-1": 30}, keys={k: {"backend-1"} for k in range(5)}), Expectation(strategy="hash", replicas=THREE),
+     "5 distinct keys all landed on one replica: no spread"),
+    (seen({}, unattributed=7), Expectation(),
+     "no response carried X-Upstream-Addr: is the target a scaleout balancer?"),
+    (seen({**even(), "backend-4": 5}), Expectation(replicas=THREE, tolerance=10),
+     "backend-4 served 5 requests, but the balancer should not route to it now (it is not a running, healthy, "
+     "routed replica of this project)"),
+]
+
+
+@pytest.mark.parametrize("observed, expect, message", EXACT, ids=[m[:30] for _, _, m in EXACT])
+def test_exact_messages(observed, expect, message):
+    assert decide(observed, expect).reasons == [message]
 
 
 def test_messages_name_the_problem():
@@ -125,6 +169,8 @@ def test_spread_and_sticky_summaries():
     v = decide(seen({"backend-1": 120, "backend-2": 90, "backend-3": 90}), Expectation(replicas=THREE))
     assert v.spread["max_relative_deviation"] == 0.2 and v.spread["tolerance"] == 0.3
     assert v.spread["chi_square_p"] == pytest.approx(0.0498, abs=1e-4)  # chi2 = 6 with 2 degrees of freedom
+    v = decide(seen({"backend-1": 7, "backend-2": 5, "backend-3": 5}), Expectation(replicas=THREE))
+    assert v.spread["max_relative_deviation"] == 0.2353 and v.verdict == "pass"  # 7 against 17/3
     assert v.sticky is None
     v = decide(seen(even(), keys={0: {"backend-1", "backend-2"}, 1: {"backend-3"}}),
                Expectation(strategy="ip_hash", replicas=THREE, tolerance=0.5))
@@ -153,11 +199,12 @@ def test_routed_replicas_are_running_healthy_and_in_the_balancer():
 
 def test_keys_served_counts_only_answers_that_named_a_replica():
     samples = [Sample(0.001, 200, "10.0.0.2:8000", key=1), Sample(0.001, 200, "10.0.0.3:8000", key=1),
+               Sample(0.001, 200, "10.0.0.3:8000", key=0),
                Sample(0.001, 0, "", "reset", key=2), Sample(0.001, 200, "", key=3),
                Sample(0.001, 200, "10.0.0.9:8000", key=4), Sample(0.001, 200, "10.0.0.2:8000", key=-1),
                Sample(0.001, 0, "10.0.0.3:8000", "timeout", key=4)]
     assert keys_served(samples, {"10.0.0.2:8000": "backend-1", "10.0.0.3:8000": "backend-2"}) == {
-        1: frozenset({"backend-1", "backend-2"}), 4: frozenset({"10.0.0.9:8000"})}
+        0: frozenset({"backend-2"}), 1: frozenset({"backend-1", "backend-2"}), 4: frozenset({"10.0.0.9:8000"})}
 
 
 # --- through judge: summarized samples, as `probe` sees them -----------------------------------
