@@ -101,10 +101,12 @@ def keys_served(samples: Iterable[_Sample], names: Mapping[str, str]) -> dict[in
     return {k: frozenset(v) for k, v in seen.items()}
 
 
-def replica_order(name: str) -> tuple[int, str]:
-    """backend-2 before backend-10; names that are not replicas (bare addresses) last."""
+def replica_order(name: str) -> tuple[bool, int, str] | tuple[bool, str]:
+    """backend-2 before backend-10; names that are not replicas (bare addresses) after them, by name."""
     head, _, tail = name.rpartition("-")
-    return (int(tail), head) if head and tail.isdigit() else (10**6, name)
+    if head and tail.isdigit():
+        return (False, int(tail), head)
+    return (True, name)  # (the first element decides against a replica: never an int compared to a str)
 
 
 def split_pool(expect: Expectation, counts: Mapping[str, int]) -> tuple[list[str], bool]:
@@ -159,21 +161,20 @@ def rule_replica_idle(seen: Observed, primaries: Sequence[str]) -> list[Finding]
             if not seen.counts.get(name)]
 
 
-def expected_counts(seen: Observed, primaries: Sequence[str], weights: Mapping[str, int]) -> list[float]:
-    """The answers each primary should have served: all attributed answers, split by weight."""
-    w = [weights.get(n, 1) for n in primaries]
-    total = sum(w) or 1
+def expected_counts(seen: Observed, primaries: Sequence[str], weights: Mapping[str, int]) -> dict[str, float]:
+    """The answers each primary should have served: all attributed answers, split by weight (each >= 1)."""
+    total = sum(weights.get(n, 1) for n in primaries)
     attributed = sum(seen.counts.values())
-    return [attributed * x / total for x in w]
+    return {n: attributed * weights.get(n, 1) / total for n in primaries}
 
 
 def rule_share_off(seen: Observed, primaries: Sequence[str], expect: Expectation) -> list[Finding]:
     """Only replicas that served at all: an idle one is `replica_idle`'s finding."""
     attributed = sum(seen.counts.values())
     out = []
-    for name, want in zip(primaries, expected_counts(seen, primaries, expect.weights), strict=True):
-        got = seen.counts.get(name, 0)
-        if got and want > 0 and abs(got - want) / want > expect.tolerance:
+    for name, want in expected_counts(seen, primaries, expect.weights).items():
+        got = seen.counts.get(name)
+        if got and abs(got - want) > expect.tolerance * want:
             out.append(Finding("share_off", f"replica {name} got {got / attributed:.1%} of requests, expected "
                                f"{want / attributed:.1%} ± {expect.tolerance:.0%} (relative)"))
     return out
@@ -228,7 +229,7 @@ def decide(seen: Observed, expect: Expectation, cache_checks: Iterable[Mapping[s
                   "replicas_used": len({n for v in seen.keys.values() for n in v})}
     else:
         findings += [*rule_replica_idle(seen, primaries), *rule_share_off(seen, primaries, expect)]
-        want = expected_counts(seen, primaries, expect.weights)
+        want = list(expected_counts(seen, primaries, expect.weights).values())
         got = [seen.counts.get(n, 0) for n in primaries]
         spread = {"max_relative_deviation": round(max_relative_deviation(got, want), 4),
                   "chi_square_p": chi_square_p(got, want), "tolerance": expect.tolerance}

@@ -7,8 +7,11 @@
 # MODULE is a dotted module name (scaleout.render.nginx, scaleout.files, ...). The run happens in a scratch
 # copy of this checkout (mutmut rewrites the files it mutates), so the work tree is never touched. It prints
 # per module: mutants, killed, survived, the kill ratio, and each surviving mutant as a diff; the same report
-# goes to .mutation/report.txt. --ci mutates scaleout.verdict only and exits 1 when its kill ratio is under
-# MUTATION_FLOOR percent (default 90). Needs mutmut 3 (`pip install -e '.[test]'` installs it).
+# goes to .mutation/report.txt. --ci mutates scaleout.verdict only, against the probe's own fast tests
+# (quick enough for CI), and exits 1 when its kill ratio is under MUTATION_FLOOR percent (default 90).
+# MUTATION_TESTS: the tests to run (default: every fast test, tests/); MUTATION_PYTEST_ARGS: more pytest
+# arguments (e.g. --deselect ...); MUTATION_JOBS: parallel mutants (default 2).
+# Needs mutmut 3 (`pip install -e '.[test]'` installs it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -18,10 +21,12 @@ python="${PYTHON:-$root/.venv/bin/python}"
 log() { echo "mutation.sh: $*" >&2; }
 
 ci=0
+tests="${MUTATION_TESTS:-tests/}"
 if [ "${1:-}" = "--ci" ]; then
   ci=1
   shift
   set -- scaleout.verdict
+  tests="${MUTATION_TESTS:-tests/test_verdict.py tests/test_probe_project.py tests/test_probe_stats.py}"
 fi
 [ $# -gt 0 ] || set -- scaleout.verdict scaleout.stats
 
@@ -42,14 +47,29 @@ trap 'rm -rf "$scratch"' EXIT
 git ls-files -z --cached --others --exclude-standard |
   tar --null --ignore-failed-read -T - -cf - 2>/dev/null | tar -xf - -C "$scratch"
 
+# A test that runs the CLI in a subprocess runs the mutants too, but cannot report to mutmut's coverage
+# statistics (they live in the test process; the subprocess would fail looking for mutmut's settings):
+# while mutmut collects them, such a subprocess runs the original code.
+cat >"$scratch/sitecustomize.py" <<'PY'
+import os
+
+if os.environ.get("MUTANT_UNDER_TEST") == "stats":
+    os.environ["MUTANT_UNDER_TEST"] = ""
+PY
+
 only=$(printf '"%s", ' "${files[@]}")
+# mutmut runs the tests in scratch/mutants/: everything beside the package goes there too (examples, templates ...)
+also=$(cd "$scratch" && for f in * .[!.]*; do [ -e "$f" ] && [ "$f" != scaleout ] && printf '"%s", ' "$f"; done)
+# shellcheck disable=SC2086 # word splitting of the test list and the extra arguments is wanted
+selection=$(printf '"%s", ' $tests ${MUTATION_PYTEST_ARGS:-})
 cat >>"$scratch/pyproject.toml" <<EOF
 
 [tool.mutmut]
 source_paths = ["scaleout/"]
 only_mutate = [${only%, }]
+also_copy = [${also%, }]
 # the fast tests: SCALEOUT_TESTS=fast leaves out every test that needs the engine or the browser
-pytest_add_cli_args_test_selection = ["tests/"]
+pytest_add_cli_args_test_selection = [${selection%, }]
 pytest_add_cli_args = ["-p", "no:cacheprovider", "-q"]
 EOF
 
@@ -83,7 +103,7 @@ for name, status in rows:
     by_module[mod][status.strip()] += 1
     if status.strip() not in ("killed", "timeout", "segfault"):
         survivors[mod].append(name)
-print(f"mutation testing: {', '.join(modules)} against the fast tests ({elapsed} s)\n")
+print(f"mutation testing: {', '.join(modules)} against the fast tests ({elapsed} s, mutmut)\n")
 print(f"{'module':<28} {'mutants':>7} {'killed':>7} {'survived':>8} {'other':>6} {'kill ratio':>10}")
 failed = False
 for mod in modules:

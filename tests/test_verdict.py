@@ -89,6 +89,12 @@ CASES = [
     ("ip-hash-one-client-one-replica", seen({"backend-2": 300}), Expectation(strategy="ip_hash", replicas=THREE), []),
     ("ip-hash-split", seen({"backend-1": 200, "backend-2": 100}), Expectation(strategy="ip_hash", replicas=THREE),
      ["ip_hash_split"]),
+    ("deviation-at-the-tolerance-passes", seen({"backend-1": 150, "backend-2": 50, "backend-3": 100}),
+     Expectation(replicas=THREE, tolerance=0.5), []),
+    ("hash-two-replicas-all-keys-on-one", seen({"backend-2": 300}, keys={k: {"backend-2"} for k in range(12)}),
+     Expectation(strategy="hash", replicas=("backend-1", "backend-2")), ["keys_on_one_replica"]),
+    ("hash-failed-requests-and-split-keys", seen(even(), failed=2, keys={0: {"backend-1", "backend-3"}}),
+     Expectation(strategy="hash", replicas=THREE), ["failed_requests", "key_split"]),
     ("sticky-strategies-skip-the-spread-rules", seen({"backend-1": 290, "backend-2": 10},
                                                       keys={0: {"backend-1"}, 1: {"backend-2"}}),
      Expectation(strategy="hash", replicas=THREE), []),
@@ -178,6 +184,11 @@ def test_spread_and_sticky_summaries():
     assert v.sticky == {"keys": 2, "keys_split": 1, "replicas_used": 3}
 
 
+def test_an_idle_replica_shows_in_the_spread():
+    v = decide(seen({"backend-1": 150, "backend-3": 150}), Expectation(replicas=THREE))
+    assert v.spread["max_relative_deviation"] == 1.0 and v.spread["chi_square_p"] < 1e-9
+
+
 def test_without_a_project_the_replicas_that_answered_are_the_pool():
     assert split_pool(Expectation(), {"backend-10": 1, "backend-2": 1, "10.0.0.9:80": 1}) == (
         ["backend-2", "backend-10", "10.0.0.9:80"], True)
@@ -185,6 +196,10 @@ def test_without_a_project_the_replicas_that_answered_are_the_pool():
         ["backend-1"], True)
     assert split_pool(Expectation(replicas=("backend-2",), backups=("backend-2",)), {}) == (["backend-2"], False)
     assert replica_order("backend-9") < replica_order("backend-10") < replica_order("10.0.0.1:8000")
+    assert sorted(["web-a-10", "10.0.0.2:80", "web-a-9", "7", "10.0.0.1:80"], key=replica_order) == [
+        "web-a-9", "web-a-10", "10.0.0.1:80", "10.0.0.2:80", "7"]
+    assert sorted(["backend-1000001", "10.0.0.1:80", "backend-2"], key=replica_order) == [
+        "backend-2", "backend-1000001", "10.0.0.1:80"]
 
 
 def test_routed_replicas_are_running_healthy_and_in_the_balancer():
