@@ -118,7 +118,7 @@ def breakdown(s: Samples) -> dict:
     for up, lats in per_lat.items():
         backends[s.upstreams[up]] = {
             "count": len(lats),
-            "share": round(len(lats) / attributed, 4) if attributed else 0.0,
+            "share": round(len(lats) / attributed, 4),  # attributed >= len(lats) > 0
             "latency_ms": latency_summary(lats),
             "status_codes": {str(k): v for k, v in sorted(per_codes[up].items())},
             "keys": len(per_keys.get(up, ())),
