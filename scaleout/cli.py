@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import sys
 from dataclasses import dataclass
 from enum import Enum
@@ -248,43 +247,11 @@ def export(
                        f"{out / 'stack.yml'} and docker stack deploy)")
 
 
-# framing and hop-by-hop headers belong to the probe's own HTTP/1.1 (RFC 7230 6.1, 3.3): a user's copy would
-# break the framing of the load or reach the balancer as something else than what the probe measures
-_REFUSED_HEADERS = frozenset({"connection", "keep-alive", "transfer-encoding", "content-length", "upgrade", "te",
-                              "trailer", "expect"})
-_TCHAR = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
-_HOST = re.compile(r"\A(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?\Z")
-
-
 def _parse_headers(values: list[str], host: str | None = None) -> tuple[tuple[str, str], ...]:
     """-H 'Name: value' pairs as the probe sends them, and --host as the Host header; UsageError otherwise."""
-    out = []
-    for h in values:
-        name, sep, value = h.partition(":")
-        if not sep or not name:
-            raise UsageError(f"--header: {h!r} must look like 'Name: value'")
-        if any(c not in _TCHAR for c in name):
-            raise UsageError(f"--header: {name!r} is not a header name (letters, digits and !#$%&'*+-.^_`|~ only, "
-                             "no space before the colon)")
-        low = name.lower()
-        if low in _REFUSED_HEADERS or low.startswith("proxy-"):
-            raise UsageError(f"--header: {name} is a hop-by-hop or framing header: the probe sets the connection's "
-                             "headers itself")
-        if low == "host":
-            raise UsageError("--header: Host is set by the probe", hint="use --host NAME to send another Host header")
-        value = value.strip(" \t")
-        try:
-            value.encode("latin-1")
-        except UnicodeEncodeError:
-            raise UsageError(f"--header: the value of {name} must be Latin-1 text") from None
-        if any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in value):
-            raise UsageError(f"--header: the value of {name} contains a control character (CR, LF, NUL, tab ...)")
-        out.append((name, value))
-    if host is not None:
-        if not _HOST.match(host) or (":" in host.rsplit("]", 1)[-1] and not 0 < int(host.rsplit(":", 1)[1]) < 65536):
-            raise UsageError(f"--host: {host!r} must be a host name or address, with an optional :PORT")
-        out.append(("Host", host))
-    return tuple(out)
+    from scaleout.probe import request_headers
+
+    return request_headers(values, host)
 
 
 @app.command()

@@ -10,6 +10,7 @@ which replicas to expect, the load, the cache checks, the verdict. `ProbeResult.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -22,8 +23,8 @@ from scaleout.stats import breakdown, chi_square_p, latency_summary, percentile
 from scaleout.verdict import Expectation, Observed, decide, keys_served, replica_order, routed_replicas
 
 __all__ = ["sticky_carrier", "ERROR_CLASSES", "SCHEMA", "ProbeOptions", "Sample", "Samples", "BackendStats",
-           "ProbeResult", "ProbeAsk", "summarize", "observe", "judge", "parse_target", "check_target", "run_probe",
-           "probe_project", "chi_square_p", "latency_summary", "percentile"]
+           "ProbeResult", "ProbeAsk", "summarize", "observe", "judge", "request_headers", "parse_target",
+           "check_target", "run_probe", "probe_project", "chi_square_p", "latency_summary", "percentile"]
 
 SCHEMA = "scaleout.probe/1"  # bump on any incompatible change of the JSON (docs/probe-json.md)
 
@@ -127,6 +128,47 @@ def judge(
     result.failed_rules = list(dict.fromkeys(f.rule for f in v.findings))
     result.verdict = v.verdict
     return result
+
+
+# --- what the probe sends ------------------------------------------------------------------------
+
+# framing and hop-by-hop headers belong to the probe's own HTTP/1.1 (RFC 7230 6.1, 3.3): a user's copy would
+# break the framing of the load or reach the balancer as something else than what the probe measures
+REFUSED_HEADERS = frozenset({"connection", "keep-alive", "transfer-encoding", "content-length", "upgrade", "te",
+                             "trailer", "expect"})
+TCHAR = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+HOST_RE = re.compile(r"\A(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?\Z")
+
+
+def request_headers(values: Iterable[str], host: str | None = None) -> tuple[tuple[str, str], ...]:
+    """`-H 'Name: value'` options as the probe sends them, plus `--host` as the Host header; UsageError otherwise."""
+    out = []
+    for h in values:
+        name, sep, value = h.partition(":")
+        if not sep or not name:
+            raise UsageError(f"--header: {h!r} must look like 'Name: value'")
+        if any(c not in TCHAR for c in name):
+            raise UsageError(f"--header: {name!r} is not a header name (letters, digits and !#$%&'*+-.^_`|~ only, "
+                             "no space before the colon)")
+        low = name.lower()
+        if low in REFUSED_HEADERS or low.startswith("proxy-"):
+            raise UsageError(f"--header: {name} is a hop-by-hop or framing header: the probe sets the connection's "
+                             "headers itself")
+        if low == "host":
+            raise UsageError("--header: Host is set by the probe", hint="use --host NAME to send another Host header")
+        value = value.strip(" \t")
+        try:
+            value.encode("latin-1")
+        except UnicodeEncodeError:
+            raise UsageError(f"--header: the value of {name} must be Latin-1 text") from None
+        if any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in value):
+            raise UsageError(f"--header: the value of {name} contains a control character (CR, LF, NUL, tab ...)")
+        out.append((name, value))
+    if host is not None:
+        if not HOST_RE.match(host) or (":" in host.rsplit("]", 1)[-1] and not 0 < int(host.rsplit(":", 1)[1]) < 65536):
+            raise UsageError(f"--host: {host!r} must be a host name or address, with an optional :PORT")
+        out.append(("Host", host))
+    return tuple(out)
 
 
 # --- which targets the probe may load ----------------------------------------------------------

@@ -89,8 +89,9 @@ elapsed=$(( $(date +%s) - start ))
 mkdir -p "$root/.mutation"
 report="$root/.mutation/report.txt"
 rc=0
-"$python" - "$scratch" "$elapsed" "$ci" "${MUTATION_FLOOR:-90}" "$@" >"$report" <<'PY' || rc=$?
-import re, subprocess, sys
+MUTATION_SELECTION="$tests ${MUTATION_PYTEST_ARGS:-}" \
+  "$python" - "$scratch" "$elapsed" "$ci" "${MUTATION_FLOOR:-90}" "$@" >"$report" <<'PY' || rc=$?
+import os, re, subprocess, sys
 from collections import Counter, defaultdict
 from pathlib import Path
 
@@ -103,7 +104,8 @@ for name, status in rows:
     by_module[mod][status.strip()] += 1
     if status.strip() not in ("killed", "timeout", "segfault"):
         survivors[mod].append(name)
-print(f"mutation testing: {', '.join(modules)} against the fast tests ({elapsed} s, mutmut)\n")
+print(f"mutation testing (mutmut): {', '.join(modules)} against {os.environ['MUTATION_SELECTION'].strip()} "
+      f"with SCALEOUT_TESTS=fast ({elapsed} s)\n")
 print(f"{'module':<28} {'mutants':>7} {'killed':>7} {'survived':>8} {'other':>6} {'kill ratio':>10}")
 failed = False
 for mod in modules:

@@ -10,11 +10,10 @@ import threading
 import pytest
 
 from scaleout.cachecheck import check_cache_headers
-from scaleout.cli import _parse_headers
 from scaleout.config import load_config
 from scaleout.errors import ProbeTargetError, UsageError
 from scaleout.loadgen import LoadSpec, run_load
-from scaleout.probe import check_target, parse_target
+from scaleout.probe import check_target, parse_target, request_headers
 from scaleout.samples import request_bytes
 from scaleout.scaffold import init_project
 from tests.cachefake import FakeBalancer
@@ -55,7 +54,7 @@ GOOD_HEADERS = [("X-A: b", ("X-A", "b")), ("X-Empty:", ("X-Empty", "")), ("Autho
 
 
 def test_good_headers_pass_through():
-    assert _parse_headers([h for h, _ in GOOD_HEADERS]) == tuple(p for _, p in GOOD_HEADERS)
+    assert request_headers([h for h, _ in GOOD_HEADERS]) == tuple(p for _, p in GOOD_HEADERS)
 
 
 @pytest.mark.parametrize("header, message", [
@@ -71,12 +70,12 @@ def test_good_headers_pass_through():
 ])
 def test_bad_headers_are_refused(header, message):
     with pytest.raises(UsageError, match=message.replace("-", r"\-")):
-        _parse_headers([header])
+        request_headers([header])
 
 
 @pytest.mark.parametrize("host", ["example.test", "example.test:8080", "10.0.0.1", "[::1]:80", "a"])
 def test_host_option_becomes_the_only_host_header(host):
-    headers = _parse_headers(["X-A: b"], host)
+    headers = request_headers(["X-A: b"], host)
     assert headers == (("X-A", "b"), ("Host", host))
     raw = request_bytes(LoadSpec(url="http://127.0.0.1:1", headers=headers), "127.0.0.1:1", -1).decode("latin-1")
     assert [line for line in raw.split("\r\n") if line.lower().startswith("host:")] == [f"Host: {host}"]
@@ -85,7 +84,7 @@ def test_host_option_becomes_the_only_host_header(host):
 @pytest.mark.parametrize("host", ["a b", "a/b", "a:99999", "a:0", "", "-a", "a\r\nX: y", "[zz]"])
 def test_bad_host_option_is_refused(host):
     with pytest.raises(UsageError, match="--host"):
-        _parse_headers([], host)
+        request_headers([], host)
 
 
 def test_bad_headers_exit_2_before_any_request(tmp_path):

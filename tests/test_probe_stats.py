@@ -86,7 +86,8 @@ def samples_of(rows) -> Samples:
 def test_summary_per_replica_and_overall():
     rows = [(0.001, 200, "10.0.0.2:8000", 0)] * 6 + [(0.003, 200, "10.0.0.3:8000", 0)] * 3 \
         + [(0.010, 502, "10.0.0.3:8000", 0)] + [(0.5, 0, "", 2), (0.1, 0, "", 3)]
-    r = summarize(samples_of(rows), 2.0, "http://127.0.0.1:1", {"10.0.0.2:8000": "backend-1", "10.0.0.3:8000": "backend-2"})
+    names = {"10.0.0.2:8000": "backend-1", "10.0.0.3:8000": "backend-2"}
+    r = summarize(samples_of(rows), 2.0, "http://127.0.0.1:1", names)
     assert r.requests == 12 and r.ok == 9 and r.failed == 3 and r.rps == 6.0
     assert r.errors == {"connect": 0, "timeout": 1, "reset": 1, "protocol": 0}
     assert r.status_codes == {"200": 9, "502": 1}
