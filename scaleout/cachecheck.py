@@ -39,8 +39,21 @@ def _local_refs(html: str) -> list[str]:
     return list(dict.fromkeys(a for a in _ASSET.findall(html) if not a.startswith("//")))
 
 
-def check_cache_headers(url: str, config: Config) -> list[dict]:
-    """One entry per path checked: {path, kind, ok, detail}."""
+def _worker_verdict(r, scope: str | None) -> tuple[bool, str]:
+    """A service worker script must exist, never be cached, and allow the configured scope."""
+    cc_text = r.headers.get("cache-control")
+    if r.status_code != 200:
+        return False, f"HTTP {r.status_code}, expected 200 (the worker script is missing)"
+    if not _never_cached(_cache_control(r.headers)):
+        return False, f"worker script is cacheable (Cache-Control: {cc_text!r}; expected no-cache)"
+    if scope and r.headers.get("service-worker-allowed") != scope:
+        return False, (f"Service-Worker-Allowed is {r.headers.get('service-worker-allowed')!r}, "
+                       f"expected {scope!r} (static.worker_scope)")
+    return True, f"Cache-Control: {cc_text}" + (f", Service-Worker-Allowed: {scope}" if scope else "")
+
+
+def check_cache_headers(url: str, config: Config, headers: dict[str, str] | None = None) -> list[dict]:
+    """One entry per path checked: {path, kind, ok, detail}. `headers`: sent with each check (probe --host)."""
     import httpx
 
     checks: list[dict] = []
@@ -49,7 +62,9 @@ def check_cache_headers(url: str, config: Config) -> list[dict]:
     def add(path: str, kind: str, ok: bool, detail: str) -> None:
         checks.append({"path": path, "kind": kind, "ok": ok, "detail": detail})
 
-    with httpx.Client(base_url=url, timeout=10.0) as client:
+    # trust_env=False: the checks go straight to the target, never through HTTP_PROXY & co. (the target was
+    # vetted as this machine or this project's; a proxy would see, and could answer, every request)
+    with httpx.Client(base_url=url, timeout=10.0, trust_env=False, headers=headers) as client:
 
         def get(path: str, kind: str):
             try:
@@ -60,19 +75,8 @@ def check_cache_headers(url: str, config: Config) -> list[dict]:
 
         for path in st.service_workers:
             r = get(path, "service_worker")
-            if r is None:
-                continue
-            cc_text = r.headers.get("cache-control")
-            if r.status_code != 200:
-                add(path, "service_worker", False, f"HTTP {r.status_code}, expected 200 (the worker script is missing)")
-            elif not _never_cached(_cache_control(r.headers)):
-                add(path, "service_worker", False, f"worker script is cacheable (Cache-Control: {cc_text!r}; expected no-cache)")
-            elif st.worker_scope and r.headers.get("service-worker-allowed") != st.worker_scope:
-                add(path, "service_worker", False, f"Service-Worker-Allowed is {r.headers.get('service-worker-allowed')!r}, "
-                    f"expected {st.worker_scope!r} (static.worker_scope)")
-            else:
-                add(path, "service_worker", True, f"Cache-Control: {cc_text}"
-                    + (f", Service-Worker-Allowed: {st.worker_scope}" if st.worker_scope else ""))
+            if r is not None:
+                add(path, "service_worker", *_worker_verdict(r, st.worker_scope))
 
         r = get(st.offline_page, "offline_page")
         offline_refs: list[str] = []
@@ -95,7 +99,8 @@ def check_cache_headers(url: str, config: Config) -> list[dict]:
                 continue
             ok = r.status_code == 200 and _revalidated(r)
             add(path, "offline_asset", ok, f"HTTP {r.status_code}, Cache-Control: {r.headers.get('cache-control')}"
-                + ("" if ok else " (the offline page's assets must exist and revalidate: no-cache with ETag or Last-Modified)"))
+                + ("" if ok else " (the offline page's assets must exist and revalidate: no-cache with ETag or "
+                   "Last-Modified)"))
 
         page = get("/", "page")
         refs = _local_refs(page.text) if page is not None and page.status_code == 200 else []
@@ -105,7 +110,9 @@ def check_cache_headers(url: str, config: Config) -> list[dict]:
             if r is None:
                 continue
             cc = _cache_control(r.headers)
-            ok = r.status_code == 200 and "immutable" in cc and cc.get("max-age") == IMMUTABLE_MAX_AGE and "public" in cc
-            add(path, "fingerprinted_asset", ok, f"HTTP {r.status_code}, Cache-Control: {r.headers.get('cache-control')}"
+            ok = (r.status_code == 200 and "immutable" in cc and cc.get("max-age") == IMMUTABLE_MAX_AGE
+                  and "public" in cc)
+            add(path, "fingerprinted_asset", ok,
+                f"HTTP {r.status_code}, Cache-Control: {r.headers.get('cache-control')}"
                 + ("" if ok else " (a fingerprinted asset must be public, max-age=31536000, immutable)"))
     return checks

@@ -629,24 +629,35 @@ def _parse_headers(values: list[str]) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
+def _parse_headers(values: list[str], host: str | None = None) -> tuple[tuple[str, str], ...]:
+    """-H 'Name: value' pairs as the probe sends them, and --host as the Host header; UsageError otherwise."""
+    from scaleout.probe import request_headers
+
+    return request_headers(values, host)
+
+
 @app.command()
 def probe(
     ctx: typer.Context,
     url: Optional[str] = typer.Option(None, "--url", help="Target (default: this project's balancer)."),
     requests: int = typer.Option(1000, "--requests", "-n", help="Number of requests."),
     concurrency: int = typer.Option(16, "--concurrency", "-c", help="Concurrent keep-alive connections."),
-    duration: Optional[float] = typer.Option(None, "--duration", "-d", help="Run for this many seconds instead of a count."),
-    rate: Optional[float] = typer.Option(None, "--rate", help="Open loop: send this many requests per second on a fixed "
-                                         "schedule; latency counts from each request's intended send time."),
+    duration: Optional[float] = typer.Option(None, "--duration", "-d",
+                                             help="Run for this many seconds instead of a count."),
+    rate: Optional[float] = typer.Option(None, "--rate", help="Open loop: send this many requests per second on a "
+                                         "fixed schedule; latency counts from each request's intended send time."),
     workers: int = typer.Option(0, "--workers", help="Load processes (0: automatic, one per core up to 4)."),
-    progress: Optional[bool] = typer.Option(None, "--progress/--no-progress", help="Progress bar on stderr (default: on a terminal)."),
+    progress: Optional[bool] = typer.Option(None, "--progress/--no-progress",
+                                            help="Progress bar on stderr (default: on a terminal)."),
     path: str = typer.Option("/", "--path", help="Request path."),
     method: str = typer.Option("GET", "--method", "-X", help="HTTP method."),
     header: List[str] = typer.Option([], "--header", "-H", metavar="'NAME: VALUE'",
-                                     help="Extra header (repeatable)."),
+                                     help="Extra header (repeatable; not Host, hop-by-hop or framing headers)."),
+    host: Optional[str] = typer.Option(None, "--host", help="Send this Host header instead of the URL's host."),
     strategy: Optional[Strategy] = typer.Option(None, "--strategy", case_sensitive=False,
                                                 help="Judge the spread for this strategy (default: the deployed one)."),
-    sticky_keys: int = typer.Option(0, "--sticky-keys", help="Send K distinct keys (as the cookie, argument or header hash_key names) and check each sticks to one replica."),
+    sticky_keys: int = typer.Option(0, "--sticky-keys", help="Send K distinct keys (as the cookie, argument or header "
+                                    "hash_key names) and check each sticks to one replica."),
     tolerance: float = typer.Option(0.3, "--tolerance", help="Allowed relative deviation from the expected share."),
     timeout: float = typer.Option(10.0, "--timeout", help="Seconds before one request counts as timed out."),
     no_cache_check: bool = typer.Option(False, "--no-cache-check", help="Skip the cache-header checks."),
@@ -656,7 +667,7 @@ def probe(
 ) -> None:
     """Send load through the balancer, attribute every response to a replica, and judge the spread."""
     from scaleout import report
-    from scaleout.probe import ProbeOptions, check_target, judge, run_probe, sticky_carrier
+    from scaleout.probe import ProbeAsk, probe_project
 
     if requests < 1 or requests > 10_000_000:
         raise UsageError(f"--requests: must be between 1 and 10000000 (got {requests})")
@@ -674,80 +685,21 @@ def probe(
         raise UsageError(f"--method: {method!r} must be an HTTP method such as GET")
     if not 0 < tolerance <= 10:
         raise UsageError("--tolerance: must be between 0 and 10")
-    headers = _parse_headers(header)
+    if sticky_keys < 0:
+        raise UsageError(f"--sticky-keys: must be 0 or more (got {sticky_keys})")
     st = _state(ctx)
-    strategy = _value(strategy)
-    target = _value(target)
-
-    cfg = None
-    if url is None:
-        cfg = _config(st)
-    elif (st.project_dir / "scaleout.yaml").exists():
-        try:
-            cfg = _config(st)
-        except ScaleoutError:
-            cfg = None  # --url needs no project
-    if url is not None:
-        check_target(url, allow_remote)  # before anything else: no engine needed to refuse a target
-    if strategy is None and cfg is not None:
-        from scaleout.targets import applied_strategy
-
-        strategy = applied_strategy(cfg.project_dir)  # what the last `up` deployed (--strategy included)
-    strat = strategy or (cfg.balancer.strategy if cfg else "round_robin")
-    via, key_name = sticky_carrier(strat, cfg.balancer.hash_key if cfg else "$cookie_session") if sticky_keys else ("cookie", "session")
-
-    names: dict[str, str] = {}
-    expected = None
-    if cfg is not None:
-        from scaleout.errors import DockerUnavailableError, NotRunningError
-        from scaleout.targets import open_target, resolve_target
-
-        stack = open_target(resolve_target(cfg.project_dir, target), cfg)
-        try:
-            running = stack.status()
-            names = stack.address_map()
-        except DockerUnavailableError:
-            if url is None:
-                raise
-            running = None  # --url without an engine: responses keep their addresses as names
-        if url is None:
-            if running is None or not running.running or running.url is None:
-                raise NotRunningError(f"project {cfg.project} is not running", hint="run `scaleout up` first")
-            url = running.url
-            if url.startswith("https://"):
-                raise UsageError(f"probe: the balancer of {cfg.project} serves HTTPS (balancer.tls), and the probe's "
-                                 "load engine speaks plain HTTP only",
-                                 hint="probe a copy of the project without balancer.tls; curl --cacert "
-                                      ".scaleout/tls/ca.pem checks single HTTPS requests")
-        if running is not None:
-            # replicas the balancer routes to now (its health watcher's view), else every healthy one
-            expected = [s.service for s in running.replicas if s.state == "running"
-                        and s.health in ("healthy", "none") and s.routed is not False]
-    assert url is not None
-    check_target(url, allow_remote, {a.split(":")[0] for a in names})
-    url = url.rstrip("/")
-    opts = ProbeOptions(url=url, requests=requests, concurrency=concurrency, duration_s=duration, path=path,
-                        method=method, headers=headers, timeout_s=timeout, sticky_keys=sticky_keys, rate=rate,
-                        workers=workers, sticky_via=via, sticky_name=key_name)
-    if not json_out:
-        shape = f" at {rate:g} req/s" if rate else ""
-        st.console.progress(f"probing {url}{path} with {concurrency} connections{shape}"
-                  + (f" for {duration}s" if duration else f", {requests} requests"))
-    bar = report.ProgressBar(sys.stderr, duration) if (progress if progress is not None else sys.stderr.isatty()) else None
-    result, samples = run_probe(opts, names, bar.update if bar else None)
-    if bar:
-        bar.close()
-    judge(result, samples, strategy=strat, expected=expected,
-          weights=dict(cfg.backend.weights) if cfg else None,
-          backups=tuple(cfg.backend.backup) if cfg else (), tolerance=tolerance)
-    if not no_cache_check and cfg is not None:
-        from scaleout.cachecheck import check_cache_headers
-
-        result.cache_checks = check_cache_headers(url, cfg)
-        bad = [c for c in result.cache_checks if not c["ok"]]
-        if bad:
-            result.reasons.extend(f"cache headers: {c['path']}: {c['detail']}" for c in bad)
-            result.verdict = "fail"
+    ask = ProbeAsk(url=url, requests=requests, concurrency=concurrency, duration_s=duration, rate=rate,
+                   workers=workers, path=path, method=method, headers=_parse_headers(header, host),
+                   timeout_s=timeout, strategy=_value(strategy), sticky_keys=sticky_keys, tolerance=tolerance,
+                   cache_check=not no_cache_check, allow_remote=allow_remote, target=_value(target))
+    show_bar = progress if progress is not None else sys.stderr.isatty()
+    bar = report.ProgressBar(sys.stderr, duration) if show_bar else None
+    try:
+        result = probe_project(st.project_dir, ask, announce=None if json_out else st.console.progress,
+                               tick=bar.update if bar else None)
+    finally:
+        if bar:
+            bar.close()
     st.console.print(report.to_json(result.to_dict()) if json_out else report.probe_text(result))
     if result.verdict != "pass":
         raise typer.Exit(int(ExitCode.CHECK_FAILED))

@@ -1,22 +1,30 @@
-"""Load through the balancer and attribution of every response to a replica -> a `ProbeResult`.
+"""`scaleout probe`: load through the balancer, attribution of every response to a replica, and the
+verdict -> a `ProbeResult`.
 
 Prints nothing. The load engine lives in scaleout/loadgen.py (protocol-level HTTP/1.1 on uvloop and
-httptools, several processes; see benchmarks/RESULTS.md for why), the statistics in scaleout/stats.py.
-`ProbeResult.to_dict()` is the `--json` output; its schema is documented in docs/probe-json.md.
+httptools, several processes; see benchmarks/RESULTS.md for why), the statistics in scaleout/stats.py,
+the rules of the verdict in scaleout/verdict.py. `probe_project` is the whole command: which target,
+which replicas to expect, the load, the cache checks, the verdict. `ProbeResult.to_dict()` is the
+`--json` output; its schema is documented in docs/probe-json.md.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 from typing import Callable
 from urllib.parse import urlsplit
 
-from scaleout.errors import ProbeTargetError
+from scaleout.errors import ProbeTargetError, UsageError
 from scaleout.loadgen import ERROR_CLASSES, LoadSpec, Sample, Samples, run_load
-from scaleout.stats import breakdown, chi_square_p, latency_summary, max_relative_deviation, percentile
+from scaleout.stats import breakdown, chi_square_p, latency_summary, percentile
+from scaleout.verdict import Expectation, Observed, decide, keys_served, replica_order, routed_replicas
 
-__all__ = ["sticky_carrier", "ERROR_CLASSES", "SCHEMA", "ProbeOptions", "Sample", "Samples", "BackendStats", "ProbeResult",
-           "summarize", "judge", "check_target", "run_probe", "chi_square_p", "latency_summary", "percentile"]
+__all__ = ["sticky_carrier", "ERROR_CLASSES", "SCHEMA", "ProbeOptions", "Sample", "Samples", "BackendStats",
+           "ProbeResult", "ProbeAsk", "summarize", "observe", "judge", "request_headers", "parse_target",
+           "check_target", "run_probe", "probe_project", "chi_square_p", "latency_summary", "percentile"]
 
 SCHEMA = "scaleout.probe/1"  # bump on any incompatible change of the JSON (docs/probe-json.md)
 
@@ -54,6 +62,7 @@ class ProbeResult:
     cache_checks: list[dict] = field(default_factory=list)
     load: dict = field(default_factory=dict)
     unattributed: int = 0  # answered, but without X-Upstream-Addr
+    failed_rules: list[str] = field(default_factory=list)  # ids of scaleout.verdict.RULES behind `reasons`
 
     def to_dict(self) -> dict:
         return {"schema": SCHEMA, **asdict(self)}
@@ -66,7 +75,7 @@ def summarize(samples: Samples, duration_s: float, url: str, names: dict[str, st
     """Aggregate samples; `names` maps `ip:port` to replica names (unknown addresses keep the address)."""
     b = breakdown(samples)
     backends = [BackendStats(name=names.get(addr, addr), address=addr, **st) for addr, st in b["backends"].items()]
-    backends.sort(key=lambda x: (_index(x.name), x.name))
+    backends.sort(key=lambda x: replica_order(x.name))
     total = b["requests"]
     return ProbeResult(
         url=url,
@@ -84,16 +93,19 @@ def summarize(samples: Samples, duration_s: float, url: str, names: dict[str, st
     )
 
 
-def _index(name: str) -> int:
-    try:
-        return int(name.rsplit("-", 1)[1])
-    except (IndexError, ValueError):
-        return 10**6
+def observe(result: ProbeResult, samples: Iterable[Sample]) -> Observed:
+    """What the verdict reads from a summarized probe: per-replica counts and which replicas each key reached."""
+    names = {b.address: b.name for b in result.backends}
+    counts: dict[str, int] = {}
+    for b in result.backends:  # a replica on two networks answers from two addresses
+        counts[b.name] = counts.get(b.name, 0) + b.count
+    return Observed(requests=result.requests, ok=result.ok, failed=result.failed, counts=counts,
+                    errors=result.errors, status_codes=result.status_codes, keys=keys_served(samples, names))
 
 
 def judge(
     result: ProbeResult,
-    samples: list[Sample],
+    samples: Iterable[Sample],
     *,
     strategy: str,
     expected: list[str] | None,
@@ -101,98 +113,121 @@ def judge(
     backups: tuple[str, ...] = (),
     tolerance: float = 0.3,
     max_failed: int = 0,
+    cache_checks: list[dict] | None = None,
 ) -> ProbeResult:
-    """Set the verdict: no failed requests, every expected replica served, and the spread the
-    strategy promises (even, weighted, or sticky per key) within `tolerance` (relative)."""
-    reasons: list[str] = []
+    """Set the verdict of `result` by the rules of scaleout/verdict.py: no failed requests, every expected
+    replica served, and the spread the strategy promises (even, weighted, or sticky per key)."""
+    expect = Expectation(strategy=strategy, replicas=None if expected is None else tuple(expected),
+                         weights=dict(weights or {}), backups=tuple(backups), tolerance=tolerance,
+                         max_failed=max_failed)
+    v = decide(observe(result, samples), expect, cache_checks or ())
     result.strategy = strategy
-    if result.requests == 0:
-        reasons.append("no request was sent")
-    if result.failed > max_failed:
-        errs = ", ".join(f"{k} {v}" for k, v in result.errors.items() if v)
-        bad = ", ".join(f"HTTP {k}: {v}" for k, v in result.status_codes.items() if not 200 <= int(k) < 400)
-        reasons.append(f"{result.failed} of {result.requests} requests failed ({'; '.join(x for x in (errs, bad) if x)})")
-    counts = {b.name: b.count for b in result.backends}
-    attributed = sum(counts.values())
-    if result.ok and not attributed:
-        reasons.append("no response carried X-Upstream-Addr: is the target a scaleout balancer?")
-    pool = expected or sorted(counts, key=_index)
-    primaries = [n for n in pool if n not in backups]
-    if primaries:
-        for name in backups:
-            if counts.get(name):
-                reasons.append(f"backup replica {name} served {counts[name]} requests while primaries were healthy")
-    else:  # no primary is healthy: nginx sends everything to the backups, spread like primaries
-        primaries = [n for n in pool if n in backups]
-    sticky = strategy in ("hash", "ip_hash")
-    if not sticky:
-        for name in primaries:
-            if not counts.get(name):
-                reasons.append(f"replica {name} served no request")
-        w = {n: (weights or {}).get(n, 1) for n in primaries}
-        wsum = sum(w.values()) or 1
-        exp_counts = [attributed * w[n] / wsum for n in primaries]
-        got = [counts.get(n, 0) for n in primaries]
-        worst = max_relative_deviation(got, exp_counts)
-        for n, e, g in zip(primaries, exp_counts, got):
-            if e > 0:
-                if max_relative_deviation([g], [e]) > tolerance and counts.get(n):
-                    reasons.append(
-                        f"replica {n} got {g / attributed:.1%} of requests, expected {e / attributed:.1%} ± {tolerance:.0%} (relative)"
-                    )
-        result.spread = {"max_relative_deviation": round(worst, 4), "chi_square_p": chi_square_p(got, exp_counts), "tolerance": tolerance}
-    else:
-        key_to: dict[int, set[str]] = {}
-        for s in samples:
-            if s.key >= 0 and s.upstream and not s.error:
-                key_to.setdefault(s.key, set()).add(result_name(result, s.upstream))
-        split = sorted(k for k, v in key_to.items() if len(v) > 1)
-        used = {n for v in key_to.values() for n in v}
-        if not key_to and strategy == "hash":
-            reasons.append("strategy hash: run the probe with --sticky-keys K to check stickiness")
-        if split:
-            reasons.append(f"{len(split)} key(s) were served by more than one replica (e.g. key {split[0]})")
-        if strategy == "ip_hash" and not key_to:
-            # one client address: everything must land on one replica
-            if len([n for n, c in counts.items() if c]) > 1:
-                reasons.append("ip_hash: requests from one client address reached more than one replica")
-        elif key_to and len(primaries) > 1 and len(used) < 2:
-            reasons.append(f"{len(key_to)} distinct keys all landed on one replica: no spread")
-        result.sticky = {"keys": len(key_to), "keys_split": len(split), "replicas_used": len(used)}
-        result.spread = {"max_relative_deviation": None, "chi_square_p": None, "tolerance": tolerance}
-    result.reasons = reasons
-    result.verdict = "fail" if reasons else "pass"
+    result.cache_checks = list(cache_checks or [])
+    result.spread, result.sticky = v.spread, v.sticky
+    result.reasons = v.reasons
+    result.failed_rules = list(dict.fromkeys(f.rule for f in v.findings))
+    result.verdict = v.verdict
     return result
 
 
-def result_name(result: ProbeResult, address: str) -> str:
-    for b in result.backends:
-        if b.address == address:
-            return b.name
-    return address
+# --- what the probe sends ------------------------------------------------------------------------
+
+# framing and hop-by-hop headers belong to the probe's own HTTP/1.1 (RFC 7230 6.1, 3.3): a user's copy would
+# break the framing of the load or reach the balancer as something else than what the probe measures
+REFUSED_HEADERS = frozenset({"connection", "keep-alive", "transfer-encoding", "content-length", "upgrade", "te",
+                             "trailer", "expect"})
+TCHAR = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
+HOST_RE = re.compile(r"\A(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?\Z")
 
 
-def check_target(url: str, allow_remote: bool, own_addresses: set[str] = frozenset()) -> None:
-    """Refuse targets other than loopback or this project's own containers unless allowed."""
-    import ipaddress
+def request_headers(values: Iterable[str], host: str | None = None) -> tuple[tuple[str, str], ...]:
+    """`-H 'Name: value'` options as the probe sends them, plus `--host` as the Host header; UsageError otherwise."""
+    out = []
+    for h in values:
+        name, sep, value = h.partition(":")
+        if not sep or not name:
+            raise UsageError(f"--header: {h!r} must look like 'Name: value'")
+        if any(c not in TCHAR for c in name):
+            raise UsageError(f"--header: {name!r} is not a header name (letters, digits and !#$%&'*+-.^_`|~ only, "
+                             "no space before the colon)")
+        low = name.lower()
+        if low in REFUSED_HEADERS or low.startswith("proxy-"):
+            raise UsageError(f"--header: {name} is a hop-by-hop or framing header: the probe sets the connection's "
+                             "headers itself")
+        if low == "host":
+            raise UsageError("--header: Host is set by the probe", hint="use --host NAME to send another Host header")
+        value = value.strip(" \t")
+        try:
+            value.encode("latin-1")
+        except UnicodeEncodeError:
+            raise UsageError(f"--header: the value of {name} must be Latin-1 text") from None
+        if any(ord(c) < 0x20 or 0x7F <= ord(c) <= 0x9F for c in value):
+            raise UsageError(f"--header: the value of {name} contains a control character (CR, LF, NUL, tab ...)")
+        out.append((name, value))
+    if host is not None:
+        if not HOST_RE.match(host) or (":" in host.rsplit("]", 1)[-1] and not 0 < int(host.rsplit(":", 1)[1]) < 65536):
+            raise UsageError(f"--host: {host!r} must be a host name or address, with an optional :PORT")
+        out.append(("Host", host))
+    return tuple(out)
+
+
+# --- which targets the probe may load ----------------------------------------------------------
+
+def parse_target(url: str) -> tuple[str, int]:
+    """(host, port) of an http:// URL, or a UsageError: checked before anything is resolved or sent."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise UsageError(f"--url: {url!r} is not a valid URL ({exc})",
+                         hint="write it as http://HOST[:PORT], e.g. http://127.0.0.1:8080") from None
+    if parts.scheme != "http" or not parts.hostname:
+        raise UsageError(f"--url: {url!r} must be an http:// URL with a host",
+                         hint="write it as http://HOST[:PORT], e.g. http://127.0.0.1:8080")
+    if port == 0:
+        raise UsageError(f"--url: {url!r}: port 0 cannot be connected to")
+    if parts.username is not None or parts.password is not None:
+        raise UsageError(f"--url: {url!r}: credentials in the URL are not supported",
+                         hint="send them as a header with -H 'Authorization: ...'")
+    return parts.hostname, port or 80
+
+
+def target_addresses(url: str) -> list[str]:
+    """Every address the URL's host resolves to (a lookup, no connection)."""
     import socket
 
-    parts = urlsplit(url)
-    if parts.scheme != "http" or not parts.hostname:
-        raise ProbeTargetError(f"--url: {url!r} must be an http:// URL with a host")
+    host, port = parse_target(url)
+    try:
+        infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
+    except socket.gaierror as exc:
+        raise ProbeTargetError(f"--url: cannot resolve {host}: {exc.strerror}") from None
+    except UnicodeError:
+        raise UsageError(f"--url: {host!r} is not a valid host name") from None
+    return sorted({str(info[4][0]) for info in infos})
+
+
+def foreign_addresses(addresses: Iterable[str], own_addresses: Iterable[str] = ()) -> list[str]:
+    """The addresses that are neither loopback nor one of this project's containers."""
+    import ipaddress
+
+    own = set(own_addresses)
+    return [a for a in addresses if not (ipaddress.ip_address(a.split("%")[0]).is_loopback or a in own)]
+
+
+def check_target(url: str, allow_remote: bool, own_addresses: Iterable[str] = ()) -> None:
+    """Refuse targets other than loopback or this project's own containers unless allowed. Runs before
+    any connection to the target (the load and the cache checks come after it)."""
+    parse_target(url)
     if allow_remote:
         return
-    try:
-        infos = socket.getaddrinfo(parts.hostname, parts.port or 80, proto=socket.IPPROTO_TCP)
-    except socket.gaierror as exc:
-        raise ProbeTargetError(f"--url: cannot resolve {parts.hostname}: {exc.strerror}") from None
-    for info in infos:
-        ip = info[4][0]
-        if not (ipaddress.ip_address(ip).is_loopback or ip in own_addresses):
-            raise ProbeTargetError(
-                f"--url: {parts.hostname} ({ip}) is not this machine: the probe only loads loopback or this project's containers",
-                hint="pass --allow-remote if you really mean to send load to another host",
-            )
+    foreign = foreign_addresses(target_addresses(url), own_addresses)
+    if foreign:
+        host = urlsplit(url).hostname
+        raise ProbeTargetError(
+            f"--url: {host} ({foreign[0]}) is not this machine: the probe only loads loopback or this project's "
+            "containers",
+            hint="pass --allow-remote if you really mean to send load to another host",
+        )
 
 
 def load_shape(opts: ProbeOptions, workers: int) -> dict:
@@ -238,3 +273,101 @@ def run_probe(opts: ProbeOptions, names: dict[str, str],
     samples = run_load(opts, progress)
     result = summarize(samples, samples.duration_s, opts.url, names, load_shape(opts, samples.workers))
     return result, samples
+
+
+@dataclass(frozen=True)
+class ProbeAsk:
+    """What the user asked `scaleout probe` for: the command's options, already checked one by one."""
+
+    url: str | None = None  # None: this project's balancer
+    requests: int = 1000
+    concurrency: int = 16
+    duration_s: float | None = None
+    rate: float | None = None
+    workers: int = 0
+    path: str = "/"
+    method: str = "GET"
+    headers: tuple[tuple[str, str], ...] = ()  # a ("Host", ...) pair only when --host asked for it
+    timeout_s: float = 10.0
+    strategy: str | None = None  # None: what the last `up` deployed
+    sticky_keys: int = 0
+    tolerance: float = 0.3
+    cache_check: bool = True
+    allow_remote: bool = False
+    target: str | None = None  # compose | swarm; None: the last `up`'s
+
+
+def probe_project(project_dir: Path, ask: ProbeAsk, announce: Callable[[str], None] | None = None,
+                  tick: Callable[[int, int | None], None] | None = None) -> ProbeResult:
+    """The whole `scaleout probe`: find the target and the replicas the balancer routes to now, refuse a
+    target that is not this machine or this project's, send the load, check the cache headers, judge.
+    `announce` gets one line before the load starts; `tick` the progress of the load."""
+    from scaleout.config import load_config
+    from scaleout.errors import DockerUnavailableError, NotRunningError, ScaleoutError
+    from scaleout.targets import applied_strategy, open_target, resolve_target
+
+    url = ask.url
+    if url is not None:
+        parse_target(url)  # a malformed URL is a usage error before a project or an engine is read
+    cfg = None
+    if url is None:
+        cfg = load_config(project_dir)
+    elif (project_dir / "scaleout.yaml").exists():
+        try:
+            cfg = load_config(project_dir)
+        except ScaleoutError:
+            cfg = None  # --url needs no project
+    if url is not None and cfg is None:
+        check_target(url, ask.allow_remote)  # no project, so no containers of its own: loopback only
+    strategy = ask.strategy
+    if strategy is None and cfg is not None:
+        strategy = applied_strategy(cfg.project_dir)  # what the last `up` deployed (--strategy included)
+    strategy = strategy or (cfg.balancer.strategy if cfg else "round_robin")
+    hash_key = cfg.balancer.hash_key if cfg else "$cookie_session"
+    via, key_name = sticky_carrier(strategy, hash_key) if ask.sticky_keys else ("cookie", "session")
+
+    names: dict[str, str] = {}
+    expected = None
+    if cfg is not None:
+        stack = open_target(resolve_target(cfg.project_dir, ask.target), cfg)
+        try:
+            running = stack.status()
+            names = stack.address_map()
+        except DockerUnavailableError:
+            if url is None:
+                raise
+            running = None  # --url without an engine: responses keep their addresses as names
+        if url is None:
+            if running is None or not running.running or running.url is None:
+                raise NotRunningError(f"project {cfg.project} is not running", hint="run `scaleout up` first")
+            url = running.url
+            if url.startswith("https://"):
+                from scaleout.errors import UsageError
+
+                raise UsageError(f"probe: the balancer of {cfg.project} serves HTTPS (balancer.tls), and the probe's "
+                                 "load engine speaks plain HTTP only",
+                                 hint="probe a copy of the project without balancer.tls; curl --cacert "
+                                      ".scaleout/tls/ca.pem checks single HTTPS requests")
+        if running is not None and running.running:
+            expected = routed_replicas(running.replicas)
+    assert url is not None
+    # the project's containers are known now: a replica's own address is allowed (and nothing else)
+    check_target(url, ask.allow_remote, {a.rsplit(":", 1)[0] for a in names})
+    url = url.rstrip("/")
+    opts = ProbeOptions(url=url, requests=ask.requests, concurrency=ask.concurrency, duration_s=ask.duration_s,
+                        path=ask.path, method=ask.method, headers=ask.headers, timeout_s=ask.timeout_s,
+                        sticky_keys=ask.sticky_keys, rate=ask.rate, workers=ask.workers, sticky_via=via,
+                        sticky_name=key_name)
+    if announce is not None:
+        shape = f" at {ask.rate:g} req/s" if ask.rate else ""
+        announce(f"probing {url}{ask.path} with {ask.concurrency} connections{shape}"
+                 + (f" for {ask.duration_s}s" if ask.duration_s else f", {ask.requests} requests"))
+    result, samples = run_probe(opts, names, tick)
+    checks: list[dict] = []
+    if ask.cache_check and cfg is not None:
+        from scaleout.cachecheck import check_cache_headers
+
+        checks = check_cache_headers(url, cfg, {k: v for k, v in ask.headers if k.lower() == "host"})
+    return judge(result, samples, strategy=strategy, expected=expected,
+                 weights=dict(cfg.backend.weights) if cfg else None,
+                 backups=tuple(cfg.backend.backup) if cfg else (), tolerance=ask.tolerance, cache_checks=checks)

@@ -96,7 +96,10 @@ def request_bytes(spec: LoadSpec, host: str, key: int) -> bytes:
     path = spec.path
     if key >= 0 and spec.sticky_via == "arg":
         path += ("&" if "?" in path else "?") + f"{spec.sticky_name}=scaleout-key-{key}"
-    lines = [f"{spec.method} {path} HTTP/1.1", f"Host: {host}", "User-Agent: scaleout-probe", "Accept: */*"]
+    lines = [f"{spec.method} {path} HTTP/1.1"]
+    if not any(k.lower() == "host" for k, _ in spec.headers):  # `probe --host` sends its own
+        lines.append(f"Host: {host}")
+    lines += ["User-Agent: scaleout-probe", "Accept: */*"]
     lines += [f"{k}: {v}" for k, v in spec.headers]
     if spec.method in ("POST", "PUT", "PATCH") and not any(k.lower() == "content-length" for k, _ in spec.headers):
         lines.append("Content-Length: 0")

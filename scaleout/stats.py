@@ -38,14 +38,14 @@ def latency_summary(latencies_s) -> dict[str, float]:
 
 def max_relative_deviation(counts: list[int], expected: list[float]) -> float:
     """Largest |observed - expected| / expected over the categories with an expectation."""
-    return max((abs(c - e) / e for c, e in zip(counts, expected) if e > 0), default=0.0)
+    return max((abs(c - e) / e for c, e in zip(counts, expected, strict=True) if e > 0), default=0.0)
 
 
 def chi_square_p(counts: list[int], expected: list[float]) -> float | None:
     """p-value of Pearson's chi-square goodness of fit (None with fewer than two categories)."""
     if len(counts) < 2 or any(e <= 0 for e in expected):
         return None
-    stat = sum((c - e) ** 2 / e for c, e in zip(counts, expected))
+    stat = sum((c - e) ** 2 / e for c, e in zip(counts, expected, strict=True))
     return chi2_sf(stat, len(counts) - 1)
 
 
@@ -99,7 +99,7 @@ def breakdown(s: Samples) -> dict:
     ok_lat = array("d")
     ok = 0
     keys = s.key
-    for i, (lat, status, up, err) in enumerate(zip(s.latency, s.status, s.upstream, s.error)):
+    for i, (lat, status, up, err) in enumerate(zip(s.latency, s.status, s.upstream, s.error, strict=True)):
         if err:
             errors[ERROR_CLASSES[err - 1]] += 1
             continue
@@ -118,7 +118,7 @@ def breakdown(s: Samples) -> dict:
     for up, lats in per_lat.items():
         backends[s.upstreams[up]] = {
             "count": len(lats),
-            "share": round(len(lats) / attributed, 4) if attributed else 0.0,
+            "share": round(len(lats) / attributed, 4),  # attributed >= len(lats) > 0
             "latency_ms": latency_summary(lats),
             "status_codes": {str(k): v for k, v in sorted(per_codes[up].items())},
             "keys": len(per_keys.get(up, ())),

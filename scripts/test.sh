@@ -2,11 +2,21 @@
 # The project's full test command: installs what the tests need on a fresh Debian machine (Python
 # test dependencies in .venv, Docker engine + Compose + stand-in images, Chromium, load tools),
 # then runs every test: unit, golden, e2e on the real engine, browser. Extra args go to pytest.
+# A missing engine or browser fails the e2e and browser tests. `--fast` (first argument) is the quick
+# local run: no engine, images or browser are set up, and those tests are left out (pytest says how many).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 
 log() { echo "test.sh: $*" >&2; }
+
+fast=0
+if [ "${1:-}" = "--fast" ]; then
+  fast=1
+  shift
+  export SCALEOUT_TESTS=fast
+  log "--fast: no Docker engine or browser; the e2e and browser tests are left out"
+fi
 
 # 1. system packages the tests use (Debian)
 need=()
@@ -22,12 +32,14 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 # 2. Docker engine, Compose, stand-in images (idempotent)
-eval "$(bash scripts/setup-docker.sh --print-env)"
-export SCALEOUT_LB_IMAGE SCALEOUT_BASE_IMAGE
-# both Compose CLIs: v2 (what most users have) and v1 (Debian 12's); the e2e tests run both
-bash scripts/setup-compose-v2.sh
-# stand-ins for the images of the services apps depend on (redis, postgres), from Debian's packages
-bash scripts/setup-service-images.sh
+if [ "$fast" = 0 ]; then
+  eval "$(bash scripts/setup-docker.sh --print-env)"
+  export SCALEOUT_LB_IMAGE SCALEOUT_BASE_IMAGE
+  # both Compose CLIs: v2 (what most users have) and v1 (Debian 12's); the e2e tests run both
+  bash scripts/setup-compose-v2.sh
+  # stand-ins for the images of the services apps depend on (redis, postgres), from Debian's packages
+  bash scripts/setup-service-images.sh
+fi
 
 # 3. Python: the package and its test extra in a virtualenv
 venv="${SCALEOUT_VENV:-$root/.venv}"
@@ -40,7 +52,9 @@ log "installing scaleout[test]"
 "$venv/bin/python" -m pip install -q -e ".[test]" >&2
 
 # 4. the browser: Debian's chromium, driven by the playwright package (never `playwright install`)
-PYTHON="$venv/bin/python" bash scripts/setup-browser.sh
+if [ "$fast" = 0 ]; then
+  PYTHON="$venv/bin/python" bash scripts/setup-browser.sh
+fi
 
 # 5. run everything; pytest's exit 5 (no test collected) is a failure here
 set +e

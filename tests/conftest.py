@@ -1,5 +1,6 @@
-"""Shared fixtures. e2e tests need a real Docker engine: they are skipped without one on a developer
-machine, but under CI (CI=true) a missing engine is an error, never a skip."""
+"""Shared fixtures. e2e tests need a real Docker engine and browser tests Chromium: a missing one is a
+failure, never a skip, on a developer machine as in CI. A quick run without them is asked for explicitly
+(SCALEOUT_TESTS=fast, or `scripts/test.sh --fast`): it leaves those tests out and says how many."""
 
 from __future__ import annotations
 
@@ -19,8 +20,38 @@ ROOT = Path(__file__).resolve().parent.parent
 LOCAL_IMAGE = os.environ.get("SCALEOUT_LOCAL_IMAGE", "scaleout-local/bookworm:1")
 
 
+FAST = os.environ.get("SCALEOUT_TESTS", "") == "fast"
+NEEDS_ENGINE = ("docker_engine", "images", "make_project", "nginx_checker")
+MISSING_HINT = " (for a quick run without it: SCALEOUT_TESTS=fast, or scripts/test.sh --fast)"
+_LEFT_OUT = pytest.StashKey[int]()
+
+
 def pytest_addoption(parser):
     parser.addoption("--update-golden", action="store_true", help="Rewrite tests/golden from the examples.")
+
+
+def pytest_collection_modifyitems(config, items):
+    """SCALEOUT_TESTS=fast: leave out every test that needs the engine or the browser, and count them."""
+    if not FAST:
+        return
+    slow = [i for i in items if i.get_closest_marker("e2e") or i.get_closest_marker("browser")
+            or any(f in getattr(i, "fixturenames", ()) for f in NEEDS_ENGINE)]
+    if slow:
+        items[:] = [i for i in items if i not in slow]
+        config.hook.pytest_deselected(items=slow)
+    config.stash[_LEFT_OUT] = len(slow)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    if FAST:
+        n = config.stash.get(_LEFT_OUT, 0)
+        terminalreporter.write_line(f"SCALEOUT_TESTS=fast: left out {n} e2e/browser test(s) that need a Docker engine "
+                                    "or Chromium; run without SCALEOUT_TESTS=fast for the full suite", yellow=True)
+
+
+def unavailable(msg: str) -> None:
+    """A missing engine or browser fails the test: a skipped e2e test proves nothing."""
+    pytest.fail(msg + MISSING_HINT, pytrace=False)
 
 
 def engine_available() -> bool:
@@ -32,12 +63,9 @@ def engine_available() -> bool:
 
 @pytest.fixture(scope="session")
 def docker_engine():
-    """The real engine, or a skip (an error under CI)."""
+    """The real engine; without one the test fails."""
     if not engine_available():
-        msg = "no Docker engine answers (run scripts/setup-docker.sh)"
-        if os.environ.get("CI"):
-            pytest.fail(msg + " -- e2e tests must run in CI")
-        pytest.skip(msg)
+        unavailable("no Docker engine answers: run scripts/setup-docker.sh")
     import docker
 
     return docker.from_env()

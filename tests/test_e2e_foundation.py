@@ -16,15 +16,26 @@ def _containers(project: str) -> list:
     return docker.from_env().containers.list(all=True, filters={"label": f"com.docker.compose.project={project}"})
 
 
-def _curl_upstreams(url: str, n: int) -> Counter:
-    """Count X-Upstream-Addr independently of the probe, with curl."""
-    seen: Counter = Counter()
+def _curl(url: str, n: int) -> tuple[Counter, Counter]:
+    """n requests with curl, each on its own connection, independently of the probe:
+    (X-Upstream-Addr -> count, outcome -> count), where an outcome is the HTTP status ("200"), or
+    "curl exit N" for a request that got no answer, or "no X-Upstream-Addr"."""
+    upstreams: Counter = Counter()
+    outcomes: Counter = Counter()
     for _ in range(n):
-        out = subprocess.run(["curl", "-s", "-o", "/dev/null", "-D", "-", url + "/"], capture_output=True, text=True, timeout=10).stdout
-        for line in out.splitlines():
-            if line.lower().startswith("x-upstream-addr:"):
-                seen[line.split(":", 1)[1].strip()] += 1
-    return seen
+        r = subprocess.run(["curl", "-sS", "-o", "/dev/null", "-D", "-", "--max-time", "10", url + "/"],
+                           capture_output=True, text=True, timeout=15)
+        if r.returncode != 0:
+            outcomes[f"curl exit {r.returncode}"] += 1
+            continue
+        lines = r.stdout.splitlines()
+        outcomes[lines[0].split()[1] if lines and lines[0].startswith("HTTP/") else "unparsable"] += 1
+        found = [line.split(":", 1)[1].strip() for line in lines if line.lower().startswith("x-upstream-addr:")]
+        if len(found) == 1:
+            upstreams[found[0]] += 1
+        else:
+            outcomes["no X-Upstream-Addr" if not found else "several X-Upstream-Addr"] += 1
+    return upstreams, outcomes
 
 
 @pytest.mark.parametrize("template, compose", [
@@ -58,8 +69,9 @@ def test_whole_loop(make_project, template, compose):
     assert r.returncode == 1 and json.loads(r.stdout)["verdict"] == "fail"
 
     # each nginx worker keeps its own round-robin position, so separate connections spread roughly evenly
-    seen = _curl_upstreams(p.url, 30)
-    assert len(seen) == 3 and all(5 <= c <= 15 for c in seen.values()), seen
+    seen, outcomes = _curl(p.url, 30)
+    assert outcomes == Counter({"200": 30}), outcomes
+    assert len(seen) == 3 and sum(seen.values()) == 30 and all(5 <= c <= 15 for c in seen.values()), seen
 
     lb_before = [c.id for c in _containers(p.name) if c.labels["com.docker.compose.service"] == "lb"]
     p.cli("up", "--replicas", "5", check=True)

@@ -57,6 +57,26 @@ def _probe(p, *args: str) -> dict:
     return json.loads(r.stdout)
 
 
+def _upstream(p) -> list[str]:
+    """The lines of the upstream block nginx runs now: the live copy inside the balancer container
+    (lb.sh keeps it in /tmp/scaleout/nginx.conf, replica names replaced by addresses)."""
+    code, out = _container(p.name, "lb").exec_run(["cat", "/tmp/scaleout/nginx.conf"])
+    assert code == 0, out
+    block = out.decode().split("upstream backend {", 1)[1].split("}", 1)[0]
+    return [line.strip() for line in block.splitlines() if line.strip()]
+
+
+def _strategy_directive(p) -> str | None:
+    """The balancing directive of the deployed upstream (None: nginx's default, round robin)."""
+    found = [x for x in _upstream(p) if not x.startswith(("server ", "keepalive "))]
+    assert len(found) <= 1, found
+    return found[0] if found else None
+
+
+DIRECTIVES = {"round_robin": None, "least_conn": "least_conn;", "random": "random two least_conn;",
+              "ip_hash": "ip_hash;", "hash": "hash $cookie_session consistent;"}
+
+
 def _counts(res: dict) -> dict[str, int]:
     return {b["name"]: b["count"] for b in res["backends"]}
 
@@ -111,7 +131,6 @@ def test_killed_replica_costs_no_failed_request_and_rejoins(make_project):
     p = make_project()
     p.cli("up", "--replicas", "3", check=True)
     victim = _container(p.name, "backend-2")
-    old_address = _status(p)["backend-2"]["address"]
 
     with HeyLoad(p.url + "/", concurrency=8) as load:
         time.sleep(1.5)
@@ -141,13 +160,20 @@ def test_killed_replica_costs_no_failed_request_and_rejoins(make_project):
         victim.start()
         row = _wait_routed(p, "backend-2", True)
         squatter.reload()
-        if squatter.attrs["NetworkSettings"]["Networks"][net]["IPAddress"] == old_address.split(":")[0]:
-            assert row["address"] != old_address
+        squatter_ip = squatter.attrs["NetworkSettings"]["Networks"][net]["IPAddress"]
+        victim_ip = _client().containers.get(victim.id).attrs["NetworkSettings"]["Networks"][net]["IPAddress"]
+        # Whichever addresses Docker handed out (the squatter or the restarted backend-3 may hold backend-2's
+        # old one): status shows backend-2 where it is now, nginx routes to exactly the replicas' current
+        # addresses, and never to the squatter.
+        assert row["address"] == f"{victim_ip}:8000" and squatter_ip != victim_ip
+        servers = {x.split()[1] for x in _upstream(p) if x.startswith("server ")}
+        assert servers == {r["address"] for r in _status(p).values()}, (servers, _status(p))
+        assert f"{squatter_ip}:8000" not in servers
         res = _probe(p, "--requests", "600")
-        assert res["failed"] == 0 and res["verdict"] == "pass", res
-        assert _counts(res).get("backend-2", 0) > 0
+        assert res["failed"] == 0 and res["verdict"] == "pass", res  # (an answer from the squatter fails it)
         served_by = {b["name"]: b["address"] for b in res["backends"]}
-        assert served_by["backend-2"] == row["address"]
+        assert served_by["backend-2"] == row["address"] and _counts(res)["backend-2"] > 0
+        assert sorted(served_by) == ["backend-1", "backend-2", "backend-3"]
     finally:
         squatter.remove(force=True)
 
@@ -163,15 +189,18 @@ def test_strategies_health_gating_and_safe_reload(make_project):
     app.write_text(text)
     cfg = p.path / "scaleout.yaml"
     # quicker Docker health verdicts, so that `status` agrees with the balancer sooner
-    base_yaml = cfg.read_text().replace("interval: 2 ", "interval: 1 ").replace("retries: 3", "retries: 2")
+    scaffolded = cfg.read_text()
+    assert scaffolded.count("interval: 2 ") == 1 and scaffolded.count("retries: 3") == 1
+    base_yaml = scaffolded.replace("interval: 2 ", "interval: 1 ").replace("retries: 3", "retries: 2")
     cfg.write_text(base_yaml)
     p.cli("up", "--replicas", "3", check=True)
     lb_id = _container(p.name, "lb").id
     three = ["backend-1", "backend-2", "backend-3"]
 
     # round robin: even
+    assert _strategy_directive(p) is None
     res = _probe(p, "--requests", "900")
-    assert res["verdict"] == "pass" and res["failed"] == 0, res["reasons"]
+    assert res["verdict"] == "pass" and res["failed"] == 0 and res["strategy"] == "round_robin", res["reasons"]
     assert sorted(_counts(res)) == three
 
     # health gating: an unhealthy replica (its / still answers) gets no traffic, then returns
@@ -185,32 +214,39 @@ def test_strategies_health_gating_and_safe_reload(make_project):
     res = _probe(p, "--requests", "600")
     assert sorted(_counts(res)) == three and res["verdict"] == "pass", res["reasons"]
 
-    # least_conn and random (two choices, least connections): even between equal replicas. Both follow
-    # the replicas' speed, which CPU contention on a shared machine skews: a wider tolerance, more requests.
+    # Each strategy: the directive nginx runs is read from the balancer itself, and the probe judges the
+    # spread against the strategy the last `up` deployed (no --strategy: what scaleout recorded, not what
+    # the test asserts). least_conn and random (two choices, least connections): even between equal
+    # replicas. Both follow the replicas' speed, which CPU contention on a shared machine skews: a wider
+    # tolerance, more requests.
     for strategy in ("least_conn", "random"):
         r = p.cli("up", "--no-build", "--strategy", strategy, check=True)
         assert f"strategy {strategy}" in r.stdout
-        res = _probe(p, "--requests", "1500", "--strategy", strategy, "--tolerance", "0.75")
+        assert _strategy_directive(p) == DIRECTIVES[strategy]
+        res = _probe(p, "--requests", "1500", "--tolerance", "0.75")
         assert res["strategy"] == strategy and res["verdict"] == "pass", (strategy, res["reasons"])
         assert sorted(_counts(res)) == three
     # least_conn's own mark: a slow replica holds its connections longer, so it gets far less than a third
     p.cli("up", "--no-build", "--strategy", "least_conn", check=True)
+    assert _strategy_directive(p) == "least_conn;"
     _switch(p, "backend-3", "slow", True)
-    res = _probe(p, "--requests", "1500", "--strategy", "least_conn", "--tolerance", "10")
+    res = _probe(p, "--requests", "1500", "--tolerance", "10")
     share = {b["name"]: b["share"] for b in res["backends"]}
-    assert res["failed"] == 0 and 0 < share["backend-3"] < 0.15, share
+    assert res["strategy"] == "least_conn" and res["failed"] == 0 and 0 < share["backend-3"] < 0.15, share
     _switch(p, "backend-3", "slow", False)
 
     # ip_hash: one client address sticks to one replica
     p.cli("up", "--no-build", "--strategy", "ip_hash", check=True)
-    res = _probe(p, "--requests", "300", "--strategy", "ip_hash")
-    assert res["verdict"] == "pass" and res["failed"] == 0, res["reasons"]
+    assert _strategy_directive(p) == "ip_hash;"
+    res = _probe(p, "--requests", "300")
+    assert res["strategy"] == "ip_hash" and res["verdict"] == "pass" and res["failed"] == 0, res["reasons"]
     assert len(_counts(res)) == 1
 
     # hash on the session cookie: each key sticks to one replica, keys spread
     p.cli("up", "--no-build", "--strategy", "hash", check=True)
-    res = _probe(p, "--requests", "600", "--sticky-keys", "24", "--strategy", "hash")
-    assert res["verdict"] == "pass", res["reasons"]
+    assert _strategy_directive(p) == "hash $cookie_session consistent;"
+    res = _probe(p, "--requests", "600", "--sticky-keys", "24")
+    assert res["strategy"] == "hash" and res["verdict"] == "pass", res["reasons"]
     assert res["sticky"]["keys"] == 24 and res["sticky"]["keys_split"] == 0
     assert res["sticky"]["replicas_used"] >= 2
 
@@ -226,27 +262,34 @@ def test_strategies_health_gating_and_safe_reload(make_project):
         stack.reload(bad, (p.path / ".scaleout" / "nginx" / "watch.env").read_text())
     assert 'unknown directive "no_such_directive"' in str(err.value) and "keeps serving" in str(err.value)
     assert conf.read_text() == good
-    res = _probe(p, "--requests", "300", "--sticky-keys", "12", "--strategy", "hash")
+    assert _strategy_directive(p) == "hash $cookie_session consistent;"
+    res = _probe(p, "--requests", "300", "--sticky-keys", "12")
     assert res["failed"] == 0 and res["sticky"]["keys_split"] == 0, res
 
     # hash on a query argument: the probe sends its keys in that argument, and they stick too
+    assert base_yaml.count("hash_key: $cookie_session") == 1
     cfg.write_text(base_yaml.replace("hash_key: $cookie_session", "hash_key: $arg_user"))
     p.cli("up", "--no-build", "--strategy", "hash", check=True)
+    assert _strategy_directive(p) == "hash $arg_user consistent;"
     res = _probe(p, "--requests", "300", "--sticky-keys", "12")
     assert res["verdict"] == "pass", res["reasons"]
     assert res["sticky"]["keys"] == 12 and res["sticky"]["keys_split"] == 0 and res["sticky"]["replicas_used"] >= 2
 
     # weights: proportional
+    assert base_yaml.count("  # weights: {backend-1: 2}") == 1
     cfg.write_text(base_yaml.replace("  # weights: {backend-1: 2}", "  weights: {backend-1: 3}"))
     p.cli("up", "--no-build", check=True)
+    assert _strategy_directive(p) is None and sum(" weight=3 " in x for x in _upstream(p)) == 1
     res = _probe(p, "--requests", "1000")
     assert res["verdict"] == "pass", res["reasons"]
     share = {b["name"]: b["share"] for b in res["backends"]}
     assert 0.5 <= share["backend-1"] <= 0.7, share  # 3 / (3 + 1 + 1)
 
     # backup: idle while a primary is healthy, takes the traffic when none is
+    assert base_yaml.count("  # backup: [backend-3]") == 1
     cfg.write_text(base_yaml.replace("  # backup: [backend-3]", "  backup: [backend-3]"))
     p.cli("up", "--no-build", check=True)
+    assert sum(x.endswith(" backup;") for x in _upstream(p)) == 1
     res = _probe(p, "--requests", "600")
     assert res["verdict"] == "pass", res["reasons"]
     assert sorted(_counts(res)) == ["backend-1", "backend-2"]

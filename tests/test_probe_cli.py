@@ -8,7 +8,8 @@ from tests.conftest import run_cli
 from tests.probe_testserver import UPSTREAMS, Behaviour, MisbehavingServer
 
 TOP_KEYS = {"schema", "url", "requests", "ok", "failed", "rps", "duration_s", "backends", "status_codes", "errors",
-            "latency_ms", "strategy", "verdict", "reasons", "spread", "sticky", "cache_checks", "load", "unattributed"}
+            "latency_ms", "strategy", "verdict", "reasons", "spread", "sticky", "cache_checks", "load", "unattributed",
+            "failed_rules"}
 BACKEND_KEYS = {"name", "address", "count", "share", "latency_ms", "status_codes", "keys"}
 LATENCY_KEYS = {"p50", "p90", "p99", "max", "mean"}
 LOAD_KEYS = {"mode", "requests", "duration_s", "concurrency", "rate", "workers", "method", "path", "latency_from"}

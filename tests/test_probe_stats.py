@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import io
+import math
 
 import pytest
 
 from scaleout.loadgen import Samples
 from scaleout.probe import judge, summarize
 from scaleout.report import ProgressBar, probe_text, spread_bar
-from scaleout.stats import chi2_sf, chi_square_p, latency_summary, max_relative_deviation, percentile
+from scaleout.stats import breakdown, chi2_sf, chi_square_p, latency_summary, max_relative_deviation, percentile
 
 
 @pytest.mark.parametrize("x,k,p", [(3.841459, 1, 0.05), (5.991465, 2, 0.05), (6.634897, 1, 0.01),
@@ -27,11 +28,46 @@ def test_chi_square_p_of_an_even_and_an_uneven_spread():
 def test_percentiles_are_nearest_rank():
     v = [i / 1000 for i in range(1, 101)]  # 1..100 ms
     assert percentile(v, 50) == 0.050 and percentile(v, 99) == 0.099 and percentile([], 50) == 0.0
+    assert percentile(v, 100) == 0.100 and percentile(v, 0) == 0.001 and percentile(v, 250) == 0.100
+    assert percentile(list(range(1, 1001)), 99) == 990
     assert latency_summary(v) == {"p50": 50.0, "p90": 90.0, "p99": 99.0, "max": 100.0, "mean": 50.5}
+    assert latency_summary([]) == {"p50": 0.0, "p90": 0.0, "p99": 0.0, "max": 0.0, "mean": 0.0}
+    assert latency_summary([0.00123456])["p50"] == 1.235  # milliseconds to the microsecond
 
 
 def test_max_relative_deviation():
     assert max_relative_deviation([120, 80, 100], [100.0] * 3) == pytest.approx(0.2)
+    assert max_relative_deviation([1, 3], [0.5, 0.0]) == 1.0  # categories without an expectation are left out
+    assert max_relative_deviation([], []) == 0.0
+
+
+def test_chi_square_p_with_small_expectations():
+    assert chi_square_p([1, 0], [0.5, 0.5]) == pytest.approx(chi2_sf(1.0, 1))
+    assert chi_square_p([1, 0], [1.0, 0.0]) is None
+
+
+@pytest.mark.parametrize("fn", [max_relative_deviation, chi_square_p])
+def test_counts_and_expectations_of_different_lengths_are_a_bug(fn):
+    with pytest.raises(ValueError):
+        fn([1, 2, 3], [1.0, 2.0])
+
+
+def closed_form_sf(x: float, k: int) -> float:
+    """Chi-square survival function for k = 1..4 from closed forms (erfc, exp)."""
+    if k == 1:
+        return math.erfc(math.sqrt(x / 2))
+    if k == 2:
+        return math.exp(-x / 2)
+    if k == 3:
+        return math.erfc(math.sqrt(x / 2)) + math.sqrt(2 * x / math.pi) * math.exp(-x / 2)
+    return math.exp(-x / 2) * (1 + x / 2)
+
+
+# both of chi2_sf's methods (series below x/2 < k/2 + 1, continued fraction above), odd and even k
+@pytest.mark.parametrize("k", [1, 2, 3, 4])
+@pytest.mark.parametrize("x", [0.01, 0.3, 1.0, 2.5, 4.0, 6.0, 9.0, 20.0, 60.0])
+def test_chi_square_tail_matches_closed_forms(x, k):
+    assert chi2_sf(x, k) == pytest.approx(closed_form_sf(x, k), rel=1e-9, abs=1e-15)
 
 
 def samples_of(rows) -> Samples:
@@ -50,8 +86,8 @@ def samples_of(rows) -> Samples:
 def test_summary_per_replica_and_overall():
     rows = [(0.001, 200, "10.0.0.2:8000", 0)] * 6 + [(0.003, 200, "10.0.0.3:8000", 0)] * 3 \
         + [(0.010, 502, "10.0.0.3:8000", 0)] + [(0.5, 0, "", 2), (0.1, 0, "", 3)]
-    r = summarize(samples_of(rows), 2.0, "http://127.0.0.1:1",
-                  {"10.0.0.2:8000": "backend-1", "10.0.0.3:8000": "backend-2"})
+    names = {"10.0.0.2:8000": "backend-1", "10.0.0.3:8000": "backend-2"}
+    r = summarize(samples_of(rows), 2.0, "http://127.0.0.1:1", names)
     assert r.requests == 12 and r.ok == 9 and r.failed == 3 and r.rps == 6.0
     assert r.errors == {"connect": 0, "timeout": 1, "reset": 1, "protocol": 0}
     assert r.status_codes == {"200": 9, "502": 1}
@@ -61,6 +97,24 @@ def test_summary_per_replica_and_overall():
     assert b2.latency_ms["max"] == 10.0 and r.latency_ms["max"] == 10.0  # transport errors have no latency sample
     d = r.to_dict()
     assert d["schema"] == "scaleout.probe/1"
+
+
+def test_breakdown_counts_keys_statuses_and_unattributed_answers():
+    rows = [(0.001, 200, "10.0.0.2:8000", 0)] * 4 + [(0.001, 400, "10.0.0.2:8000", 0)] \
+        + [(0.001, 399, "10.0.0.3:8000", 0)] * 2 + [(0.001, 200, "", 0)] * 3 + [(0.2, 0, "", 2)]
+    s = samples_of(rows)
+    s.key.extend([0, 1, 2, 0, 1, 3, 3, 4, 5, 6, 7])
+    b = breakdown(s)
+    assert (b["requests"], b["ok"], b["unattributed"]) == (11, 9, 3)
+    assert b["status_codes"] == {"200": 7, "399": 2, "400": 1}
+    one, two = b["backends"]["10.0.0.2:8000"], b["backends"]["10.0.0.3:8000"]
+    assert (one["count"], one["keys"], one["share"], one["status_codes"]) == (5, 3, 0.7143, {"200": 4, "400": 1})
+    assert (two["count"], two["keys"], two["share"]) == (2, 1, 0.2857)
+    s = samples_of([(0.001, 200, "10.0.0.2:8000", 0)] * 2)
+    assert breakdown(s)["backends"]["10.0.0.2:8000"]["keys"] == 0  # no sticky keys sent
+    s.status.append(200)  # columns of different lengths: a bug, never silently cut short
+    with pytest.raises(ValueError):
+        breakdown(s)
 
 
 def test_text_report_shows_bars_errors_and_verdict():

@@ -87,44 +87,72 @@ def test_accepted_configs_render_valid_files_and_rejected_ones_fail_cleanly(ngin
     assert ok, f"{data!r}\n{out}\n{files[NGINX_CONF]}"
 
 
-# values from the allowed domain, edges included: nearly all of these configs are accepted
-plausible = st.fixed_dictionaries({}, optional={
-    "name": st.from_regex(r"\A[a-z0-9]([a-z0-9-]{0,20}[a-z0-9])?\Z"),
-    "backend": section({
-        "port": st.integers(1, 65535),
-        "replicas": st.integers(1, 32),
-        "health": section({"path": st.from_regex(r"\A/[a-z0-9._~/-]{0,20}\Z"), "interval": st.integers(1, 300),
-                           "retries": st.integers(1, 100), "start_period": st.integers(0, 3600)}),
-        "env": st.dictionaries(st.from_regex(r"\A[A-Z_][A-Z0-9_]{0,8}\Z"),
-                               st.text(st.characters(min_codepoint=32, max_codepoint=0x2FFF), max_size=20), max_size=3),
-        "weights": st.dictionaries(st.sampled_from([f"backend-{i}" for i in range(1, 6)]), st.integers(1, 100), max_size=3),
-        "backup": st.lists(st.sampled_from([f"backend-{i}" for i in range(2, 6)]), max_size=2, unique=True),
-        "drain_seconds": st.integers(0, 300),
-    }),
-    "balancer": section({
-        "port": st.integers(1, 65535),
-        "bind": st.sampled_from(["127.0.0.1", "0.0.0.0", "::1", "192.168.1.10"]),
-        "strategy": st.sampled_from(["round_robin", "least_conn", "ip_hash", "hash", "random"]),
-        "hash_key": st.one_of(st.from_regex(r"\A\$(cookie|arg|http)_[a-z0-9_]{1,12}\Z"),
-                              st.sampled_from(["$remote_addr", "$request_uri", "$host", "$a", "$nonsense"])),
-        "max_fails": st.integers(0, 100), "fail_timeout": st.integers(1, 3600),
-        "connect_timeout_ms": st.integers(50, 60000), "read_timeout": st.integers(1, 3600),
-        "retries": st.integers(1, 10), "keepalive": st.integers(0, 1024),
-        "client_max_body_size": st.from_regex(r"\A[0-9]{1,6}[kKmM]?\Z"),
-    }),
-    "static": section({
+STRATEGIES = ("round_robin", "least_conn", "ip_hash", "hash", "random")
+ROUTE = r"\A/[a-z0-9_~-][a-z0-9._~-]{0,9}/?\Z"
+
+
+@st.composite
+def valid_configs(draw, strategy: str) -> dict:
+    """A config inside every documented rule for `strategy`: weights everywhere, backups where nginx allows
+    them (round_robin, least_conn; at least one primary), hash keys that name a request variable."""
+    replicas = draw(st.integers(1, 8))
+    names = [f"backend-{i}" for i in range(1, replicas + 1)]
+    backend: dict = {
+        "replicas": replicas,
+        "port": draw(st.integers(1, 65535)),
+        "health": draw(section({"path": st.from_regex(r"\A/[a-z0-9_~-][a-z0-9._~/-]{0,20}\Z"),
+                                "interval": st.integers(1, 300), "retries": st.integers(1, 100),
+                                "start_period": st.integers(0, 3600)})),
+        "env": draw(st.dictionaries(st.from_regex(r"\A[A-Z_][A-Z0-9_]{0,8}\Z"),
+                                    st.text(st.characters(min_codepoint=32, max_codepoint=0x2FFF), max_size=20),
+                                    max_size=3)),
+        "weights": draw(st.dictionaries(st.sampled_from(names), st.integers(1, 100), max_size=3)),
+        "drain_seconds": draw(st.integers(0, 300)),
+    }
+    if strategy in ("round_robin", "least_conn") and replicas > 1:
+        backend["backup"] = draw(st.lists(st.sampled_from(names), max_size=replicas - 1, unique=True))
+    balancer = {
+        "strategy": strategy,
+        "port": draw(st.integers(1, 65535)),
+        "bind": draw(st.sampled_from(["127.0.0.1", "0.0.0.0", "::1", "192.168.1.10"])),
+        "max_fails": draw(st.integers(0, 100)), "fail_timeout": draw(st.integers(1, 3600)),
+        "connect_timeout_ms": draw(st.integers(50, 60000)), "read_timeout": draw(st.integers(1, 3600)),
+        "retries": draw(st.integers(1, 10)), "keepalive": draw(st.integers(0, 1024)),
+        "client_max_body_size": draw(st.from_regex(r"\A[1-9][0-9]{0,5}[kKmM]?\Z")),
+    }
+    if strategy == "hash":
+        balancer["hash_key"] = draw(st.one_of(st.from_regex(r"\A\$(cookie|arg|http)_[a-z0-9_]{1,12}\Z"),
+                                              st.sampled_from(["$remote_addr", "$request_uri", "$host"])))
+    static = draw(section({
         "dir": st.sampled_from(["public", "web/static", ".", "a/b/c"]),
-        "routes": st.lists(st.from_regex(r"\A/[a-z0-9._~-]{0,10}/?\Z"), max_size=5),
-        "service_workers": st.lists(st.from_regex(r"\A/[a-z0-9-]{1,10}\.js\Z"), max_size=2),
+        "routes": st.lists(st.from_regex(ROUTE), max_size=5, unique=True),
+        "service_workers": st.lists(st.from_regex(r"\A/[a-z0-9-]{1,10}\.js\Z"), max_size=2, unique=True),
         "worker_scope": st.from_regex(r"\A/[a-z0-9/-]{0,10}\Z"),
         "generate_worker": st.booleans(),
         "offline_page": st.from_regex(r"\A/[a-z0-9-]{1,10}\.html\Z"),
-    }),
-})
+    }))
+    name = draw(st.from_regex(r"\A[a-z0-9]([a-z0-9-]{0,20}[a-z0-9])?\Z"))
+    return {"name": name, "backend": backend, "balancer": balancer, "static": static}
 
 
 @pytest.mark.e2e
-@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(plausible)
-def test_plausible_configs_render_files_that_pass_nginx_t(nginx_checker, data):
-    test_accepted_configs_render_valid_files_and_rejected_ones_fail_cleanly.hypothesis.inner_test(nginx_checker, data)
+@pytest.mark.parametrize("strategy", STRATEGIES)
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_valid_configs_of_every_strategy_are_accepted_and_pass_nginx_t(nginx_checker, strategy, data):
+    config = data.draw(valid_configs(strategy))
+    try:
+        cfg = parse_config(yaml.safe_dump(config), PROJECT, env={})
+    except ConfigError as exc:
+        raise AssertionError(f"a valid config was rejected: {exc.problems}\n{config!r}") from None
+    assert cfg.balancer.strategy == strategy
+    event(f"{strategy}: {'weights ' if cfg.backend.weights else ''}{'backup' if cfg.backend.backup else ''}".strip())
+    files = render(cfg, worker="// worker\n")
+    compose = yaml.safe_load(files[COMPOSE_FILE])
+    assert len([s for s in compose["services"] if s.startswith("backend-")]) == cfg.replicas
+    text = files[NGINX_CONF]
+    upstream = text.split("upstream backend {", 1)[1].split("}", 1)[0]
+    assert upstream.count(" server ") == cfg.replicas  # every replica, named once
+    assert upstream.count(" backup;") == len(cfg.backend.backup)
+    ok, out = nginx_checker.check(text)
+    assert ok, f"{config!r}\n{out}\n{text}"
