@@ -14,7 +14,7 @@ import time
 import docker
 import pytest
 
-from tests.conftest import ROOT, wait_for
+from tests.conftest import LOCAL_IMAGE, ROOT, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -78,20 +78,36 @@ def test_ctrl_c_during_up_leaves_a_stack_that_down_cleans(make_project):
 
 
 def test_down_keeps_volumes_unless_asked(make_project, docker_engine):
-    p = make_project()
-    compose_extra = p.path / "scaleout.yaml"
-    assert compose_extra.exists()
-    p.cli("up", "--replicas", "1", check=True)
-    vol = docker_engine.volumes.create(f"{p.name}_data", labels={"com.docker.compose.project": p.name})
-    try:
-        p.cli("down", check=True)
-        assert docker_engine.volumes.get(vol.name)  # still there
-        p.cli("down", "--volumes", check=True)
-    finally:
-        try:
-            docker_engine.volumes.get(vol.name).remove()
-        except docker.errors.NotFound:
-            pass
+    """A named volume of a service (declared in the rendered compose file) survives `down` with its data,
+    and `down --volumes` removes it."""
+    p = make_project(replace={"balancer:\n  # Published": (
+        "services:\n"
+        "  store:\n"
+        f"    image: {LOCAL_IMAGE}\n"
+        "    command: [\"sh\", \"-c\", \"test -f /data/mark || date > /data/mark; exec sleep 600\"]\n"
+        "    volumes: [\"data:/data\"]\n\n"
+        "balancer:\n  # Published")})
+    p.cli("up", "--replicas", "1", "-q", check=True)
+    volume = f"{p.name}_data"
+    mark = _read_mark(docker_engine, p.name)
+    p.cli("down", check=True)
+    assert docker_engine.volumes.get(volume)  # still there, with its data
+    p.cli("up", "--replicas", "1", "-q", check=True)
+    assert _read_mark(docker_engine, p.name) == mark
+    p.cli("down", "--volumes", check=True)
+    with pytest.raises(docker.errors.NotFound):
+        docker_engine.volumes.get(volume)
+
+
+def _read_mark(engine, project: str) -> str:
+    [store] = engine.containers.list(filters={"label": [f"com.docker.compose.project={project}",
+                                                        "com.docker.compose.service=store"]})
+    for _ in range(50):
+        code, out = store.exec_run(["cat", "/data/mark"])
+        if code == 0:
+            return out.decode()
+        time.sleep(0.1)
+    raise AssertionError("the store service never wrote its mark")
 
 
 def test_missing_compose_cli(make_project):
