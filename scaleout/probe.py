@@ -297,6 +297,18 @@ class ProbeAsk:
     target: str | None = None  # compose | swarm; None: the last `up`'s
 
 
+def _plain_http(url: str, project: str) -> str:
+    """The balancer's URL, refused when it is HTTPS: the load engine speaks plain HTTP only."""
+    if url.startswith("https://"):
+        from scaleout.errors import UsageError
+
+        raise UsageError(f"probe: the balancer of {project} serves HTTPS (balancer.tls), and the probe's "
+                         "load engine speaks plain HTTP only",
+                         hint="probe a copy of the project without balancer.tls; curl --cacert "
+                              ".scaleout/tls/ca.pem checks single HTTPS requests")
+    return url
+
+
 def probe_project(project_dir: Path, ask: ProbeAsk, announce: Callable[[str], None] | None = None,
                   tick: Callable[[int, int | None], None] | None = None) -> ProbeResult:
     """The whole `scaleout probe`: find the target and the replicas the balancer routes to now, refuse a
@@ -340,14 +352,7 @@ def probe_project(project_dir: Path, ask: ProbeAsk, announce: Callable[[str], No
         if url is None:
             if running is None or not running.running or running.url is None:
                 raise NotRunningError(f"project {cfg.project} is not running", hint="run `scaleout up` first")
-            url = running.url
-            if url.startswith("https://"):
-                from scaleout.errors import UsageError
-
-                raise UsageError(f"probe: the balancer of {cfg.project} serves HTTPS (balancer.tls), and the probe's "
-                                 "load engine speaks plain HTTP only",
-                                 hint="probe a copy of the project without balancer.tls; curl --cacert "
-                                      ".scaleout/tls/ca.pem checks single HTTPS requests")
+            url = _plain_http(running.url, cfg.project)
         if running is not None and running.running:
             expected = routed_replicas(running.replicas)
     assert url is not None

@@ -109,7 +109,8 @@ def run_cli(args: list[str], cwd: Path, env: dict[str, str] | None = None, timeo
     r = subprocess.run([sys.executable, "-m", "scaleout", *args], cwd=cwd, env=full_env, capture_output=True,
                        text=True, timeout=timeout)
     if check and r.returncode != 0:
-        raise AssertionError(f"scaleout {' '.join(args)} exited {r.returncode}\nstdout:\n{r.stdout}\nstderr:\n{r.stderr}")
+        raise AssertionError(f"scaleout {' '.join(args)} exited {r.returncode}\n"
+                             f"stdout:\n{r.stdout}\nstderr:\n{r.stderr}")
     return r
 
 

@@ -39,7 +39,8 @@ def test_port_in_use_is_detected_before_building(make_project):
 def test_backend_that_exits_at_start(make_project):
     p = make_project()
     app = p.path / "backend" / "app.py"
-    app.write_text(app.read_text().replace("def main():", "def main():\n    raise SystemExit('backend: missing DATABASE_URL')", 1))
+    crash = "def main():\n    raise SystemExit('backend: missing DATABASE_URL')"
+    app.write_text(app.read_text().replace("def main():", crash, 1))
     r = p.cli("up", "--replicas", "2", "--timeout", "60")
     assert r.returncode == 5, r.stderr
     assert "missing DATABASE_URL" in r.stderr and "Traceback" not in r.stderr.split("last log lines")[0]
@@ -53,7 +54,8 @@ def test_ctrl_c_during_up_leaves_a_stack_that_down_cleans(make_project):
     p = make_project()
     # a slow health endpoint keeps `up` waiting long enough to interrupt it
     app = p.path / "backend" / "app.py"
-    app.write_text(app.read_text().replace('if path == "/healthz":', 'if path == "/healthz" and time.sleep(30) is None and False:', 1))
+    never = 'if path == "/healthz" and time.sleep(30) is None and False:'
+    app.write_text(app.read_text().replace('if path == "/healthz":', never, 1))
     env = {**os.environ, **p.env, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen([sys.executable, "-m", "scaleout", "up", "--replicas", "2", "--timeout", "120"], cwd=p.path,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -94,7 +94,8 @@ def _switch_health(p, service: str, healthy: bool) -> None:
 def _wait_routed(p, service: str, routed: bool, timeout: float = 30):
     """Until `status` shows the replica in (healthy, routed) or out (unhealthy, not routed) of the balancer."""
     health = "healthy" if routed else "unhealthy"
-    return wait_for(lambda: (lambda r: r if r["routed"] is routed and r["health"] == health else None)(_status(p)[service]),
+    return wait_for(lambda: (lambda r: r if r["routed"] is routed and r["health"] == health else None)(
+                        _status(p)[service]),
                     timeout=timeout, interval=0.5, what=f"{service} routed={routed} health={health}")
 
 
@@ -123,7 +124,8 @@ def test_rescale_3_5_2_under_load_fails_no_request(make_project, template):
     st = _status(p)
     assert sorted(st) == ["backend-1", "backend-2"]
     assert all(r["routed"] and r["health"] == "healthy" for r in st.values()), st
-    left = [c.name for c in _client().containers.list(all=True, filters={"label": f"com.docker.compose.project={p.name}"})]
+    project = {"label": f"com.docker.compose.project={p.name}"}
+    left = [c.name for c in _client().containers.list(all=True, filters=project)]
     assert len(left) == 3, left  # backend-3..5 were stopped and removed
 
 

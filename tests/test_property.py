@@ -22,7 +22,8 @@ nasty = st.sampled_from([
     "8080; include /etc/passwd", "a\nb", "'\"", "{{ x }}", "${HOME}", "$$", "../..", "/etc", "", " ", "x" * 300,
     "backend-1", "0.0.0.0", "::1", "10m", "$cookie_session", "-1", "1e9", "nginx:1.27", "UPPER",
 ])
-scalar = st.one_of(nasty, st.integers(-5, 70000), st.booleans(), st.none(), st.text(max_size=12), st.floats(allow_nan=False))
+scalar = st.one_of(nasty, st.integers(-5, 70000), st.booleans(), st.none(), st.text(max_size=12),
+                   st.floats(allow_nan=False))
 small_int = st.one_of(st.integers(-2, 40), scalar)
 
 
@@ -41,8 +42,10 @@ configs = st.fixed_dictionaries({}, optional={
             "interval": small_int, "retries": small_int,
             "command": st.one_of(st.sampled_from(["true", "curl -f http://127.0.0.1:8000/"]), scalar),
         })),
-        "env": st.one_of(scalar, st.dictionaries(st.one_of(st.from_regex(r"\A[A-Z_][A-Z0-9_]{0,8}\Z"), nasty), scalar, max_size=3)),
-        "weights": st.one_of(scalar, st.dictionaries(st.sampled_from(["backend-1", "backend-2", "web"]), small_int, max_size=2)),
+        "env": st.one_of(scalar, st.dictionaries(st.one_of(st.from_regex(r"\A[A-Z_][A-Z0-9_]{0,8}\Z"), nasty),
+                                                 scalar, max_size=3)),
+        "weights": st.one_of(scalar, st.dictionaries(st.sampled_from(["backend-1", "backend-2", "web"]), small_int,
+                                                     max_size=2)),
         "backup": st.one_of(scalar, st.lists(st.sampled_from(["backend-2", "backend-3", "x"]), max_size=2)),
     })),
     "balancer": st.one_of(scalar, section({
@@ -55,7 +58,8 @@ configs = st.fixed_dictionaries({}, optional={
     })),
     "static": st.one_of(scalar, section({
         "dir": st.one_of(st.sampled_from(["public", "web/static", "."]), scalar),
-        "routes": st.one_of(scalar, st.lists(st.one_of(st.sampled_from(["/static/", "/a.html", "/assets/", "/"]), nasty), max_size=4)),
+        "routes": st.one_of(scalar, st.lists(
+            st.one_of(st.sampled_from(["/static/", "/a.html", "/assets/", "/"]), nasty), max_size=4)),
         "service_workers": st.one_of(scalar, st.lists(st.sampled_from(["/sw.js", "/service-worker.js"]), max_size=2)),
         "worker_scope": st.one_of(st.sampled_from(["/", "/app/"]), scalar),
         "generate_worker": st.booleans(),
