@@ -246,12 +246,15 @@ def compose(args) -> dict:
                 sh([*SCALEOUT, "-C", str(proj), "down"])
 
                 t0 = time.perf_counter()
-                r = subprocess.run([*dc, "-p", hand_project, "up", "-d"], cwd=hand, env=henv, capture_output=True, text=True)
+                r = subprocess.run([*dc, "-p", hand_project, "up", "-d"], cwd=hand, env=henv, capture_output=True,
+                                   text=True)
                 if r.returncode:
                     raise SystemExit(r.stderr)
                 wait_http(f"http://127.0.0.1:{hport}/", want_upstream=True)
                 res["docker-compose up (hand-written)"].append(time.perf_counter() - t0)
-                subprocess.run([*dc, "-p", hand_project, "down", "--timeout", "2"], cwd=hand, env=henv, capture_output=True)
+                subprocess.run(
+                    [*dc, "-p", hand_project, "down", "--timeout", "2"], cwd=hand, env=henv, capture_output=True
+                )
         finally:
             sh([*SCALEOUT, "-C", str(proj), "down"])
             subprocess.run([*dc, "-p", hand_project, "down", "--timeout", "2"], cwd=hand, env=henv, capture_output=True)
@@ -263,6 +266,7 @@ def compose(args) -> dict:
 
 
 # --- overhead: direct vs through the balancer -------------------------------------------------------
+
 
 def overhead(args) -> dict:
     import docker
@@ -279,15 +283,32 @@ def overhead(args) -> dict:
             r = sh([*SCALEOUT, "-C", str(proj), "up", "--replicas", "1"])
             if r.returncode:
                 raise SystemExit(r.stderr)
-            c = docker.from_env().containers.list(filters={"label": [f"com.docker.compose.project={name}",
-                                                                     "com.docker.compose.service=backend-1"]})[0]
+            c = docker.from_env().containers.list(
+                filters={"label": [f"com.docker.compose.project={name}", "com.docker.compose.service=backend-1"]}
+            )[0]
             ip = next(iter(c.attrs["NetworkSettings"]["Networks"].values()))["IPAddress"]
             targets = {"direct": f"http://{ip}:8000", "balancer": f"http://127.0.0.1:{port}"}
             for _ in range(args.rounds):
                 for k, url in targets.items():
                     # the replica's address belongs to this project: the probe allows it when run in the project
-                    r = sh([*SCALEOUT, "-C", str(proj), "probe", "--url", url, "--duration", str(args.seconds),
-                            "--concurrency", str(args.concurrency), "--path", "/api/whoami", "--json", "--no-cache-check"])
+                    r = sh(
+                        [
+                            *SCALEOUT,
+                            "-C",
+                            str(proj),
+                            "probe",
+                            "--url",
+                            url,
+                            "--duration",
+                            str(args.seconds),
+                            "--concurrency",
+                            str(args.concurrency),
+                            "--path",
+                            "/api/whoami",
+                            "--json",
+                            "--no-cache-check",
+                        ]
+                    )
                     d = json.loads(r.stdout)
                     res[k].append({"rps": d["rps"], "p50": d["latency_ms"]["p50"], "p99": d["latency_ms"]["p99"]})
         finally:
@@ -295,8 +316,14 @@ def overhead(args) -> dict:
     med = {k: {m: round(statistics.median(x[m] for x in v), 2) for m in ("rps", "p50", "p99")} for k, v in res.items()}
     print(f"\n### nginx overhead: one replica directly vs through the balancer ({args.rounds} rounds, median)\n")
     rows = [[k, f"{v['rps']:,.0f}", v["p50"], v["p99"]] for k, v in med.items()]
-    rows.append(["balancer / direct", round(med["balancer"]["rps"] / med["direct"]["rps"], 2),
-                 round(med["balancer"]["p50"] / med["direct"]["p50"], 2), round(med["balancer"]["p99"] / med["direct"]["p99"], 2)])
+    rows.append(
+        [
+            "balancer / direct",
+            round(med["balancer"]["rps"] / med["direct"]["rps"], 2),
+            round(med["balancer"]["p50"] / med["direct"]["p50"], 2),
+            round(med["balancer"]["p99"] / med["direct"]["p99"], 2),
+        ]
+    )
     print(md_table(["", "req/s", "p50 ms", "p99 ms"], rows))
     return {"rounds": res, "median": med}
 
@@ -308,9 +335,10 @@ BOOT_S = 4
 
 def write_version(app: Path, original: str, version: str) -> None:
     """The scaffolded backend answering X-App-Version, booting in BOOT_S seconds."""
-    text = original.replace('        self.send_header("X-Backend-Id", HOSTNAME)\n',
-                            '        self.send_header("X-Backend-Id", HOSTNAME)\n'
-                            f'        self.send_header("X-App-Version", "{version}")\n')
+    text = original.replace(
+        '        self.send_header("X-Backend-Id", HOSTNAME)\n',
+        f'        self.send_header("X-Backend-Id", HOSTNAME)\n        self.send_header("X-App-Version", "{version}")\n',
+    )
     text = text.replace("def main():\n", f"def main():\n    time.sleep({BOOT_S})\n")
     app.write_text(text)
 
@@ -353,8 +381,9 @@ def measured_boots(project: str) -> list[float]:
     import docker
 
     boots = []
-    for c in docker.from_env().containers.list(filters={"label": [f"com.docker.compose.project={project}",
-                                                                  "io.scaleout.role=backend"]}):
+    for c in docker.from_env().containers.list(
+        filters={"label": [f"com.docker.compose.project={project}", "io.scaleout.role=backend"]}
+    ):
         started = _ts(c.attrs["State"]["StartedAt"])
         for line in c.logs(timestamps=True).decode(errors="replace").splitlines():
             if "listening on" in line:
@@ -387,8 +416,12 @@ def rolling(args) -> dict:
                 raise SystemExit(r.stderr)
             for i in range(1, args.rounds + 1):
                 write_version(app, original, f"v{i}")
-                hey = subprocess.Popen(["hey", "-z", "600s", "-c", "8", "-t", "10", url], stdout=subprocess.PIPE,
-                                       stderr=subprocess.STDOUT, text=True)
+                hey = subprocess.Popen(
+                    ["hey", "-z", "600s", "-c", "8", "-t", "10", url],
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.STDOUT,
+                    text=True,
+                )
                 time.sleep(1.0)
                 t0 = time.perf_counter()
                 r = sh([*SCALEOUT, "-C", str(proj), "up"])
@@ -403,19 +436,24 @@ def rolling(args) -> dict:
                 times = _progress_times(r.stderr)
                 served = versions_served(url)
                 boots = measured_boots(name)
-                row = {"up_s": round(wall, 1), "boot_s": boots,
-                       "budget_s": round((statistics.mean(boots) + interval) * 3 + 5, 1),
-                       "rolling_s": round(times["last replaced"] - times["rolling update of"], 1),
-                       "requests": sum(codes.values()) + errors,
-                       "failed": sum(n for c, n in codes.items() if not 200 <= c < 300) + errors,
-                       "statuses": codes, "replicas_on_new": sorted(served.values()) == [f"v{i}"] * 3}
+                row = {
+                    "up_s": round(wall, 1),
+                    "boot_s": boots,
+                    "budget_s": round((statistics.mean(boots) + interval) * 3 + 5, 1),
+                    "rolling_s": round(times["last replaced"] - times["rolling update of"], 1),
+                    "requests": sum(codes.values()) + errors,
+                    "failed": sum(n for c, n in codes.items() if not 200 <= c < 300) + errors,
+                    "statuses": codes,
+                    "replicas_on_new": sorted(served.values()) == [f"v{i}"] * 3,
+                }
                 res["update"].append(row)
                 print(f"  update {i}: {row}", file=sys.stderr)
 
             # watch: from the save to every replica answering with the new version
             log = Path(tmp) / "watch.log"
-            watch = subprocess.Popen([*SCALEOUT, "-C", str(proj), "watch"], env=ENV, stdout=subprocess.DEVNULL,
-                                     stderr=log.open("w"))
+            watch = subprocess.Popen(
+                [*SCALEOUT, "-C", str(proj), "watch"], env=ENV, stdout=subprocess.DEVNULL, stderr=log.open("w")
+            )
             try:
                 deadline = time.monotonic() + 30
                 while "watching" not in log.read_text() and time.monotonic() < deadline:
@@ -445,15 +483,44 @@ def rolling(args) -> dict:
         finally:
             sh([*SCALEOUT, "-C", str(proj), "down"])
     up = res["update"]
-    print(f"\n### rolling update of 3 replicas, {BOOT_S} s boot, health interval {res['health_interval_s']} s, "
-          f"under load (hey -c 8); budget {res['budget_s']} s\n")
-    print(md_table(["round", "`up` wall s", "rolling s", "measured boots s", "budget s (measured boot)", "requests",
-                    "failed", "all replicas new"],
-                   [[i + 1, u["up_s"], u["rolling_s"], ", ".join(map(str, u["boot_s"])), u["budget_s"],
-                     f"{u['requests']:,}", u["failed"], u["replicas_on_new"]] for i, u in enumerate(up)]))
+    print(
+        f"\n### rolling update of 3 replicas, {BOOT_S} s boot, health interval {res['health_interval_s']} s, "
+        f"under load (hey -c 8); budget {res['budget_s']} s\n"
+    )
+    print(
+        md_table(
+            [
+                "round",
+                "`up` wall s",
+                "rolling s",
+                "measured boots s",
+                "budget s (measured boot)",
+                "requests",
+                "failed",
+                "all replicas new",
+            ],
+            [
+                [
+                    i + 1,
+                    u["up_s"],
+                    u["rolling_s"],
+                    ", ".join(map(str, u["boot_s"])),
+                    u["budget_s"],
+                    f"{u['requests']:,}",
+                    u["failed"],
+                    u["replicas_on_new"],
+                ]
+                for i, u in enumerate(up)
+            ],
+        )
+    )
     print("\n### watch: save -> every replica serves the new version\n")
-    print(md_table(["round", "save to all new, s", "watch round (build + update), s"],
-                   [[i + 1, w["save_to_all_new_s"], w["round_s"]] for i, w in enumerate(res["watch"])]))
+    print(
+        md_table(
+            ["round", "save to all new, s", "watch round (build + update), s"],
+            [[i + 1, w["save_to_all_new_s"], w["round_s"]] for i, w in enumerate(res["watch"])],
+        )
+    )
     return res
 
 
@@ -475,7 +542,7 @@ def main() -> None:
     out = json.loads(args.out.read_text()) if args.out.exists() else {}
     out["machine"] = machine()
     print(f"machine: {json.dumps(out['machine'])}")
-    for name in (SECTIONS if args.section == "all" else [args.section]):
+    for name in SECTIONS if args.section == "all" else [args.section]:
         out[name] = SECTIONS[name](args)
         out[name]["machine"] = machine()
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -235,18 +235,26 @@ def up(
     strategy: Optional[Strategy] = _strategy_option(),
     tls: bool = _tls_option(),
     build: bool = typer.Option(True, "--build/--no-build", help="Build the backend image first."),
-    timeout: float = typer.Option(180.0, "--timeout", "--wait-timeout", min=0.001,
-                                  help="Seconds to wait for replicas and balancer."),
-    wait: bool = typer.Option(False, "--wait", help="Accepted as in Compose: `up` always waits until every replica is "
-                              "healthy and the balancer answers."),
+    timeout: float = typer.Option(
+        180.0, "--timeout", "--wait-timeout", min=0.001, help="Seconds to wait for replicas and balancer."
+    ),
+    wait: bool = typer.Option(
+        False,
+        "--wait",
+        help="Accepted as in Compose: `up` always waits until every replica is healthy and the balancer answers.",
+    ),
     lock_wait: float = _lock_wait_option(),
     force: bool = typer.Option(False, "--force", help="Overwrite generated files that were edited by hand."),
     json_out: bool = typer.Option(False, "--json", help="Print the resulting status as JSON."),
     target: Optional[TargetName] = _target_option(),
-    registry: Optional[str] = typer.Option(None, "--registry",
-                                           help="swarm: push the built images to HOST/PATH (needed on a multi-node swarm)."),
-    watch_: bool = typer.Option(False, "--watch", help="Then keep watching the backend folder: rebuild and roll "
-                                "out every change (as `scaleout watch`)."),
+    registry: Optional[str] = typer.Option(
+        None, "--registry", help="swarm: push the built images to HOST/PATH (needed on a multi-node swarm)."
+    ),
+    watch_: bool = typer.Option(
+        False,
+        "--watch",
+        help="Then keep watching the backend folder: rebuild and roll out every change (as `scaleout watch`).",
+    ),
 ) -> None:
     """Render, build and start, rescale or update the stack (a rolling update when the backend changed);
     wait until every replica is healthy."""
@@ -278,15 +286,19 @@ def up(
         if cfg.balancer.tls == "local":
             from scaleout.tls import data_dir
 
-            con.print(f"certificate from scaleout's local authority ({data_dir() / 'ca.pem'}); "
-                      "`scaleout trust` shows how to make browsers trust it")
+            con.print(
+                f"certificate from scaleout's local authority ({data_dir() / 'ca.pem'}); "
+                "`scaleout trust` shows how to make browsers trust it"
+            )
     if watch_:
-        _watch_and_roll(st, tgt, {"replicas": replicas, "port": port, "strategy": _value(strategy)}, timeout, lock_wait,
-                        registry)
+        _watch_and_roll(
+            st, tgt, {"replicas": replicas, "port": port, "strategy": _value(strategy)}, timeout, lock_wait, registry
+        )
 
 
-def _watch_and_roll(st: State, tgt: str, overrides: dict, timeout: float, lock_wait: float,
-                    registry: str | None) -> None:
+def _watch_and_roll(
+    st: State, tgt: str, overrides: dict, timeout: float, lock_wait: float, registry: str | None
+) -> None:
     """The watch loop of `watch` and `up --watch`: each change is built and rolled out by `up`."""
     from scaleout.files import project_lock
     from scaleout.render import plan_for
@@ -296,22 +308,30 @@ def _watch_and_roll(st: State, tgt: str, overrides: dict, timeout: float, lock_w
     con = st.console
     cfg = _config(st, **overrides)
     if not cfg.backend.builds:
-        raise UsageError("watch: backend.image is set in scaleout.yaml: there is no backend folder to watch and build",
-                         hint="set backend.build to the folder with the backend's Dockerfile")
+        raise UsageError(
+            "watch: backend.image is set in scaleout.yaml: there is no backend folder to watch and build",
+            hint="set backend.build to the folder with the backend's Dockerfile",
+        )
 
     def deploy() -> None:
         now = _config(st, **overrides)  # scaleout.yaml may have changed meanwhile
         with project_lock(now.project_dir, lock_wait):
             stack = open_target(tgt, now, progress=con.progress, log=con.log, registry=registry)
             stack.preflight()
-            status = stack.up(plan_for(tgt, now, _nginx_version(now) if tgt == "compose" else None), build=True,
-                              timeout_s=timeout)
+            status = stack.up(
+                plan_for(tgt, now, _nginx_version(now) if tgt == "compose" else None), build=True, timeout_s=timeout
+            )
             remember_strategy(now.project_dir, now.balancer.strategy)
         n = len(status.replicas)
         con.message(f"ready: {now.url}/  ({n} replica{'s' if n != 1 else ''})")
 
-    watch_backend(cfg.project_dir.resolve() / cfg.backend.build, cfg.backend.dockerfile, deploy,
-                  progress=con.progress, message=con.message)
+    watch_backend(
+        cfg.project_dir.resolve() / cfg.backend.build,
+        cfg.backend.dockerfile,
+        deploy,
+        progress=con.progress,
+        message=con.message,
+    )
 
 
 @app.command()
@@ -331,8 +351,9 @@ def watch(
     cfg = _config(st)
     tgt = resolve_target(cfg.project_dir, _value(target))
     if not open_target(tgt, cfg).status(routing=False).running:
-        raise NotRunningError(f"the stack of {cfg.project} is not running",
-                              hint="`scaleout up --watch` starts it, then watches")
+        raise NotRunningError(
+            f"the stack of {cfg.project} is not running", hint="`scaleout up --watch` starts it, then watches"
+        )
     _watch_and_roll(st, tgt, {}, timeout, lock_wait, None)
 
 
@@ -388,8 +409,13 @@ def _complete_services(ctx: typer.Context, incomplete: str) -> list[str]:
 
 
 def _services_argument(help_text: str, required: bool = False):
-    return typer.Argument(... if required else None, metavar="SERVICE..." if required else "[SERVICE]...",
-                          help=help_text, autocompletion=_complete_services, show_default=False)
+    return typer.Argument(
+        ... if required else None,
+        metavar="SERVICE..." if required else "[SERVICE]...",
+        help=help_text,
+        autocompletion=_complete_services,
+        show_default=False,
+    )
 
 
 def _ops_stack(ctx: typer.Context, command: str):
@@ -404,10 +430,15 @@ def logs(
     ctx: typer.Context,
     services: Optional[List[str]] = _services_argument("backend-N, lb or a dependency service (default: all)."),
     follow: bool = typer.Option(False, "--follow", "-f", help="Keep printing new lines until Ctrl-C."),
-    since: Optional[str] = typer.Option(None, "--since", help="Lines since a time: a duration back from now (10m, "
-                                        "1h30m), a date such as 2024-05-01T12:00:00Z, or a Unix timestamp."),
-    tail: str = typer.Option("all", "--tail", "-n",
-                             help="Lines from the end of each container's log (a number or all)."),
+    since: Optional[str] = typer.Option(
+        None,
+        "--since",
+        help="Lines since a time: a duration back from now (10m, "
+        "1h30m), a date such as 2024-05-01T12:00:00Z, or a Unix timestamp.",
+    ),
+    tail: str = typer.Option(
+        "all", "--tail", "-n", help="Lines from the end of each container's log (a number or all)."
+    ),
     timestamps: bool = typer.Option(False, "--timestamps", "-t", help="Show the engine's timestamp of each line."),
     no_color: bool = typer.Option(False, "--no-color", help="No colours (also: NO_COLOR set, or not a terminal)."),
     no_prefix: bool = typer.Option(False, "--no-log-prefix", help="Do not prefix lines with the service name."),
@@ -437,6 +468,7 @@ def logs(
         out.write("".join(printer.format(ln) + "\n" for ln in history))
         out.flush()
         if follow:
+
             def emit(ln) -> None:
                 out.write(printer.format(ln) + "\n")
                 out.flush()
@@ -453,11 +485,13 @@ def logs(
 @app.command("exec", context_settings={"allow_interspersed_args": False, "ignore_unknown_options": True})
 def exec_(
     ctx: typer.Context,
-    service: str = typer.Argument(..., metavar="SERVICE", help="backend-N, lb or a dependency service.",
-                                  autocompletion=_complete_services),
+    service: str = typer.Argument(
+        ..., metavar="SERVICE", help="backend-N, lb or a dependency service.", autocompletion=_complete_services
+    ),
     command: List[str] = typer.Argument(None, metavar="[--] COMMAND [ARGS]...", help="What to run in it."),
-    no_tty: bool = typer.Option(False, "--no-TTY", "-T",
-                                help="No pseudo-terminal (default: one when stdin is a terminal)."),
+    no_tty: bool = typer.Option(
+        False, "--no-TTY", "-T", help="No pseudo-terminal (default: one when stdin is a terminal)."
+    ),
     user: Optional[str] = typer.Option(None, "--user", "-u", help="Run as this user."),
     workdir: Optional[str] = typer.Option(None, "--workdir", "-w", help="Working directory inside the container."),
     env: List[str] = typer.Option([], "--env", "-e", metavar="NAME=VALUE", help="Environment variable (repeatable)."),
@@ -469,8 +503,9 @@ def exec_(
     if argv[:1] == ["--"]:
         argv = argv[1:]
     stack = _ops_stack(ctx, "exec")
-    code = exec_command(stack, service, argv, tty=not no_tty and sys.stdin.isatty(), user=user, workdir=workdir,
-                        env=env)
+    code = exec_command(
+        stack, service, argv, tty=not no_tty and sys.stdin.isatty(), user=user, workdir=workdir, env=env
+    )
     raise typer.Exit(code)
 
 
@@ -535,14 +570,24 @@ def completion(shell: Shell = typer.Argument(..., case_sensitive=False, help="ba
 @app.command()
 def export(
     ctx: typer.Context,
-    kind: ExportKind = typer.Argument(..., case_sensitive=False,
-                                      help="k8s (Kubernetes manifests) or swarm (the stack file `up --target swarm` deploys)."),
+    kind: ExportKind = typer.Argument(
+        ...,
+        case_sensitive=False,
+        help="k8s (Kubernetes manifests) or swarm (the stack file `up --target swarm` deploys).",
+    ),
     out: Path = typer.Option(..., "--out", "-o", help="Folder to write into (created if missing)."),
-    balancer: Optional[str] = typer.Option(None, "--balancer", help="k8s: nginx (scaleout's nginx, default) or ingress (an Ingress)."),
-    namespace: Optional[str] = typer.Option(None, "--namespace", help="k8s: namespace of every object (default: default)."),
-    image: Optional[str] = typer.Option(None, "--image", help="k8s: the backend image the cluster pulls "
-                                        "(required unless backend.image is set)."),
-    ingress_class: Optional[str] = typer.Option(None, "--ingress-class", help="k8s with --balancer ingress: spec.ingressClassName."),
+    balancer: Optional[str] = typer.Option(
+        None, "--balancer", help="k8s: nginx (scaleout's nginx, default) or ingress (an Ingress)."
+    ),
+    namespace: Optional[str] = typer.Option(
+        None, "--namespace", help="k8s: namespace of every object (default: default)."
+    ),
+    image: Optional[str] = typer.Option(
+        None, "--image", help="k8s: the backend image the cluster pulls (required unless backend.image is set)."
+    ),
+    ingress_class: Optional[str] = typer.Option(
+        None, "--ingress-class", help="k8s with --balancer ingress: spec.ingressClassName."
+    ),
     replicas: Optional[int] = _replicas_option(),
     force: bool = typer.Option(False, "--force", help="Overwrite files in --out that scaleout did not write."),
 ) -> None:
@@ -553,18 +598,33 @@ def export(
     cfg = _config(st, replicas=replicas)
     out_dir = check_out_dir(out if out.is_absolute() else st.project_dir / out, cfg.project_dir)
     notes: list[str] = []
-    files = export_files(kind.value, cfg, balancer=balancer, namespace=namespace, image=image,
-                         ingress_class=ingress_class, out=out_dir, note=notes.append)
+    files = export_files(
+        kind.value,
+        cfg,
+        balancer=balancer,
+        namespace=namespace,
+        image=image,
+        ingress_class=ingress_class,
+        out=out_dir,
+        note=notes.append,
+    )
     result = write_export(out_dir, files, kind=kind.value, force=force)
-    for names, label in ((result.written, "wrote    "), (result.unchanged, "unchanged"), (result.removed, "removed  "),
-                         (result.kept, "kept (edited)")):
+    for names, label in (
+        (result.written, "wrote    "),
+        (result.unchanged, "unchanged"),
+        (result.removed, "removed  "),
+        (result.kept, "kept (edited)"),
+    ):
         for rel in names:
             st.console.message(f"{label} {out_dir / rel}")
     for line in notes:  # what the files could not carry: also written as comments in them
         st.console.message(f"note: {line}")
-    st.console.message(f"next: kubectl apply -f {out}" if kind == ExportKind.k8s else
-                       "next: scaleout up --target swarm (or set the image variables named in "
-                       f"{out / 'stack.yml'} and docker stack deploy)")
+    st.console.message(
+        f"next: kubectl apply -f {out}"
+        if kind == ExportKind.k8s
+        else "next: scaleout up --target swarm (or set the image variables named in "
+        f"{out / 'stack.yml'} and docker stack deploy)"
+    )
 
 
 @app.command()
@@ -572,9 +632,9 @@ def trust(
     ctx: typer.Context,
     install: bool = typer.Option(False, "--install", help="Perform the steps (the system store needs root)."),
     uninstall: bool = typer.Option(False, "--uninstall", help="Undo them."),
-    only: Optional[TrustStore] = typer.Option(None, "--only", case_sensitive=False,
-                                              help="One store only: system (update-ca-certificates) "
-                                                   "or nss (browsers)."),
+    only: Optional[TrustStore] = typer.Option(
+        None, "--only", case_sensitive=False, help="One store only: system (update-ca-certificates) or nss (browsers)."
+    ),
 ) -> None:
     """Trust scaleout's local certificate authority on this machine: print the steps, or perform (--install)
     or undo (--uninstall) them."""
@@ -596,8 +656,10 @@ def trust(
     else:
         ca = ensure_ca() if install else find_ca()
         if ca is None:
-            con.print(f"no local certificate authority yet; `scaleout trust --install` or `scaleout up --tls` makes "
-                      f"one in {data_dir()}")
+            con.print(
+                f"no local certificate authority yet; `scaleout trust --install` or `scaleout up --tls` makes "
+                f"one in {data_dir()}"
+            )
             return
         con.print(f"local certificate authority: {ca.cert_path}\n  {ca.name}\n  SHA-256 {ca.fingerprint}")
         steps = tr.install_steps(ca.cert_path, home, stores)
@@ -607,16 +669,21 @@ def trust(
                 con.print(f"  {step.what}:" + (f"  [cannot run here: {step.missing}]" if step.missing else ""))
                 for line in step.shell(as_root):
                     con.print(f"    {line}")
-            con.print("Tools with their own list: Node `NODE_EXTRA_CA_CERTS=" f"{ca.cert_path}`, Python requests/httpx "
-                      f"`SSL_CERT_FILE={ca.cert_path}`, curl `--cacert {ca.cert_path}`.")
+            con.print(
+                "Tools with their own list: Node `NODE_EXTRA_CA_CERTS="
+                f"{ca.cert_path}`, Python requests/httpx "
+                f"`SSL_CERT_FILE={ca.cert_path}`, curl `--cacert {ca.cert_path}`."
+            )
             con.print(f"Keep {ca.cert_path.parent}/ private: its key makes certificates this machine trusts.")
             return
     outcomes = tr.perform(steps, undo=uninstall, as_root=as_root)
     for o in outcomes:
         con.print(f"{o.status:8} {o.step.what}" + (f": {o.detail}" if o.detail else ""))
     if any(o.status != "done" for o in outcomes):
-        raise TrustError("trust: not every store was " + ("cleaned" if uninstall else "changed") + " (see above)",
-                         hint="run what a skipped line says, or choose one store with --only")
+        raise TrustError(
+            "trust: not every store was " + ("cleaned" if uninstall else "changed") + " (see above)",
+            hint="run what a skipped line says, or choose one store with --only",
+        )
 
 
 def _parse_headers(values: list[str]) -> tuple[tuple[str, str], ...]:
@@ -642,22 +709,38 @@ def probe(
     url: Optional[str] = typer.Option(None, "--url", help="Target (default: this project's balancer)."),
     requests: int = typer.Option(1000, "--requests", "-n", help="Number of requests."),
     concurrency: int = typer.Option(16, "--concurrency", "-c", help="Concurrent keep-alive connections."),
-    duration: Optional[float] = typer.Option(None, "--duration", "-d",
-                                             help="Run for this many seconds instead of a count."),
-    rate: Optional[float] = typer.Option(None, "--rate", help="Open loop: send this many requests per second on a "
-                                         "fixed schedule; latency counts from each request's intended send time."),
+    duration: Optional[float] = typer.Option(
+        None, "--duration", "-d", help="Run for this many seconds instead of a count."
+    ),
+    rate: Optional[float] = typer.Option(
+        None,
+        "--rate",
+        help="Open loop: send this many requests per second on a "
+        "fixed schedule; latency counts from each request's intended send time.",
+    ),
     workers: int = typer.Option(0, "--workers", help="Load processes (0: automatic, one per core up to 4)."),
-    progress: Optional[bool] = typer.Option(None, "--progress/--no-progress",
-                                            help="Progress bar on stderr (default: on a terminal)."),
+    progress: Optional[bool] = typer.Option(
+        None, "--progress/--no-progress", help="Progress bar on stderr (default: on a terminal)."
+    ),
     path: str = typer.Option("/", "--path", help="Request path."),
     method: str = typer.Option("GET", "--method", "-X", help="HTTP method."),
-    header: List[str] = typer.Option([], "--header", "-H", metavar="'NAME: VALUE'",
-                                     help="Extra header (repeatable; not Host, hop-by-hop or framing headers)."),
+    header: List[str] = typer.Option(
+        [],
+        "--header",
+        "-H",
+        metavar="'NAME: VALUE'",
+        help="Extra header (repeatable; not Host, hop-by-hop or framing headers).",
+    ),
     host: Optional[str] = typer.Option(None, "--host", help="Send this Host header instead of the URL's host."),
-    strategy: Optional[Strategy] = typer.Option(None, "--strategy", case_sensitive=False,
-                                                help="Judge the spread for this strategy (default: the deployed one)."),
-    sticky_keys: int = typer.Option(0, "--sticky-keys", help="Send K distinct keys (as the cookie, argument or header "
-                                    "hash_key names) and check each sticks to one replica."),
+    strategy: Optional[Strategy] = typer.Option(
+        None, "--strategy", case_sensitive=False, help="Judge the spread for this strategy (default: the deployed one)."
+    ),
+    sticky_keys: int = typer.Option(
+        0,
+        "--sticky-keys",
+        help="Send K distinct keys (as the cookie, argument or header "
+        "hash_key names) and check each sticks to one replica.",
+    ),
     tolerance: float = typer.Option(0.3, "--tolerance", help="Allowed relative deviation from the expected share."),
     timeout: float = typer.Option(10.0, "--timeout", help="Seconds before one request counts as timed out."),
     no_cache_check: bool = typer.Option(False, "--no-cache-check", help="Skip the cache-header checks."),
@@ -688,15 +771,30 @@ def probe(
     if sticky_keys < 0:
         raise UsageError(f"--sticky-keys: must be 0 or more (got {sticky_keys})")
     st = _state(ctx)
-    ask = ProbeAsk(url=url, requests=requests, concurrency=concurrency, duration_s=duration, rate=rate,
-                   workers=workers, path=path, method=method, headers=_parse_headers(header, host),
-                   timeout_s=timeout, strategy=_value(strategy), sticky_keys=sticky_keys, tolerance=tolerance,
-                   cache_check=not no_cache_check, allow_remote=allow_remote, target=_value(target))
+    ask = ProbeAsk(
+        url=url,
+        requests=requests,
+        concurrency=concurrency,
+        duration_s=duration,
+        rate=rate,
+        workers=workers,
+        path=path,
+        method=method,
+        headers=_parse_headers(header, host),
+        timeout_s=timeout,
+        strategy=_value(strategy),
+        sticky_keys=sticky_keys,
+        tolerance=tolerance,
+        cache_check=not no_cache_check,
+        allow_remote=allow_remote,
+        target=_value(target),
+    )
     show_bar = progress if progress is not None else sys.stderr.isatty()
     bar = report.ProgressBar(sys.stderr, duration) if show_bar else None
     try:
-        result = probe_project(st.project_dir, ask, announce=None if json_out else st.console.progress,
-                               tick=bar.update if bar else None)
+        result = probe_project(
+            st.project_dir, ask, announce=None if json_out else st.console.progress, tick=bar.update if bar else None
+        )
     finally:
         if bar:
             bar.close()
@@ -743,24 +841,41 @@ def bench(
     con = st.console
     cfg = _config(st)
     if cfg.balancer.tls is not None:
-        raise UsageError("bench: measures over plain HTTP, and this project's balancer serves HTTPS (balancer.tls)",
-                         hint="measure a copy of the project without balancer.tls")
+        raise UsageError(
+            "bench: measures over plain HTTP, and this project's balancer serves HTTPS (balancer.tls)",
+            hint="measure a copy of the project without balancer.tls",
+        )
     if resolve_target(cfg.project_dir, None) != "compose":
-        raise UsageError("bench: measures the Compose stack on this machine, but this project was last brought up "
-                         "on Swarm", hint="`scaleout down`, then `scaleout up --target compose`, then bench")
+        raise UsageError(
+            "bench: measures the Compose stack on this machine, but this project was last brought up on Swarm",
+            hint="`scaleout down`, then `scaleout up --target compose`, then bench",
+        )
     with project_lock(cfg.project_dir, lock_wait):
         remember_target(cfg.project_dir, "compose")
-        result = run_bench(cfg, counts, render_files=lambda c: plan_for("compose", c), duration_s=duration,
-                           warmup_s=warmup, concurrency=concurrency, path=path, workers=workers, build=build,
-                           timeout_s=timeout, progress=con.progress, log=con.log)
+        result = run_bench(
+            cfg,
+            counts,
+            render_files=lambda c: plan_for("compose", c),
+            duration_s=duration,
+            warmup_s=warmup,
+            concurrency=concurrency,
+            path=path,
+            workers=workers,
+            build=build,
+            timeout_s=timeout,
+            progress=con.progress,
+            log=con.log,
+        )
         remember_strategy(cfg.project_dir, cfg.balancer.strategy)  # what now runs, for a later `probe`
     out = plot if plot is not None else cfg.project_dir / ".scaleout" / "bench.svg"
     out = out if out.is_absolute() else Path.cwd() / out
     atomic_write(out, report.bench_svg(result))
     result.plot = str(out)
     con.print(report.to_json(result.to_dict()) if json_out else report.bench_text(result))
-    con.progress(f"the stack is left at {counts[-1]} replica(s); `scaleout up --replicas N` changes it, "
-                 "`scaleout down` removes it")
+    con.progress(
+        f"the stack is left at {counts[-1]} replica(s); `scaleout up --replicas N` changes it, "
+        "`scaleout down` removes it"
+    )
 
 
 _INTERRUPTED = "interrupted: the stack may be partly changed; `scaleout status` shows it, `scaleout down` removes it"
@@ -791,7 +906,7 @@ def _hoist_global_options(argv: list[str]) -> list[str]:
             break
         if command is None:
             if a in _GLOBAL_WITH_VALUE | _FRONT_WITH_VALUE and has_value:
-                front.extend(argv[i:i + 2])
+                front.extend(argv[i : i + 2])
                 i += 1
             elif a.startswith("-"):
                 front.append(a)
@@ -804,22 +919,29 @@ def _hoist_global_options(argv: list[str]) -> list[str]:
         elif a in _GLOBAL_FLAGS:
             front.append(a)
         elif a in _GLOBAL_WITH_VALUE and has_value:
-            front.extend(argv[i:i + 2])
+            front.extend(argv[i : i + 2])
             i += 1
         elif a.startswith(("--project-dir=", "--project-name=")):
             front.append(a)
         elif a == "-p" or (a.startswith("-p") and a[2:].isdigit()):
-            raise UsageError(f"{a} after the command: -p is the project name (as in Compose), a global option that "
-                             "goes before the command (`scaleout -p NAME up`)",
-                             hint="the balancer's host port is --port, e.g. `scaleout up --port 8081`")
+            raise UsageError(
+                f"{a} after the command: -p is the project name (as in Compose), a global option that "
+                "goes before the command (`scaleout -p NAME up`)",
+                hint="the balancer's host port is --port, e.g. `scaleout up --port 8081`",
+            )
         elif a in _FRONT_FLAGS and command != "down":
-            raise UsageError("-v after the command: -v means --volumes for `down` (as in Compose), and verbose only "
-                             "before the command",
-                             hint=f"`scaleout -v {command} ...` or `scaleout {command} --verbose`")
+            raise UsageError(
+                "-v after the command: -v means --volumes for `down` (as in Compose), and verbose only "
+                "before the command",
+                hint=f"`scaleout -v {command} ...` or `scaleout {command} --verbose`",
+            )
         elif command == "up" and a == "--wait" and has_value and _is_number(argv[i + 1]):
-            raise UsageError("up --wait takes no value: it waits until every replica is healthy (as in Compose), which "
-                             "`up` always does", hint="seconds to wait for health: --wait-timeout S (or --timeout S); "
-                             "for another scaleout holding the project lock: --lock-wait S")
+            raise UsageError(
+                "up --wait takes no value: it waits until every replica is healthy (as in Compose), which "
+                "`up` always does",
+                hint="seconds to wait for health: --wait-timeout S (or --timeout S); "
+                "for another scaleout holding the project lock: --lock-wait S",
+            )
         else:
             if command in _PASS_THROUGH and a in _PASS_THROUGH[command] and has_value:
                 rest.append(a)  # its value may look like a positional argument

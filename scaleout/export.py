@@ -14,7 +14,21 @@ from scaleout.errors import UsageError
 from scaleout.files import Plan, WriteResult, write_plan
 from scaleout.layout import EXPORT_MANIFEST, OUT_DIR
 
-_SYSTEM_DIRS = ("/bin", "/boot", "/dev", "/etc", "/lib", "/lib32", "/lib64", "/proc", "/run", "/sbin", "/sys", "/usr", "/var")
+_SYSTEM_DIRS = (
+    "/bin",
+    "/boot",
+    "/dev",
+    "/etc",
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/proc",
+    "/run",
+    "/sbin",
+    "/sys",
+    "/usr",
+    "/var",
+)
 
 
 def check_out_dir(out: Path, project_dir: Path) -> Path:
@@ -29,13 +43,20 @@ def check_out_dir(out: Path, project_dir: Path) -> Path:
         raise UsageError(f"--out: {out} is your home folder", hint="name a folder of its own, such as deploy/k8s")
     for sys_dir in _SYSTEM_DIRS:
         if target == Path(sys_dir) or Path(sys_dir) in target.parents:
-            raise UsageError(f"--out: {out} is inside the system folder {sys_dir}", hint="export into your project, such as deploy/k8s")
+            raise UsageError(
+                f"--out: {out} is inside the system folder {sys_dir}",
+                hint="export into your project, such as deploy/k8s",
+            )
     internal = project / OUT_DIR
     if target == internal or internal in target.parents:
-        raise UsageError(f"--out: {out} is inside {OUT_DIR}/, which scaleout manages itself", hint="use a folder such as deploy/k8s")
+        raise UsageError(
+            f"--out: {out} is inside {OUT_DIR}/, which scaleout manages itself", hint="use a folder such as deploy/k8s"
+        )
     if target == project:
-        raise UsageError(f"--out: {out} is the project folder itself; exported files would mix with scaleout.yaml",
-                         hint="use a folder of its own, such as deploy/k8s")
+        raise UsageError(
+            f"--out: {out} is the project folder itself; exported files would mix with scaleout.yaml",
+            hint="use a folder of its own, such as deploy/k8s",
+        )
     return target
 
 
@@ -49,9 +70,15 @@ def write_export(out: Path, files: dict[str, str], *, kind: str, force: bool = F
     its owner only (0600), whatever the umask."""
     out.mkdir(parents=True, exist_ok=True)
     mode = 0o600 if SECRETS_FILE in files else None
-    return write_plan(out.resolve(), Plan(files), force=force, ledger_rel=EXPORT_MANIFEST, mode=mode,
-                      ledger_extra={"generator": "scaleout", "kind": kind},
-                      conflict_hint="choose another --out folder, or pass --force to overwrite them")
+    return write_plan(
+        out.resolve(),
+        Plan(files),
+        force=force,
+        ledger_rel=EXPORT_MANIFEST,
+        mode=mode,
+        ledger_extra={"generator": "scaleout", "kind": kind},
+        conflict_hint="choose another --out folder, or pass --force to overwrite them",
+    )
 
 
 EXPORT_KINDS = ("k8s", "swarm")
@@ -61,17 +88,33 @@ def _ignore(_: str) -> None:
     pass
 
 
-def export_files(kind: str, config: Config, *, balancer: str | None = None, namespace: str | None = None,
-                 image: str | None = None, ingress_class: str | None = None, out: Path | None = None,
-                 note: Callable[[str], None] = _ignore) -> dict[str, str]:
+def export_files(
+    kind: str,
+    config: Config,
+    *,
+    balancer: str | None = None,
+    namespace: str | None = None,
+    image: str | None = None,
+    ingress_class: str | None = None,
+    out: Path | None = None,
+    note: Callable[[str], None] = _ignore,
+) -> dict[str, str]:
     """The files of `scaleout export KIND` (reads the static files and the env files, renders the
     worker for k8s). `out` is the folder they go to (the stack file's relative paths start there);
     `note` receives each thing the files cannot carry, one line without "note:"."""
     if kind not in EXPORT_KINDS:
         raise UsageError(f"export: KIND must be one of {', '.join(EXPORT_KINDS)} (got {kind!r})")
     if kind == "swarm":
-        given = [flag for flag, v in (("--balancer", balancer), ("--namespace", namespace), ("--image", image),
-                                       ("--ingress-class", ingress_class)) if v is not None]
+        given = [
+            flag
+            for flag, v in (
+                ("--balancer", balancer),
+                ("--namespace", namespace),
+                ("--image", image),
+                ("--ingress-class", ingress_class),
+            )
+            if v is not None
+        ]
         if given:
             raise UsageError(f"{', '.join(given)}: only for `scaleout export k8s`")
         from scaleout.render.assets import plan_assets
@@ -94,14 +137,21 @@ def export_files(kind: str, config: Config, *, balancer: str | None = None, name
         raise UsageError(
             "export k8s: the cluster pulls the backend image from a registry; say which one",
             hint="push the image (scaleout builds it locally as scaleout/NAME-backend), then pass "
-                 "--image REGISTRY/NAME:TAG, or set backend.image in scaleout.yaml",
+            "--image REGISTRY/NAME:TAG, or set backend.image in scaleout.yaml",
         )
     worker = render_worker(config) if config.static.generate_worker and config.static.service_workers else None
     # env files are read as Compose reads them: ${VAR} from the shell, then the project's .env
     env_files = read_env_files(config, config.engine_environment())
-    files = render_k8s(config, read_static_files(config), worker, balancer=balancer or "nginx",
-                       namespace=namespace or "default", image=image, ingress_class=ingress_class,
-                       env_files=env_files)
+    files = render_k8s(
+        config,
+        read_static_files(config),
+        worker,
+        balancer=balancer or "nginx",
+        namespace=namespace or "default",
+        image=image,
+        ingress_class=ingress_class,
+        env_files=env_files,
+    )
     for line in k8s_notes(config):
         note(line)
     return files

@@ -56,7 +56,10 @@ if [ "$fast" = 0 ]; then
   PYTHON="$venv/bin/python" bash scripts/setup-browser.sh
 fi
 
-# 5. run everything; pytest's exit 5 (no test collected) is a failure here
+# 5. the linter (configuration in pyproject.toml), then every test; pytest's exit 5 (no test collected)
+# is a failure here
+log "ruff check"
+"$venv/bin/python" -m ruff check --quiet . || { log "ruff found problems (above)"; exit 1; }
 set +e
 "$venv/bin/python" -m pytest -p no:cacheprovider "$@"
 rc=$?

@@ -115,9 +115,16 @@ def test_validator_rejects_what_the_api_would():
         load_object({**good, "spec": {"prots": [{"port": 80}]}})
     with pytest.raises(AssertionError, match="is not int"):
         load_object({**good, "spec": {"ports": [{"port": "80"}]}})
-    with pytest.raises(ValueError, match="containers"):  # a required field, checked by the model (pydantic's error is a ValueError)
-        load_object({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "x"},
-                     "spec": {"selector": {}, "template": {"spec": {}}}})
+    # a required field, checked by the model (pydantic's error is a ValueError)
+    with pytest.raises(ValueError, match="containers"):
+        load_object(
+            {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "metadata": {"name": "x"},
+                "spec": {"selector": {}, "template": {"spec": {}}},
+            }
+        )
 
 
 def test_nginx_variant_validates_and_has_every_part(project):
@@ -171,14 +178,21 @@ def test_configmap_keeps_the_static_locations_and_their_cache_headers(project):
 
 
 def test_ingress_variant(project):
-    files = render(project, CONFIG.replace("balancer: {port: 18080}", "balancer: {port: 18080, strategy: hash}"),
-                   balancer="ingress", namespace="shop-prod", ingress_class="nginx")
+    files = render(
+        project,
+        CONFIG.replace("balancer: {port: 18080}", "balancer: {port: 18080, strategy: hash}"),
+        balancer="ingress",
+        namespace="shop-prod",
+        ingress_class="nginx",
+    )
     assert sorted(files) == ["backend.yaml", "balancer.yaml", "ingress.yaml"]
     docs = objects(files)
     assert {d["metadata"]["namespace"] for d in docs} == {"shop-prod"}
     (ing,) = by_kind(docs, "Ingress").values()
     assert ing["spec"]["ingressClassName"] == "nginx"
-    routes = {(p["path"], p["pathType"]): p["backend"]["service"]["name"] for p in ing["spec"]["rules"][0]["http"]["paths"]}
+    routes = {
+        (p["path"], p["pathType"]): p["backend"]["service"]["name"] for p in ing["spec"]["rules"][0]["http"]["paths"]
+    }
     assert routes[("/", "Prefix")] == "shop-backend"
     assert routes[("/static/", "Prefix")] == "shop-lb"  # static files keep scaleout's cache headers
     assert routes[("/offline.html", "Exact")] == "shop-lb"
@@ -192,7 +206,10 @@ def test_ingress_variant(project):
 
 def test_image_option_and_prebuilt_image(project):
     docs = objects(render(project, image="registry.example.com/team/shop:1.0"))
-    assert by_kind(docs, "Deployment")["shop-backend"]["spec"]["template"]["spec"]["containers"][0]["image"] == "registry.example.com/team/shop:1.0"
+    assert (
+        by_kind(docs, "Deployment")["shop-backend"]["spec"]["template"]["spec"]["containers"][0]["image"]
+        == "registry.example.com/team/shop:1.0"
+    )
     with pytest.raises(UsageError, match="--image"):
         render(project, image="Not An Image")
 

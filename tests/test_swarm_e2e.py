@@ -27,7 +27,9 @@ NS = "com.docker.stack.namespace"
 def swarm(docker_engine):
     state = docker_engine.info()["Swarm"]
     if state.get("LocalNodeState") != "active":
-        r = subprocess.run(["docker", "swarm", "init", "--advertise-addr", "127.0.0.1"], capture_output=True, text=True, timeout=60)
+        r = subprocess.run(
+            ["docker", "swarm", "init", "--advertise-addr", "127.0.0.1"], capture_output=True, text=True, timeout=60
+        )
         assert r.returncode == 0, r.stderr
         state = docker_engine.info()["Swarm"]
     if not state.get("ControlAvailable"):
@@ -48,9 +50,14 @@ def swarm_project(make_project, swarm):
     for p in made:  # by the stack's label, whatever the test left
         subprocess.run(["docker", "stack", "rm", p.name], capture_output=True, timeout=60)
         with contextlib.suppress(AssertionError):
-            wait_for(lambda: not swarm.containers.list(all=True, sparse=True, filters={"label": f"{NS}={p.name}"}),
-                     timeout=60, what="stack containers to go")
-        for obj in swarm.networks.list(filters={"label": f"{NS}={p.name}"}) + swarm.configs.list(filters={"label": f"{NS}={p.name}"}):
+            wait_for(
+                lambda p=p: not swarm.containers.list(all=True, sparse=True, filters={"label": f"{NS}={p.name}"}),
+                timeout=60,
+                what="stack containers to go",
+            )
+        for obj in swarm.networks.list(filters={"label": f"{NS}={p.name}"}) + swarm.configs.list(
+            filters={"label": f"{NS}={p.name}"}
+        ):
             with contextlib.suppress(docker.errors.APIError):
                 obj.remove()
 
@@ -82,7 +89,9 @@ def test_swarm_whole_loop(swarm_project, swarm):
     assert m and swarm.images.get(image).id.split(":")[1].startswith(m.group(1))  # tagged by content
     lb_spec = services["lb"].attrs["Spec"]
     (conf,) = lb_spec["TaskTemplate"]["ContainerSpec"]["Configs"]
-    assert conf["ConfigName"].startswith(f"{p.name}_nginx_") and conf["File"]["Name"] == "/etc/scaleout/nginx/nginx.conf"
+    assert (
+        conf["ConfigName"].startswith(f"{p.name}_nginx_") and conf["File"]["Name"] == "/etc/scaleout/nginx/nginx.conf"
+    )
     assert lb_spec["EndpointSpec"]["Ports"][0]["PublishMode"] == "host"
 
     # probe and status find the swarm deployment by themselves (the target of the last `up`)
@@ -103,7 +112,9 @@ def test_swarm_whole_loop(swarm_project, swarm):
 
     # rescale to 4 while hey keeps 8 connections busy: no failed request, the balancer untouched
     lb_tasks = _running_task_ids(services["lb"])
-    hey = subprocess.Popen(["hey", "-z", "120s", "-c", "8", p.url + "/"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    hey = subprocess.Popen(
+        ["hey", "-z", "120s", "-c", "8", p.url + "/"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     try:
         time.sleep(1.0)
         r = p.cli("up", "--target", "swarm", "--replicas", "4", timeout=400)
@@ -139,7 +150,9 @@ def test_registry_push_failure_is_explained_and_nothing_is_deployed(swarm_projec
     assert f"pushing {registry}/{p.name}-backend:" in r.stderr and "failed" in r.stderr
     assert "every node of the swarm pulls the images from there" in r.stderr
     assert "Traceback" not in r.stderr
-    tagged = [t for img in swarm.images.list(name=f"{registry}/{p.name}-backend") for t in img.tags if t.startswith(registry)]
+    tagged = [
+        t for img in swarm.images.list(name=f"{registry}/{p.name}-backend") for t in img.tags if t.startswith(registry)
+    ]
     assert len(tagged) == 1 and re.fullmatch(rf"{re.escape(registry)}/{p.name}-backend:[0-9a-f]{{16}}", tagged[0])
     assert _services(swarm, p.name) == {}
     for t in tagged:
@@ -166,11 +179,15 @@ def test_stack_file_interpolates_the_images(swarm_project):
     r = subprocess.run(["docker", "stack", "config", "-c", "stack.yml"], cwd=d, env=env, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert "image: a/b:1" in r.stdout and "image: a/c:1" in r.stdout
-    r = subprocess.run(["docker", "stack", "config", "-c", "stack.yml"], cwd=d, env=base, capture_output=True, text=True)
+    r = subprocess.run(
+        ["docker", "stack", "config", "-c", "stack.yml"], cwd=d, env=base, capture_output=True, text=True
+    )
     # which missing variable the Docker CLI names first depends on its map order: either says what to set
     assert r.returncode != 0 and "is missing a value" in r.stderr, r.stderr
-    assert ("set SCALEOUT_BACKEND_IMAGE to the backend image" in r.stderr
-            or "set SCALEOUT_BALANCER_IMAGE to the balancer image" in r.stderr), r.stderr
+    assert (
+        "set SCALEOUT_BACKEND_IMAGE to the backend image" in r.stderr
+        or "set SCALEOUT_BALANCER_IMAGE to the balancer image" in r.stderr
+    ), r.stderr
 
 
 REDIS_IMAGE = "scaleout-local/redis:1"
@@ -185,8 +202,12 @@ def test_swarm_with_a_redis_service_shares_the_counter_and_down_volumes_removes_
         swarm.images.get(REDIS_IMAGE)
     except docker.errors.ImageNotFound:
         pytest.fail(f"image {REDIS_IMAGE} is missing: run scripts/setup-service-images.sh")
-    p = swarm_project(template="python-redis", replace={
-        "    REDIS_URL: redis://redis:6379/0": "    REDIS_URL: redis://redis:6379/0\n    GREETING: ${GREETING}"})
+    p = swarm_project(
+        template="python-redis",
+        replace={
+            "    REDIS_URL: redis://redis:6379/0": "    REDIS_URL: redis://redis:6379/0\n    GREETING: ${GREETING}"
+        },
+    )
     p.env["REDIS_IMAGE"] = REDIS_IMAGE
     (p.path / ".env").write_text("GREETING=hello-from-dotenv\n")
     volume = f"{p.name}_redis-data"
@@ -228,7 +249,10 @@ def test_swarm_with_a_redis_service_shares_the_counter_and_down_volumes_removes_
     finally:
         subprocess.run(["docker", "stack", "rm", p.name], capture_output=True, timeout=60)
         with contextlib.suppress(AssertionError):
-            wait_for(lambda: not swarm.containers.list(all=True, sparse=True, filters={"label": f"{NS}={p.name}"}),
-                     timeout=60, what="stack containers to go")
+            wait_for(
+                lambda p=p: not swarm.containers.list(all=True, sparse=True, filters={"label": f"{NS}={p.name}"}),
+                timeout=60,
+                what="stack containers to go",
+            )
         with contextlib.suppress(docker.errors.APIError):
             swarm.volumes.get(volume).remove()

@@ -60,7 +60,10 @@ def test_backend_is_one_dnsrr_service_with_start_first_updates_and_health_check(
 
 
 def test_prebuilt_image_is_used_as_is(tmp_path):
-    c = cfg(tmp_path, BASE.replace("  port: 9000", "  port: 9000\n  build: null\n  image: registry.example.com/team/shop:1.2"))
+    c = cfg(
+        tmp_path,
+        BASE.replace("  port: 9000", "  port: 9000\n  build: null\n  image: registry.example.com/team/shop:1.2"),
+    )
     assert stack(c)["services"]["backend"]["image"] == "registry.example.com/team/shop:1.2"
 
 
@@ -110,11 +113,14 @@ def _write(path: Path, text: str) -> Path:
     return path
 
 
-@pytest.mark.parametrize("extra, flag", [
-    ("balancer: {port: 18080, strategy: least_conn}", "balancer.strategy least_conn"),
-    ("balancer: {port: 18080, strategy: hash}", "balancer.strategy hash"),
-    ("balancer: {port: 18080}\nbackend: {weights: {backend-1: 2}}", "backend.weights"),
-])
+@pytest.mark.parametrize(
+    "extra, flag",
+    [
+        ("balancer: {port: 18080, strategy: least_conn}", "balancer.strategy least_conn"),
+        ("balancer: {port: 18080, strategy: hash}", "balancer.strategy hash"),
+        ("balancer: {port: 18080}\nbackend: {weights: {backend-1: 2}}", "backend.weights"),
+    ],
+)
 def test_settings_an_upstream_block_needs_are_refused_with_the_reason(tmp_path, extra, flag):
     text = "name: shop\n" + extra
     c = cfg(tmp_path, text)
@@ -159,7 +165,10 @@ def test_multi_node_swarm_needs_a_registry():
 
 def test_registry_names():
     assert check_registry("registry.example.com:5000/team/") == "registry.example.com:5000/team"
-    assert registry_ref("scaleout/shop-backend:0123456789abcdef", "r.example.com/team") == "r.example.com/team/shop-backend:0123456789abcdef"
+    assert (
+        registry_ref("scaleout/shop-backend:0123456789abcdef", "r.example.com/team")
+        == "r.example.com/team/shop-backend:0123456789abcdef"
+    )
     assert content_tag("sha256:" + "ab" * 32) == "ab" * 8
     for bad in ("https://r.example.com/team", "r.example.com/Team", "r.example.com/team:tag", ""):
         with pytest.raises(UsageError, match="--registry"):
@@ -204,7 +213,9 @@ def test_values_a_cluster_would_expand_are_escaped(tmp_path):
     (tmp_path / "public").mkdir()
     (tmp_path / "backend").mkdir()
     (tmp_path / "backend" / "Dockerfile").write_text("FROM x\n")
-    cfg = parse_config("name: esc\nbackend:\n  env:\n    GREETING: 'hi {{.Node.Hostname}} $$(HOME)'\n", tmp_path, env={})
+    cfg = parse_config(
+        "name: esc\nbackend:\n  env:\n    GREETING: 'hi {{.Node.Hostname}} $$(HOME)'\n", tmp_path, env={}
+    )
     value = cfg.backend.env["GREETING"]
     stack = _yaml.safe_load(render_swarm(cfg)["stack.yml"])
     env = stack["services"]["backend"]["environment"]

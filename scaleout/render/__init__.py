@@ -29,12 +29,15 @@ def check_project_files(config: Config) -> None:
     if config.backend.builds:
         context = root / config.backend.build
         if not context.is_dir():
-            problems.append(f"{CONFIG_FILE}: backend.build: folder {config.backend.build}/ does not exist in the project")
+            problems.append(
+                f"{CONFIG_FILE}: backend.build: folder {config.backend.build}/ does not exist in the project"
+            )
         elif not inside(root, context):
             problems.append(f"{CONFIG_FILE}: backend.build: folder {config.backend.build}/ leads outside the project")
         elif not (context / config.backend.dockerfile).is_file():
             problems.append(
-                f"{CONFIG_FILE}: backend.dockerfile: {config.backend.build}/{config.backend.dockerfile} does not exist")
+                f"{CONFIG_FILE}: backend.dockerfile: {config.backend.build}/{config.backend.dockerfile} does not exist"
+            )
     if problems:
         raise ConfigError(problems, hint="create it, or point the key at an existing folder (or set backend.image)")
 
@@ -48,9 +51,11 @@ def plan_for(target: str, config: Config, nginx_version: tuple[int, int, int] | 
     from scaleout.render.worker import render_worker
 
     if config.balancer.tls is not None and target != "compose":
-        raise UsageError(f"balancer.tls: HTTPS at the balancer is made for the compose target; on {target} "
-                         "terminate TLS in front of the stack (a load balancer or ingress of the cluster)",
-                         hint="remove balancer.tls for this target, or use --target compose")
+        raise UsageError(
+            f"balancer.tls: HTTPS at the balancer is made for the compose target; on {target} "
+            "terminate TLS in front of the stack (a load balancer or ingress of the cluster)",
+            hint="remove balancer.tls for this target, or use --target compose",
+        )
     check_project_files(config)
     worker = render_worker(config)
     assets = plan_assets(config)

@@ -125,11 +125,18 @@ def _backend(config: Config, namespace: str, image: str, headless: bool, secrets
     if headless:
         # no virtual IP: DNS answers with every ready pod, so nginx spreads over (and names) the pods
         service_spec = {"clusterIP": "None", **service_spec}
-    service = {"apiVersion": "v1", "kind": "Service", "metadata": _meta(config, name, namespace, "backend"), "spec": service_spec}
+    service = {
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _meta(config, name, namespace, "backend"),
+        "spec": service_spec,
+    }
     return [deployment, service]
 
 
-def _static_configmap(config: Config, namespace: str, static: dict[str, bytes], worker: str | None) -> tuple[dict[str, Any], list, list]:
+def _static_configmap(
+    config: Config, namespace: str, static: dict[str, bytes], worker: str | None
+) -> tuple[dict[str, Any], list, list]:
     """One ConfigMap with the static files (text in data, the rest in binaryData), and the volume
     items that put each key back at its path (ConfigMap keys cannot hold '/')."""
     data: dict[str, str] = {}
@@ -167,8 +174,11 @@ def _static_configmap(config: Config, namespace: str, static: dict[str, bytes], 
             f"the static files in {config.static.dir}/ take {size // 1024} KiB; a ConfigMap holds at most 1 MiB",
             hint="bake them into the balancer image instead (FROM your nginx image, COPY them to /srv/public)",
         )
-    cm: dict[str, Any] = {"apiVersion": "v1", "kind": "ConfigMap",
-                          "metadata": _meta(config, f"{config.name}-static", namespace, "balancer")}
+    cm: dict[str, Any] = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _meta(config, f"{config.name}-static", namespace, "balancer"),
+    }
     if data:
         cm["data"] = data
     if binary:
@@ -176,13 +186,18 @@ def _static_configmap(config: Config, namespace: str, static: dict[str, bytes], 
     return cm, public_items, worker_items
 
 
-def _balancer(config: Config, namespace: str, nginx_text: str, static: dict[str, bytes], worker: str | None,
-              service_type: str) -> list[dict[str, Any]]:
+def _balancer(
+    config: Config, namespace: str, nginx_text: str, static: dict[str, bytes], worker: str | None, service_type: str
+) -> list[dict[str, Any]]:
     name = f"{config.name}-lb"
     labels = _labels(config, "balancer")
     selector = {k: labels[k] for k in ("app.kubernetes.io/name", "app.kubernetes.io/component")}
-    conf = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": _meta(config, f"{config.name}-nginx", namespace, "balancer"),
-            "data": {"nginx.conf": nginx_text}}
+    conf = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": _meta(config, f"{config.name}-nginx", namespace, "balancer"),
+        "data": {"nginx.conf": nginx_text},
+    }
     static_cm, public_items, worker_items = _static_configmap(config, namespace, static, worker)
     digest = hashlib.sha256(yaml.safe_dump([conf, static_cm], sort_keys=True).encode()).hexdigest()[:16]
     volumes: list[dict[str, Any]] = [
@@ -196,7 +211,12 @@ def _balancer(config: Config, namespace: str, nginx_text: str, static: dict[str,
     if worker_items:
         volumes.append({"name": "worker", "configMap": {"name": static_cm["metadata"]["name"], "items": worker_items}})
         mounts.append({"name": "worker", "mountPath": LB_WORKER_MOUNT, "readOnly": True})
-    ping = {"httpGet": {"path": "/_scaleout/ping", "port": "http"}, "periodSeconds": 5, "timeoutSeconds": 2, "failureThreshold": 3}
+    ping = {
+        "httpGet": {"path": "/_scaleout/ping", "port": "http"},
+        "periodSeconds": 5,
+        "timeoutSeconds": 2,
+        "failureThreshold": 3,
+    }
     deployment = {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -209,17 +229,19 @@ def _balancer(config: Config, namespace: str, nginx_text: str, static: dict[str,
                 # a changed nginx.conf or static file changes this hash, so the pods roll to pick it up
                 "metadata": {"labels": labels, "annotations": {"scaleout.io/config-sha256": digest}},
                 "spec": {
-                    "containers": [{
-                        "name": "nginx",
-                        "image": config.images.balancer,
-                        "command": ["nginx", "-c", f"{LB_CONF_MOUNT}/nginx.conf", "-g", "daemon off;"],
-                        "ports": [{"name": "http", "containerPort": 80, "protocol": "TCP"}],
-                        "readinessProbe": ping,
-                        "livenessProbe": ping,
-                        "resources": {"requests": {"cpu": "50m", "memory": "32Mi"}},
-                        "volumeMounts": mounts,
-                        "securityContext": {"allowPrivilegeEscalation": False},
-                    }],
+                    "containers": [
+                        {
+                            "name": "nginx",
+                            "image": config.images.balancer,
+                            "command": ["nginx", "-c", f"{LB_CONF_MOUNT}/nginx.conf", "-g", "daemon off;"],
+                            "ports": [{"name": "http", "containerPort": 80, "protocol": "TCP"}],
+                            "readinessProbe": ping,
+                            "livenessProbe": ping,
+                            "resources": {"requests": {"cpu": "50m", "memory": "32Mi"}},
+                            "volumeMounts": mounts,
+                            "securityContext": {"allowPrivilegeEscalation": False},
+                        }
+                    ],
                     "volumes": volumes,
                 },
             },
@@ -227,9 +249,14 @@ def _balancer(config: Config, namespace: str, nginx_text: str, static: dict[str,
     }
     port = config.balancer.port if service_type == "LoadBalancer" else 80
     service = {
-        "apiVersion": "v1", "kind": "Service", "metadata": _meta(config, name, namespace, "balancer"),
-        "spec": {"type": service_type, "selector": selector,
-                 "ports": [{"name": "http", "port": port, "targetPort": "http", "protocol": "TCP"}]},
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": _meta(config, name, namespace, "balancer"),
+        "spec": {
+            "type": service_type,
+            "selector": selector,
+            "ports": [{"name": "http", "port": port, "targetPort": "http", "protocol": "TCP"}],
+        },
     }
     return [conf, static_cm, deployment, service]
 
@@ -259,17 +286,29 @@ def _ingress(config: Config, namespace: str, ingress_class: str | None) -> dict[
     spec: dict[str, Any] = {"rules": [{"http": {"paths": paths}}]}
     if ingress_class:
         spec = {"ingressClassName": ingress_class, **spec}
-    return {"apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
-            "metadata": _meta(config, config.name, namespace, "ingress", annotations=annotations), "spec": spec}
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": _meta(config, config.name, namespace, "ingress", annotations=annotations),
+        "spec": spec,
+    }
 
 
 def _dump_all(docs: list[dict[str, Any]], header: str) -> str:
     return header + dump_yaml(docs, documents=True)
 
 
-def render_k8s(config: Config, static: dict[str, bytes], worker: str | None, *, balancer: str = "nginx",
-               namespace: str = "default", image: str | None = None, ingress_class: str | None = None,
-               env_files: Mapping[str, Mapping[str, str]] | None = None) -> dict[str, str]:
+def render_k8s(
+    config: Config,
+    static: dict[str, bytes],
+    worker: str | None,
+    *,
+    balancer: str = "nginx",
+    namespace: str = "default",
+    image: str | None = None,
+    ingress_class: str | None = None,
+    env_files: Mapping[str, Mapping[str, str]] | None = None,
+) -> dict[str, str]:
     """{backend.yaml, balancer.yaml[, ingress.yaml][, services.yaml][, secrets.yaml]}: apply with
     `kubectl apply -f DIR`. `env_files` holds the variables of each env file the config names
     (see k8s_services.read_env_files)."""
@@ -280,8 +319,11 @@ def render_k8s(config: Config, static: dict[str, bytes], worker: str | None, *, 
     if balancer == "nginx":
         check_dynamic_balancing(config, "Kubernetes with the nginx balancer")
     elif config.backend.weights or config.backend.backup:
-        raise UsageError("backend.weights / backend.backup: on Kubernetes every replica is an identical pod of one "
-                         "Deployment; weights and backup replicas do not apply", hint="remove them for this target")
+        raise UsageError(
+            "backend.weights / backend.backup: on Kubernetes every replica is an identical pod of one "
+            "Deployment; weights and backup replicas do not apply",
+            hint="remove them for this target",
+        )
     if image is not None:
         try:
             check_image(image)
@@ -289,8 +331,10 @@ def render_k8s(config: Config, static: dict[str, bytes], worker: str | None, *, 
             raise UsageError(f"--image: {exc}") from None
     image = image or backend_image(config)
     host = f"{config.name}-backend.{namespace}.svc.{CLUSTER_DOMAIN}"
-    nginx_text = render_nginx(config, {"target": "Kubernetes", "host": host, "resolver": CLUSTER_DNS, "valid": DNS_VALID_S})
-    head = f"# Generated by scaleout from scaleout.yaml for project \"{config.name}\". Apply with: kubectl apply -f DIR\n"
+    nginx_text = render_nginx(
+        config, {"target": "Kubernetes", "host": host, "resolver": CLUSTER_DNS, "valid": DNS_VALID_S}
+    )
+    head = f'# Generated by scaleout from scaleout.yaml for project "{config.name}". Apply with: kubectl apply -f DIR\n'
     image_note = (
         f"# The backend image {image} must be in a registry the cluster can pull from: push it, then\n"
         "# export again with --image REGISTRY/NAME:TAG (or set backend.image in scaleout.yaml).\n"
@@ -310,10 +354,16 @@ def render_k8s(config: Config, static: dict[str, bytes], worker: str | None, *, 
         files["services.yaml"] = _dump_all(docs, svc_head + notes)
     if balancer == "nginx":
         lb_head = head + "# scaleout's nginx: balances over every ready backend pod and serves the static files.\n"
-        files["balancer.yaml"] = _dump_all(_balancer(config, namespace, nginx_text, static, worker, "LoadBalancer"), lb_head)
+        files["balancer.yaml"] = _dump_all(
+            _balancer(config, namespace, nginx_text, static, worker, "LoadBalancer"), lb_head
+        )
     else:
-        lb_head = head + "# scaleout's nginx behind the Ingress: serves only the static routes, with their cache headers.\n"
-        files["balancer.yaml"] = _dump_all(_balancer(config, namespace, nginx_text, static, worker, "ClusterIP"), lb_head)
+        lb_head = (
+            head + "# scaleout's nginx behind the Ingress: serves only the static routes, with their cache headers.\n"
+        )
+        files["balancer.yaml"] = _dump_all(
+            _balancer(config, namespace, nginx_text, static, worker, "ClusterIP"), lb_head
+        )
         ing_head = head + (
             "# The Ingress controller balances `/` over the backend pods itself. The annotations are ingress-nginx's;\n"
             "# other controllers ignore them. Not carried over: X-Upstream-Addr (the probe cannot attribute\n"

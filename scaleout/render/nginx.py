@@ -47,29 +47,36 @@ def _static_locations(config: Config) -> list[dict[str, Any]]:
         if route in workers:
             continue
         if route.endswith("/"):
-            locations.append({
-                "comment": f"fingerprinted assets under {route}: the user's own, else scaleout's hashed copies; "
-                "cached forever (not on errors: a 404 must not be cached for a year)",
-                "match": f'~ "^{re.escape(route)}.+{FINGERPRINT_RE}"',
-                "root": LB_SRV,
-                # a hashed name never changes content, so caching open files here is always safe
-                "open_file_cache": True,
-                "try_files": f"{LB_PUBLIC_MOUNT.removeprefix(LB_SRV)}$uri {LB_ASSETS_MOUNT.removeprefix(LB_SRV)}$uri =404",
-                "headers": [("Cache-Control", IMMUTABLE, False), nosniff],
-            })
-            locations.append({
-                "comment": f"other static files under {route}: revalidated (ETag / Last-Modified)",
-                "match": route,
-                "root": None,
-                "headers": [("Cache-Control", REVALIDATE, True), nosniff],
-            })
+            locations.append(
+                {
+                    "comment": f"fingerprinted assets under {route}: the user's own, else scaleout's hashed copies; "
+                    "cached forever (not on errors: a 404 must not be cached for a year)",
+                    "match": f'~ "^{re.escape(route)}.+{FINGERPRINT_RE}"',
+                    "root": LB_SRV,
+                    # a hashed name never changes content, so caching open files here is always safe
+                    "open_file_cache": True,
+                    "try_files": f"{LB_PUBLIC_MOUNT.removeprefix(LB_SRV)}$uri "
+                    f"{LB_ASSETS_MOUNT.removeprefix(LB_SRV)}$uri =404",
+                    "headers": [("Cache-Control", IMMUTABLE, False), nosniff],
+                }
+            )
+            locations.append(
+                {
+                    "comment": f"other static files under {route}: revalidated (ETag / Last-Modified)",
+                    "match": route,
+                    "root": None,
+                    "headers": [("Cache-Control", REVALIDATE, True), nosniff],
+                }
+            )
         else:
-            locations.append({
-                "comment": f"static file {route}: revalidated (ETag / Last-Modified)",
-                "match": f"= {route}",
-                "root": None,
-                "headers": [("Cache-Control", REVALIDATE, True), nosniff],
-            })
+            locations.append(
+                {
+                    "comment": f"static file {route}: revalidated (ETag / Last-Modified)",
+                    "match": f"= {route}",
+                    "root": None,
+                    "headers": [("Cache-Control", REVALIDATE, True), nosniff],
+                }
+            )
     keys = {"root": None, "try_files": None, "open_file_cache": False}
     return [{**keys, **loc} for loc in locations]
 
@@ -78,11 +85,16 @@ def _static_locations(config: Config) -> list[dict[str, Any]]:
 HTTP2_DIRECTIVE_SINCE = (1, 25, 1)
 # Mozilla's "intermediate" profile without DHE (no dhparam file to ship): TLS 1.2 with forward secrecy
 # and AEAD ciphers only; TLS 1.3 suites are always on and not set here
-TLS12_CIPHERS = ":".join((
-    "ECDHE-ECDSA-AES128-GCM-SHA256", "ECDHE-RSA-AES128-GCM-SHA256",
-    "ECDHE-ECDSA-AES256-GCM-SHA384", "ECDHE-RSA-AES256-GCM-SHA384",
-    "ECDHE-ECDSA-CHACHA20-POLY1305", "ECDHE-RSA-CHACHA20-POLY1305",
-))
+TLS12_CIPHERS = ":".join(
+    (
+        "ECDHE-ECDSA-AES128-GCM-SHA256",
+        "ECDHE-RSA-AES128-GCM-SHA256",
+        "ECDHE-ECDSA-AES256-GCM-SHA384",
+        "ECDHE-RSA-AES256-GCM-SHA384",
+        "ECDHE-ECDSA-CHACHA20-POLY1305",
+        "ECDHE-RSA-CHACHA20-POLY1305",
+    )
+)
 
 
 def tls_context(config: Config, nginx_version: tuple[int, int, int] | None) -> dict[str, Any] | None:
@@ -105,8 +117,12 @@ def tls_context(config: Config, nginx_version: tuple[int, int, int] | None) -> d
     }
 
 
-def render_nginx(config: Config, dynamic: dict[str, Any] | None = None,
-                 nginx_version: tuple[int, int, int] | None = None, replicas: list[Replica] | None = None) -> str:
+def render_nginx(
+    config: Config,
+    dynamic: dict[str, Any] | None = None,
+    nginx_version: tuple[int, int, int] | None = None,
+    replicas: list[Replica] | None = None,
+) -> str:
     """The balancer's nginx.conf. `dynamic` ({target, host, resolver, valid}) makes it find the
     replicas through DNS per request instead of a fixed upstream block (Swarm and Kubernetes).
     With balancer.tls (Compose only) nginx serves HTTPS and HTTP/2 in the syntax of `nginx_version`.

@@ -316,7 +316,8 @@ class ComposeStack:
         are not recorded: the balancer restarts from the rendered files)."""
         lb = self._lb()
         if lb is None:
-            raise NotRunningError(f"the load balancer of {self.config.project} is not running", hint="run `scaleout up`")
+            raise NotRunningError(f"the load balancer of {self.config.project} is not running",
+                                  hint="run `scaleout up`")
         stage = confined(self.dir, LB_STAGE_DIR)
         atomic_write(confined(self.dir, f"{LB_STAGE_DIR}/nginx.conf"), nginx_text)
         atomic_write(confined(self.dir, f"{LB_STAGE_DIR}/watch.env"), watch_env)
@@ -406,7 +407,9 @@ class ComposeStack:
         if health_out:
             msg += f"\n  last health check said: {health_out[-300:]}"
         msg += "\n  last log lines:\n" + ("\n".join("    " + line for line in logs.splitlines()) or "    (none)")
-        raise UnhealthyError(msg, hint="fix the backend, then `scaleout up` again; `scaleout down` removes what started")
+        raise UnhealthyError(
+            msg, hint="fix the backend, then `scaleout up` again; `scaleout down` removes what started"
+        )
 
     def wait_balancer(self, timeout_s: float) -> None:
         """Poll the published URL until nginx answers and a request reaches a replica."""
@@ -445,7 +448,9 @@ class ComposeStack:
         if left:
             self._remove([c.name for c in left])
         with engine_errors("removing the network"):
-            for net in docker_client().networks.list(filters={"label": f"{LABEL_COMPOSE_PROJECT}={self.config.project}"}):
+            for net in docker_client().networks.list(
+                filters={"label": f"{LABEL_COMPOSE_PROJECT}={self.config.project}"}
+            ):
                 with contextlib.suppress(Exception):
                     net.remove()
         return before

@@ -83,10 +83,13 @@ def _deploy_has_detach() -> bool:
     try:
         r = subprocess.run(["docker", "stack", "deploy", "--help"], capture_output=True, text=True, timeout=30)
     except FileNotFoundError:
-        raise DockerUnavailableError("the `docker` command is not installed; scaleout runs `docker stack deploy`",
-                                     hint="install the Docker CLI") from None
+        raise DockerUnavailableError(
+            "the `docker` command is not installed; scaleout runs `docker stack deploy`", hint="install the Docker CLI"
+        ) from None
     except subprocess.TimeoutExpired:
-        raise DockerUnavailableError("`docker stack deploy --help` did not answer within 30 s", hint=ENGINE_HINT) from None
+        raise DockerUnavailableError(
+            "`docker stack deploy --help` did not answer within 30 s", hint=ENGINE_HINT
+        ) from None
     return "--detach" in r.stdout
 
 
@@ -95,7 +98,9 @@ class SwarmStack:
 
     name = "swarm"
 
-    def __init__(self, config: Config, progress: Progress = quiet, log: Progress = quiet, registry: str | None = None) -> None:
+    def __init__(
+        self, config: Config, progress: Progress = quiet, log: Progress = quiet, registry: str | None = None
+    ) -> None:
         self.config = config
         self.progress = progress
         self.log = log
@@ -114,8 +119,11 @@ class SwarmStack:
             info = client.info()
         problem = swarm_problem(info)
         if problem:
-            raise StackError(problem, hint="on one machine: `docker swarm init --advertise-addr 127.0.0.1`; "
-                                           "or point DOCKER_HOST at a swarm manager")
+            raise StackError(
+                problem,
+                hint="on one machine: `docker swarm init --advertise-addr 127.0.0.1`; "
+                "or point DOCKER_HOST at a swarm manager",
+            )
         return client
 
     def _services(self) -> dict[str, Any]:
@@ -123,7 +131,7 @@ class SwarmStack:
         with engine_errors("listing swarm services"):
             services = self._client().services.list(filters={"label": f"{LABEL_NAMESPACE}={self.config.project}"})
         prefix = f"{self.config.project}_"
-        return {s.name[len(prefix):] if s.name.startswith(prefix) else s.name: s for s in services}
+        return {s.name[len(prefix) :] if s.name.startswith(prefix) else s.name: s for s in services}
 
     @staticmethod
     def _tasks(service, running_only: bool = True) -> list[TaskView]:
@@ -190,8 +198,10 @@ class SwarmStack:
 
         images = self._images(plan, build)
         if cfg.balancer.bind not in ("0.0.0.0", "::"):
-            self.progress(f"note: Swarm cannot publish on {cfg.balancer.bind} only; the balancer listens on port "
-                          f"{cfg.balancer.port} of every interface of the manager")
+            self.progress(
+                f"note: Swarm cannot publish on {cfg.balancer.bind} only; the balancer listens on port "
+                f"{cfg.balancer.port} of every interface of the manager"
+            )
         for note in swarm_notes(cfg) + stack_deploy_notes(cfg, cfg.engine_environment()):
             self.progress(f"note: {note}")
         known = {t.id for s in services.values() for t in self._tasks(s, running_only=False)}
@@ -212,21 +222,28 @@ class SwarmStack:
             nodes = len(client.nodes.list())
         problem = registry_problem(nodes, self.registry)
         if problem:
-            raise UsageError(problem, hint="push the images to a registry every node can pull from: "
-                                           "`scaleout up --target swarm --registry HOST/PATH`")
-        binds = [f"services.{n}.volumes: ./{v.source}" for n, s in sorted(self.config.services.items())
-                 for v in s.volumes if v.kind == "bind"]
+            raise UsageError(
+                problem,
+                hint="push the images to a registry every node can pull from: "
+                "`scaleout up --target swarm --registry HOST/PATH`",
+            )
+        binds = [
+            f"services.{n}.volumes: ./{v.source}"
+            for n, s in sorted(self.config.services.items())
+            for v in s.volumes
+            if v.kind == "bind"
+        ]
         if nodes > 1 and binds:
-            raise UsageError(f"this swarm has {nodes} nodes, and a bind mount exists only on the node that has the "
-                             "folder (a task scheduled elsewhere would mount an empty or missing one):\n  "
-                             + "\n  ".join(binds),
-                             hint="use a named volume (name:/path), or copy the files into the service's image")
+            raise UsageError(
+                f"this swarm has {nodes} nodes, and a bind mount exists only on the node that has the "
+                "folder (a task scheduled elsewhere would mount an empty or missing one):\n  " + "\n  ".join(binds),
+                hint="use a named volume (name:/path), or copy the files into the service's image",
+            )
         services = self._services()
         self._check_port(services.get(LB))
         for name, svc in sorted(self.config.services.items()):
             for p in svc.ports:
-                self._check_published(services.get(name), p.host_port, f"service {name}",
-                                      f"services.{name}.ports")
+                self._check_published(services.get(name), p.host_port, f"service {name}", f"services.{name}.ports")
         return services
 
     def _images(self, plan: Plan, build: bool) -> dict[str, str]:
@@ -241,8 +258,10 @@ class SwarmStack:
                 backend = swarm_images.build_backend(cfg, self.log)
             else:
                 backend = cfg.backend.image or ""
-            worker = next(((rel.rsplit("/", 1)[-1], plan.text(rel)) for rel in plan.files
-                           if rel.startswith(WORKER_DIR + "/")), None)
+            worker = next(
+                ((rel.rsplit("/", 1)[-1], plan.text(rel)) for rel in plan.files if rel.startswith(WORKER_DIR + "/")),
+                None,
+            )
             self.progress(f"building the balancer image ({cfg.images.balancer} + {cfg.static.dir}/)")
             balancer = swarm_images.build_balancer(cfg, worker, self.log)
             built = {}
@@ -259,26 +278,34 @@ class SwarmStack:
                     return swarm_images.push(ref, registry, self.log)
 
                 # the user's own backend image is already where they keep it
-                images = swarm_images.SwarmImages(pushed(images.backend) if cfg.backend.builds else images.backend,
-                                                  pushed(images.balancer),
-                                                  {n: pushed(ref) for n, ref in images.services.items()})
+                images = swarm_images.SwarmImages(
+                    pushed(images.backend) if cfg.backend.builds else images.backend,
+                    pushed(images.balancer),
+                    {n: pushed(ref) for n, ref in images.services.items()},
+                )
             atomic_write(recorded_path, json.dumps(images.to_dict(), indent=2) + "\n")
         else:
             try:
                 images = swarm_images.SwarmImages(**json.loads(recorded_path.read_text(encoding="utf-8")))
             except (OSError, ValueError, TypeError):
-                raise UsageError("--no-build: no images were built for this project's swarm stack yet",
-                                 hint="run `scaleout up --target swarm` once with building") from None
+                raise UsageError(
+                    "--no-build: no images were built for this project's swarm stack yet",
+                    hint="run `scaleout up --target swarm` once with building",
+                ) from None
             missing = sorted(set(service_vars) - set(images.services))
             if missing:
-                raise UsageError(f"--no-build: no image was built on Swarm for service(s) {', '.join(missing)} yet",
-                                 hint="run `scaleout up --target swarm` once with building")
-        return {ENV_BACKEND_IMAGE: images.backend, ENV_BALANCER_IMAGE: images.balancer,
-                **{var: images.services[name] for name, var in service_vars.items()}}
+                raise UsageError(
+                    f"--no-build: no image was built on Swarm for service(s) {', '.join(missing)} yet",
+                    hint="run `scaleout up --target swarm` once with building",
+                )
+        return {
+            ENV_BACKEND_IMAGE: images.backend,
+            ENV_BALANCER_IMAGE: images.balancer,
+            **{var: images.services[name] for name, var in service_vars.items()},
+        }
 
     def _check_port(self, lb) -> None:
-        self._check_published(lb, self.config.balancer.port, "the balancer",
-                              "`scaleout up --port P` or balancer.port")
+        self._check_published(lb, self.config.balancer.port, "the balancer", "`scaleout up --port P` or balancer.port")
 
     @staticmethod
     def _check_published(svc, port: int, what: str, where: str) -> None:
@@ -289,8 +316,10 @@ class SwarmStack:
                 if p.get("PublishedPort") == port:
                     return  # ours already
         if not port_free("0.0.0.0", port):
-            raise PortInUseError(f"port {port} ({what}) is already in use on this machine",
-                                 hint=f"stop that program, or choose another port: {where}")
+            raise PortInUseError(
+                f"port {port} ({what}) is already in use on this machine",
+                hint=f"stop that program, or choose another port: {where}",
+            )
 
     def _deploy(self, images: dict[str, str]) -> None:
         args = ["docker", "stack", "deploy", "-c", STACK_FILE, "--prune", "--resolve-image", "never"]
@@ -317,8 +346,12 @@ class SwarmStack:
         cfg = self.config
         deps = [d for d in cfg.backend.depends_on if d in cfg.services]
         # dependencies first, so that a pass sees them before it judges the backend
-        want = {**{d: 1 for d in deps}, **{s: 1 for s in sorted(cfg.services) if s not in deps},
-                BACKEND_SERVICE: cfg.replicas, LB: 1}
+        want = {
+            **{d: 1 for d in deps},
+            **{s: 1 for s in sorted(cfg.services) if s not in deps},
+            BACKEND_SERVICE: cfg.replicas,
+            LB: 1,
+        }
         deadline = time.monotonic() + timeout_s
         reported: set[str] = set()
         forgiven: set[str] = set()
@@ -337,24 +370,38 @@ class SwarmStack:
                 status = svc.attrs.get("UpdateStatus") or {}
                 update = status.get("State")
                 new_update = f"update:{status.get('StartedAt')}" not in known  # not a rollback of an earlier deploy
-                if new_update and update in ("rollback_started", "rollback_completed", "rollback_paused", "paused") \
-                        and not waiting_for_deps:
-                    raise UnhealthyError(f"the update of {short} was stopped by Swarm ({update}): "
-                                         f"{(svc.attrs.get('UpdateStatus') or {}).get('Message', '')}\n" + self._logs(svc),
-                                         hint=f"fix {short}, then `scaleout up --target swarm` again")
+                if (
+                    new_update
+                    and update in ("rollback_started", "rollback_completed", "rollback_paused", "paused")
+                    and not waiting_for_deps
+                ):
+                    raise UnhealthyError(
+                        f"the update of {short} was stopped by Swarm ({update}): "
+                        f"{(svc.attrs.get('UpdateStatus') or {}).get('Message', '')}\n" + self._logs(svc),
+                        hint=f"fix {short}, then `scaleout up --target swarm` again",
+                    )
                 tasks = self._tasks(svc, running_only=False)
                 # a task started by this deploy that has ended already: it crashed or never became healthy
-                failed = [t for t in tasks if t.id not in known and t.desired_state != "running"
-                          and t.state in ("failed", "rejected", "complete", "shutdown", "orphaned")]
+                failed = [
+                    t
+                    for t in tasks
+                    if t.id not in known
+                    and t.desired_state != "running"
+                    and t.state in ("failed", "rejected", "complete", "shutdown", "orphaned")
+                ]
                 if waiting_for_deps:
                     forgiven |= {t.id for t in failed}
                 failed = [t for t in failed if t.id not in forgiven]
                 if len(failed) >= MAX_FAILED_TASKS:
                     errs = sorted({self._task_failure(t) for t in failed})
-                    raise UnhealthyError(f"{len(failed)} new task(s) of {short} stopped before becoming ready:\n"
-                                         + "\n".join(f"  {e}" for e in errs) + "\n" + self._logs(svc),
-                                         hint="fix the cause, then `scaleout up --target swarm` again; "
-                                              "`scaleout down --target swarm` removes the stack")
+                    raise UnhealthyError(
+                        f"{len(failed)} new task(s) of {short} stopped before becoming ready:\n"
+                        + "\n".join(f"  {e}" for e in errs)
+                        + "\n"
+                        + self._logs(svc),
+                        hint="fix the cause, then `scaleout up --target swarm` again; "
+                        "`scaleout down --target swarm` removes the stack",
+                    )
                 live = [t for t in tasks if t.desired_state == "running"]
                 ready = [t for t in live if t.state == "running"]
                 if waiting_for_deps:
@@ -362,8 +409,10 @@ class SwarmStack:
                     continue
                 if short == BACKEND_SERVICE and deps and not deps_reported:
                     deps_reported = True
-                    self.progress(f"{', '.join(deps)} ready: now waiting for the backend "
-                                  "(replicas that failed before are replaced by Swarm)")
+                    self.progress(
+                        f"{', '.join(deps)} ready: now waiting for the backend "
+                        "(replicas that failed before are replaced by Swarm)"
+                    )
                 for t in ready:
                     label = f"{short}-{t.slot}" if short == BACKEND_SERVICE else short
                     if t.id not in reported and t.id not in known:
@@ -376,8 +425,10 @@ class SwarmStack:
             if not pending:
                 return
             if time.monotonic() >= deadline:
-                raise UnhealthyError(f"the stack did not become ready within {timeout_s:.0f}s: {', '.join(pending)}",
-                                     hint="`docker stack ps " + self.config.project + " --no-trunc` shows why")
+                raise UnhealthyError(
+                    f"the stack did not become ready within {timeout_s:.0f}s: {', '.join(pending)}",
+                    hint="`docker stack ps " + self.config.project + " --no-trunc` shows why",
+                )
             time.sleep(0.5)
 
     def _task_failure(self, task: TaskView) -> str:
@@ -438,7 +489,9 @@ class SwarmStack:
         deadline = time.monotonic() + timeout_s
         while True:
             with engine_errors("waiting for the stack's containers to stop"):
-                left = client.containers.list(all=True, filters=label, sparse=True) + client.services.list(filters=label)
+                left = client.containers.list(all=True, filters=label, sparse=True) + client.services.list(
+                    filters=label
+                )
             if not left:
                 break
             if time.monotonic() >= deadline:
