@@ -75,6 +75,14 @@ paths=0
 for arg in "$@"; do
   case "$arg" in tests*|*.py|*::*) paths=1 ;; esac
 done
+# mutation testing of the verdict rules (about 25 s): a rule no test checks fails the run
+if [ "$paths" = 0 ] && [ "$fast" = 0 ]; then
+  log "mutation testing: scaleout.verdict"
+  if ! PYTHON="$venv/bin/python" bash scripts/mutation.sh --ci; then
+    log "mutation testing found verdict rules no test checks"
+    [ "$rc" = 0 ] && rc=1
+  fi
+fi
 if [ "$paths" = 0 ] && [ -z "${SCALEOUT_NO_MATRIX:-}" ] && [ -n "${SCALEOUT_MATRIX_LB_IMAGE:-}" ]; then
   log "nginx matrix: the nginx_matrix tests on $SCALEOUT_MATRIX_LB_IMAGE"
   set +e
