@@ -58,7 +58,8 @@ def _install(p, text: str) -> None:
 
 
 def _break(p, good: str, old: str, new: str) -> None:
-    assert good.count(old) == 1, f"{old!r} must occur once in the live configuration:\n{good}"
+    # every occurrence: the attribution header is set in each proxied location (plain and WebSocket)
+    assert old in good, f"{old!r} is not in the live configuration:\n{good}"
     marker = f"broken-{uuid.uuid4().hex[:8]}"
     _install(p, _GEN.sub(f'add_header X-Scaleout-Config "{marker}" always;', good.replace(old, new)))
 
