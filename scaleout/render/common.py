@@ -82,6 +82,18 @@ def health_command_compose(config: Config) -> str:
     return escape_dollar(health_command(config))
 
 
+def backend_healthcheck(config: Config) -> dict[str, Any]:
+    """The replicas' container health check in the Compose file format (Compose and Swarm stack files)."""
+    h = config.backend.health
+    return {
+        "test": ["CMD-SHELL", health_command_compose(config)],
+        "interval": f"{h.interval}s",
+        "timeout": f"{h.timeout}s",
+        "retries": h.retries,
+        "start_period": f"{h.start_period}s",
+    }
+
+
 def escape_dollar(value: str) -> str:
     """Compose and `docker stack deploy` interpolate $VAR in values; a literal $ is written $$."""
     return value.replace("$", "$$")

@@ -27,7 +27,7 @@ from scaleout.layout import (
     WATCH_ENV,
     WORKER_DIR,
 )
-from scaleout.render.common import backend_image, dump_yaml, escape_dollar, health_command_compose, replicas_of
+from scaleout.render.common import backend_healthcheck, backend_image, dump_yaml, escape_dollar, replicas_of
 from scaleout.render.nginx import render_lb_script, render_nginx, render_watch_env
 from scaleout.render.services import from_out, services_data
 
@@ -54,7 +54,6 @@ def compose_data(config: Config, assets: str | None = None) -> dict[str, Any]:
     """The Compose file as data (dumped with yaml.safe_dump, never built from strings).
     `assets` is the SCALEOUT_ASSETS manifest (JSON, see `scaleout.render.assets`), if any."""
     b = config.backend
-    h = b.health
     image = backend_image(config)
     common_labels = {LABEL_PROJECT: config.name}
     services: dict[str, Any] = {}
@@ -77,13 +76,7 @@ def compose_data(config: Config, assets: str | None = None) -> dict[str, Any]:
             "environment": env,
             **({"env_file": [from_out(f) for f in b.env_file]} if b.env_file else {}),
             "expose": [str(b.port)],
-            "healthcheck": {
-                "test": ["CMD-SHELL", health_command_compose(config)],
-                "interval": f"{h.interval}s",
-                "timeout": f"{h.timeout}s",
-                "retries": h.retries,
-                "start_period": f"{h.start_period}s",
-            },
+            "healthcheck": backend_healthcheck(config),
             "restart": "unless-stopped",
             "stop_grace_period": "10s",
             "security_opt": ["no-new-privileges:true"],

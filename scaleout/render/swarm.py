@@ -30,11 +30,11 @@ from scaleout.layout import (
 )
 from scaleout.render.common import (
     DNS_VALID_S,
+    backend_healthcheck,
     check_dynamic_balancing,
     dump_yaml,
     escape_dollar,
     escape_go_template,
-    health_command_compose,
 )
 from scaleout.render.nginx import render_nginx
 from scaleout.render.services import SERVICE_ROLE, healthcheck_data
@@ -209,13 +209,7 @@ def swarm_stack_data(config: Config, nginx_text: str, assets: str | None = None,
         "hostname": slot,
         "environment": env,
         **({"env_file": [_from_stack(config, stack_dir, f) for f in b.env_file]} if b.env_file else {}),
-        "healthcheck": {
-            "test": ["CMD-SHELL", health_command_compose(config)],
-            "interval": f"{h.interval}s",
-            "timeout": f"{h.timeout}s",
-            "retries": h.retries,
-            "start_period": f"{h.start_period}s",
-        },
+        "healthcheck": backend_healthcheck(config),
         "stop_grace_period": "10s",
         "deploy": {
             "replicas": b.replicas,
