@@ -473,8 +473,13 @@ def logs(
                 out.write(printer.format(ln) + "\n")
                 out.flush()
 
+            wanted = set(services or [])
+
+            def rescan():
+                return [(s, c) for s, c in stack.service_containers() if not wanted or s in wanted]
+
             with engine_errors("following logs"):
-                follow_logs(chosen, history, started, emit)
+                follow_logs(chosen, history, started, emit, rescan=rescan)
     except KeyboardInterrupt:
         return  # Ctrl-C is how `logs -f` ends: nothing was changed
     except BrokenPipeError:

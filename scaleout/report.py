@@ -54,19 +54,28 @@ class LogPrinter:
     service on a terminal."""
 
     def __init__(self, services: list[str], *, color: bool, timestamps: bool, prefix: bool = True) -> None:
-        width = max((len(s) for s in services), default=0) + 1
+        self.width = max((len(s) for s in services), default=0) + 1
         self.timestamps = timestamps
-        self.prefixes = {}
-        for i, name in enumerate(services):
-            text = f"{name:<{width}} | " if prefix else ""
-            if color and text:
-                text = f"\033[{LOG_COLORS[i % len(LOG_COLORS)]}m{text}\033[0m"
+        self.color = color
+        self.prefix = prefix
+        self.prefixes: dict[str, str] = {}
+        for name in services:
+            self._prefix(name)
+
+    def _prefix(self, name: str) -> str:
+        """The prefix of a service, made the first time it is seen (`logs -f` meets services that start
+        later, such as a rescale's new replicas: they get the next colour)."""
+        if name not in self.prefixes:
+            text = f"{name:<{self.width}} | " if self.prefix else ""
+            if self.color and text:
+                text = f"\033[{LOG_COLORS[len(self.prefixes) % len(LOG_COLORS)]}m{text}\033[0m"
             self.prefixes[name] = text
+        return self.prefixes[name]
 
     def format(self, line) -> str:
         """One LogLine (scaleout.targets.logs) as text, without the newline."""
         stamp = f"{line.stamp} " if self.timestamps and line.stamp else ""
-        return f"{self.prefixes.get(line.service, '')}{stamp}{line.text}"
+        return f"{self._prefix(line.service)}{stamp}{line.text}"
 
 
 def spread_bar(share: float, expected: float | None, top: float, width: int = BAR_WIDTH) -> str:

@@ -260,7 +260,8 @@ class FakeContainer:
     def logs(self, stream=False, follow=False, timestamps=False, since=None, **_):
         self.since_asked.append(since)
         every = [ln for s in self.stages[:self.stage + 1] for ln in s]
-        data = "".join(ln + "\n" for ln in every if stamp_ns(ln.split(" ")[0]) / 1e9 >= since).encode()
+        data = "".join(ln + "\n" for ln in every
+                       if since is None or stamp_ns(ln.split(" ")[0]) / 1e9 >= since).encode()
         return iter([data[:7], data[7:]])  # split mid-line, as the engine's frames may be
 
     def reload(self):
@@ -337,3 +338,42 @@ def _answers(url: str) -> bool:
         return httpx.get(url, timeout=1, trust_env=False).status_code == 200
     except httpx.HTTPError:
         return False
+
+
+def test_follow_picks_up_containers_that_start_later():
+    """A rolling update replaces every replica's container, a rescale adds replicas: `logs -f` must go on
+    with the new containers (found by looking at the stack again), and end only when none is left."""
+    old = FakeContainer([["2024-05-01T12:00:01.000000000Z old-version"]])
+    new = FakeContainer([["2024-05-01T12:00:04.000000000Z new-version", "2024-05-01T12:00:05.000000000Z more"]])
+    new.id = "new-container"
+    starting = FakeContainer([["2024-05-01T12:00:06.000000000Z never-ran"]])
+    starting.id, starting.status = "created-only", "created"
+    scans: list[int] = []
+
+    def rescan():
+        scans.append(1)
+        # the old container is listed while it drains, beside its replacement
+        return [("backend-1", old), ("backend-9", starting), ("backend-1", new)]
+
+    got: list[tuple[str, str]] = []
+    reader = threading.Thread(target=lambda: got.extend(
+        (ln.service, ln.text) for ln in Follower({"backend-1": old}, [], started=0, rescan=rescan,
+                                                 rescan_s=0.05).lines()), daemon=True)
+    reader.start()
+    reader.join(timeout=20)
+    assert not reader.is_alive(), f"follow did not end (read {got})"
+    assert got == [("backend-1", "old-version"), ("backend-1", "new-version"), ("backend-1", "more")]
+    assert new.since_asked[:1] == [None]  # a new container's whole log is new (and no float the engine refuses)
+    assert starting.since_asked == []  # never followed: it never ran
+    assert len(scans) >= 2  # looked again once every reader had ended, found nothing new, and stopped
+
+
+def test_log_printer_gives_a_later_service_its_own_prefix_and_colour():
+    printer = LogPrinter(["backend-1", "lb"], color=True, timestamps=False)
+    later = printer.format(_line("backend-4", "x"))
+    m = re.match(r"\x1b\[(\d+)m(backend-4) +\| \x1b\[0mx$", later)
+    assert m, later
+    first = re.match(r"\x1b\[(\d+)m", printer.format(_line("backend-1", "x"))).group(1)
+    lb = re.match(r"\x1b\[(\d+)m", printer.format(_line("lb", "x"))).group(1)
+    assert len({first, lb, m.group(1)}) == 3
+    assert LogPrinter(["lb"], color=False, timestamps=False).format(_line("backend-2", "y")).startswith("backend-2 |")

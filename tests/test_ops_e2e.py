@@ -135,6 +135,12 @@ def test_logs_and_exec_on_a_running_stack(make_project):
         wait_for(lambda: any(marker in ln and ln.startswith("lb ") for ln in seen), timeout=30,
                  what="a new balancer line in logs -f")
         assert proc.poll() is None  # still following
+        # a replica that starts while following (a rescale; a rolling update's new containers alike)
+        p.cli("up", "--replicas", "3", check=True)
+        wait_for(lambda: any(ln.startswith("backend-3 ") and "backend backend-3 listening" in ln for ln in seen),
+                 timeout=30, what="the new replica's lines in logs -f")
+        p.cli("up", "--replicas", "2", check=True)
+        assert proc.poll() is None  # backend-3 removed: its lines end, the others go on
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=20)
     finally:

@@ -483,3 +483,8 @@ class ComposeStack:
         order = {"backend": 0, "balancer": 1, "service": 2}
         views.sort(key=lambda vc: (order.get(vc[0].role, 3), replica_index(vc[0].service), vc[0].service))
         return {v.service: c for v, c in views}
+
+    def service_containers(self) -> list[tuple[str, object]]:
+        """Every container of this stack with its Compose service name, the two of a replica that is
+        being replaced included (`logs -f` follows a rolling update's new containers)."""
+        return [(ContainerView.of(c).service, c) for c in self._containers()]

@@ -5,7 +5,9 @@ merge across containers possible: each container's lines are already in order, s
 k-way merge by timestamp. Following is two phases: first the history (printed merged), then one reader
 thread per container from the last timestamp it had, feeding one queue. A reader whose container stops
 waits for it to run again (a `scaleout restart` during a failure drill) and goes on from where it was;
-it ends when the container is removed (`scaleout down`), and `logs -f` ends when every reader has.
+it ends when the container is removed. Containers that start later (a rolling update replaces every
+replica's container; a rescale adds replicas) are found by looking at the stack again every second, and
+`logs -f` ends when every reader has and no new container came (`scaleout down`).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ _STAMP = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?(Z|[+-]\d\
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
 _UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 REATTACH_POLL_S = 0.5
+RESCAN_S = 1.0  # how often `logs -f` looks for containers that started since
 
 
 @dataclass(frozen=True)
@@ -113,26 +116,53 @@ class _Done:
 
 
 class Follower:
-    """One reader thread per container, from where the history ended; `lines()` yields what they read."""
+    """One reader thread per container, from where the history ended; `lines()` yields what they read.
+    With `rescan` (the stack's containers now, as (service, container) pairs), containers that start
+    later are followed too: a rolling update's new replicas, a rescale's new ones, a recreated balancer."""
 
-    def __init__(self, containers: dict[str, Any], history: list[LogLine], started: float) -> None:
+    def __init__(self, containers: dict[str, Any], history: list[LogLine], started: float,
+                 rescan: Callable[[], Iterable[tuple[str, Any]]] | None = None, rescan_s: float = RESCAN_S) -> None:
         self.queue: queue.Queue[LogLine | _Done] = queue.Queue()
         self.stop = threading.Event()
-        self.threads = []
+        self.threads: list[threading.Thread] = []
+        self.known: set[str] = set()
+        self.rescan = rescan
+        self.rescan_s = rescan_s
         for service, c in containers.items():
             own = [ln for ln in history if ln.service == service and ln.ns]
             last_ns = own[-1].ns if own else int(started * 1e9)
             seen = {ln.text for ln in own if ln.ns == last_ns}
-            t = threading.Thread(target=self._read, args=(service, c, last_ns, seen), daemon=True,
-                                 name=f"logs-{service}")
-            self.threads.append(t)
+            self._add(service, c, last_ns, seen)
+
+    def _add(self, service: str, container: Any, last_ns: int, seen: set[str]) -> threading.Thread:
+        self.known.add(_ident(container))
+        t = threading.Thread(target=self._read, args=(service, container, last_ns, seen), daemon=True,
+                             name=f"logs-{service}")
+        self.threads.append(t)
+        return t
+
+    def _scan(self) -> int:
+        """Start readers for running containers not followed yet (their whole log is new); how many."""
+        started = 0
+        for service, c in self.rescan() if self.rescan is not None else ():
+            if _ident(c) in self.known or getattr(c, "status", "running") != "running":
+                continue  # followed already, or not running yet (the next scan sees it start)
+            self._add(service, c, 0, set()).start()
+            started += 1
+        return started
 
     def lines(self, poll_s: float = 0.2) -> Iterator[LogLine]:
         """Lines as they come, until every container is gone. Raises what a reader met (engine errors)."""
         for t in self.threads:
             t.start()
         running = len(self.threads)
-        while running:
+        next_scan = time.monotonic() + self.rescan_s
+        while True:
+            if self.rescan is not None and (not running or time.monotonic() >= next_scan):
+                running += self._scan()
+                next_scan = time.monotonic() + self.rescan_s
+            if not running:
+                return
             try:
                 item = self.queue.get(timeout=poll_s)
             except queue.Empty:
@@ -165,8 +195,9 @@ class Follower:
 
         try:
             while not self.stop.is_set():
-                # a millisecond early, then drop what was printed: `since` travels as a rounded float
-                since = max(last_ns / 1e9 - 0.001, 1e-6)
+                # a millisecond early, then drop what was printed: `since` travels as a rounded float (and
+                # the engine refuses a float in exponent notation: a new container's log is read whole)
+                since = round(last_ns / 1e9 - 0.001, 6) if last_ns > 1_000_000 else None
                 pending = b""
                 for chunk in container.logs(stream=True, follow=True, timestamps=True, since=since):
                     if self.stop.is_set():
@@ -188,10 +219,15 @@ class Follower:
         self.queue.put(_Done(service))
 
 
+def _ident(container: Any) -> str:
+    return getattr(container, "id", None) or f"object-{id(container)}"
+
+
 def follow(containers: dict[str, Any], history: list[LogLine], started: float,
-           emit: Callable[[LogLine], None]) -> None:
-    """Print new lines of every container until all are removed or the user stops it (Ctrl-C)."""
-    f = Follower(containers, history, started)
+           emit: Callable[[LogLine], None], rescan: Callable[[], Iterable[tuple[str, Any]]] | None = None) -> None:
+    """Print new lines of every container until all are removed or the user stops it (Ctrl-C); with
+    `rescan`, containers that start meanwhile are followed too."""
+    f = Follower(containers, history, started, rescan=rescan)
     try:
         for ln in f.lines():
             emit(ln)
