@@ -20,7 +20,9 @@ class NginxChecker:
             image, ["sleep", "3600"], detach=True, remove=True, extra_hosts=hosts,
             name=f"scaleout-nginx-check-{uuid.uuid4().hex[:8]}", labels={"io.scaleout.test": "nginx-check"},
         )
-        self.container.exec_run(["mkdir", "-p", LB_CONF_MOUNT, "/srv/public", "/srv/scaleout-sw"])
+        code, out = self.container.exec_run(["mkdir", "-p", LB_CONF_MOUNT, "/srv/public", "/srv/scaleout-sw"])
+        # every check depends on these folders: a failure here must say so, not show up as nginx -t failing
+        assert code == 0, f"preparing the nginx check container failed ({code}): {out.decode(errors='replace')}"
 
     def check(self, text: str) -> tuple[bool, str]:
         """(passed, nginx's output) for one nginx.conf text."""
