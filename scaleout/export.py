@@ -177,7 +177,7 @@ def export_files(
     if tls:
         from scaleout.render.k8s import tls_note
 
-        note(f"secrets.yaml holds {tls_note(config).removeprefix('the ')}")
+        note(f"secrets.yaml holds {tls_note(config)}")
     for line in k8s_notes(config):
         note(line)
     return files

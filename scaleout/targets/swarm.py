@@ -517,7 +517,7 @@ class SwarmStack:
                     s.remove()
 
     def down(self, *, volumes: bool = False, timeout_s: float = 60.0) -> int:
-        """`docker stack rm`, then wait until no task, container, network or config of the stack is
+        """`docker stack rm`, then wait until no task, container, network, config or secret of the stack is
         left (Swarm removes them asynchronously). Returns how many tasks were running."""
         client = self._client()
         services = self._services()
