@@ -270,7 +270,7 @@ def up(
     with project_lock(cfg.project_dir, lock_wait):
         stack = open_target(tgt, cfg, progress=con.progress, log=con.log, registry=registry)
         stack.preflight()  # engine, CLI, port: before anything is written or built
-        plan = plan_for(tgt, cfg, _nginx_version(cfg) if tgt == "compose" else None)
+        plan = plan_for(tgt, cfg, _nginx_version(cfg))
         remember_target(cfg.project_dir, tgt)  # before up: a half-started stack is still where `down` looks
         status = stack.up(plan, build=build, timeout_s=timeout, force=force)
         remember_strategy(cfg.project_dir, cfg.balancer.strategy)
@@ -318,9 +318,7 @@ def _watch_and_roll(
         with project_lock(now.project_dir, lock_wait):
             stack = open_target(tgt, now, progress=con.progress, log=con.log, registry=registry)
             stack.preflight()
-            status = stack.up(
-                plan_for(tgt, now, _nginx_version(now) if tgt == "compose" else None), build=True, timeout_s=timeout
-            )
+            status = stack.up(plan_for(tgt, now, _nginx_version(now)), build=True, timeout_s=timeout)
             remember_strategy(now.project_dir, now.balancer.strategy)
         n = len(status.replicas)
         con.message(f"ready: {now.url}/  ({n} replica{'s' if n != 1 else ''})")
@@ -612,6 +610,7 @@ def export(
         ingress_class=ingress_class,
         out=out_dir,
         note=notes.append,
+        nginx_version=_nginx_version(cfg),  # balancer.tls: asked of the balancer image on this engine
     )
     result = write_export(out_dir, files, kind=kind.value, force=force)
     for names, label in (

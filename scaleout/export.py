@@ -12,7 +12,7 @@ from pathlib import Path
 from scaleout.config import Config
 from scaleout.errors import UsageError
 from scaleout.files import Plan, WriteResult, write_plan
-from scaleout.layout import EXPORT_MANIFEST, OUT_DIR
+from scaleout.layout import EXPORT_MANIFEST, OUT_DIR, TLS_CERT, TLS_KEY
 
 _SYSTEM_DIRS = (
     "/bin",
@@ -61,18 +61,20 @@ def check_out_dir(out: Path, project_dir: Path) -> Path:
 
 
 SECRETS_FILE = "secrets.yaml"
+SWARM_TLS_DIR = "tls"  # `export swarm` with balancer.tls: the certificate and its key, beside stack.yml
+PRIVATE_FILES = (f"{SWARM_TLS_DIR}/key.pem",)  # 0600 whatever the umask
 
 
-def write_export(out: Path, files: dict[str, str], *, kind: str, force: bool = False) -> WriteResult:
+def write_export(out: Path, files: dict[str, str | bytes], *, kind: str, force: bool = False) -> WriteResult:
     """Write `files` into `out` atomically, with the user's umask. A file that scaleout did not write
     there (or that was edited since) is never replaced without `force`; files of an earlier export that
     this one no longer has are removed only when unchanged. An export that holds Secrets is readable by
-    its owner only (0600), whatever the umask."""
+    its owner only (0600), whatever the umask, and so is a private key."""
     out.mkdir(parents=True, exist_ok=True)
     mode = 0o600 if SECRETS_FILE in files else None
     return write_plan(
         out.resolve(),
-        Plan(files),
+        Plan(files, modes={rel: 0o600 for rel in PRIVATE_FILES if rel in files}),
         force=force,
         ledger_rel=EXPORT_MANIFEST,
         mode=mode,
@@ -98,10 +100,13 @@ def export_files(
     ingress_class: str | None = None,
     out: Path | None = None,
     note: Callable[[str], None] = _ignore,
-) -> dict[str, str]:
+    nginx_version: tuple[int, int, int] | None = None,
+) -> dict[str, str | bytes]:
     """The files of `scaleout export KIND` (reads the static files and the env files, renders the
     worker for k8s). `out` is the folder they go to (the stack file's relative paths start there);
-    `note` receives each thing the files cannot carry, one line without "note:"."""
+    `note` receives each thing the files cannot carry, one line without "note:". With balancer.tls the
+    certificate and its key are exported too (made or checked by scaleout/tls.py, never the authority's
+    key), and `nginx_version` (the balancer image's) picks the HTTP/2 syntax."""
     if kind not in EXPORT_KINDS:
         raise UsageError(f"export: KIND must be one of {', '.join(EXPORT_KINDS)} (got {kind!r})")
     if kind == "swarm":
@@ -118,10 +123,20 @@ def export_files(
         if given:
             raise UsageError(f"{', '.join(given)}: only for `scaleout export k8s`")
         from scaleout.render.assets import plan_assets
+        from scaleout.render.common import check_dynamic_balancing
         from scaleout.render.envfiles import stack_deploy_notes
-        from scaleout.render.swarm import render_swarm, swarm_notes
+        from scaleout.render.swarm import SwarmTls, render_swarm, swarm_notes
 
-        files = render_swarm(config, plan_assets(config).env_value(), stack_dir=out)
+        check_dynamic_balancing(config, "Docker Swarm")  # refused before a certificate is made
+        tls = _tls_pair(config)
+        swarm_tls = SwarmTls(tls[0], tls[1], f"./{SWARM_TLS_DIR}") if tls else None
+        files: dict[str, str | bytes] = dict(render_swarm(
+            config, plan_assets(config).env_value(), stack_dir=out, nginx_version=nginx_version, tls=swarm_tls
+        ))
+        if tls:
+            files.update({f"{SWARM_TLS_DIR}/cert.pem": tls[0], f"{SWARM_TLS_DIR}/key.pem": tls[1]})
+            note(f"{SWARM_TLS_DIR}/key.pem is the balancer's private key (mode 0600): keep it out of version "
+                 "control" + _local_ca_caveat(config))
         for line in swarm_notes(config) + stack_deploy_notes(config, config.engine_environment()):
             note(line)
         return files
@@ -142,7 +157,12 @@ def export_files(
     worker = render_worker(config) if config.static.generate_worker and config.static.service_workers else None
     # env files are read as Compose reads them: ${VAR} from the shell, then the project's .env
     env_files = read_env_files(config, config.engine_environment())
-    files = render_k8s(
+    if (balancer or "nginx") == "nginx":
+        from scaleout.render.common import check_dynamic_balancing
+
+        check_dynamic_balancing(config, "Kubernetes with the nginx balancer")  # before a certificate is made
+    tls = _tls_pair(config)
+    files: dict[str, str | bytes] = dict(render_k8s(
         config,
         read_static_files(config),
         worker,
@@ -151,7 +171,31 @@ def export_files(
         image=image,
         ingress_class=ingress_class,
         env_files=env_files,
-    )
+        nginx_version=nginx_version,
+        tls=tls,
+    ))
+    if tls:
+        from scaleout.render.k8s import tls_note
+
+        note(f"secrets.yaml holds {tls_note(config)}")
     for line in k8s_notes(config):
         note(line)
     return files
+
+
+def _tls_pair(config: Config) -> tuple[bytes, bytes] | None:
+    """(certificate, key) for balancer.tls, or None: the project's certificate from the local authority
+    (the one in .scaleout/tls/ while it fits, else a new one) or the user's own files, checked."""
+    if config.balancer.tls is None:
+        return None
+    from scaleout.tls import tls_files
+
+    plan = tls_files(config)
+    return plan.files[TLS_CERT], plan.files[TLS_KEY]
+
+
+def _local_ca_caveat(config: Config) -> str:
+    if config.balancer.tls != "local":
+        return ""
+    return ("; the certificate is from scaleout's local authority, for development only (trusted only where "
+            "`scaleout trust` installed it)")

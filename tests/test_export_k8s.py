@@ -229,7 +229,7 @@ def test_refusals(project):
 def _check_references(docs) -> None:
     """What the schema cannot see: selectors match pod labels, named ports exist, volumes and
     Ingress backends name objects that are in the export."""
-    services, maps = by_kind(docs, "Service"), by_kind(docs, "ConfigMap")
+    services, maps, secrets = by_kind(docs, "Service"), by_kind(docs, "ConfigMap"), by_kind(docs, "Secret")
     pods = {}
     for name, d in by_kind(docs, "Deployment").items():
         spec = d["spec"]
@@ -241,6 +241,10 @@ def _check_references(docs) -> None:
                 port = c[probe].get("httpGet", {}).get("port")
                 assert port is None or port in pods[name][1], (name, probe)
         for v in spec["template"]["spec"].get("volumes", []):
+            if "secret" in v:
+                keys = set(secrets[v["secret"]["secretName"]]["data"])
+                assert all(item["key"] in keys for item in v["secret"].get("items", [])), (name, v)
+                continue
             cm = maps[v["configMap"]["name"]]
             keys = set(cm.get("data", {})) | set(cm.get("binaryData", {}))
             for item in v["configMap"].get("items", []):

@@ -303,11 +303,6 @@ def test_tls_flag_means_local_unless_the_file_names_its_own(project):
     assert own.with_overrides(tls=True).balancer.tls == own.balancer.tls
 
 
-def test_tls_is_refused_on_swarm(project):
-    with pytest.raises(Exception, match="balancer.tls: HTTPS at the balancer is made for the compose target"):
-        plan_for("swarm", cfg(project))
-
-
 # --- rendering: nginx syntax by version, ports and mounts ---------------------------------------------
 
 @pytest.mark.parametrize("version, new_syntax", [((1, 22, 1), False), ((1, 25, 0), False), ((1, 25, 1), True),

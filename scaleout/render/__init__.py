@@ -8,9 +8,9 @@ before anything is written (the static files are read here; nothing is written h
 from __future__ import annotations
 
 from scaleout.config import Config
-from scaleout.errors import ConfigError, UsageError
+from scaleout.errors import ConfigError
 from scaleout.files import Plan, inside
-from scaleout.layout import CONFIG_FILE
+from scaleout.layout import CONFIG_FILE, TLS_CERT, TLS_KEY
 
 TARGETS = ("compose", "swarm")
 
@@ -45,35 +45,39 @@ def check_project_files(config: Config) -> None:
 def plan_for(target: str, config: Config, nginx_version: tuple[int, int, int] | None = None) -> Plan:
     """Every generated file `up` (or `render`) writes for `target`: the engine's files, the balancer's,
     the service worker and the fingerprinted asset copies, keyed by path relative to the project.
-    With balancer.tls also the certificate and its key (see scaleout/tls.py), and `nginx_version`, the
-    balancer image's (scaleout/targets/nginx_version.py), is required: the HTTP/2 syntax depends on it."""
+    With balancer.tls also the certificate and its key (see scaleout/tls.py; on Swarm they become secrets
+    too), and `nginx_version`, the balancer image's (scaleout/targets/nginx_version.py), is required: the
+    HTTP/2 syntax depends on it."""
     from scaleout.render.assets import asset_files, plan_assets
     from scaleout.render.worker import render_worker
 
-    if config.balancer.tls is not None and target != "compose":
-        raise UsageError(
-            f"balancer.tls: HTTPS at the balancer is made for the compose target; on {target} "
-            "terminate TLS in front of the stack (a load balancer or ingress of the cluster)",
-            hint="remove balancer.tls for this target, or use --target compose",
-        )
     check_project_files(config)
     worker = render_worker(config)
     assets = plan_assets(config)
     copies, keep = asset_files(config, assets)
     if target == "swarm":
+        from scaleout.render.common import check_dynamic_balancing
+
+        check_dynamic_balancing(config, "Docker Swarm")  # refused before a certificate is made
+    modes: dict[str, int] = {}
+    tls_pair = None
+    tls_plan: dict[str, bytes] = {}
+    if config.balancer.tls is not None:
+        from scaleout.tls import tls_files
+
+        tls = tls_files(config)
+        tls_plan, tls_pair = tls.files, (tls.files[TLS_CERT], tls.files[TLS_KEY])
+        modes.update(tls.modes)
+    if target == "swarm":
         from scaleout.render.swarm import render_swarm_files
 
-        files: dict[str, str | bytes] = dict(render_swarm_files(config, worker, assets.env_value()))
+        files: dict[str, str | bytes] = dict(
+            render_swarm_files(config, worker, assets.env_value(), nginx_version=nginx_version, tls=tls_pair)
+        )
     else:
         from scaleout.render.compose import render
 
         files = dict(render(config, worker=worker, assets=assets.env_value(), nginx_version=nginx_version))
     files.update(copies)
-    modes: dict[str, int] = {}
-    if config.balancer.tls is not None:
-        from scaleout.tls import tls_files
-
-        tls = tls_files(config)
-        files.update(tls.files)
-        modes.update(tls.modes)
+    files.update(tls_plan)
     return Plan(files, keep, modes)

@@ -9,6 +9,10 @@ Two balancers, chosen by `scaleout export k8s --balancer`:
 
 The `services:` beside the replicas and the Secrets (env files, values from variables) are in
 scaleout/render/k8s_services.py.
+
+With balancer.tls the certificate and its key are a `kubernetes.io/tls` Secret (in secrets.yaml). The
+nginx balancer mounts it and serves HTTPS with HTTP/2 as on Compose; with the Ingress, the Ingress
+terminates TLS with it (`spec.tls`) and scaleout's nginx behind it stays plain HTTP, as the backend does.
 """
 
 from __future__ import annotations
@@ -17,7 +21,9 @@ import base64
 import hashlib
 import math
 import re
+import textwrap
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import yaml
@@ -25,7 +31,15 @@ import yaml
 from scaleout.config import Config, check_image
 from scaleout.errors import UsageError
 from scaleout.files import inside
-from scaleout.layout import LB_CONF_MOUNT, LB_PUBLIC_MOUNT, LB_WORKER_MOUNT
+from scaleout.layout import (
+    LB_CONF_MOUNT,
+    LB_HTTPS_PORT,
+    LB_PUBLIC_MOUNT,
+    LB_TLS_MOUNT,
+    LB_WORKER_MOUNT,
+    TLS_CERT,
+    TLS_KEY,
+)
 from scaleout.render.common import DNS_VALID_S, backend_image, check_dynamic_balancing, dump_yaml
 from scaleout.render.k8s_services import CLAIM_SIZE, Secrets, WorkloadEnv, k8s_notes, service_objects
 from scaleout.render.nginx import render_nginx
@@ -186,9 +200,33 @@ def _static_configmap(
     return cm, public_items, worker_items
 
 
+def tls_secret_name(config: Config) -> str:
+    return f"{config.name}-tls"
+
+
+def _tls_secret(config: Config, namespace: str, tls: tuple[bytes, bytes]) -> dict[str, Any]:
+    """The certificate (chain first) and its key as the Secret type Ingress controllers and cert-manager use."""
+    cert, key = tls
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": _meta(config, tls_secret_name(config), namespace, "balancer"),
+        "type": "kubernetes.io/tls",
+        "data": {"tls.crt": base64.b64encode(cert).decode("ascii"), "tls.key": base64.b64encode(key).decode("ascii")},
+    }
+
+
 def _balancer(
-    config: Config, namespace: str, nginx_text: str, static: dict[str, bytes], worker: str | None, service_type: str
+    config: Config,
+    namespace: str,
+    nginx_text: str,
+    static: dict[str, bytes],
+    worker: str | None,
+    service_type: str,
+    tls: tuple[bytes, bytes] | None = None,
 ) -> list[dict[str, Any]]:
+    """The nginx Deployment and its Service; with `tls` (the nginx variant with balancer.tls) nginx mounts
+    the TLS Secret and the Service publishes HTTPS on balancer.port (and balancer.http_port's redirect)."""
     name = f"{config.name}-lb"
     labels = _labels(config, "balancer")
     selector = {k: labels[k] for k in ("app.kubernetes.io/name", "app.kubernetes.io/component")}
@@ -199,7 +237,9 @@ def _balancer(
         "data": {"nginx.conf": nginx_text},
     }
     static_cm, public_items, worker_items = _static_configmap(config, namespace, static, worker)
-    digest = hashlib.sha256(yaml.safe_dump([conf, static_cm], sort_keys=True).encode()).hexdigest()[:16]
+    # nginx reads its certificate at start only: a new one must roll the pods too
+    hashed = [conf, static_cm] + ([hashlib.sha256(b"".join(tls)).hexdigest()] if tls else [])
+    digest = hashlib.sha256(yaml.safe_dump(hashed, sort_keys=True).encode()).hexdigest()[:16]
     volumes: list[dict[str, Any]] = [
         {"name": "nginx-conf", "configMap": {"name": conf["metadata"]["name"]}},
         {"name": "public", "configMap": {"name": static_cm["metadata"]["name"], "items": public_items}},
@@ -211,6 +251,14 @@ def _balancer(
     if worker_items:
         volumes.append({"name": "worker", "configMap": {"name": static_cm["metadata"]["name"], "items": worker_items}})
         mounts.append({"name": "worker", "mountPath": LB_WORKER_MOUNT, "readOnly": True})
+    ports = [{"name": "http", "containerPort": 80, "protocol": "TCP"}]
+    if tls:
+        # the file names nginx.conf reads (as on Compose); the key readable by root, nginx's master, only
+        items = [{"key": "tls.crt", "path": Path(TLS_CERT).name}, {"key": "tls.key", "path": Path(TLS_KEY).name}]
+        volumes.append({"name": "tls", "secret": {"secretName": tls_secret_name(config), "items": items,
+                                                  "defaultMode": 0o400}})
+        mounts.append({"name": "tls", "mountPath": LB_TLS_MOUNT, "readOnly": True})
+        ports.append({"name": "https", "containerPort": LB_HTTPS_PORT, "protocol": "TCP"})
     ping = {
         "httpGet": {"path": "/_scaleout/ping", "port": "http"},
         "periodSeconds": 5,
@@ -234,7 +282,7 @@ def _balancer(
                             "name": "nginx",
                             "image": config.images.balancer,
                             "command": ["nginx", "-c", f"{LB_CONF_MOUNT}/nginx.conf", "-g", "daemon off;"],
-                            "ports": [{"name": "http", "containerPort": 80, "protocol": "TCP"}],
+                            "ports": ports,
                             "readinessProbe": ping,
                             "livenessProbe": ping,
                             "resources": {"requests": {"cpu": "50m", "memory": "32Mi"}},
@@ -248,6 +296,12 @@ def _balancer(
         },
     }
     port = config.balancer.port if service_type == "LoadBalancer" else 80
+    service_ports = [{"name": "http", "port": port, "targetPort": "http", "protocol": "TCP"}]
+    if tls:  # plain HTTP (it only redirects) only where balancer.http_port asks for it, as on Compose
+        service_ports = [{"name": "https", "port": port, "targetPort": "https", "protocol": "TCP"}]
+        if config.balancer.http_port is not None:
+            service_ports.append({"name": "http", "port": config.balancer.http_port, "targetPort": "http",
+                                  "protocol": "TCP"})
     service = {
         "apiVersion": "v1",
         "kind": "Service",
@@ -255,13 +309,16 @@ def _balancer(
         "spec": {
             "type": service_type,
             "selector": selector,
-            "ports": [{"name": "http", "port": port, "targetPort": "http", "protocol": "TCP"}],
+            "ports": service_ports,
         },
     }
     return [conf, static_cm, deployment, service]
 
 
-def _ingress(config: Config, namespace: str, ingress_class: str | None) -> dict[str, Any]:
+def _ingress(config: Config, namespace: str, ingress_class: str | None,
+             tls_hosts: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """The Ingress; `tls_hosts` (with balancer.tls: the certificate's DNS names) adds `spec.tls` with the
+    TLS Secret, so that the controller terminates HTTPS for those hosts."""
     b = config.balancer
     st = config.static
     lb = {"service": {"name": f"{config.name}-lb", "port": {"name": "http"}}}
@@ -284,6 +341,9 @@ def _ingress(config: Config, namespace: str, ingress_class: str | None) -> dict[
     else:  # ingress-nginx balances round_robin or ewma (least latency); it has no random or least_conn
         annotations[f"{_INGRESS_NGINX}/load-balance"] = "ewma" if s == "least_conn" else "round_robin"
     spec: dict[str, Any] = {"rules": [{"http": {"paths": paths}}]}
+    if tls_hosts is not None:
+        # no hosts (a certificate for addresses only): the controller uses it for every name
+        spec["tls"] = [{**({"hosts": list(tls_hosts)} if tls_hosts else {}), "secretName": tls_secret_name(config)}]
     if ingress_class:
         spec = {"ingressClassName": ingress_class, **spec}
     return {
@@ -308,10 +368,13 @@ def render_k8s(
     image: str | None = None,
     ingress_class: str | None = None,
     env_files: Mapping[str, Mapping[str, str]] | None = None,
+    nginx_version: tuple[int, int, int] | None = None,
+    tls: tuple[bytes, bytes] | None = None,
 ) -> dict[str, str]:
     """{backend.yaml, balancer.yaml[, ingress.yaml][, services.yaml][, secrets.yaml]}: apply with
     `kubectl apply -f DIR`. `env_files` holds the variables of each env file the config names
-    (see k8s_services.read_env_files)."""
+    (see k8s_services.read_env_files). With balancer.tls: `tls` is (certificate, key) (see scaleout/tls.py),
+    and the nginx variant needs `nginx_version` (the balancer image's) for the HTTP/2 syntax."""
     if balancer not in BALANCERS:
         raise UsageError(f"--balancer: must be one of {', '.join(BALANCERS)} (got {balancer!r})")
     if not _NAMESPACE.match(namespace):
@@ -330,9 +393,14 @@ def render_k8s(
         except ValueError as exc:
             raise UsageError(f"--image: {exc}") from None
     image = image or backend_image(config)
+    if config.balancer.tls is not None and tls is None:
+        raise ValueError("render_k8s: balancer.tls needs the certificate and its key")
     host = f"{config.name}-backend.{namespace}.svc.{CLUSTER_DOMAIN}"
+    # behind the Ingress, which terminates TLS, nginx serves the static routes over plain HTTP
+    nginx_config = config if balancer == "nginx" else _without_tls(config)
     nginx_text = render_nginx(
-        config, {"target": "Kubernetes", "host": host, "resolver": CLUSTER_DNS, "valid": DNS_VALID_S}
+        nginx_config, {"target": "Kubernetes", "host": host, "resolver": CLUSTER_DNS, "valid": DNS_VALID_S},
+        nginx_version=nginx_version,
     )
     head = f'# Generated by scaleout from scaleout.yaml for project "{config.name}". Apply with: kubectl apply -f DIR\n'
     image_note = (
@@ -355,7 +423,7 @@ def render_k8s(
     if balancer == "nginx":
         lb_head = head + "# scaleout's nginx: balances over every ready backend pod and serves the static files.\n"
         files["balancer.yaml"] = _dump_all(
-            _balancer(config, namespace, nginx_text, static, worker, "LoadBalancer"), lb_head
+            _balancer(config, namespace, nginx_text, static, worker, "LoadBalancer", tls), lb_head
         )
     else:
         lb_head = (
@@ -369,11 +437,43 @@ def render_k8s(
             "# other controllers ignore them. Not carried over: X-Upstream-Addr (the probe cannot attribute\n"
             "# responses), scaleout's retry and timeout settings on other controllers, random and least_conn.\n"
         )
-        files["ingress.yaml"] = _dump_all([_ingress(config, namespace, ingress_class)], ing_head)
-    if secrets.objects:
-        secret_head = head + (
+        hosts = _dns_names(tls[0]) if tls else None
+        files["ingress.yaml"] = _dump_all([_ingress(config, namespace, ingress_class, hosts)], ing_head)
+    secret_docs = list(secrets.objects.values())
+    secret_head = head
+    if secret_docs:
+        secret_head += (
             "# Values from env files and from ${VAR} references (the shell, .env): keep this file out of version\n"
             "# control. The workloads reference them with envFrom and secretKeyRef; nothing is inline.\n"
         )
-        files["secrets.yaml"] = _dump_all(list(secrets.objects.values()), secret_head)
+    if tls:
+        secret_docs.append(_tls_secret(config, namespace, tls))
+        secret_head += textwrap.fill(f"{tls_secret_name(config)}: {tls_note(config)}.", width=110,
+                                     initial_indent="# ", subsequent_indent="# ", break_on_hyphens=False) + "\n"
+    if secret_docs:
+        files["secrets.yaml"] = _dump_all(secret_docs, secret_head)
     return files
+
+
+def tls_note(config: Config) -> str:
+    """What the export says about the TLS Secret (a comment in secrets.yaml and a note of the command)."""
+    text = ("the balancer's certificate and its PRIVATE KEY (kubernetes.io/tls): keep secrets.yaml out of "
+            "version control")
+    if config.balancer.tls == "local":
+        text += ("; the certificate comes from scaleout's local authority, for development only (trusted only "
+                 "where `scaleout trust` installed it): in a real cluster use your own (balancer.tls: {cert, key}) "
+                 "or one from cert-manager")
+    return text
+
+
+def _without_tls(config: Config) -> Config:
+    return config.model_copy(update={"balancer": config.balancer.model_copy(update={"tls": None})})
+
+
+def _dns_names(cert_pem: bytes) -> tuple[str, ...]:
+    """The DNS names of a certificate (its subjectAltName), for the Ingress's `tls.hosts`."""
+    from cryptography import x509
+
+    from scaleout.tls import cert_names
+
+    return tuple(sorted(cert_names(x509.load_pem_x509_certificate(cert_pem))[0]))

@@ -125,12 +125,12 @@ def render_nginx(
 ) -> str:
     """The balancer's nginx.conf. `dynamic` ({target, host, resolver, valid}) makes it find the
     replicas through DNS per request instead of a fixed upstream block (Swarm and Kubernetes).
-    With balancer.tls (Compose only) nginx serves HTTPS and HTTP/2 in the syntax of `nginx_version`.
+    With balancer.tls nginx serves HTTPS and HTTP/2 in the syntax of `nginx_version`.
     `replicas` replaces the upstream's servers (a rolling update names containers while it swaps them)."""
     env = template_env()
     return env.get_template("nginx/nginx.conf.j2").render(
         dynamic=dynamic,
-        tls=None if dynamic else tls_context(config, nginx_version),
+        tls=tls_context(config, nginx_version),
         name=config.name,
         replicas=replicas_of(config) if replicas is None else replicas,
         port=config.backend.port,

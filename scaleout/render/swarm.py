@@ -15,6 +15,7 @@ import hashlib
 import ipaddress
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +24,14 @@ from scaleout.layout import (
     BACKEND_SERVICE,
     ENV_ASSETS,
     LB_CONF_MOUNT,
+    LB_HTTPS_PORT,
+    LB_TLS_MOUNT,
     SWARM_DIR,
     SWARM_NGINX,
     SWARM_STACK_FILE,
+    TLS_CERT,
+    TLS_DIR,
+    TLS_KEY,
     WORKER_DIR,
 )
 from scaleout.render.common import (
@@ -55,15 +61,53 @@ def _required(var: str, what: str) -> str:
     return text
 
 
-def swarm_nginx(config: Config) -> str:
-    """The balancer's nginx.conf on Swarm: every ready task of the backend service, via Docker's DNS."""
+def swarm_nginx(config: Config, nginx_version: tuple[int, int, int] | None = None) -> str:
+    """The balancer's nginx.conf on Swarm: every ready task of the backend service, via Docker's DNS.
+    With balancer.tls `nginx_version` (the balancer image's) picks the HTTP/2 syntax, as on Compose."""
     return render_nginx(config, {"target": "Docker Swarm", "host": f"tasks.{BACKEND_SERVICE}",
-                                 "resolver": SWARM_DNS, "valid": DNS_VALID_S})
+                                 "resolver": SWARM_DNS, "valid": DNS_VALID_S}, nginx_version=nginx_version)
 
 
 def nginx_config_name(config: Config, nginx_text: str) -> str:
     """Swarm configs are immutable: each version gets its own name, derived from its content."""
     return f"{config.name}_nginx_{hashlib.sha256(nginx_text.encode()).hexdigest()[:12]}"
+
+
+@dataclass(frozen=True)
+class SwarmTls:
+    """balancer.tls on Swarm: the certificate and key nginx serves (scaleout/tls.py makes or checks them)
+    and the folder that holds them as cert.pem and key.pem, relative to the stack file's folder."""
+
+    cert: bytes
+    key: bytes
+    folder: str
+
+
+# (key in the stack file's `secrets:`, file in the TLS folder, mode in the balancer): the key readable by
+# root only, which is who nginx's master process reads it as
+TLS_SECRETS = (("tls_cert", Path(TLS_CERT).name, 0o444), ("tls_key", Path(TLS_KEY).name, 0o400))
+
+
+def tls_secret_name(config: Config, key: str, content: bytes) -> str:
+    """Swarm secrets are immutable: a new certificate gets new names (derived from the content), so that
+    `docker stack deploy` creates them and rolls the balancer over instead of failing on the old ones."""
+    return f"{config.name}_{key}_{hashlib.sha256(content).hexdigest()[:12]}"
+
+
+def _tls_secrets(config: Config, tls: SwarmTls) -> dict[str, Any]:
+    content = {"tls_cert": tls.cert, "tls_key": tls.key}
+    return {key: {"file": f"{tls.folder}/{file}", "name": tls_secret_name(config, key, content[key])}
+            for key, file, _ in TLS_SECRETS}
+
+
+def _lb_ports(config: Config) -> list[dict[str, Any]]:
+    b = config.balancer
+    if b.tls is None:
+        return [{"target": 80, "published": b.port, "protocol": "tcp", "mode": "host"}]
+    ports = [{"target": LB_HTTPS_PORT, "published": b.port, "protocol": "tcp", "mode": "host"}]
+    if b.http_port is not None:  # plain HTTP only redirects to HTTPS (see the nginx template)
+        ports.append({"target": 80, "published": b.http_port, "protocol": "tcp", "mode": "host"})
+    return ports
 
 
 def service_image_vars(config: Config) -> dict[str, str]:
@@ -189,10 +233,11 @@ def _has_references(config: Config) -> bool:
 
 
 def swarm_stack_data(config: Config, nginx_text: str, assets: str | None = None,
-                     stack_dir: Path | None = None) -> dict[str, Any]:
+                     stack_dir: Path | None = None, tls: SwarmTls | None = None) -> dict[str, Any]:
     """The stack file as data. Images built by scaleout come from environment variables, because
     their content-addressed tags are only known after the build. `stack_dir` is the folder the stack
-    file is written to (default: .scaleout/swarm), for the relative paths of env files and bind mounts."""
+    file is written to (default: .scaleout/swarm), for the relative paths of env files and bind mounts.
+    `tls` (with balancer.tls) becomes two Swarm secrets mounted where nginx.conf reads them."""
     b, h = config.backend, config.backend.health
     labels = {"io.scaleout.project": config.name}
     slot = f"{BACKEND_SERVICE}-{{{{.Task.Slot}}}}"  # Swarm expands Go templates in hostname and env
@@ -223,14 +268,19 @@ def swarm_stack_data(config: Config, nginx_text: str, assets: str | None = None,
         },
     }
     ping = "http://127.0.0.1/_scaleout/ping"
+    if config.balancer.tls is not None and tls is None:
+        raise ValueError("swarm_stack_data: balancer.tls needs the certificate and its key")
+    secrets = [{"source": key, "target": f"{LB_TLS_MOUNT}/{file}", "mode": mode} for key, file, mode in TLS_SECRETS]
     lb = {
         "image": f"${{{ENV_BALANCER_IMAGE}:?"
         f"{_required(ENV_BALANCER_IMAGE, 'the balancer image (nginx with the static files)')}}}",
         "command": ["nginx", "-c", f"{LB_CONF_MOUNT}/nginx.conf", "-g", "daemon off;"],
         "configs": [{"source": "nginx_conf", "target": f"{LB_CONF_MOUNT}/nginx.conf"}],
+        **({"secrets": secrets} if config.balancer.tls is not None else {}),
         # Swarm cannot bind a published port to one address: `mode: host` listens on every interface of
         # the node that runs the balancer (the manager), the routing mesh (`ingress`) on every node.
-        "ports": [{"target": 80, "published": config.balancer.port, "protocol": "tcp", "mode": "host"}],
+        "ports": _lb_ports(config),
+        # plain HTTP on port 80 keeps the ping with balancer.tls too (see the nginx template)
         "healthcheck": {
             "test": ["CMD-SHELL", f"curl -fsS -o /dev/null {ping} || wget -q -O /dev/null {ping}"],
             "interval": "2s",
@@ -257,15 +307,20 @@ def swarm_stack_data(config: Config, nginx_text: str, assets: str | None = None,
         "services": services,
         "configs": {"nginx_conf": {"file": f"./{STACK_NGINX}", "name": nginx_config_name(config, nginx_text)}},
     }
+    if tls is not None and config.balancer.tls is not None:
+        data["secrets"] = _tls_secrets(config, tls)
     if config.named_volumes:
         data["volumes"] = {v: {} for v in config.named_volumes}
     return data
 
 
-def render_swarm(config: Config, assets: str | None = None, stack_dir: Path | None = None) -> dict[str, str]:
-    """{stack.yml, nginx.conf}: what `scaleout up --target swarm` deploys with `docker stack deploy`."""
+def render_swarm(config: Config, assets: str | None = None, stack_dir: Path | None = None, *,
+                 nginx_version: tuple[int, int, int] | None = None, tls: SwarmTls | None = None) -> dict[str, str]:
+    """{stack.yml, nginx.conf}: what `scaleout up --target swarm` deploys with `docker stack deploy`.
+    With balancer.tls: `nginx_version` (the balancer image's) and `tls`, the certificate and its key."""
     check_dynamic_balancing(config, "Docker Swarm")
-    nginx_text = swarm_nginx(config)
+    nginx_text = swarm_nginx(config, nginx_version)
+    data = swarm_stack_data(config, nginx_text, assets, stack_dir, tls)
     built = " ".join(f"{var}=..." for var in service_image_vars(config).values())
     header = (
         f'# Generated by scaleout from scaleout.yaml for project "{config.name}" (Docker Swarm).\n'
@@ -280,15 +335,25 @@ def render_swarm(config: Config, assets: str | None = None, stack_dir: Path | No
             "# ${VAR} references are resolved by `docker stack deploy` from its environment: run it with\n"
             "# the variables of the project's .env set (scaleout up does).\n"
         )
+    if tls is not None and config.balancer.tls is not None:
+        header += (
+            f"# HTTPS (balancer.tls): the certificate and its key in {tls.folder}/ go to the balancer as Swarm\n"
+            "# secrets, named by a hash of their content: secrets are immutable, so a new certificate is a new\n"
+            "# secret, and the deploy rolls the balancer over to it. The key is mounted with mode 0400 (256).\n"
+        )
     header += "".join(f"# note: {n}\n" for n in swarm_notes(config))
-    data = swarm_stack_data(config, nginx_text, assets, stack_dir)
     return {STACK_FILE: header + dump_yaml(data), STACK_NGINX: nginx_text}
 
 
-def render_swarm_files(config: Config, worker: str | None, assets: str | None = None) -> dict[str, str]:
+def render_swarm_files(config: Config, worker: str | None, assets: str | None = None, *,
+                       nginx_version: tuple[int, int, int] | None = None,
+                       tls: tuple[bytes, bytes] | None = None) -> dict[str, str]:
     """The files `up --target swarm` writes under .scaleout/: the stack file, its nginx.conf, the worker.
-    `assets` is the SCALEOUT_ASSETS map of the fingerprinted copies (see scaleout.render.assets)."""
-    files = {f"{SWARM_DIR}/{rel}": text for rel, text in render_swarm(config, assets).items()}
+    `assets` is the SCALEOUT_ASSETS map of the fingerprinted copies (see scaleout.render.assets).
+    `tls` is (certificate, key) with balancer.tls: written to .scaleout/tls/ by the caller's Plan."""
+    swarm_tls = SwarmTls(tls[0], tls[1], _from_stack(config, None, TLS_DIR)) if tls is not None else None
+    rendered = render_swarm(config, assets, nginx_version=nginx_version, tls=swarm_tls)
+    files = {f"{SWARM_DIR}/{rel}": text for rel, text in rendered.items()}
     if worker is not None and config.static.generate_worker and config.static.service_workers:
         files[f"{WORKER_DIR}/{config.static.service_workers[0].lstrip('/')}"] = worker
     return files

@@ -28,10 +28,12 @@ from scaleout.files import Plan, atomic_write, confined, write_plan
 from scaleout.layout import (
     BACKEND_SERVICE,
     LABEL_STACK_NAMESPACE,
+    LB_HTTPS_PORT,
     LB_SERVICE,
     SWARM_DIR,
     SWARM_IMAGES_FILE,
     SWARM_STACK_FILE,
+    TLS_CA,
     WORKER_DIR,
     replica_index,
 )
@@ -168,12 +170,17 @@ class SwarmStack:
                 container = f"{svc.name}.{t.slot}.{t.id}"
                 address = self._address(t) if role == "backend" else None
                 out.append(ServiceStatus(name, container, t.state, self._health(t), address, role))
-                published = t.published_port(80) if role == "balancer" and t.state == "running" else None
+                published = t.published_port(self._lb_port) if role == "balancer" and t.state == "running" else None
                 if published:
-                    url = f"http://127.0.0.1:{published}"
+                    url = f"{self.config.balancer.scheme}://127.0.0.1:{published}"
         order = {"backend": 0, "balancer": 1, "service": 2}
         out.sort(key=lambda s: (order[s.role], replica_index(s.service), s.service, s.container))
         return StackStatus(self.config.project, url, out)
+
+    @property
+    def _lb_port(self) -> int:
+        """The balancer's port inside its container that `balancer.port` publishes."""
+        return LB_HTTPS_PORT if self.config.balancer.tls is not None else 80
 
     def address_map(self) -> dict[str, str]:
         """`ip:port` of every backend task -> backend-<slot>, to attribute `X-Upstream-Addr`."""
@@ -212,6 +219,7 @@ class SwarmStack:
         self.wait_converged(timeout_s, known)
         self.wait_balancer(timeout_s)
         self._remove_old_configs()
+        self._remove_old_secrets()
         return self.status()
 
     def preflight(self) -> dict[str, Any]:
@@ -306,6 +314,9 @@ class SwarmStack:
 
     def _check_port(self, lb) -> None:
         self._check_published(lb, self.config.balancer.port, "the balancer", "`scaleout up --port P` or balancer.port")
+        if self.config.balancer.tls is not None and self.config.balancer.http_port is not None:
+            self._check_published(lb, self.config.balancer.http_port, "the balancer's redirect to HTTPS",
+                                  "balancer.http_port")
 
     @staticmethod
     def _check_published(svc, port: int, what: str, where: str) -> None:
@@ -456,7 +467,21 @@ class SwarmStack:
 
     def wait_balancer(self, timeout_s: float) -> None:
         """Poll the published port until nginx answers and a request reaches a backend task."""
-        poll_balancer(f"http://127.0.0.1:{self.config.balancer.port}", timeout_s)
+        url = f"{self.config.balancer.scheme}://127.0.0.1:{self.config.balancer.port}"
+        poll_balancer(url, timeout_s, verify=self._verify())
+
+    def _verify(self):
+        """How the readiness poll checks the balancer's certificate: against the local authority that
+        signed it; a user's own certificate is not checked (its authority may be known only to their
+        browser, its names may not include the loopback address), as on Compose."""
+        tls = self.config.balancer.tls
+        if tls is None:
+            return True
+        if tls == "local":
+            import ssl
+
+            return ssl.create_default_context(cafile=str(confined(self.dir, TLS_CA)))
+        return False
 
     def _remove_old_configs(self) -> None:
         """Earlier nginx.conf versions (configs are immutable, one per content hash) once unused."""
@@ -474,15 +499,33 @@ class SwarmStack:
                 with contextlib.suppress(docker.errors.APIError):  # still in use by a stopping task: next time
                     c.remove()
 
+    def _remove_old_secrets(self) -> None:
+        """Earlier TLS certificates and keys (secrets are immutable, one per content hash) once unused."""
+        import docker.errors
+        import yaml
+
+        try:
+            current = {s["name"] for s in (yaml.safe_load(self.stack_file.read_text(encoding="utf-8"))
+                                           .get("secrets") or {}).values()}
+        except (OSError, AttributeError, KeyError, TypeError, yaml.YAMLError):
+            return
+        with engine_errors("listing swarm secrets"):
+            secrets = docker_client().secrets.list(filters={"label": f"{LABEL_NAMESPACE}={self.config.project}"})
+        for s in secrets:
+            if s.name not in current:
+                with contextlib.suppress(docker.errors.APIError):  # still in use by a stopping task: next time
+                    s.remove()
+
     def down(self, *, volumes: bool = False, timeout_s: float = 60.0) -> int:
-        """`docker stack rm`, then wait until no task, container, network or config of the stack is
+        """`docker stack rm`, then wait until no task, container, network, config or secret of the stack is
         left (Swarm removes them asynchronously). Returns how many tasks were running."""
         client = self._client()
         services = self._services()
         n = sum(len(self._tasks(s)) for s in services.values())
         label = {"label": f"{LABEL_NAMESPACE}={self.config.project}"}
         with engine_errors("listing the stack's networks"):
-            leftovers = client.networks.list(filters=label) or client.configs.list(filters=label)
+            leftovers = (client.networks.list(filters=label) or client.configs.list(filters=label)
+                         or client.secrets.list(filters=label))
         if services or leftovers:
             self.progress(f"removing stack {self.config.project}")
             self._docker(["docker", "stack", "rm", self.config.project], dict(os.environ), "removing the stack")
@@ -499,8 +542,9 @@ class SwarmStack:
             time.sleep(0.5)
         import docker.errors
 
-        with engine_errors("removing the stack's networks and configs"):
-            for obj in client.networks.list(filters=label) + client.configs.list(filters=label):
+        with engine_errors("removing the stack's networks, configs and secrets"):
+            for obj in (client.networks.list(filters=label) + client.configs.list(filters=label)
+                        + client.secrets.list(filters=label)):
                 with contextlib.suppress(docker.errors.NotFound):
                     obj.remove()
         if volumes:
