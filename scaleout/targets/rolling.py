@@ -52,6 +52,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from scaleout.errors import ScaleoutError, StackError, UnhealthyError
@@ -218,10 +219,15 @@ class RollingUpdate:
             old = self._old_containers(services)
             # Each replica's old container is named in nginx before any new container runs: from then
             # on the service name resolves to both, and the balancer must keep checking the old one.
+            # Creating the new containers starts none of them: both happen at once.
             for svc in services:
                 self.entries[svc] = [old[svc]]
-            self._apply()
-            self._create(services, old)
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                pinned = pool.submit(self._apply)
+                try:
+                    self._create(services, old)
+                finally:
+                    pinned.result()
             for group in groups:
                 self._batch(group, old)
             self._reap()
