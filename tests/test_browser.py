@@ -3,7 +3,9 @@
 The page at / loads and the generated worker takes control; with the network cut a navigation shows
 the offline page; after an offline asset changes and `scaleout up` runs again, the browser installs the
 new worker and the old cache is gone. WebSockets opened by the page outlive the reloads of rescaling
-(3 -> 5 -> 2) on the replicas that stay; the one on a removed replica is closed cleanly (1001). Needs
+(3 -> 5 -> 2) on the replicas that stay; the one on a removed replica is closed cleanly (1001). Through a
+rolling update (a code change, `scaleout up`) sockets keep working until their own replica's old container
+has drained, close cleanly then, and the page's reconnects reach the new version without a failed handshake. Needs
 scripts/setup-browser.sh (scripts/test.sh runs it); fails without a browser (SCALEOUT_TESTS=fast leaves it out).
 """
 
@@ -227,4 +229,146 @@ def test_websockets_survive_rescaling(stack, browser_context):
         i, replica = open_socket()
         assert replica in ("backend-1", "backend-2")
         assert echoes(i, f"new socket {n}")
+    page.close()
+
+
+# --- WebSockets while the stack is updated (a rolling update after a code change) -----------------------
+
+# Each slot is one socket the page keeps: when it closes, the page reconnects 100 ms later (as a real app
+# does), so a slot is a history of connections. Every open connection is sent a message each 100 ms; the
+# time of its last echo shows how long it really worked.
+SLOTS_JS = """
+window.slots = [];
+window.openSlot = (url) => new Promise((resolve, reject) => {
+  const slot = { conns: [], sockets: [] };
+  const index = window.slots.push(slot) - 1;
+  const connect = () => {
+    const c = { hello: null, opened: Date.now(), closed: null, echoes: 0, lastEcho: null };
+    const ws = new WebSocket(url);
+    slot.conns.push(c);
+    slot.sockets.push(ws);
+    ws.onmessage = (e) => {
+      if (c.hello !== null) { c.echoes++; c.lastEcho = Date.now(); return; }
+      c.hello = e.data;
+      if (slot.conns.length === 1) resolve({ index, hello: e.data });
+    };
+    ws.onclose = (e) => {
+      c.closed = { code: e.code, clean: e.wasClean, at: Date.now() };
+      if (slot.conns.length === 1 && c.hello === null) reject(new Error('closed ' + e.code));
+      else if (slot.conns.length < 20) setTimeout(connect, 100);
+    };
+  };
+  connect();
+});
+setInterval(() => {
+  for (const slot of window.slots) {
+    const ws = slot.sockets[slot.sockets.length - 1];
+    if (ws.readyState === WebSocket.OPEN && slot.conns[slot.conns.length - 1].hello !== null) ws.send('ping');
+  }
+}, 100);
+window.slotHistory = () => window.slots.map((s) => s.conns.map((c, i) => (
+  { ...c, open: s.sockets[i].readyState === WebSocket.OPEN })));
+window.echoLast = ([i, text]) => new Promise((resolve, reject) => {
+  const s = window.slots[i], ws = s.sockets[s.sockets.length - 1];
+  const prev = ws.onmessage;
+  ws.onmessage = (e) => { prev(e); if (e.data === text) { ws.onmessage = prev; resolve(e.data); } };
+  setTimeout(() => reject(new Error('no echo of ' + text)), 5000);
+  ws.send(text);
+});
+'ready';
+"""
+
+
+def _run_timed(p: Project, *args: str, timeout: float = 300) -> tuple[int, list[tuple[float, str]], str]:
+    """Run the CLI and note the wall-clock time (ms, as the page's Date.now()) each stderr line arrived."""
+    import subprocess
+    import sys
+    import time
+
+    from tests.conftest import ROOT
+
+    env = {**os.environ, "PYTHONPATH": str(ROOT), **p.env}
+    proc = subprocess.Popen([sys.executable, "-m", "scaleout", *args], cwd=p.path, env=env, text=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    lines = []
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        lines.append((time.time() * 1000, line.rstrip("\n")))
+    code = proc.wait(timeout=timeout)
+    return code, lines, "\n".join(text for _, text in lines)
+
+
+def _first(lines: list[tuple[float, str]], pattern: str) -> float:
+    found = [t for t, text in lines if re.search(pattern, text)]
+    assert found, f"no line matching {pattern!r}"
+    return found[0]
+
+
+def test_websockets_through_a_rolling_update(stack, browser_context):
+    """Sockets on the replicas not replaced yet keep working; those on a replaced replica close cleanly
+    (1001) only when its old container stops after its drain, and the page's reconnects reach the new
+    version; not one handshake fails on the way."""
+    p = stack
+    p.cli("up", "--replicas", "3", check=True)  # whatever the tests before left
+    from scaleout.config import load_config
+
+    drain_s = load_config(p.path).backend.drain_seconds
+    assert drain_s >= 1  # the window the assertions below look at
+    page = browser_context.new_page()
+    page.goto(p.url + "/")
+    page.evaluate(SLOTS_JS)
+    ws_url = p.url.replace("http://", "ws://") + "/ws"
+    on: dict[int, str] = {}
+    for _ in range(24):
+        s = page.evaluate("url => openSlot(url)", ws_url)
+        on[s["index"]] = re.fullmatch(r"hello from (backend-[0-9]+)", s["hello"]).group(1)
+        if set(on.values()) == {"backend-1", "backend-2", "backend-3"}:
+            break
+    assert set(on.values()) == {"backend-1", "backend-2", "backend-3"}
+
+    # a code change: every replica is replaced, one at a time, while the sockets are held
+    app = p.path / "backend" / "app.py"
+    original = app.read_text()
+    app.write_text(original.replace('f"hello from {HOSTNAME}"', 'f"hello from {HOSTNAME} v2"'))
+    code, lines, text = _run_timed(p, "up")
+    assert code == 0, text
+
+    # the page reconnected every slot to the new version
+    def reconnected() -> bool:
+        return all(h[-1]["open"] and (h[-1]["hello"] or "").endswith(" v2") and h[-1]["echoes"] > 0
+                   for h in page.evaluate("slotHistory()"))
+
+    wait_for(reconnected, timeout=30, what="every slot reconnected to a v2 replica")
+    history = page.evaluate("slotHistory()")
+    old_conns = []  # (replica, connection) of every connection to the old version
+    for i, conns in enumerate(history):
+        assert conns[0]["hello"] == f"hello from {on[i]}"
+        assert len(conns) >= 2, conns
+        for c in conns:
+            assert c["hello"] is not None, f"a handshake failed during the update: {conns}"
+            m = re.fullmatch(r"hello from (backend-[0-9]+)( v2)?", c["hello"])
+            assert m, c
+            if m.group(2):  # the new version: never closed
+                assert c["open"] and c["closed"] is None, conns
+            else:  # the old version: closed by its replica, going away, cleanly
+                assert c["closed"] is not None, conns
+                assert (c["closed"]["code"], c["closed"]["clean"]) == (1001, True), conns
+                old_conns.append((m.group(1), c))
+        assert page.evaluate("args => echoLast(args)", [i, f"after the update {i}"]) == f"after the update {i}"
+
+    # ... and only once its old container's drain was over, no later than that container's removal
+    assert "rolling update of 3 replica(s)" in text, text
+    drained = {r: _first(lines, rf"{r}: \S+ is out of the balancer, draining") for r in ("backend-1", "backend-2",
+                                                                                           "backend-3")}
+    replaced = {r: _first(lines, rf"{r}: replaced") for r in drained}
+    for r, c in old_conns:
+        assert drained[r] + drain_s * 1000 - 500 <= c["closed"]["at"] <= replaced[r] + 500, (
+            r, c["closed"]["at"] - drained[r], replaced[r] - drained[r])
+    # every first socket kept echoing until its replica closed it: none was cut by the reloads of the
+    # replicas replaced before its own, and those on the replica replaced last outlived the others' update
+    for conns in history:
+        first = conns[0]
+        assert first["lastEcho"] is not None and first["closed"]["at"] - first["lastEcho"] < 1000, first
+    last = max(drained, key=drained.get)
+    assert any(on[i] == last and h[0]["lastEcho"] > min(replaced.values()) for i, h in enumerate(history))
     page.close()

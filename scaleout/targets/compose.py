@@ -308,12 +308,15 @@ class ComposeStack:
                          f"{key} in scaleout.yaml",
                 )
 
-    def reload(self, nginx_text: str, watch_env: str, *, record: bool = True, quiet: bool = False) -> None:
+    def reload(self, nginx_text: str, watch_env: str, *, record: bool = True, quiet: bool = False,
+               once_healthy: tuple[list[str], float, float] | None = None) -> bool:
         """Have the running balancer test `nginx_text` (with its replicas' current addresses and
         health, see templates/nginx/lb.sh) and, only if `nginx -t` passes, install it and reload
         gracefully. A failing config is never loaded: the old one keeps serving. With `record`, the
         project's copy of the files becomes the new one (a rolling update's interim configurations
-        are not recorded: the balancer restarts from the rendered files)."""
+        are not recorded: the balancer restarts from the rendered files). With `once_healthy`
+        (names, seconds, poll interval) the balancer first polls those upstream names' health path and
+        installs nothing unless all pass within the seconds: False then, True once installed."""
         lb = self._lb()
         if lb is None:
             raise NotRunningError(f"the load balancer of {self.config.project} is not running",
@@ -322,12 +325,18 @@ class ComposeStack:
         atomic_write(confined(self.dir, f"{LB_STAGE_DIR}/nginx.conf"), nginx_text)
         atomic_write(confined(self.dir, f"{LB_STAGE_DIR}/watch.env"), watch_env)
         mount = f"{LB_CONF_MOUNT}/{Path(LB_STAGE_DIR).name}"
+        cmd = ["sh", f"{LB_CONF_MOUNT}/{Path(LB_SCRIPT).name}", "apply", mount]
+        if once_healthy is not None:
+            names, seconds, poll = once_healthy
+            cmd += [str(max(1, round(seconds))), f"{poll:g}", *names]
         try:
             with engine_errors("reloading nginx"):
-                code, out = lb.exec_run(["sh", f"{LB_CONF_MOUNT}/{Path(LB_SCRIPT).name}", "apply", mount])
+                code, out = lb.exec_run(cmd)
         finally:
             shutil.rmtree(stage, ignore_errors=True)
         text = out.decode(errors="replace").strip()
+        if code == 3 and once_healthy is not None:
+            return False
         if code != 0:
             raise BalancerConfigError(
                 f"the new nginx configuration was not loaded; the running one keeps serving:\n{text}",
@@ -338,6 +347,7 @@ class ComposeStack:
             atomic_write(confined(self.dir, WATCH_ENV), watch_env)
         if not quiet:
             self.progress("reloaded nginx gracefully (old workers finish their requests)")
+        return True
 
     def _routing_lines(self) -> list[list[str]]:
         """The balancer's routing file: `name up|down address` per upstream server."""

@@ -13,26 +13,33 @@ update, and no container is created behind Compose's back.
 
 While both containers run, the service name backend-K resolves to both in Docker's DNS, so the balancer
 is told about them by container name (always resolvable on the project network), through the same
-`nginx -t`-guarded reload as a rescale, and without ever being recreated. For each batch of
-`backend.update.parallelism` replicas (at most `max_surge` new containers at once):
+`nginx -t`-guarded reload as a rescale, and without ever being recreated. First nginx is given every
+replica to replace by its old container's name (before any new container runs, so no check ever reaches
+a new one by the service name), and one Compose call creates all the new containers without starting
+them (`up --no-start`: created containers do not run, do not resolve, and count against no surge). Then,
+for each batch of `backend.update.parallelism` replicas (at most `max_surge` new containers at once):
 
-    starting   `compose up --no-recreate --scale backend-K=2`: the new container beside the old one;
-               nginx gets both containers by name, the new one `down` until it passes a check
-    healthy    the balancer's own check of health.path (every second) passes; with a custom
-               health.command, Docker's health check first (never: the update stops, see below)
-    routed     the balancer routes the new container
-    draining   nginx drops the old container; it finishes what it has in flight for drain_seconds,
+    starting   the engine starts the batch's new containers (no Compose CLI call on this path)
+    healthy    the balancer polls each new container's health.path, every 0.1 s for the first 10 s of its
+               boot (then every 0.5 s), itself (`lb.sh apply DIR SECONDS POLL NAMES`, not its 1 s watcher);
+               with a custom health.command, Docker's health check first (never: the update stops, see below)
+    routed     the moment they pass, one `nginx -t`-guarded reload routes the new containers and drops the
+               old ones (the new ones are checked once more inside it: a failing one is not installed)
+    draining   the old containers finish what they have in flight for drain_seconds, in the background,
                while the next batch already starts (draining containers do not count as surge)
     replaced   the old container is stopped (SIGTERM, its grace period) and removed
 
 At the end nginx is given the rendered configuration again (service names, which now resolve to the
-new containers only) and `up` checks that every replica is routed at its new address.
+new containers only) and `up` checks that every replica is routed at its new address. On the critical
+path per replica there is the engine's start, the boot, at most 0.1 s of polling and one reload; after
+the last one, its drain (benchmarks/RESULTS.md, section 6).
 
 If a new container exits or never becomes healthy, the update stops there: the batch's new containers
-are removed (they were never routed), the replicas not yet replaced keep serving the old version, the
-ones already replaced keep the new version (each passed its health check), and `up` fails with exit 5
-and the new container's last log lines. Unlike Swarm's rollback, replicas replaced in earlier batches
-are not turned back: the old image is no longer what the project's tag names.
+are removed (they were never routed), and so are those created for later batches; the replicas not yet
+replaced keep serving the old version, the ones already replaced keep the new version (each passed its
+health check), and `up` fails with exit 5 and the new container's last log lines. Unlike Swarm's
+rollback, replicas replaced in earlier batches are not turned back: the old image is no longer what the
+project's tag names.
 
 A new replica is "needed" when the image ID the running container uses differs from the one the
 backend's tag names now (a rebuild), or its `com.docker.compose.config-hash` label differs from
@@ -45,6 +52,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from scaleout.errors import ScaleoutError, StackError, UnhealthyError
@@ -53,7 +61,9 @@ from scaleout.targets.views import ContainerView
 
 LABEL_CONFIG_HASH = "com.docker.compose.config-hash"
 LABEL_CONTAINER_NUMBER = "com.docker.compose.container-number"
-ROUTE_TIMEOUT_S = 30.0  # the balancer's watcher checks every second: a healthy container is routed in ~1 s
+ROUTE_TIMEOUT_S = 30.0  # custom health.command: Docker said healthy, the balancer's check should pass at once
+SWAP_SLICE_S = 3.0  # the balancer polls a new container this long per call; its Docker state is read between
+FAST_POLL_S = 10.0  # the balancer polls a new container every 0.1 s this long after its start, then every 0.5 s
 
 
 def container_number(view: ContainerView) -> int:
@@ -147,17 +157,25 @@ class RollingUpdate:
         self.final = (nginx_text, watch_env)
         self.timeout_s = timeout_s
         self.entries: dict[str, list[str]] = {}  # replica -> container names nginx routes to meanwhile
-        self.draining: list[tuple[float, str, str]] = []  # (deadline, service, old container name)
+        self.draining: list = []  # threads that stop and remove old containers once they have drained
+        self.errors: list[ScaleoutError] = []  # from those threads
+        self.created: dict[str, str] = {}  # replica -> its new container, created and not started yet
         self.reloaded = False
         self.replaced: list[str] = []
 
     # --- engine ---------------------------------------------------------------------------------
-    def _views(self, service: str) -> list[ContainerView]:
-        return [v for v in (ContainerView.of(c) for c in self.stack._containers()) if v.service == service]
+    def _views(self, services: Iterable[str]) -> dict[str, list[ContainerView]]:
+        wanted = set(services)
+        out: dict[str, list[ContainerView]] = {svc: [] for svc in wanted}
+        for v in (ContainerView.of(c) for c in self.stack._containers()):
+            if v.service in wanted:
+                out[v.service].append(v)
+        return out
 
-    def _apply(self) -> None:
+    def _apply(self, once_healthy: tuple[list[str], float, float] | None = None) -> bool:
         """Have the balancer route to `self.entries` (`nginx -t` first; the files on disk stay the rendered
-        ones: this configuration only lives while the update runs)."""
+        ones: this configuration only lives while the update runs). With `once_healthy`, only once the
+        balancer's own check passes for those names (see ComposeStack.reload): whether it was installed."""
         from scaleout.render.nginx import render_nginx, render_watch_env
 
         servers = upstream(self.config, self.entries)
@@ -166,9 +184,11 @@ class RollingUpdate:
             from scaleout.targets.nginx_version import nginx_version_for
 
             version = nginx_version_for(self.config)
-        self.stack.reload(render_nginx(self.config, nginx_version=version, replicas=servers),
-                          render_watch_env(self.config, servers), record=False, quiet=True)
-        self.reloaded = True
+        done = self.stack.reload(render_nginx(self.config, nginx_version=version, replicas=servers),
+                                 render_watch_env(self.config, servers), record=False, quiet=True,
+                                 once_healthy=once_healthy)
+        self.reloaded = self.reloaded or done
+        return done
 
     def _remove(self, name: str) -> None:
         import docker.errors
@@ -183,6 +203,12 @@ class RollingUpdate:
             except docker.errors.NotFound:
                 pass
 
+    def _inspect(self, name: str):
+        from scaleout.targets.runner import docker_client, engine_errors
+
+        with engine_errors(f"inspecting {name}"):
+            return docker_client().containers.get(name)
+
     # --- steps ----------------------------------------------------------------------------------
     def run(self, services: list[str]) -> None:
         upd = self.config.backend.update
@@ -190,11 +216,25 @@ class RollingUpdate:
         self.progress(f"rolling update of {len(services)} replica(s) ({', '.join(services)}), "
                       f"{len(groups[0])} at a time; the old containers serve until their replacement is routed")
         try:
+            old = self._old_containers(services)
+            # Each replica's old container is named in nginx before any new container runs: from then
+            # on the service name resolves to both, and the balancer must keep checking the old one.
+            # Creating the new containers starts none of them: both happen at once.
+            for svc in services:
+                self.entries[svc] = [old[svc]]
+            with ThreadPoolExecutor(max_workers=1) as pool:
+                pinned = pool.submit(self._apply)
+                try:
+                    self._create(services, old)
+                finally:
+                    pinned.result()
             for group in groups:
-                self._batch(group)
-            self._reap(wait=True)
+                self._batch(group, old)
+            self._reap()
         except BaseException:
-            self._reap(wait=True)  # old containers already out of nginx go in any case
+            with contextlib.suppress(ScaleoutError):
+                self._reap()  # old containers already out of nginx go in any case
+            self._discard(list(self.created.values()))  # created for later batches, never started
             if self.reloaded:
                 with contextlib.suppress(ScaleoutError):  # the update's own error is the one to report
                     self._finish(check=False)
@@ -202,85 +242,141 @@ class RollingUpdate:
         if self.reloaded:
             self._finish(check=True)
 
-    def _batch(self, group: list[str]) -> None:
+    def _old_containers(self, services: list[str]) -> dict[str, str]:
         old = {}
-        for svc in group:
-            running = [v for v in self._views(svc) if v.running]
+        for svc, views in self._views(services).items():
+            running = [v for v in views if v.running]
             if len(running) != 1:
                 raise StackError(f"replica {svc}: expected one running container to replace, found {len(running)}",
                                  hint="run `scaleout up` again")
-            old[svc] = running[0]
-            self.progress(f"{svc}: starting the new version beside {running[0].name}")
-        args = ["up", "-d", "--no-deps", "--no-build", "--no-recreate"]
-        for svc in group:
+            old[svc] = running[0].name
+        return old
+
+    def _create(self, services: list[str], old: dict[str, str]) -> None:
+        """One Compose call creates every new container (not started: nothing runs, nothing resolves yet),
+        so that each batch then only has to start its own, at once, through the engine."""
+        args = ["up", "--no-start", "--no-deps", "--no-build", "--no-recreate"]
+        for svc in services:
             args += ["--scale", f"{svc}=2"]
-        self.stack._compose([*args, *group], "starting the new replicas")
-        new = {}
-        for svc in group:
-            fresh = [v for v in self._views(svc) if v.id != old[svc].id]
-            if len(fresh) != 1:
-                self._discard([v.name for v in fresh])
-                raise StackError(f"replica {svc}: Compose did not start one new container beside the old one "
-                                 f"(found {len(fresh)})", hint="run `scaleout up -v` to see Compose's output")
-            new[svc] = fresh[0].name
-        # With the default health check (an HTTP GET of health.path) the balancer's own check, every second,
-        # is as strict as Docker's: nginx is told about the new container at once, keeps it `down` until
-        # that check passes, and routes it then, a Docker health interval sooner. A custom health.command
-        # runs only inside the container, and the balancer counts any HTTP answer: Docker decides first.
+        wrong = []
+        try:
+            self.stack._compose([*args, *services], "creating the new replicas")
+        finally:  # whatever Compose created is known, so that a failure removes it
+            for svc, views in self._views(services).items():
+                fresh = [v.name for v in views if v.name != old[svc]]
+                if len(fresh) == 1:
+                    self.created[svc] = fresh[0]
+                else:
+                    self._discard(fresh)
+                    wrong.append(f"{svc}: {len(fresh)}")
+        if wrong:
+            raise StackError(f"Compose did not create one new container beside each old one ({', '.join(wrong)})",
+                             hint="run `scaleout up -v` to see Compose's output")
+
+    def _batch(self, group: list[str], old: dict[str, str]) -> None:
+        from scaleout.targets.runner import engine_errors
+
+        new = {svc: self.created.pop(svc) for svc in group}
+        # With the default health check (an HTTP GET of health.path) the balancer's own check is as strict
+        # as Docker's: the balancer polls the new container's health path often right after its start
+        # and, the moment it passes, routes it and drops the old one in a single reload, a Docker health
+        # interval sooner. A custom health.command runs only inside the container, and the balancer counts
+        # any HTTP answer: Docker decides first.
         by_balancer = self.config.backend.health.command is None
         try:
+            for svc, name in new.items():
+                self.progress(f"{svc}: starting the new version beside {old[svc]}")
+                c = self._inspect(name)
+                with engine_errors(f"starting {name}"):
+                    c.start()
+            started = time.monotonic()
             if not by_balancer:
                 self._wait_healthy(new)
             for svc in group:
-                self.entries[svc] = [old[svc].name, new[svc]]
-            self._apply()
-            self._wait_routed(new, report_healthy=by_balancer)
+                self.entries[svc] = [new[svc]]
+            self._swap(new, started, report_healthy=by_balancer)
         except BaseException:
-            if any(len(self.entries.get(svc, [])) == 2 for svc in group):
-                for svc in group:
-                    self.entries[svc] = [old[svc].name]
-                with contextlib.suppress(ScaleoutError):  # the update's own error is the one to report
-                    self._apply()
+            for svc in group:
+                self.entries[svc] = [old[svc]]
+            with contextlib.suppress(ScaleoutError):  # the update's own error is the one to report
+                self._apply()  # an interrupted swap may have been installed: back to the old containers
             self._discard(list(new.values()))
             raise
-        for svc in group:
-            self.entries[svc] = [new[svc]]
-        self._apply()
         drain = self.config.backend.drain_seconds
         for svc in group:
-            self.progress(f"{svc}: {old[svc].name} is out of the balancer, draining for {drain}s")
-            self.draining.append((time.monotonic() + drain, svc, old[svc].name))
-        self._reap(wait=False)
+            self.progress(f"{svc}: {old[svc]} is out of the balancer, draining for {drain}s")
+            self._drain(svc, old[svc])
+
+    def _swap(self, new: dict[str, str], started: float, report_healthy: bool) -> None:
+        """Until the balancer routes every new container instead of its old one: lb.sh polls the new ones'
+        health path (every 0.1 s for the first seconds of a boot, then every 0.5 s) and installs the
+        configuration the moment all pass. Between its polls (a few seconds each) their Docker state is
+        checked: one that exits, turns unhealthy or is not healthy before the timeout stops the update."""
+        path = self.config.backend.health.path
+        deadline = time.monotonic() + (self.timeout_s if report_healthy else ROUTE_TIMEOUT_S)
+        while True:
+            now = time.monotonic()
+            poll = 0.1 if now - started < FAST_POLL_S else 0.5
+            if self._apply(once_healthy=(list(new.values()), min(SWAP_SLICE_S, max(1.0, deadline - now)), poll)):
+                break
+            for svc, name in new.items():
+                c = self._inspect(name)
+                v = ContainerView.of(c)
+                if v.state in ("exited", "dead") or v.health == "unhealthy":
+                    why = "exited" if v.state in ("exited", "dead") else "is unhealthy (its health check keeps failing)"
+                    self._fail(svc, c, why)
+                if time.monotonic() >= deadline:
+                    why = (f"was not healthy after {self.timeout_s:.0f}s (state {v.state}, health {v.health})"
+                           if report_healthy else
+                           f"passes Docker's health check but not the balancer's after {ROUTE_TIMEOUT_S:.0f}s: "
+                           f"it must answer {path} on its port to other containers")
+                    self._fail(svc, c, why)
+        for svc, name in new.items():
+            if report_healthy:
+                self.progress(f"{svc}: {name} is healthy (the balancer's check of {path} passes)")
+            self.progress(f"{svc}: routed to {name}")
 
     def _discard(self, names: list[str]) -> None:
         for name in names:
             self._remove(name)
+        for svc in [s for s, n in self.created.items() if n in names]:
+            del self.created[svc]
 
-    def _reap(self, wait: bool) -> None:
-        """Stop the old containers whose drain time is over (all of them, waiting, with `wait`)."""
+    def _drain(self, svc: str, name: str) -> None:
+        """Stop and remove an old container once its drain time is over, in the background: the next
+        batch starts meanwhile, and stopping (the replica's own shutdown) takes time of its own."""
+        import threading
+
+        deadline = time.monotonic() + self.config.backend.drain_seconds
+
+        def drain() -> None:
+            try:
+                time.sleep(max(0.0, deadline - time.monotonic()))
+                self._remove(name)
+                self.replaced.append(svc)
+                self.progress(f"{svc}: replaced ({name} stopped and removed)")
+            except ScaleoutError as exc:
+                self.errors.append(exc)
+
+        thread = threading.Thread(target=drain, name=f"drain {name}")
+        thread.start()
+        self.draining.append(thread)
+
+    def _reap(self) -> None:
+        """Wait until every draining old container is stopped and removed; the first error, if any."""
         while self.draining:
-            deadline, svc, name = min(self.draining)
-            now = time.monotonic()
-            if deadline > now:
-                if not wait:
-                    return
-                time.sleep(deadline - now)
-            self.draining.remove((deadline, svc, name))
-            self._remove(name)
-            self.replaced.append(svc)
-            self.progress(f"{svc}: replaced ({name} stopped and removed)")
+            self.draining.pop(0).join()
+        if self.errors:
+            raise self.errors[0]
 
     def _wait_healthy(self, new: dict[str, str]) -> None:
         """Until every new container is running and healthy; the first one that exits or turns unhealthy
         (or the timeout) stops the update with its last log lines."""
-        from scaleout.targets.runner import docker_client, engine_errors
-
         deadline = time.monotonic() + self.timeout_s
         pending = dict(new)
         while pending:
             for svc, name in list(pending.items()):
-                with engine_errors(f"inspecting {name}"):
-                    c = docker_client().containers.get(name)
+                c = self._inspect(name)
                 v = ContainerView.of(c)
                 if v.ready:
                     self.progress(f"{svc}: {name} is healthy")
@@ -291,7 +387,6 @@ class RollingUpdate:
                 elif time.monotonic() >= deadline:
                     self._fail(svc, c, f"not healthy after {self.timeout_s:.0f}s (state {v.state}, health {v.health})")
             if pending:
-                self._reap(wait=False)
                 time.sleep(0.25)
 
     def _fail(self, svc: str, container, why: str) -> None:
@@ -305,39 +400,6 @@ class RollingUpdate:
             msg += f"\n  last health check said: {health[-300:]}"
         msg += "\n  last log lines:\n" + ("\n".join("    " + line for line in logs.splitlines()) or "    (none)")
         raise UnhealthyError(msg, hint="fix the backend, then `scaleout up` again")
-
-    def _wait_routed(self, new: dict[str, str], report_healthy: bool) -> None:
-        """Until the balancer routes every new container. Its Docker state is watched meanwhile: one that
-        exits, turns unhealthy or is not routed before the timeout stops the update with its log lines."""
-        from scaleout.targets.runner import docker_client, engine_errors
-
-        path = self.config.backend.health.path
-        deadline = time.monotonic() + (self.timeout_s if report_healthy else ROUTE_TIMEOUT_S)
-        pending = dict(new)
-        while pending:
-            routed = self.stack.routing()
-            for svc, name in list(pending.items()):
-                if routed.get(name):
-                    if report_healthy:
-                        self.progress(f"{svc}: {name} is healthy (the balancer's check of {path} passes)")
-                    self.progress(f"{svc}: routed to {name}")
-                    del pending[svc]
-                    continue
-                with engine_errors(f"inspecting {name}"):
-                    c = docker_client().containers.get(name)
-                v = ContainerView.of(c)
-                if v.state in ("exited", "dead") or v.health == "unhealthy":
-                    why = "exited" if v.state in ("exited", "dead") else "is unhealthy (its health check keeps failing)"
-                    self._fail(svc, c, why)
-                if time.monotonic() >= deadline:
-                    why = (f"was not healthy after {self.timeout_s:.0f}s (state {v.state}, health {v.health})"
-                           if report_healthy else
-                           f"passes Docker's health check but not the balancer's after {ROUTE_TIMEOUT_S:.0f}s: "
-                           f"it must answer {path} on its port to other containers")
-                    self._fail(svc, c, why)
-            if pending:
-                self._reap(wait=False)
-                time.sleep(0.2)
 
     def _finish(self, check: bool) -> None:
         """Back to the rendered configuration (service names: each now resolves to one container)."""

@@ -12,6 +12,10 @@
 #   lb.sh              start: install the mounted config, start the watcher, run nginx in the foreground
 #   lb.sh apply DIR    DIR/nginx.conf + DIR/watch.env: check, `nginx -t`, install and reload, or fail
 #                      leaving the running configuration untouched (used by `scaleout up` to rescale)
+#   lb.sh apply DIR SECONDS POLL NAME...
+#                      the same once every NAME has passed a health check (polled every POLL seconds, for
+#                      at most SECONDS: exit 3 if not), and only if each passes the check that decides the
+#                      new routing too (a rolling update swaps a replica's old container for its new one)
 #   lb.sh watch        the health loop (started by `lb.sh`)
 
 set -u
@@ -47,6 +51,35 @@ check_all() {  # one curl checks every replica at once; $RUN/check/NAME gets "ht
         done
 }
 
+passes() {  # $1 http_code, $2 address it answered from: whether one health check passed
+    case "$1" in
+        2??|3??) ok=1 ;;
+        000|"") ok=0 ;;
+        *) ok=$ANY_STATUS ;;  # any HTTP answer counts when health.command decides health
+    esac
+    [ "$ok" = 1 ] && [ -n "${2:-}" ]
+}
+
+await_healthy() {  # $1 watch.env, $2 seconds, $3 poll interval, then names: until each passes one check
+    load_env "$1"
+    end=$(($(date +%s) + $2))
+    poll=$3
+    shift 3
+    pending="$*"
+    while :; do
+        left=""
+        for name in $pending; do
+            out=$(curl -s --connect-timeout "$TIMEOUT" --max-time "$TIMEOUT" -o /dev/null \
+                -w '%{http_code} %{remote_ip}' "http://$name:$PORT$HEALTH_PATH" 2>/dev/null)
+            passes "${out%% *}" "${out#* }" || left="$left $name"
+        done
+        pending=$left
+        [ -z "$pending" ] && return 0
+        [ "$(date +%s)" -ge "$end" ] && return 3
+        sleep "$poll"
+    done
+}
+
 update_state() {  # $RUN/state/NAME = "up|down address failures", with FALL failures before `down`
     mkdir -p "$RUN/state"
     for name in $REPLICAS; do
@@ -54,12 +87,7 @@ update_state() {  # $RUN/state/NAME = "up|down address failures", with FALL fail
         read -r code ip <"$RUN/check/$name" || true
         [ -n "$code" ] || code=000
         [ -f "$RUN/state/$name" ] && read -r state addr fails <"$RUN/state/$name"
-        case "$code" in
-            2??|3??) ok=1 ;;
-            000) ok=0 ;;
-            *) ok=$ANY_STATUS ;;  # any HTTP answer counts when health.command decides health
-        esac
-        if [ "$ok" = 1 ] && [ -n "$ip" ]; then
+        if passes "$code" "$ip"; then
             case "$ip" in *:*) ip="[$ip]" ;; esac
             [ "$state" = up ] || log "$name is healthy at $ip"
             [ "$state" = up ] && [ "$addr" != "$ip" ] && log "$name moved from $addr to $ip"
@@ -110,9 +138,17 @@ render_conf() {  # $1 source conf -> $2: replica names replaced by addresses, `d
     done <"$1" >"$2"
 }
 
-install_conf() {  # $1 source conf, $2 watch.env, $3 always|changed|start
+install_conf() {  # $1 source conf, $2 watch.env, $3 always|changed|start, $4 names that must pass now
     load_env "$2"
     check_all
+    for name in ${4:-}; do
+        code=000; ip=""
+        read -r code ip <"$RUN/check/$name" || true
+        if ! passes "$code" "$ip"; then
+            log "$name failed the health check that would route it; the running configuration stays"
+            return 3
+        fi
+    done
     update_state
     seen=""
     for name in $REPLICAS; do
@@ -182,7 +218,14 @@ case "$MODE" in
         exec nginx -c "$RUN/nginx.conf" -g 'daemon off;'
         ;;
     apply)
-        locked install_conf "$2/nginx.conf" "$2/watch.env" always
+        if [ $# -ge 5 ]; then
+            dir=$2; seconds=$3; poll=$4
+            shift 4
+            await_healthy "$dir/watch.env" "$seconds" "$poll" "$@" || exit 3
+            locked install_conf "$dir/nginx.conf" "$dir/watch.env" always "$*"
+        else
+            locked install_conf "$2/nginx.conf" "$2/watch.env" always
+        fi
         ;;
     watch)
         while :; do
