@@ -169,9 +169,9 @@ def test_cold_up_creates_the_balancer_while_replicas_boot_and_starts_it_once_all
     lb = [c.status for c in by_role("balancer")]
     seen.append((lb[0] if lb else None, sorted(c.attrs["State"]["Health"]["Status"] for c in by_role("backend"))))
     states = [lb for lb, _ in seen]
-    assert "created" in states, states  # created while the replicas still booted
     assert [h for lb, h in seen if lb == "running"], states
     assert all(h == ["healthy", "healthy"] for lb, h in seen if lb == "running"), seen
+    assert "created" in states, states  # created while the replicas still booted
     upstreams, outcomes = _curl(p.url, 6)
     assert outcomes == Counter({"200": 6}) and len(upstreams) == 2, (upstreams, outcomes)
     p.cli("down", check=True)
