@@ -10,6 +10,7 @@ import time
 from collections import Counter
 
 import docker
+import docker.errors
 import pytest
 
 from tests.conftest import ROOT
@@ -157,8 +158,11 @@ def test_cold_up_creates_the_balancer_while_replicas_boot_and_starts_it_once_all
     seen = []  # (balancer state, replica health states), the balancer read first
     try:
         while proc.poll() is None:
-            lb = [c.status for c in by_role("balancer")]
-            health = sorted(c.attrs["State"].get("Health", {}).get("Status", "none") for c in by_role("backend"))
+            try:
+                lb = [c.status for c in by_role("balancer")]
+                health = sorted(c.attrs["State"].get("Health", {}).get("Status", "none") for c in by_role("backend"))
+            except docker.errors.NotFound:  # listed, then removed before its inspection: read again
+                continue
             seen.append((lb[0] if lb else None, health))
             time.sleep(0.1)
         _, err = proc.communicate(timeout=60)
