@@ -121,16 +121,20 @@ class BalancerCreation:
         self.lines = []
 
     def start(self) -> None:
-        """Wait for the creation, then start the balancer's container."""
+        """Wait for the creation, then start the balancer's container (or remove it, if it cannot start)."""
         self._join()
-        if self.error is not None:
-            raise self.error
-        if not self.created:  # nothing to start by hand: Compose's own start is the way that surely works
-            self.stack._compose(["up", "-d", "--no-build", LB_SERVICE], "starting the load balancer")
-            return
-        with engine_errors("starting the load balancer"):
-            for c in self.created:
-                c.start()
+        try:
+            if self.error is not None:
+                raise self.error
+            if not self.created:  # nothing to start by hand: Compose's own start is the way that surely works
+                self.stack._compose(["up", "-d", "--no-build", LB_SERVICE], "starting the load balancer")
+                return
+            with engine_errors("starting the load balancer"):
+                for c in self.created:
+                    c.start()
+        except BaseException:
+            self.abandon()
+            raise
 
     def abandon(self) -> None:
         """Wait for the creation, then remove the container if it was never started."""
