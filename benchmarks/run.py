@@ -216,6 +216,7 @@ def _compose_cmd() -> list[str]:
 
 def compose(args) -> dict:
     res: dict[str, list[float]] = {"scaleout up --replicas 3": [], "docker-compose up (hand-written)": []}
+    loads: list[tuple[float, float]] = []  # 1-minute load average before and after each round
     with tempfile.TemporaryDirectory() as tmp:
         name = f"bench{uuid.uuid4().hex[:8]}"
         proj = Path(tmp) / name
@@ -235,34 +236,48 @@ def compose(args) -> dict:
         hport = free_port()
         henv = {**ENV, "BACKEND_IMAGE": backend_image, "LB_IMAGE": IMAGE, "PORT": str(hport)}
         dc = _compose_cmd()
-        try:
-            for _ in range(args.rounds):
-                t0 = time.perf_counter()
-                r = sh([*SCALEOUT, "-C", str(proj), "up", "--replicas", "3", "--no-build"])
-                if r.returncode:
-                    raise SystemExit(r.stderr)
-                wait_http(f"http://127.0.0.1:{port}/", want_upstream=True)
-                res["scaleout up --replicas 3"].append(time.perf_counter() - t0)
-                sh([*SCALEOUT, "-C", str(proj), "down"])
 
-                t0 = time.perf_counter()
-                r = subprocess.run([*dc, "-p", hand_project, "up", "-d"], cwd=hand, env=henv, capture_output=True,
-                                   text=True)
-                if r.returncode:
-                    raise SystemExit(r.stderr)
-                wait_http(f"http://127.0.0.1:{hport}/", want_upstream=True)
-                res["docker-compose up (hand-written)"].append(time.perf_counter() - t0)
-                subprocess.run(
-                    [*dc, "-p", hand_project, "down", "--timeout", "2"], cwd=hand, env=henv, capture_output=True
-                )
+        def scaleout_up() -> None:
+            t0 = time.perf_counter()
+            r = sh([*SCALEOUT, "-C", str(proj), "up", "--replicas", "3", "--no-build"])
+            if r.returncode:
+                raise SystemExit(r.stderr)
+            wait_http(f"http://127.0.0.1:{port}/", want_upstream=True)
+            res["scaleout up --replicas 3"].append(time.perf_counter() - t0)
+            sh([*SCALEOUT, "-C", str(proj), "down"])
+
+        def plain_up() -> None:
+            t0 = time.perf_counter()
+            r = subprocess.run([*dc, "-p", hand_project, "up", "-d"], cwd=hand, env=henv, capture_output=True,
+                               text=True)
+            if r.returncode:
+                raise SystemExit(r.stderr)
+            wait_http(f"http://127.0.0.1:{hport}/", want_upstream=True)
+            res["docker-compose up (hand-written)"].append(time.perf_counter() - t0)
+            subprocess.run([*dc, "-p", hand_project, "down", "--timeout", "2"], cwd=hand, env=henv, capture_output=True)
+
+        try:
+            for i in range(args.rounds):
+                # alternate which side goes first: neither always finds a warmer (or busier) machine
+                load = round(os.getloadavg()[0], 1)
+                for side in (scaleout_up, plain_up) if i % 2 == 0 else (plain_up, scaleout_up):
+                    side()
+                loads.append((load, round(os.getloadavg()[0], 1)))
+                print(f"  round {i + 1}: scaleout {res['scaleout up --replicas 3'][-1]:.2f} s, plain "
+                      f"{res['docker-compose up (hand-written)'][-1]:.2f} s, load {loads[-1][0]}-{loads[-1][1]}",
+                      file=sys.stderr)
         finally:
             sh([*SCALEOUT, "-C", str(proj), "down"])
             subprocess.run([*dc, "-p", hand_project, "down", "--timeout", "2"], cwd=hand, env=henv, capture_output=True)
     med = {k: round(statistics.median(v), 2) for k, v in res.items()}
     base = med["docker-compose up (hand-written)"]
+    pairs = zip(res["scaleout up --replicas 3"], res["docker-compose up (hand-written)"], strict=True)
+    ratios = [round(a / b, 2) for a, b in pairs]
     print(f"\n### cold start to first answer through the balancer ({args.rounds} rounds, median)\n")
     print(md_table(["", "seconds", "x docker-compose"], [[k, v, round(v / base, 2)] for k, v in med.items()]))
-    return {"rounds": res, "median_s": med}
+    print(f"\nper-round ratios {ratios}, median {statistics.median(ratios)}; load average {loads}")
+    return {"rounds": res, "median_s": med, "round_ratios": ratios, "median_round_ratio": statistics.median(ratios),
+            "load_avg": loads}
 
 
 # --- overhead: direct vs through the balancer -------------------------------------------------------

@@ -970,10 +970,26 @@ def _err(msg: str) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Console entry point: runs the app and maps ScaleoutError to its exit code."""
+    # pydantic looks for plugins of its own (an entry-point scan of every installed package, a tenth of a
+    # second or more) when the config's models are defined; scaleout uses none
+    os.environ.setdefault("PYDANTIC_DISABLE_PLUGINS", "__all__")
     if os.environ.get(_COMPLETE_VAR):
         from typer.completion import completion_init
 
         completion_init()  # the shells' completion classes (typer registers them only with add_completion)
+    try:
+        _run(argv)
+    finally:
+        if argv is None:
+            # The process ends here: the interpreter's last garbage collections would walk every object
+            # pydantic, the Docker SDK and jinja2 created (half a second on a busy machine, after the work is
+            # done). Frozen objects are left to the exit; atexit handlers and flushing still run.
+            import gc
+
+            gc.freeze()
+
+
+def _run(argv: list[str] | None) -> None:
     try:
         args = _hoist_global_options(list(sys.argv[1:] if argv is None else argv))
         # standalone_mode=False: typer returns the code of a typer.Exit (and Exit(130) for Ctrl-C)

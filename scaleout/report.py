@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from scaleout.probe import ProbeResult
 from scaleout.targets.status import StackStatus
+
+if TYPE_CHECKING:  # the probe's load engine is not imported by `up` and `status`, which print no probe
+    from scaleout.probe import ProbeResult
 
 BAR_WIDTH = 30
 

@@ -51,6 +51,23 @@ def test_help_is_plain_and_fast_to_import():
     assert out.strip() == "[]"
 
 
+def test_the_cli_process_skips_the_exit_time_collections_and_pydantics_plugin_scan(project):
+    """What a cold `up` saves at both ends of the process: the objects alive at the end are frozen
+    (the interpreter's last collections skip them), pydantic scans for no plugins."""
+    code = ("import atexit, gc, os, sys; atexit.register(lambda: print("
+            "'frozen', gc.get_freeze_count(), os.environ.get('PYDANTIC_DISABLE_PLUGINS'))); "
+            "import scaleout.cli; sys.argv = ['scaleout', 'render']; scaleout.cli.main()")
+    env = {k: v for k, v in os.environ.items() if k != "PYDANTIC_DISABLE_PLUGINS"}
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=project, env=env)
+    assert r.returncode == 0, r.stderr
+    words = r.stdout.split()
+    assert words[0] == "frozen" and int(words[1]) > 10_000 and words[2] == "__all__", r.stdout
+    # in-process callers (tests, embedders) keep their garbage collector as it was
+    code = "import gc, scaleout.cli; scaleout.cli.main(['--version']); print(gc.get_freeze_count())"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert r.stdout.split()[-1] == "0", r.stdout + r.stderr
+
+
 def test_init_scaffolds_a_project(project):
     for rel in ("scaleout.yaml", "backend/app.py", "backend/Dockerfile", "public/offline.html", ".gitignore"):
         assert (project / rel).is_file(), rel

@@ -50,6 +50,32 @@ def test_backend_that_exits_at_start(make_project):
     assert _containers(p.name) == []
 
 
+def test_port_taken_while_the_replicas_boot_fails_clearly_and_leaves_no_unstarted_balancer(make_project):
+    """Another program takes the balancer's port after the checks, while the replicas boot: the balancer's
+    container (created meanwhile) cannot start; `up` says so and does not leave it behind."""
+    p = make_project()
+    app = p.path / "backend" / "app.py"
+    app.write_text(app.read_text().replace("def main():\n", "def main():\n    time.sleep(4)\n", 1))
+    env = {**os.environ, **p.env, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "scaleout", "up", "--replicas", "1", "--timeout", "120"],
+                            cwd=p.path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    with socket.socket() as s:
+        try:
+            wait_for(lambda: _containers(p.name), timeout=90, what="the replica to be created")
+            s.bind(("127.0.0.1", p.port))
+            s.listen(1)
+            _, err = proc.communicate(timeout=120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    assert proc.returncode != 0, err
+    assert "starting the load balancer" in err and str(p.port) in err and "Traceback" not in err, err
+    st = json.loads(p.cli("status", "--json", check=True).stdout)
+    assert st["balancer"] is None and [x["service"] for x in st["replicas"]] == ["backend-1"], st
+    p.cli("down", check=True)
+    assert _containers(p.name) == []
+
+
 def test_ctrl_c_during_up_leaves_a_stack_that_down_cleans(make_project):
     p = make_project()
     # a slow health endpoint keeps `up` waiting long enough to interrupt it

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
+import sys
+import time
 from collections import Counter
 
 import docker
+import docker.errors
 import pytest
+
+from tests.conftest import ROOT
 
 pytestmark = pytest.mark.e2e
 
@@ -106,6 +112,9 @@ def test_unhealthy_replica_reports_its_logs(make_project):
     assert r.returncode == 5, r.stderr
     assert "backend-1" in r.stderr and "last log lines" in r.stderr and "404" in r.stderr
     assert "Traceback" not in r.stderr
+    # the balancer's container, created while the replica booted, is not left behind unstarted
+    st = json.loads(p.cli("status", "--json", check=True).stdout)
+    assert st["balancer"] is None and [x["service"] for x in st["replicas"]] == ["backend-1"]
     p.cli("down", check=True)
     assert _containers(p.name) == []
 
@@ -128,3 +137,45 @@ def test_missing_engine_is_reported(make_project, tmp_path):
     assert r.returncode == 3, r.stderr
     assert "Docker engine" in r.stderr and "Traceback" not in r.stderr
     assert not (p.path / ".scaleout" / "docker-compose.yml").exists()
+
+
+def test_cold_up_creates_the_balancer_while_replicas_boot_and_starts_it_once_all_are_healthy(make_project):
+    """Compose's call for the balancer runs while the replicas boot, off the critical path; its container
+    still starts only after every replica is healthy (read in that order: a balancer seen running with a
+    replica read later as not healthy broke the rule)."""
+    p = make_project()
+    app = p.path / "backend" / "app.py"
+    app.write_text(app.read_text().replace("def main():\n", "def main():\n    time.sleep(5)\n", 1))
+    client = docker.from_env()
+    labels = {"label": [f"com.docker.compose.project={p.name}"]}
+
+    def by_role(role: str) -> list:
+        return client.containers.list(all=True, filters={"label": [*labels["label"], f"io.scaleout.role={role}"]})
+
+    env = {**os.environ, **p.env, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen([sys.executable, "-m", "scaleout", "up", "--replicas", "2", "--timeout", "120"],
+                            cwd=p.path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    seen = []  # (balancer state, replica health states), the balancer read first
+    try:
+        while proc.poll() is None:
+            try:
+                lb = [c.status for c in by_role("balancer")]
+                health = sorted(c.attrs["State"].get("Health", {}).get("Status", "none") for c in by_role("backend"))
+            except docker.errors.NotFound:  # listed, then removed before its inspection: read again
+                continue
+            seen.append((lb[0] if lb else None, health))
+            time.sleep(0.1)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    lb = [c.status for c in by_role("balancer")]
+    seen.append((lb[0] if lb else None, sorted(c.attrs["State"]["Health"]["Status"] for c in by_role("backend"))))
+    states = [lb for lb, _ in seen]
+    assert [h for lb, h in seen if lb == "running"], states
+    assert all(h == ["healthy", "healthy"] for lb, h in seen if lb == "running"), seen
+    assert "created" in states, states  # created while the replicas still booted
+    upstreams, outcomes = _curl(p.url, 6)
+    assert outcomes == Counter({"200": 6}) and len(upstreams) == 2, (upstreams, outcomes)
+    p.cli("down", check=True)

@@ -10,7 +10,9 @@ from __future__ import annotations
 import contextlib
 import shutil
 import socket
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from scaleout.config import Config
@@ -20,6 +22,7 @@ from scaleout.errors import (
     NotRunningError,
     PortInUseError,
     RenderConflictError,
+    ScaleoutError,
     UnhealthyError,
 )
 from scaleout.files import Plan, atomic_write, confined, write_plan
@@ -76,6 +79,73 @@ def routed_to(s: ServiceStatus, lines: list[list[str]]) -> bool:
     return entry[0] == s.container or len(entry) < 3 or s.address is None or entry[2] == s.address
 
 
+def _quietly(fn: Callable[[], object]) -> None:
+    """Run `fn` in a helper thread whose result is read again in the main thread (errors included)."""
+    with contextlib.suppress(ScaleoutError):
+        fn()
+
+
+def health_poll_interval(n_services: int) -> float:
+    """Seconds between two health reads of `n_services` containers (each read inspects every one): often for
+    a few, so that `up` goes on within a tenth of a second of the engine's verdict; less often for many."""
+    return min(0.5, 0.08 + 0.02 * n_services)
+
+
+class BalancerCreation:
+    """The balancer's container, created by Compose in a background thread (`up --no-start`) while the
+    replicas become healthy, then started through the engine: the balancer still starts only after every
+    replica is healthy, but the Compose call no longer waits in line. Abandoned (a replica failed, Ctrl-C),
+    the never-started container is removed, so that what is left is what started."""
+
+    def __init__(self, stack: ComposeStack) -> None:
+        self.stack = stack
+        self.lines: list[str] = []
+        self.error: BaseException | None = None
+        self.created: list = []  # the balancer's container(s), looked up while the replicas boot
+        self.thread = threading.Thread(target=self._create, name="scaleout-create-balancer", daemon=True)
+        self.thread.start()
+
+    def _create(self) -> None:
+        try:
+            run_compose(self.stack.config.project, self.stack.compose_file, ["up", "--no-start", "--no-build",
+                        LB_SERVICE], on_line=self.lines.append, action="creating the load balancer",
+                        extra_env=dict(self.stack.config.dotenv))
+            self.created = self.stack.containers(LB_SERVICE)
+        except BaseException as exc:  # handed to the main thread by start()
+            self.error = exc
+
+    def _join(self) -> None:
+        self.thread.join()
+        for line in self.lines:  # Compose's output, shown in order rather than amid the health reports
+            self.stack.log(line)
+        self.lines = []
+
+    def start(self) -> None:
+        """Wait for the creation, then start the balancer's container (or remove it, if it cannot start)."""
+        self._join()
+        try:
+            if self.error is not None:
+                raise self.error
+            if not self.created:  # nothing to start by hand: Compose's own start is the way that surely works
+                self.stack._compose(["up", "-d", "--no-build", LB_SERVICE], "starting the load balancer")
+                return
+            with engine_errors("starting the load balancer"):
+                for c in self.created:
+                    c.start()
+        except BaseException:
+            self.abandon()
+            raise
+
+    def abandon(self) -> None:
+        """Wait for the creation, then remove the container if it was never started."""
+        self._join()
+        # best effort, on the way out of another error that must stay the one reported
+        with contextlib.suppress(ScaleoutError), engine_errors("removing the unstarted load balancer"):
+            for c in self.stack.containers(LB_SERVICE):
+                if c.status == "created":
+                    c.remove(force=True)
+
+
 class ComposeStack:
     """One project's Compose stack on the local engine."""
 
@@ -112,17 +182,19 @@ class ComposeStack:
         replicas the balancer sends traffic to."""
         services = []
         url = None
+        lb = None
         for c in self._containers():
             v = ContainerView.of(c)
             address = v.address(self.config.backend.port) if v.role == "backend" else None
             if v.role == "balancer" and v.running:
+                lb = c
                 # a balancer that publishes its TLS port serves HTTPS there (port 80 then only redirects)
                 url = v.url(LB_HTTPS_PORT, "https") or v.url(80)
             services.append(ServiceStatus(v.service, c.name, v.state, v.health, address, v.role))
         order = {"backend": 0, "balancer": 1, "service": 2}
         services.sort(key=lambda s: (order.get(s.role, 3), replica_index(s.service), s.service))
-        if routing and any(s.role == "balancer" and s.state == "running" for s in services):
-            lines = self._routing_lines()
+        if routing and lb is not None:
+            lines = self._routing_lines(lb)
             for s in services:
                 if s.role == "backend":
                     s.routed = routed_to(s, lines) if lines else None
@@ -138,6 +210,10 @@ class ComposeStack:
             for ip in v.ip_addresses:
                 out[f"{ip}:{self.config.backend.port}"] = v.service
         return out
+
+    def containers(self, service: str) -> list:
+        """This stack's containers of one Compose service, in any state."""
+        return [c for c in self._containers() if ContainerView.of(c).service == service]
 
     def _lb(self):
         for c in self._containers(all_=False):
@@ -182,10 +258,19 @@ class ComposeStack:
         upd = self.plan_update(wanted) if running else UpdatePlan(start=wanted)
         if upd.discard:
             self._remove(upd.discard)
+        early = None
         if upd.start:
             self.progress(f"starting {len(upd.start)} replica(s): {', '.join(upd.start)}")
             self._compose(["up", "-d", "--no-build", "--no-deps", *upd.start], "starting the replicas")
-            self.wait_healthy(upd.start, timeout_s)
+            # No balancer at all: its container is created while the replicas boot and started once they are
+            # healthy (a Compose call costs about a second; the engine starts a created container in a tenth).
+            early = BalancerCreation(self) if lb is None else None
+            try:
+                self.wait_healthy(upd.start, timeout_s)
+            except BaseException:
+                if early is not None:
+                    early.abandon()
+                raise
 
         removed = [s.container for s in self.status(routing=False).replicas if s.service not in wanted]
         removed += upd.retire
@@ -196,7 +281,10 @@ class ComposeStack:
             self.reload(plan.text(NGINX_CONF), plan.text(WATCH_ENV))
         write_plan(self.dir, plan, force=True)  # records checksums of everything, nginx.conf included
         self.progress("checking the load balancer" if running else "starting the load balancer")
-        self._compose(["up", "-d", "--no-build", LB_SERVICE], "starting the load balancer")
+        if early is not None:
+            early.start()
+        else:
+            self._compose(["up", "-d", "--no-build", LB_SERVICE], "starting the load balancer")
         if removed:
             if cfg.backend.drain_seconds:
                 self.progress(f"draining {len(removed)} removed container(s) for {cfg.backend.drain_seconds}s")
@@ -288,7 +376,14 @@ class ComposeStack:
     def preflight(self):
         """Everything `up` needs from this machine, checked before anything is written or built: an
         engine, a Compose CLI, a free host port (unless it is this stack's own). Returns the balancer."""
-        docker_client()
+        # `docker compose version` is a process start: it runs beside the engine's ping (the answer is cached;
+        # an error is raised again by the second call)
+        cli = threading.Thread(target=_quietly, args=(compose_cli,), daemon=True)
+        cli.start()
+        try:
+            docker_client()
+        finally:
+            cli.join()
         compose_cli()
         self._check_no_foreign_containers("start the stack")
         lb = self._lb()
@@ -349,9 +444,10 @@ class ComposeStack:
             self.progress("reloaded nginx gracefully (old workers finish their requests)")
         return True
 
-    def _routing_lines(self) -> list[list[str]]:
-        """The balancer's routing file: `name up|down address` per upstream server."""
-        lb = self._lb()
+    def _routing_lines(self, lb=None) -> list[list[str]]:
+        """The balancer's routing file: `name up|down address` per upstream server (of `lb`, else of the
+        running balancer)."""
+        lb = lb or self._lb()
         if lb is None:
             return []
         with engine_errors("reading the balancer's routing"):
@@ -403,7 +499,7 @@ class ComposeStack:
                 if st is None:
                     raise UnhealthyError(f"{pending[0]} was never created")
                 self._fail_unhealthy(st, f"not healthy after {timeout_s:.0f}s (state {st.state}, health {st.health})")
-            time.sleep(0.5)
+            time.sleep(health_poll_interval(len(services)))
 
     def _fail_unhealthy(self, st: ServiceStatus, why: str) -> None:
         client = docker_client()

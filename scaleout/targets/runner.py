@@ -4,6 +4,7 @@ their failures into user messages, in one place for every target."""
 from __future__ import annotations
 
 import contextlib
+import http.client
 import os
 import shutil
 import ssl
@@ -14,11 +15,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from scaleout.errors import ComposeUnavailableError, DockerUnavailableError, StackError, UnhealthyError
 
 Progress = Callable[[str], None]
 ENV_COMPOSE = "SCALEOUT_COMPOSE"  # force a Compose CLI: "docker compose" or "docker-compose"
+MISS_CHECK_S = 0.3  # poll_balancer: how often a failed try also asks `on_miss` (an engine call)
 ENGINE_HINT = "start Docker (or run scripts/setup-docker.sh), or point DOCKER_HOST at a running engine"
 
 
@@ -185,22 +188,52 @@ def run_docker(args: list[str], *, cwd: Path, env: dict[str, str], action: str,
 def poll_balancer(url: str, timeout_s: float, on_miss: Callable[[], None] | None = None,
                   verify: ssl.SSLContext | bool = True) -> None:
     """Poll `url` until the balancer answers below 500 (a request reached a replica); `on_miss` runs
-    after every failed try (it may raise to stop early). Raises UnhealthyError after `timeout_s`.
-    `verify`: how an https:// URL's certificate is checked."""
-    import httpx
+    after a failed try, at most every MISS_CHECK_S (it may raise to stop early). Raises UnhealthyError
+    after `timeout_s`. `verify`: how an https:// URL's certificate is checked.
 
+    The standard library's HTTP client, not httpx: importing httpx costs more than the whole poll on a
+    cold `up` (it pulls in its own CLI), and one GET on loopback needs none of it. Tries come quickly
+    (nginx starts within a fraction of a second of its container, and a refused loopback connection costs
+    nothing); the engine is asked (`on_miss`) less often."""
     deadline = time.monotonic() + timeout_s
     last = "no answer"
+    pause = 0.02
+    last_miss_check = time.monotonic()
     while time.monotonic() < deadline:
         try:
-            # trust_env=False: proxy variables must never carry scaleout's own loopback requests
-            r = httpx.get(url + "/", timeout=2.0, trust_env=False, verify=verify)
-            if r.status_code < 500:
+            code = http_status(url + "/", timeout_s=2.0, verify=verify)
+            if code < 500:
                 return
-            last = f"HTTP {r.status_code}"
-        except httpx.HTTPError as exc:
+            last = f"HTTP {code}"
+        except (OSError, http.client.HTTPException) as exc:
             last = type(exc).__name__
-        if on_miss is not None:
+        if on_miss is not None and time.monotonic() - last_miss_check >= MISS_CHECK_S:
+            last_miss_check = time.monotonic()
             on_miss()
-        time.sleep(0.3)
+        time.sleep(pause)
+        pause = min(pause * 2, 0.1)
     raise UnhealthyError(f"the load balancer at {url} did not answer within {timeout_s:.0f}s (last: {last})")
+
+
+def http_status(url: str, *, timeout_s: float, verify: ssl.SSLContext | bool = True) -> int:
+    """The status code of one GET of `url`. Never through a proxy: http.client ignores proxy variables,
+    which must never carry scaleout's own loopback requests."""
+    parts = urlsplit(url)
+    if parts.scheme == "https":
+        if isinstance(verify, ssl.SSLContext):
+            context = verify
+        elif verify:
+            context = ssl.create_default_context()
+        else:
+            context = ssl.create_default_context()
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        conn: http.client.HTTPConnection = http.client.HTTPSConnection(
+            parts.hostname or "", parts.port, timeout=timeout_s, context=context)
+    else:
+        conn = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=timeout_s)
+    try:
+        conn.request("GET", (parts.path or "/") + (f"?{parts.query}" if parts.query else ""))
+        return conn.getresponse().status
+    finally:
+        conn.close()
