@@ -1,0 +1,736 @@
+"""Validation messages of scaleout.yaml, word for word: each bad value ends in the one line a user reads
+(file:line: key: what is wrong, and what was given), each good value in the Config it means. Written
+against the mutants scripts/mutation.sh found alive in scaleout/config.py and scaleout/services.py:
+a rule whose message or boundary no test pins down can change unnoticed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from scaleout.config import default_name, load_config, parse_config
+from scaleout.errors import ConfigError, UsageError
+
+
+@pytest.fixture
+def proj(tmp_path: Path) -> Path:
+    p = tmp_path / "proj"
+    p.mkdir()
+    (p / "ok.env").write_text("A=1\n")
+    return p
+
+
+def svc(body: str) -> str:
+    return "services:\n  db:\n" + "".join(f"    {line}\n" for line in body.split("\n"))
+
+
+def problem(proj: Path, text: str) -> str:
+    with pytest.raises(ConfigError) as err:
+        parse_config(text, proj, env={})
+    return str(err.value)
+
+
+SERVICE_PROBLEMS = [
+    (
+        "image: pg\nvolumes: ['data']",
+        'scaleout.yaml:4: services.db.volumes.0: write NAME:/path (a named volume) or'
+        " ./folder:/path (a project folder) (got 'data')",
+    ),
+    (
+        "image: pg\nvolumes: ['a:/b:ro:x']",
+        "scaleout.yaml:4: services.db.volumes.0: too many ':' (the form is SOURCE:/path[:ro])"
+        " (got 'a:/b:ro:x')",
+    ),
+    (
+        "image: pg\nvolumes: ['a:/b:rx']",
+        "scaleout.yaml:4: services.db.volumes.0: the mode must be ro or rw, not 'rx' (got"
+        " 'a:/b:rx')",
+    ),
+    (
+        "image: pg\nvolumes: ['/etc:/b']",
+        'scaleout.yaml:4: services.db.volumes.0: host paths outside the project are not'
+        ' mounted; use a project folder (./folder:/path) or a named volume (name:/path) (got'
+        " '/etc:/b')",
+    ),
+    (
+        "image: pg\nvolumes: ['~/x:/b']",
+        'scaleout.yaml:4: services.db.volumes.0: host paths outside the project are not'
+        ' mounted; use a project folder (./folder:/path) or a named volume (name:/path) (got'
+        " '~/x:/b')",
+    ),
+    (
+        "image: pg\nvolumes: ['bad name:/b']",
+        "scaleout.yaml:4: services.db.volumes.0: a volume name is letters, digits, '_', '.'"
+        " and '-' (a project folder starts with ./) (got 'bad name:/b')",
+    ),
+    (
+        'image: pg\nvolumes:'
+        " ['aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa:/b']",
+        "scaleout.yaml:4: services.db.volumes.0: a volume name is letters, digits, '_', '.'"
+        " and '-' (a project folder starts with ./) (got"
+        " 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa...)",
+    ),
+    (
+        "image: pg\nvolumes: ['data:rel/path']",
+        'scaleout.yaml:4: services.db.volumes.0: the container path must be absolute, such as'
+        " /var/lib/data (letters, digits, . _ - / only) (got 'data:rel/path')",
+    ),
+    (
+        "image: pg\nvolumes: ['data:/a/../b']",
+        'scaleout.yaml:4: services.db.volumes.0: the container path must be absolute, such as'
+        " /var/lib/data (letters, digits, . _ - / only) (got 'data:/a/../b')",
+    ),
+    (
+        "image: pg\nvolumes: ['data:/x/', 'other:/x']",
+        'scaleout.yaml:4: services.db.volumes: two volumes are mounted at /x',
+    ),
+    (
+        "image: pg\nvolumes: ['data:/', 'other:/']",
+        'scaleout.yaml:4: services.db.volumes: two volumes are mounted at /',
+    ),
+    (
+        'image: pg\nports: [5432]',
+        'scaleout.yaml:4: services.db.ports.0: write "HOST:CONTAINER" (e.g. "5432:5432"),'
+        ' quoted (got 5432)',
+    ),
+    (
+        "image: pg\nports: ['5432:5432/sctp']",
+        'scaleout.yaml:4: services.db.ports.0: the protocol must be tcp or udp (got'
+        " '5432:5432/sctp')",
+    ),
+    (
+        "image: pg\nports: ['5432']",
+        'scaleout.yaml:4: services.db.ports.0: write HOST:CONTAINER or IP:HOST:CONTAINER,'
+        ' e.g. "5432:5432" (got \'5432\')',
+    ),
+    (
+        "image: pg\nports: ['1.2.3:5432:5432']",
+        "scaleout.yaml:4: services.db.ports.0: '1.2.3' is not an IP address (got"
+        " '1.2.3:5432:5432')",
+    ),
+    (
+        "image: pg\nports: ['x:5432']",
+        'scaleout.yaml:4: services.db.ports.0: the host port must be a number (ranges are not'
+        " supported) (got 'x:5432')",
+    ),
+    (
+        "image: pg\nports: ['5432:y']",
+        'scaleout.yaml:4: services.db.ports.0: the container port must be a number (ranges'
+        " are not supported) (got '5432:y')",
+    ),
+    (
+        "image: pg\nports: ['123456:1']",
+        'scaleout.yaml:4: services.db.ports.0: the host port must be a number (ranges are not'
+        " supported) (got '123456:1')",
+    ),
+    (
+        "image: pg\nports: ['５:1']",
+        'scaleout.yaml:4: services.db.ports.0: the host port must be a number (ranges are not'
+        " supported) (got '５:1')",
+    ),
+    (
+        'image: pg\nports: [{host_ip: nope, host_port: 1, container_port: 2}]',
+        "scaleout.yaml:4: services.db.ports.0.host_ip: must be an IP address (got 'nope')",
+    ),
+    (
+        "image: pg\nhealthcheck: {test: ''}",
+        "scaleout.yaml:4: services.db.healthcheck.test: must be a non-empty command (got '')",
+    ),
+    (
+        'image: pg\nhealthcheck: {test: []}',
+        'scaleout.yaml:4: services.db.healthcheck.test: must be a string, or a list such as'
+        ' ["CMD", "pg_isready"] or ["CMD-SHELL", "..."]',
+    ),
+    (
+        'image: pg\nhealthcheck: {test: [CMD]}',
+        'scaleout.yaml:4: services.db.healthcheck.test: must start with "CMD" (then the'
+        ' program and its arguments), "CMD-SHELL" (then one shell command) or be ["NONE"]',
+    ),
+    (
+        'image: pg\nhealthcheck: {test: [CMD-SHELL, a, b]}',
+        'scaleout.yaml:4: services.db.healthcheck.test: must start with "CMD" (then the'
+        ' program and its arguments), "CMD-SHELL" (then one shell command) or be ["NONE"]',
+    ),
+    (
+        'image: pg\nhealthcheck: {test: [NONE, x]}',
+        'scaleout.yaml:4: services.db.healthcheck.test: must start with "CMD" (then the'
+        ' program and its arguments), "CMD-SHELL" (then one shell command) or be ["NONE"]',
+    ),
+    (
+        'image: pg\nhealthcheck: {test: [1]}',
+        'scaleout.yaml:4: services.db.healthcheck.test: must be a string, or a list such as'
+        ' ["CMD", "pg_isready"] or ["CMD-SHELL", "..."]',
+    ),
+    (
+        'image: pg\nhealthcheck: {test: [CMD, x], disable: true}',
+        'scaleout.yaml:4: services.db.healthcheck: disable: true and a test cannot both be'
+        ' set (remove one)',
+    ),
+    (
+        'image: pg\nhealthcheck: {interval: 0s}',
+        'scaleout.yaml:4: services.db.healthcheck.interval: must be between 0.001s and 24h'
+        " (got '0s')",
+    ),
+    (
+        'image: pg\nhealthcheck: {interval: 0.0005}',
+        'scaleout.yaml:4: services.db.healthcheck.interval: must be between 0.001s and 24h'
+        ' (got 0.0005)',
+    ),
+    (
+        'image: pg\nhealthcheck: {start_period: -1}',
+        'scaleout.yaml:4: services.db.healthcheck.start_period: must be between 0s and 24h'
+        ' (got -1)',
+    ),
+    (
+        'image: pg\nhealthcheck: {timeout: 25h}',
+        'scaleout.yaml:4: services.db.healthcheck.timeout: must be between 0.001s and 24h'
+        " (got '25h')",
+    ),
+    (
+        'image: pg\nhealthcheck: {timeout: 5 seconds}',
+        'scaleout.yaml:4: services.db.healthcheck.timeout: must be a duration such as 5s,'
+        " 1m30s or 500ms (units: ns us ms s m h), or seconds (got '5 seconds')",
+    ),
+    (
+        'image: pg\nhealthcheck: {timeout: true}',
+        'scaleout.yaml:4: services.db.healthcheck.timeout: must be a duration such as 5s,'
+        ' 1m30s or 500ms (units: ns us ms s m h), or seconds (got True)',
+    ),
+    (
+        'image: pg\nhealthcheck: {retries: 1001}',
+        'scaleout.yaml:4: services.db.healthcheck.retries: input should be less than or equal'
+        ' to 1000 (got 1001)',
+    ),
+    (
+        "image: pg\ncommand: ''",
+        "scaleout.yaml:4: services.db.command: must be a non-empty command (got '')",
+    ),
+    (
+        'image: pg\ncommand: []',
+        'scaleout.yaml:4: services.db.command: must be a string or a non-empty list of'
+        ' strings',
+    ),
+    (
+        'image: pg\ncommand: [run, true]',
+        'scaleout.yaml:4: services.db.command: item 1: must be a string',
+    ),
+    (
+        'image: pg\ncommand: {a: b}',
+        'scaleout.yaml:4: services.db.command: must be a string or a non-empty list of'
+        ' strings',
+    ),
+    (
+        'image: pg\nenvironment: [A]',
+        'scaleout.yaml:4: services.db.environment: item 0: must be "KEY=VALUE" (to pass a'
+        ' variable from the shell, write KEY=${KEY})',
+    ),
+    (
+        'image: pg\nenvironment: [A=1, A=2]',
+        'scaleout.yaml:4: services.db.environment: A: set twice',
+    ),
+    (
+        'image: pg\nenvironment: {1A: x}',
+        "scaleout.yaml:4: services.db.environment: variable name '1A' must match"
+        ' [A-Za-z_][A-Za-z0-9_]*',
+    ),
+    (
+        'image: pg\nenvironment: {A: [x]}',
+        'scaleout.yaml:4: services.db.environment: A: value must be a string, number or'
+        ' boolean (to pass a variable from the shell, write ${A})',
+    ),
+    (
+        'image: pg\nenvironment: {A: "a\\nb"}',
+        'scaleout.yaml:4: services.db.environment: A: value must not contain newlines or'
+        ' control characters',
+    ),
+    (
+        'image: pg\nenv_file: [1]',
+        'scaleout.yaml:4: services.db.env_file: item 0: must be a path',
+    ),
+    (
+        "image: pg\nenv_file: ['../x']",
+        "scaleout.yaml:4: services.db.env_file: '../x': must stay inside the project folder"
+        " ('..' is not allowed)",
+    ),
+    (
+        "image: pg\nenv_file: ['ok.env', 'ok.env']",
+        'scaleout.yaml:4: services.db.env_file: each file may appear once',
+    ),
+    (
+        'image: pg\nenv_file: {a: b}',
+        'scaleout.yaml:4: services.db.env_file: input should be a valid tuple',
+    ),
+    (
+        "image: 'Bad Image'",
+        'scaleout.yaml:3: services.db.image: must be an image reference such as nginx:1.27 or'
+        " registry.example.com/team/app:tag (got 'Bad Image')",
+    ),
+    (
+        'build: ../x',
+        "scaleout.yaml:3: services.db.build: must stay inside the project folder ('..' is not"
+        " allowed) (got '../x')",
+    ),
+    (
+        'build: a/../../x',
+        "scaleout.yaml:3: services.db.build: must stay inside the project folder ('..' is not"
+        " allowed) (got 'a/../../x')",
+    ),
+    (
+        'image: pg\nbuild: x',
+        'scaleout.yaml:2: services.db: set image (such as postgres:16) or build (a folder'
+        ' with a Dockerfile), one of them',
+    ),
+    (
+        'dockerfile: D',
+        'scaleout.yaml:2: services.db: set image (such as postgres:16) or build (a folder'
+        ' with a Dockerfile), one of them',
+    ),
+    (
+        'image: pg\ndockerfile: D',
+        'scaleout.yaml:2: services.db: dockerfile: only with build',
+    ),
+]
+
+CONFIG_PROBLEMS = [
+    (
+        'backend:\n  health:\n    path: healthz',
+        'scaleout.yaml:3: backend.health.path: must be a URL path such as /healthz (letters,'
+        " digits, . _ ~ / - only; no '.', '..' or empty segment) (got 'healthz')",
+    ),
+    (
+        'backend:\n  health:\n    path: /a/../b',
+        'scaleout.yaml:3: backend.health.path: must be a URL path such as /healthz (letters,'
+        " digits, . _ ~ / - only; no '.', '..' or empty segment) (got '/a/../b')",
+    ),
+    (
+        'backend:\n  health:\n    path: /a//b',
+        'scaleout.yaml:3: backend.health.path: must be a URL path such as /healthz (letters,'
+        " digits, . _ ~ / - only; no '.', '..' or empty segment) (got '/a//b')",
+    ),
+    (
+        'backend:\n  health:\n    path: /a/./b',
+        'scaleout.yaml:3: backend.health.path: must be a URL path such as /healthz (letters,'
+        " digits, . _ ~ / - only; no '.', '..' or empty segment) (got '/a/./b')",
+    ),
+    (
+        "backend:\n  health:\n    command: '  '",
+        'scaleout.yaml:3: backend.health.command: must be a non-empty, single-line shell'
+        " command (got '  ')",
+    ),
+    (
+        'backend:\n  health:\n    command: "a\\rb"',
+        'scaleout.yaml:3: backend.health.command: must be a non-empty, single-line shell'
+        " command (got 'a\\rb')",
+    ),
+    (
+        'backend:\n  limits:\n    memory: 5m',
+        "scaleout.yaml:3: backend.limits.memory: must be at least 6m (Docker's minimum) (got"
+        " '5m')",
+    ),
+    (
+        'backend:\n  limits:\n    memory: 1k',
+        'scaleout.yaml:3: backend.limits.memory: must be a size such as 256m or 1g (at least'
+        " 6m) (got '1k')",
+    ),
+    (
+        'backend:\n  limits:\n    pids: 15',
+        'scaleout.yaml:3: backend.limits.pids: input should be greater than or equal to 16'
+        ' (got 15)',
+    ),
+    (
+        'backend:\n  weights: {backend-1: 0}',
+        'scaleout.yaml:2: backend.weights: backend-1: weight must be between 1 and 100 (got'
+        ' 0)',
+    ),
+    (
+        'backend:\n  weights: {backend-1: 101}',
+        'scaleout.yaml:2: backend.weights: backend-1: weight must be between 1 and 100 (got'
+        ' 101)',
+    ),
+    (
+        'backend:\n  weights: {web: 3}',
+        "scaleout.yaml:2: backend.weights: 'web' is not a replica name (backend-1, backend-2,"
+        ' ...)',
+    ),
+    (
+        'backend:\n  backup: [web]',
+        "scaleout.yaml:2: backend.backup: 'web' is not a replica name (backend-1, backend-2,"
+        ' ...)',
+    ),
+    (
+        'backend:\n  backup: [backend-1, backend-2, backend-3]',
+        'scaleout.yaml:2: backend.backup: with 3 replica(s) every one would be a backup;'
+        ' nginx needs at least one primary replica',
+    ),
+    (
+        'backend:\n  backup: [backend-3]\nbalancer:\n  strategy: hash',
+        'scaleout.yaml:2: backend.backup: backup replicas cannot be combined with strategy'
+        ' hash (nginx forbids it)',
+    ),
+    (
+        'backend:\n  backup: [backend-3]\nbalancer:\n  strategy: ip_hash',
+        'scaleout.yaml:2: backend.backup: backup replicas cannot be combined with strategy'
+        ' ip_hash (nginx forbids it)',
+    ),
+    (
+        'backend:\n  backup: [backend-3]\nbalancer:\n  strategy: random',
+        'scaleout.yaml:2: backend.backup: backup replicas cannot be combined with strategy'
+        ' random (nginx forbids it)',
+    ),
+    (
+        'backend:\n  image: x\n  build: y',
+        'scaleout.yaml:1: backend: set either build (a folder with a Dockerfile) or image,'
+        ' not both',
+    ),
+    (
+        'backend:\n  depends_on: [db, db]',
+        'scaleout.yaml:2: backend.depends_on: each service may appear once (repeated: db)',
+    ),
+    (
+        'backend:\n  depends_on: [cache]',
+        "scaleout.yaml:2: backend.depends_on.0: 'cache' is not a service under services:"
+        ' (none are defined)',
+    ),
+    (
+        'backend:\n  depends_on: [cache]\nservices:\n  db: {image: pg}',
+        "scaleout.yaml:2: backend.depends_on.0: 'cache' is not a service under services: (db)",
+    ),
+    (
+        'balancer:\n  tls: maybe',
+        "scaleout.yaml:2: balancer.tls: must be `local` (a certificate from scaleout's local"
+        ' certificate authority), a mapping {cert: PATH, key: PATH} of your own files, or'
+        " false (got 'maybe')",
+    ),
+    (
+        'balancer:\n  tls: {cert: a.pem}',
+        'scaleout.yaml:2: balancer.tls: key missing: give both cert and key (paths in the'
+        ' project)',
+    ),
+    (
+        'balancer:\n  tls: {key: a.pem}',
+        'scaleout.yaml:2: balancer.tls: cert missing: give both cert and key (paths in the'
+        ' project)',
+    ),
+    (
+        'balancer:\n  tls: {cert: a.pem, key: b.pem, ca: c}',
+        'scaleout.yaml:2: balancer.tls: unknown key(s) ca: a mapping takes cert and key only',
+    ),
+    (
+        'balancer:\n  tls: {cert: 1, key: b.pem}',
+        'scaleout.yaml:2: balancer.tls: cert: must be a path in the project, such as'
+        ' certs/dev.pem',
+    ),
+    (
+        'balancer:\n  tls: {cert: a.pem, key: ../b.pem}',
+        "scaleout.yaml:2: balancer.tls: key: must stay inside the project folder ('..' is not"
+        " allowed) (got '../b.pem')",
+    ),
+    (
+        'balancer:\n  tls: {cert: .scaleout/a.pem, key: b.pem}',
+        "scaleout.yaml:2: balancer.tls: cert: .scaleout/ holds scaleout's generated files;"
+        ' keep your own certificate elsewhere',
+    ),
+    (
+        'balancer:\n  tls: {cert: a.pem, key: a.pem}',
+        'scaleout.yaml:2: balancer.tls: cert and key must be two files',
+    ),
+    (
+        'balancer:\n  tls_names: [app.test]',
+        'scaleout.yaml:2: balancer.tls_names: only with balancer.tls: local (your own'
+        ' certificate names its hosts itself)',
+    ),
+    (
+        'balancer:\n  tls: local\n  tls_names: app.test',
+        'scaleout.yaml:3: balancer.tls_names: must be a list of host names or IP addresses,'
+        " such as [app.test] (got 'app.test')",
+    ),
+    (
+        'balancer:\n  tls: local\n  tls_names: [0.0.0.0]',
+        'scaleout.yaml:3: balancer.tls_names: 0.0.0.0 is not an address a browser connects to',
+    ),
+    (
+        'balancer:\n  tls: local\n  tls_names: [1]',
+        'scaleout.yaml:3: balancer.tls_names: 1 is not a host name',
+    ),
+    (
+        'balancer:\n  tls: local\n  tls_names: [App.test]',
+        "scaleout.yaml:3: balancer.tls_names: 'App.test' must be a lower-case host name (a-z"
+        ' 0-9 - and dots; *.name for a wildcard) or an IP address',
+    ),
+    (
+        'balancer:\n  tls: local\n  tls_names: [1.2.3]',
+        "scaleout.yaml:3: balancer.tls_names: '1.2.3' must be a lower-case host name (a-z 0-9"
+        ' - and dots; *.name for a wildcard) or an IP address',
+    ),
+    (
+        'balancer:\n  tls: local\n  tls_names: [a.test, a.test, b.test, b.test]',
+        'scaleout.yaml:3: balancer.tls_names: each name may appear once (repeated: a.test,'
+        ' b.test)',
+    ),
+    (
+        'balancer:\n  http_port: 80',
+        'scaleout.yaml:2: balancer.http_port: only with balancer.tls: it is the plain HTTP'
+        ' port that redirects to HTTPS (got 80)',
+    ),
+    (
+        'balancer:\n  tls: local\n  http_port: 8080',
+        'scaleout.yaml:3: balancer.http_port: must differ from balancer.port (8080) (got'
+        ' 8080)',
+    ),
+    (
+        'balancer:\n  bind: localhost',
+        'scaleout.yaml:2: balancer.bind: must be an IP address such as 127.0.0.1 (or 0.0.0.0'
+        " to expose on all interfaces) (got 'localhost')",
+    ),
+    (
+        'balancer:\n  hash_key: $cookie_',
+        'scaleout.yaml:2: balancer.hash_key: must be one nginx variable: $cookie_NAME,'
+        ' $arg_NAME, $http_NAME, $remote_addr, $request_uri, $uri, $host, ... (got'
+        " '$cookie_')",
+    ),
+    (
+        'balancer:\n  client_max_body_size: 0',
+        'scaleout.yaml:2: balancer.client_max_body_size: 0 would turn the limit off; set a'
+        ' size such as 100m (at most 999999m) (got 0)',
+    ),
+    (
+        'balancer:\n  client_max_body_size: 0k',
+        'scaleout.yaml:2: balancer.client_max_body_size: 0 would turn the limit off; set a'
+        " size such as 100m (at most 999999m) (got '0k')",
+    ),
+    (
+        'balancer:\n  client_max_body_size: 10g',
+        'scaleout.yaml:2: balancer.client_max_body_size: must be a size such as 512k or 10m'
+        " (got '10g')",
+    ),
+    (
+        'balancer:\n  client_max_body_size: true',
+        'scaleout.yaml:2: balancer.client_max_body_size: input should be a valid string (got'
+        ' True)',
+    ),
+    (
+        'static:\n  routes: [/]',
+        "scaleout.yaml:2: static.routes: '/' cannot be a static route: it belongs to the"
+        ' replicas',
+    ),
+    (
+        'static:\n  routes: [/_scaleout/x]',
+        "scaleout.yaml:2: static.routes: '/_scaleout/x': /_scaleout/ is reserved for"
+        " scaleout's own endpoints",
+    ),
+    (
+        'static:\n  routes: [/a, /a, /b, /b]',
+        'scaleout.yaml:2: static.routes: each path may appear once (repeated: /a, /b)',
+    ),
+    (
+        'static:\n  routes: [a]',
+        "scaleout.yaml:2: static.routes: 'a' must be a URL path (letters, digits, . _ ~ / -"
+        " only; no '.', '..' or empty segment)",
+    ),
+    (
+        'static:\n  worker_scope: x',
+        'scaleout.yaml:2: static.worker_scope: must be a URL path such as / (letters, digits,'
+        " . _ ~ / - only; no '.', '..' or empty segment) (got 'x')",
+    ),
+    (
+        'static:\n  offline_page: /a/../b',
+        'scaleout.yaml:2: static.offline_page: must be a URL path such as / (letters, digits,'
+        " . _ ~ / - only; no '.', '..' or empty segment) (got '/a/../b')",
+    ),
+    (
+        'name: -x',
+        "scaleout.yaml:1: name: must be a DNS label: lower-case letters, digits and '-', at"
+        " most 63 characters (got '-x')",
+    ),
+    (
+        "services:\n  db: {image: pg, ports: ['8080:1']}",
+        'scaleout.yaml:2: services.db.ports.0: host port 8080/tcp is already published by'
+        ' balancer.port',
+    ),
+    (
+        "services:\n  db: {image: pg, ports: ['0.0.0.0:8080:1']}",
+        'scaleout.yaml:2: services.db.ports.0: host port 8080/tcp is already published by'
+        ' balancer.port',
+    ),
+    (
+        "services:\n  db: {image: pg, ports: ['9000:1', '9000:2']}",
+        'scaleout.yaml:2: services.db.ports.1: host port 9000/tcp is already published by'
+        ' services.db.ports.0',
+    ),
+    (
+        "balancer:\n  bind: 0.0.0.0\nservices:\n  db: {image: pg, ports: ['127.0.0.2:8080:1']}",
+        'scaleout.yaml:4: services.db.ports.0: host port 8080/tcp is already published by'
+        ' balancer.port',
+    ),
+    (
+        'balancer:\n  strategy: 3',
+        'scaleout.yaml:2: balancer.strategy: must be one of round_robin, least_conn, ip_hash,'
+        ' hash, random (got 3)',
+    ),
+    (
+        'backend:\n  port: 1e9999',
+        'scaleout.yaml:2: backend.port: input should be a valid integer, unable to parse'
+        " string as an integer (got '1e9999')",
+    ),
+    (
+        'backend:\n  port: 100000000000000000',
+        'scaleout.yaml:2: backend.port: input should be less than or equal to 65535 (got'
+        ' 100000000000000000)',
+    ),
+    (
+        'backend: 3',
+        'scaleout.yaml:1: backend: input should be a valid dictionary or instance of'
+        ' BackendConfig',
+    ),
+    (
+        'backend:\n  replicas: [1]',
+        'scaleout.yaml:2: backend.replicas: input should be a valid integer',
+    ),
+    (
+        'backend:\n  nope: 1',
+        'scaleout.yaml:2: backend.nope: unknown key',
+    ),
+    (
+        'backend:\n  port:'
+        " '9999999999999999999999999999999999999999999999999999999999999999999999'",
+        'scaleout.yaml:2: backend.port: input should be less than or equal to 65535 (got'
+        " '99999999999999999999999999999999999999999999999999999999...)",
+    ),
+]
+
+
+@pytest.mark.parametrize("body, message", SERVICE_PROBLEMS)
+def test_service_problem_messages(proj, body, message):
+    assert problem(proj, svc(body)) == message
+
+
+@pytest.mark.parametrize("text, message", CONFIG_PROBLEMS)
+def test_config_problem_messages(proj, text, message):
+    assert problem(proj, text) == message
+
+
+def test_service_values_at_their_limits_are_accepted(proj):
+    def service(body: str):
+        return parse_config(svc(body), proj, env={}).services["db"]
+
+    name64 = "a" * 64
+    (mount,) = service(f"image: pg\nvolumes: ['{name64}:/b:ro']").volumes
+    assert (mount.kind, mount.source, mount.target, mount.read_only) == ("named", name64, "/b", True)
+    here = service("image: pg\nvolumes: ['./:/x', '.:/y:rw']").volumes
+    assert [(m.kind, m.source, m.read_only) for m in here] == [("bind", ".", False), ("bind", ".", False)]
+    assert [m.short_syntax() for m in here] == [".:/x", ".:/y"]
+    (port,) = service("image: pg\nports: ['[::1]:5432:5433/udp']").ports
+    assert (port.host_ip, port.host_port, port.container_port, port.protocol) == ("::1", 5432, 5433, "udp")
+    (port,) = service("image: pg\nports: [{host_ip: '::0001', host_port: 1, container_port: 2}]").ports
+    assert port.host_ip == "::1" and port.short_syntax("127.0.0.1") == "[::1]:1:2/tcp"
+    (port,) = service("image: pg\nports: ['7:8']").ports
+    assert port.host_ip is None and port.short_syntax("::1") == "[::1]:7:8/tcp"
+    check = service("image: pg\nhealthcheck: {test: [NONE], disable: true}").healthcheck
+    assert check.disabled and check.test == ("NONE",)
+    check = service("image: pg\nhealthcheck: {interval: 1ms, start_period: 0, timeout: 24h}").healthcheck
+    assert (check.interval, check.start_period, check.timeout) == (0.001, 0.0, 86400.0)
+    assert not check.disabled
+    assert service("image: pg\ncommand: [run, 1, 2.5]").command == ("run", "1", "2.5")
+    env = service("image: pg\nenvironment: {A: true, B: false, C: 1.5, D: 2, E: \"a\\tb\"}").environment
+    assert env == {"A": "true", "B": "false", "C": "1.5", "D": "2", "E": "a\tb"}
+    assert service("image: pg\nenv_file: ok.env").env_file == ("ok.env",)
+
+
+def test_config_values_at_their_limits_are_accepted(proj):
+    def cfg(text: str):
+        return parse_config(text, proj, env={})
+
+    assert cfg("backend:\n  health:\n    path: /").backend.health.path == "/"
+    health = cfg("backend:\n  health:\n    command: 'echo $$X'").backend.health
+    assert (health.command, health.command_compose) == ("echo $X", "echo $$X")
+    assert cfg("backend:\n  limits:\n    memory: 6M").backend.limits.memory == "6M"
+    assert cfg("backend:\n  limits:\n    memory: 1g").backend.limits.memory == "1g"
+    assert cfg("backend:\n  weights: {backend-1: 100, backend-2: 1}").backend.weights == {"backend-1": 100,
+                                                                                           "backend-2": 1}
+    assert cfg("backend:\n  backup: [backend-3]\nbalancer:\n  strategy: least_conn").backend.backup == ("backend-3",)
+    names = [f"n{i}.test" for i in range(32)]
+    assert cfg(f"balancer:\n  tls: local\n  tls_names: [{', '.join(names)}]").balancer.tls_names == tuple(names)
+    longest = ".".join(["a" * 63] * 3 + ["a" * 61])  # 253 characters
+    assert cfg(f"balancer:\n  tls: local\n  tls_names: [{longest}]").balancer.tls_names == (longest,)
+    assert problem(proj, f"balancer:\n  tls: local\n  tls_names: [{longest}a]").endswith(
+        "must be a lower-case host name (a-z 0-9 - and dots; *.name for a wildcard) or an IP address")
+    mixed = cfg("balancer:\n  tls: local\n  tls_names: ['::0001', '*.app.test', 10.0.0.1]").balancer.tls_names
+    assert mixed == ("::1", "*.app.test", "10.0.0.1")
+    assert cfg("balancer:\n  tls: local\n  port: 8443\n  http_port: 8080").balancer.http_port == 8080
+    assert cfg("balancer:\n  hash_key: $request_uri").balancer.hash_key == "$request_uri"
+    assert cfg("balancer:\n  client_max_body_size: 1024").balancer.client_max_body_size == "1024"
+    assert cfg("balancer:\n  tls: false").balancer.tls is None
+    # a port published on another address, or over udp, is no clash with the balancer's
+    assert cfg("services:\n  db: {image: pg, ports: ['127.0.0.2:8080:1', '8080:2/udp']}").services["db"].ports
+
+
+@pytest.mark.parametrize(
+    "text, url",
+    [
+        ("", "http://127.0.0.1:8080"),
+        ("balancer:\n  bind: '::'", "http://127.0.0.1:8080"),
+        ("balancer:\n  bind: 0.0.0.0\n  port: 80", "http://127.0.0.1:80"),
+        ("balancer:\n  bind: '::1'", "http://[::1]:8080"),
+        ("balancer:\n  bind: 10.1.2.3\n  tls: local\n  port: 443", "https://10.1.2.3:443"),
+    ],
+)
+def test_the_url_a_user_opens(proj, text, url):
+    c = parse_config(text, proj, env={})
+    assert c.url == url
+    assert c.balancer.scheme == url.split(":")[0]
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"replicas": 0}, "--replicas: input should be greater than or equal to 1 (got 0)"),
+        ({"port": 0}, "--port: input should be greater than or equal to 1 (got 0)"),
+        ({"strategy": "x"}, "--strategy: must be one of round_robin, least_conn, ip_hash, hash, random (got 'x')"),
+        ({"bind": "nope"},
+         "--bind: must be an IP address such as 127.0.0.1 (or 0.0.0.0 to expose on all interfaces) (got 'nope')"),
+        ({"name": "Bad"},
+         "--project-name: must be a DNS label: lower-case letters, digits and '-', at most 63 characters (got 'Bad')"),
+    ],
+)
+def test_command_line_overrides_name_the_flag(proj, overrides, message):
+    c = parse_config("backend:\n  image: x", proj, env={})
+    with pytest.raises(UsageError) as err:
+        c.with_overrides(**overrides)
+    assert str(err.value) == message
+
+
+def test_command_line_overrides_apply_to_what_the_file_set(proj):
+    own = parse_config("backend:\n  image: x\nbalancer:\n  tls: {cert: a.pem, key: b.pem}", proj, env={})
+    n = own.with_overrides(replicas=2, port=9000, strategy="hash", bind="0.0.0.0", name="shop", tls=True)
+    assert (n.replicas, n.balancer.port, n.balancer.strategy, n.balancer.bind, n.name) == (2, 9000, "hash", "0.0.0.0",
+                                                                                          "shop")
+    assert (n.balancer.tls.cert, n.balancer.tls.key) == ("a.pem", "b.pem")  # --tls keeps the file's certificate
+    assert (n.backend.image, n.backend.builds) == ("x", False)
+    assert own.with_overrides(replicas=None).replicas == 3
+    plain = parse_config("backend:\n  backup: [backend-3]", proj, env={})
+    assert plain.with_overrides(tls=True).balancer.tls == "local"
+    assert plain.with_overrides(tls=False).balancer.tls is None
+    # a rule across keys keeps its own key in the message
+    with pytest.raises(UsageError) as err:
+        plain.with_overrides(strategy="hash")
+    assert str(err.value) == "backend.backup: backup replicas cannot be combined with strategy hash (nginx forbids it)"
+    with pytest.raises(TypeError, match="unknown override colour"):
+        plain.with_overrides(colour="red")
+
+
+@pytest.mark.parametrize(
+    "folder, name",
+    [("My Project!", "my-project"), ("---", "scaleout"), ("a" * 70 + "-b", "a" * 63), ("shop-2", "shop-2")],
+)
+def test_default_name_is_a_dns_label_made_from_the_folder(tmp_path, folder, name):
+    (tmp_path / folder).mkdir()
+    assert default_name(tmp_path / folder) == name
+    assert parse_config("", tmp_path / folder, env={}).name == name
+
+
+def test_a_missing_scaleout_yaml_says_how_to_start(tmp_path):
+    with pytest.raises(ConfigError) as err:
+        load_config(tmp_path, env={})
+    assert err.value.message == f"{tmp_path.resolve() / 'scaleout.yaml'}: not found"
+    assert err.value.hint == "run `scaleout init` to create a project, or cd into one"
