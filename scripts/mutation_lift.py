@@ -43,7 +43,14 @@ def _call_args(params: cst.Parameters) -> list[cst.Arg]:
 def _lift(fn: cst.FunctionDef, owner: str | None) -> tuple[cst.FunctionDef, cst.FunctionDef]:
     """(the decorated shell, the plain copy)."""
     name = f"_lifted_{owner}_{fn.name.value}" if owner else f"_lifted_{fn.name.value}"
-    plain = fn.with_changes(name=cst.Name(name), decorators=[], leading_lines=[cst.EmptyLine()] * 2)
+    # the shell always passes every argument: a default in the copy would only breed mutants nothing can see
+    params = fn.params
+    params = params.with_changes(
+        params=[p.with_changes(default=None, equal=cst.MaybeSentinel.DEFAULT) for p in params.params],
+        kwonly_params=[p.with_changes(default=None, equal=cst.MaybeSentinel.DEFAULT) for p in params.kwonly_params],
+        posonly_params=[p.with_changes(default=None, equal=cst.MaybeSentinel.DEFAULT) for p in params.posonly_params],
+    )
+    plain = fn.with_changes(name=cst.Name(name), params=params, decorators=[], leading_lines=[cst.EmptyLine()] * 2)
     call = cst.Call(func=cst.Name(name), args=_call_args(fn.params))
     shell = fn.with_changes(body=cst.IndentedBlock(body=[cst.SimpleStatementLine(body=[cst.Return(value=call)])]))
     return shell, plain

@@ -734,3 +734,36 @@ def test_a_missing_scaleout_yaml_says_how_to_start(tmp_path):
         load_config(tmp_path, env={})
     assert err.value.message == f"{tmp_path.resolve() / 'scaleout.yaml'}: not found"
     assert err.value.hint == "run `scaleout init` to create a project, or cd into one"
+
+
+def test_an_environment_list_splits_at_the_first_equals_sign(proj):
+    c = parse_config(svc("image: pg\nenvironment: ['A=b=c', 'B=']"), proj, env={})
+    assert c.services["db"].environment == {"A": "b=c", "B": ""}
+    assert c.services["db"].environment_compose == {"A": "b=c", "B": ""}
+
+
+def test_a_value_from_the_shell_may_hold_a_newline_but_not_the_compose_text(proj):
+    c = parse_config(svc("image: pg\nenvironment: {A: '${X}'}") + "backend:\n  env: {B: '${X}'}\n", proj,
+                     env={"X": "line 1\nline 2"})
+    assert c.services["db"].environment == {"A": "line 1\nline 2"}
+    assert c.services["db"].environment_compose == {"A": "${X}"}
+    assert c.backend.env == {"B": "line 1\nline 2"} and c.backend.env_compose == {"B": "${X}"}
+
+
+def test_more_limits_and_optional_values(proj):
+    def cfg(text: str):
+        return parse_config(text, proj, env={})
+
+    assert cfg("backend:\n  limits:\n    memory: 10m").backend.limits.memory == "10m"  # two digits: not 1m
+    assert cfg("backend:\n  limits:\n    memory: 64g").backend.limits.memory == "64g"
+    assert cfg("balancer:\n  http_port: null").balancer.http_port is None
+    assert cfg("static:\n  worker_scope: null").static.worker_scope is None
+    assert cfg("static:\n  worker_scope: /app/").static.worker_scope == "/app/"
+    assert problem(proj, "backend:\n  image: 'Bad Image'") == (
+        "scaleout.yaml:2: backend.image: must be an image reference such as nginx:1.27 or "
+        "registry.example.com/team/app:tag (got 'Bad Image')")
+    assert problem(proj, "static:\n  routes: [/a, /a, /c]") == (
+        "scaleout.yaml:2: static.routes: each path may appear once (repeated: /a)")
+    names = ", ".join(f"n{i}.test" for i in range(33))
+    assert problem(proj, f"balancer:\n  tls: local\n  tls_names: [{names}]") == (
+        "scaleout.yaml:3: balancer.tls_names: at most 32 names")

@@ -381,3 +381,16 @@ def test_project_lock_is_exclusive_and_waits(tmp_path):
         waited = time.monotonic() - start
     t.join()
     assert 0.2 <= waited < 4
+
+
+def test_project_lock_does_not_block_on_a_fifo(tmp_path):
+    # a crafted checkout may hold a FIFO named scaleout.yaml: opening it must not wait for a writer
+    os.mkfifo(tmp_path / CONFIG_FILE)
+    done = threading.Event()
+
+    def lock():
+        with project_lock(tmp_path):
+            done.set()
+
+    threading.Thread(target=lock, daemon=True).start()
+    assert done.wait(10), "project_lock blocked opening a FIFO"
