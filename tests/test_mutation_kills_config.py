@@ -767,3 +767,31 @@ def test_more_limits_and_optional_values(proj):
     names = ", ".join(f"n{i}.test" for i in range(33))
     assert problem(proj, f"balancer:\n  tls: local\n  tls_names: [{names}]") == (
         "scaleout.yaml:3: balancer.tls_names: at most 32 names")
+
+
+@pytest.mark.parametrize(
+    "entry, problem_text",
+    [
+        ("file.txt/x", "file.txt/x: cannot be read: Not a directory"),
+        ("outside.env", "outside.env: leads outside the project folder (a link?); env files must be inside it"),
+        ("dangling.env", "dangling.env: cannot be read: No such file or directory"),
+        ("missing.env", "missing.env: the file does not exist (create it, or remove it from env_file)"),
+        (".", ".: is not a regular file"),
+    ],
+)
+def test_env_file_problems_say_what_is_wrong_with_the_file(tmp_path, entry, problem_text):
+    project = tmp_path / "p"
+    project.mkdir()
+    (tmp_path / "o.env").write_text("A=1\n")
+    (project / "file.txt").write_text("x\n")
+    (project / "outside.env").symlink_to(tmp_path / "o.env")
+    (project / "dangling.env").symlink_to(project / "nowhere.env")
+    with pytest.raises(ConfigError) as err:
+        parse_config(f"backend:\n  env_file: ['{entry}']", project, env={})
+    assert str(err.value) == f"scaleout.yaml:2: backend.env_file.0: {problem_text}"
+
+
+@pytest.mark.parametrize("size", ["10M", "10K", "10m", "512k", "999999m"])
+def test_body_sizes_in_either_case_are_accepted(proj, size):
+    c = parse_config(f"balancer:\n  client_max_body_size: {size}", proj, env={})
+    assert c.balancer.client_max_body_size == size
