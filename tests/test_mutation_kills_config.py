@@ -795,3 +795,10 @@ def test_env_file_problems_say_what_is_wrong_with_the_file(tmp_path, entry, prob
 def test_body_sizes_in_either_case_are_accepted(proj, size):
     c = parse_config(f"balancer:\n  client_max_body_size: {size}", proj, env={})
     assert c.balancer.client_max_body_size == size
+
+
+def test_tls_messages_that_list_names(proj):
+    assert problem(proj, "balancer:\n  tls: {}") == (
+        "scaleout.yaml:2: balancer.tls: cert and key missing: give both cert and key (paths in the project)")
+    assert problem(proj, "balancer:\n  tls: local\n  tls_names: [a.test, a.test, c.test]") == (
+        "scaleout.yaml:3: balancer.tls_names: each name may appear once (repeated: a.test)")
