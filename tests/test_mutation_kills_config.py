@@ -802,3 +802,44 @@ def test_tls_messages_that_list_names(proj):
         "scaleout.yaml:2: balancer.tls: cert and key missing: give both cert and key (paths in the project)")
     assert problem(proj, "balancer:\n  tls: local\n  tls_names: [a.test, a.test, c.test]") == (
         "scaleout.yaml:3: balancer.tls_names: each name may appear once (repeated: a.test)")
+
+
+def test_folders_that_lead_out_of_the_project_through_links(tmp_path):
+    project = tmp_path / "p"
+    project.mkdir()
+    (tmp_path / "out").mkdir()
+    for name in ("backend", "pub", "svc"):
+        (project / name).symlink_to(tmp_path / "out")
+    text = "backend:\n  build: backend\nstatic:\n  dir: pub\nservices:\n  db:\n    build: svc\n"
+    with pytest.raises(ConfigError) as err:
+        parse_config(text, project, env={})
+    assert str(err.value).splitlines() == [
+        "scaleout.yaml:2: backend.build: 'backend' points outside the project folder",
+        "scaleout.yaml:4: static.dir: 'pub' points outside the project folder",
+        "scaleout.yaml:7: services.db.build: 'svc' points outside the project folder",
+    ]
+    # an image instead of a build: the default build folder is never read, wherever it leads
+    c = parse_config("backend:\n  image: app:1\n", project, env={})
+    assert c.backend.builds is False and c.backend.build == "backend"
+    assert parse_config("", tmp_path / "out", env={}).backend.builds is True
+
+
+def test_two_port_clashes_are_two_lines(proj):
+    with pytest.raises(ConfigError) as err:
+        parse_config("services:\n  db: {image: pg, ports: ['8080:1', '8080:2']}", proj, env={})
+    assert str(err.value).splitlines() == [
+        "scaleout.yaml:2: services.db.ports.0: host port 8080/tcp is already published by balancer.port",
+        "scaleout.yaml:2: services.db.ports.1: host port 8080/tcp is already published by balancer.port",
+    ]
+
+
+def test_models_built_in_code_keep_env_and_its_compose_text_together():
+    from pydantic import ValidationError
+
+    from scaleout.config import BackendConfig
+
+    assert BackendConfig(env={"A": "x$y"}).env_compose == {"A": "x$$y"}
+    with pytest.raises(ValidationError, match="env: inconsistent Compose text"):
+        BackendConfig(env={"A": "1"}, env_compose={"B": "1"})
+    with pytest.raises(ValidationError, match="valid dictionary"):
+        BackendConfig(env="A=1")
