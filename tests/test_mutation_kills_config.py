@@ -843,3 +843,71 @@ def test_models_built_in_code_keep_env_and_its_compose_text_together():
         BackendConfig(env={"A": "1"}, env_compose={"B": "1"})
     with pytest.raises(ValidationError, match="valid dictionary"):
         BackendConfig(env="A=1")
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ('image: pg\nports: ["1:2/x/tcp"]', "services.db.ports.0: the container port must be a number (ranges are "
+         "not supported) (got '1:2/x/tcp')"),
+        ('image: pg\nports: ["[::1:5432:5432"]', "services.db.ports.0: '[::1' is not an IP address (got "
+         "'[::1:5432:5432')"),
+        ('image: pg\nvolumes: ["..:/x"]', "services.db.volumes.0: must stay inside the project folder ('..' is not "
+         "allowed) (got '..:/x')"),
+        ('image: pg\nvolumes: ["a:/x", "b:/x", "c:/y", "d:/y/"]', "services.db.volumes: two volumes are mounted at "
+         "/x, /y"),
+        ('image: pg\ncommand: "a\\0b"', "services.db.command: must be a non-empty command (got 'a\\x00b')"),
+        ('image: pg\ncommand: ["a\\0b"]', "services.db.command: item 0: must be a string"),
+        ('image: pg\nhealthcheck: {test: "a\\0b"}', "services.db.healthcheck.test: must be a non-empty command (got "
+         "'a\\x00b')"),
+        ('image: pg\nhealthcheck: {test: [CMD, "a\\0b"]}', "services.db.healthcheck.test: must not contain a NUL "
+         "character"),
+        ('image: pg\nenvironment: {A: "a\\0b"}', "services.db.environment: A: value must not contain a NUL character"),
+    ],
+)
+def test_more_service_problem_messages(proj, body, message):
+    assert problem(proj, svc(body)).splitlines()[0] == f"scaleout.yaml:4: {message}"
+
+
+@pytest.mark.parametrize(
+    "name, message",
+    [
+        ("lb", "this name is taken: scaleout names its own services lb (the balancer) and backend (got 'lb')"),
+        ("backend",
+         "this name is taken: scaleout names its own services lb (the balancer) and backend (got 'backend')"),
+        ("backend-3", "this name is taken: backend-1, backend-2, ... are the replicas (got 'backend-3')"),
+        ("Bad", "a service name is lower-case letters, digits, '_' and '-', starting with a letter or digit, at most "
+         "63 characters (got 'Bad')"),
+        ("a" * 64, "a service name is lower-case letters, digits, '_' and '-', starting with a letter or digit, at "
+         "most 63 characters (got 'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa...)"),
+    ],
+)
+def test_service_name_messages(proj, name, message):
+    assert problem(proj, f"services:\n  {name}:\n    image: pg\n") == f"scaleout.yaml:2: services.{name}: {message}"
+
+
+def test_service_values_that_look_close_to_a_rule_are_accepted(proj):
+    name = "a" * 63
+    c = parse_config(f"services:\n  {name}:\n    image: pg\n    volumes: ['a:/dataX', 'b:/data']\n"
+                     "    environment: {A: 'a b'}\n", proj, env={})
+    s = c.services[name]
+    assert [m.target for m in s.volumes] == ["/dataX", "/data"]
+    assert s.environment == s.environment_compose == {"A": "a b"}
+
+
+def test_service_models_built_in_code():
+    from pydantic import ValidationError
+
+    from scaleout.services import Healthcheck, ServiceConfig
+
+    check = Healthcheck(test="pg_isready -h $HOST")
+    assert check.test == ("CMD-SHELL", "pg_isready -h $HOST")
+    assert check.test_compose == ("CMD-SHELL", "pg_isready -h $$HOST")
+    assert Healthcheck(test=None).test_compose is None
+    assert Healthcheck(test_compose=["CMD", "x"]).test_compose == ("CMD", "x")
+    assert ServiceConfig(image="pg", command="run $X").command_compose == "run $$X"
+    assert ServiceConfig(image="pg", command_compose=["a", 1]).command_compose == ("a", "1")
+    with pytest.raises(ValidationError, match="environment: inconsistent Compose text"):
+        ServiceConfig(image="pg", environment={"A": "1"}, environment_compose={"B": "1"})
+    with pytest.raises(ValidationError, match="A: value must not contain a NUL character"):
+        ServiceConfig(image="pg", environment={"A": "a\0b"})

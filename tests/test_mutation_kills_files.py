@@ -452,3 +452,28 @@ def test_the_ledger_file_and_its_own_link_refusal(tmp_path):
         ledger.save()
     assert err.value.hint == "remove the link (scaleout recreates the ledger as a real file or folder)"
     assert not (tmp_path / "elsewhere.json").exists()
+
+
+def test_atomic_write_renames_a_hidden_temporary_file_from_the_same_folder(tmp_path, monkeypatch):
+    # the same folder: a rename across file systems would not be atomic (or fail); hidden: no glob picks it up
+    renames = []
+    real_replace = os.replace
+
+    def replace(src, dst):
+        renames.append((Path(src), Path(dst)))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    atomic_write(tmp_path / "sub" / "nginx.conf", "x")
+    ((src, dst),) = renames
+    assert dst == tmp_path / "sub" / "nginx.conf" and src.parent == dst.parent
+    assert src.name.startswith(".nginx.conf.") and src.name.endswith(".tmp")
+
+
+def test_the_default_permissions_are_0666_less_the_umask(tmp_path):
+    old = os.umask(0o022)
+    try:
+        atomic_write(tmp_path / "f", "x")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "f").stat().st_mode) == 0o644
