@@ -911,3 +911,21 @@ def test_service_models_built_in_code():
         ServiceConfig(image="pg", environment={"A": "1"}, environment_compose={"B": "1"})
     with pytest.raises(ValidationError, match="A: value must not contain a NUL character"):
         ServiceConfig(image="pg", environment={"A": "a\0b"})
+
+
+def test_service_compose_text_of_a_model_built_in_code():
+    from pydantic import ValidationError
+
+    from scaleout.services import ServiceConfig
+
+    s = ServiceConfig(image="pg", environment={"A": "x$y", "B": 2}, command=["run", "$X", 3])
+    assert s.environment == {"A": "x$y", "B": "2"} and s.environment_compose == {"A": "x$$y", "B": "2"}
+    assert s.command == ("run", "$X", "3") and s.command_compose == ("run", "$$X", "3")
+    s = ServiceConfig(image="pg", environment=["A=$1"], command=None)
+    assert s.environment_compose == {"A": "$$1"} and s.command is None and s.command_compose is None
+    kept = ServiceConfig(image="pg", environment={"A": "$x"}, environment_compose={"A": "${X}"})
+    assert kept.environment_compose == {"A": "${X}"}
+    with pytest.raises(ValidationError, match="valid dictionary"):
+        ServiceConfig(image="pg", environment="A=1")
+    with pytest.raises(ValidationError, match="valid dictionary or instance of ServiceConfig"):
+        ServiceConfig.model_validate("pg")
