@@ -929,3 +929,83 @@ def test_service_compose_text_of_a_model_built_in_code():
         ServiceConfig(image="pg", environment="A=1")
     with pytest.raises(ValidationError, match="valid dictionary or instance of ServiceConfig"):
         ServiceConfig.model_validate("pg")
+
+
+# --- scaleout/yamlload.py: bounded reading and the YAML event builder, in the test process ----------------
+
+
+def test_read_capped_reads_big_files_whole_and_refuses_what_is_not_a_file(tmp_path):
+    from scaleout.yamlload import read_capped
+
+    data = bytes(range(256)) * 800  # 200 KiB: several reads
+    (tmp_path / "big").write_bytes(data)
+    assert read_capped(tmp_path / "big", display="big", limit=len(data)) == data
+    with pytest.raises(ConfigError) as err:
+        read_capped(tmp_path / "big", display="big", limit=len(data) - 1)
+    assert str(err.value) == f"big: is {len(data)} bytes; at most {len(data) - 1} bytes are allowed"
+    import os
+
+    os.mkfifo(tmp_path / "fifo")
+    with pytest.raises(ConfigError) as err:
+        read_capped(tmp_path / "fifo", display="fifo")
+    assert str(err.value) == (
+        "fifo: is not a regular file (a device, FIFO or socket?); scaleout reads only regular files")
+    with pytest.raises(ConfigError) as err:
+        read_capped(tmp_path, display="dir")
+    assert str(err.value) == "dir: is a folder; scaleout reads only regular files"
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    with pytest.raises(ConfigError) as err:
+        read_capped(tmp_path / "loop", display="loop")
+    assert str(err.value) == "loop: cannot be read: Too many levels of symbolic links"
+    with pytest.raises(FileNotFoundError):
+        read_capped(tmp_path / "missing", display="missing")
+
+
+@pytest.mark.parametrize("limit", [100, 100_000])
+def test_read_capped_stops_at_the_limit_when_the_file_grew(tmp_path, monkeypatch, limit):
+    import os
+
+    from scaleout.yamlload import read_capped
+
+    (tmp_path / "f").write_bytes(b"x" * (2 * limit + 70_000))
+    real_fstat = os.fstat
+
+    def small_fstat(fd):  # the size fstat saw before the file grew
+        st = real_fstat(fd)
+        return os.stat_result((st.st_mode, *st[1:6], 10, *st[7:]))
+
+    monkeypatch.setattr(os, "fstat", small_fstat)
+    with pytest.raises(ConfigError) as err:
+        read_capped(tmp_path / "f", display="f", limit=limit)
+    assert str(err.value) == f"f: is larger than {limit} bytes"
+    (tmp_path / "g").write_bytes(b"y" * limit)
+    assert read_capped(tmp_path / "g", display="g", limit=limit) == b"y" * limit
+
+
+def test_decode_text_counts_lines_from_the_first_byte():
+    from scaleout.yamlload import decode_text
+
+    assert decode_text(b"\xef\xbb\xbfname: x\n", display="f") == "name: x\n"
+    with pytest.raises(ConfigError) as err:
+        decode_text(b"\nabc\n\xff", display="f")
+    assert str(err.value) == "f:3: cannot be read: not valid UTF-8 (byte 5); save it as UTF-8"
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("a: !custom x", "f.yaml:1: a: YAML tag !custom is not allowed"),
+        ("a: !!python/name:os.system x", "f.yaml:1: a: YAML tag !!python/name:os.system is not allowed"),
+        ("a: 1\n---\nb: 2\n", "f.yaml:2: only one YAML document is allowed (remove the second '---')"),
+        ("k" * 60 + ":\n  " + "j" * 57 + ":\n    - &x 1",
+         "f.yaml:3: " + "k" * 60 + "." + "j" * 57 + ".0: YAML anchors (&x) are not allowed; write the value out"),
+        ("k" * 60 + ":\n  " + "j" * 58 + ":\n    - &x 1",
+         "f.yaml:3: " + "k" * 60 + "." + "j" * 56 + "...: YAML anchors (&x) are not allowed; write the value out"),
+    ],
+)
+def test_yaml_refusals_name_the_key(text, message):
+    from scaleout.yamlload import load_yaml
+
+    with pytest.raises(ConfigError) as err:
+        load_yaml(text, display="f.yaml")
+    assert str(err.value) == message

@@ -477,3 +477,10 @@ def test_the_default_permissions_are_0666_less_the_umask(tmp_path):
     finally:
         os.umask(old)
     assert stat.S_IMODE((tmp_path / "f").stat().st_mode) == 0o644
+
+
+def test_confined_says_which_component_cannot_be_inspected(tmp_path):
+    name = "a" * 300  # longer than any file system allows: lstat fails with something other than "missing"
+    with pytest.raises(UnsafePathError) as err:
+        confined(tmp_path, f"{name}/x")
+    assert err.value.message == f"cannot inspect {tmp_path / name}: File name too long"
