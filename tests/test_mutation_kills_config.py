@@ -1009,3 +1009,145 @@ def test_yaml_refusals_name_the_key(text, message):
     with pytest.raises(ConfigError) as err:
         load_yaml(text, display="f.yaml")
     assert str(err.value) == message
+
+
+# --- scaleout/config.py: messages of pydantic's own errors, .env, load_config, overrides -------------------
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("services:\n  db:\n    image: pg\n    ports: [{host_port: 1, container_port: 2, protocol: sctp}]",
+         "scaleout.yaml:4: services.db.ports.0.protocol: input should be 'tcp' or 'udp' (got 'sctp')"),
+        ("services:\n  db:\n    image: pg\n    ports: [{host_port: 1}]",
+         "scaleout.yaml:4: services.db.ports.0.container_port: is required"),
+        ("backend:\n  env: 3", "scaleout.yaml:2: backend.env: input should be a valid dictionary"),
+        ("backend:\n  env:\n    true: '${'\n    false: '${'\n    null: '${'",
+         "scaleout.yaml:3: backend.env.true: '${': '${' is never closed with '}' (write $$ for a literal $)\n"
+         "scaleout.yaml:4: backend.env.false: '${': '${' is never closed with '}' (write $$ for a literal $)\n"
+         "scaleout.yaml:5: backend.env.null: '${': '${' is never closed with '}' (write $$ for a literal $)"),
+        ("backend:\n  depends_on: [a, a, b, b]",
+         "scaleout.yaml:2: backend.depends_on: each service may appear once (repeated: a, b)"),
+        ("balancer:\n  tls: {cert: a, key: b, x: 1, y: 2}",
+         "scaleout.yaml:2: balancer.tls: unknown key(s) x, y: a mapping takes cert and key only"),
+        ("backend:\n  depends_on:\n    - cache",
+         "scaleout.yaml:3: backend.depends_on.0: 'cache' is not a service under services: (none are defined)"),
+        ("name: " + "A" * 58, "scaleout.yaml:1: name: must be a DNS label: lower-case letters, digits and '-', at "
+         "most 63 characters (got '" + "A" * 58 + "')"),
+        ("name: " + "A" * 59, "scaleout.yaml:1: name: must be a DNS label: lower-case letters, digits and '-', at "
+         "most 63 characters (got '" + "A" * 56 + "...)"),
+    ],
+)
+def test_more_config_problem_messages(proj, text, message):
+    assert problem(proj, text) == message
+
+
+def test_a_problem_with_no_line_names_the_file_only(tmp_path):
+    project = tmp_path / "p"
+    project.mkdir()
+    (tmp_path / "out").mkdir()
+    (project / "public").symlink_to(tmp_path / "out")  # static.dir's default, not written in the file
+    assert problem(project, "") == "scaleout.yaml: static.dir: 'public' points outside the project folder"
+    with pytest.raises(ConfigError) as err:
+        parse_config("", tmp_path, env={"SCALEOUT_LB_IMAGE": "bad image"})
+    assert str(err.value) == ("scaleout.yaml: images.balancer: must be an image reference such as nginx:1.27 or "
+                              "registry.example.com/team/app:tag (got 'bad image')")
+
+
+def test_a_health_path_may_end_in_any_letter(proj):
+    assert parse_config("backend:\n  health:\n    path: /X", proj, env={}).backend.health.path == "/X"
+
+
+def test_health_command_compose_text_of_a_model_built_in_code():
+    from scaleout.config import HealthConfig
+
+    h = HealthConfig(command="curl -f localhost:$PORT")
+    assert h.command == "curl -f localhost:$PORT" and h.command_compose == "curl -f localhost:$$PORT"
+    assert HealthConfig(command="a", command_compose="b").command_compose == "b"
+
+
+def test_dotenv_is_shown_beside_the_config_it_belongs_to(tmp_path):
+    project = tmp_path / "p"
+    project.mkdir()
+    (project / ".env").write_text("not a line\n")
+    with pytest.raises(ConfigError) as err:
+        parse_config("", project, source="conf/scaleout.yaml", env={})
+    assert str(err.value).startswith("conf/.env:1: ")
+    with pytest.raises(ConfigError) as err:
+        parse_config("", project, source="./scaleout.yaml", env={})
+    assert str(err.value).startswith(".env:1: ")
+    with pytest.raises(ConfigError) as err:
+        parse_config("", project, env={})
+    assert str(err.value).startswith(".env:1: ")
+
+
+def test_dotenv_files_that_cannot_be_used(tmp_path):
+    project = tmp_path / "p"
+    project.mkdir()
+    (tmp_path / "o.env").write_text("A=1\n")
+    (project / ".env").symlink_to(tmp_path / "o.env")
+    with pytest.raises(ConfigError) as err:
+        parse_config("", project, env={})
+    assert err.value.message == ".env: is a link leading outside the project folder; scaleout does not follow it"
+    assert err.value.hint == "put the variables in a .env file inside the project"
+    (project / ".env").unlink()
+    (project / ".env").symlink_to(project / "gone.env")
+    with pytest.raises(ConfigError) as err:
+        parse_config("", project, env={})
+    assert str(err.value) == ".env: is a link to a file that does not exist"
+    (project / ".env").unlink()
+    (project / ".env").mkdir()
+    with pytest.raises(ConfigError) as err:
+        parse_config("", project, env={})
+    assert str(err.value) == ".env: is a folder; scaleout reads only regular files"
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ConfigError) as err:
+        parse_config("", tmp_path / "file", env={})
+    assert str(err.value) == ".env: cannot be read: Not a directory"
+
+
+def test_load_config_names_the_file_as_the_user_sees_it(tmp_path, monkeypatch):
+    project = tmp_path / "p"
+    project.mkdir()
+    (project / "scaleout.yaml").write_text("name: Bad\n")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError) as err:
+        load_config("p", env={})
+    assert str(err.value).startswith("p/scaleout.yaml:1: name: must be a DNS label")
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    with pytest.raises(ConfigError) as err:
+        load_config(project, env={})
+    assert str(err.value).startswith(f"{project}/scaleout.yaml:1: name: must be a DNS label")
+    (project / "scaleout.yaml").write_text("name: good\n")
+    monkeypatch.chdir(project)
+    assert load_config(env={}).name == "good"
+    (project / "scaleout.yaml").write_bytes(b"name: \xff\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(env={})
+    assert str(err.value) == "scaleout.yaml:1: cannot be read: not valid UTF-8 (byte 6); save it as UTF-8"
+
+
+def test_overrides_that_break_another_key_or_two_at_once(proj):
+    c = parse_config("balancer:\n  tls: local\n  port: 8443\n  http_port: 8080", proj, env={})
+    with pytest.raises(UsageError) as err:
+        c.with_overrides(port=8080)
+    assert str(err.value) == "balancer.http_port: must differ from balancer.port (8080) (got 8080)"
+    with pytest.raises(UsageError) as err:
+        c.with_overrides(replicas=0, port=0)
+    assert str(err.value).splitlines() == ["--replicas: input should be greater than or equal to 1 (got 0)",
+                                           "--port: input should be greater than or equal to 1 (got 0)"]
+    assert c.with_overrides(replicas=None, port=9000).balancer.port == 9000
+    for huge, shown in [(10**30, "a very large number"), (10**30 - 1, str(10**30 - 1))]:
+        with pytest.raises(UsageError) as err:
+            c.with_overrides(replicas=huge)
+        assert str(err.value) == f"--replicas: input should be less than or equal to 32 (got {shown})"
+
+
+def test_engine_environment_puts_the_shell_over_dotenv(tmp_path, monkeypatch):
+    (tmp_path / ".env").write_text("A=from-dotenv\nB=from-dotenv\n")
+    c = parse_config("", tmp_path, env={})
+    assert c.engine_environment({"B": "shell"}) == {"A": "from-dotenv", "B": "shell"}
+    monkeypatch.setenv("B", "exported")
+    env = c.engine_environment()
+    assert env["A"] == "from-dotenv" and env["B"] == "exported" and "PATH" in env
