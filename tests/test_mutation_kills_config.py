@@ -1153,3 +1153,20 @@ def test_engine_environment_puts_the_shell_over_dotenv(tmp_path, monkeypatch):
     monkeypatch.setenv("B", "exported")
     env = c.engine_environment()
     assert env["A"] == "from-dotenv" and env["B"] == "exported" and "PATH" in env
+
+
+def test_read_capped_reports_a_read_error(tmp_path, monkeypatch):
+    import errno
+    import os
+
+    from scaleout.yamlload import read_capped
+
+    (tmp_path / "f").write_text("name: x\n")
+
+    def failing_read(fd, n):
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(os, "read", failing_read)
+    with pytest.raises(ConfigError) as err:
+        read_capped(tmp_path / "f", display="f")
+    assert str(err.value) == "f: cannot be read: Input/output error"
