@@ -1170,3 +1170,33 @@ def test_read_capped_reports_a_read_error(tmp_path, monkeypatch):
     with pytest.raises(ConfigError) as err:
         read_capped(tmp_path / "f", display="f")
     assert str(err.value) == "f: cannot be read: Input/output error"
+
+
+@pytest.mark.parametrize(
+    "text, data",
+    [
+        ("a: =", {"a": "="}),  # YAML 1.1's value key stays the text it is
+        ("a: ! 12", {"a": 12}),  # the non-specific tag resolves as an untagged value
+        ("a: 1." + "0" * 38, {"a": 1.0}),  # 40 characters: the longest number allowed
+    ],
+)
+def test_yaml_scalars_near_a_rule(text, data):
+    from scaleout.yamlload import load_yaml
+
+    assert load_yaml(text, display="f.yaml").data == data
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("a: {<<: {b: 1}}", "f.yaml:1: a: merge keys (<<) are not allowed; write the keys out"),
+        ("a: 1." + "0" * 39, "f.yaml:1: a: number is 41 characters long; at most 40 are allowed"),
+        ("a: [" + "1," * 100_001 + "]", "f.yaml:1: more than 100000 values; this is not a scaleout.yaml"),
+    ],
+)
+def test_more_yaml_refusals(text, message):
+    from scaleout.yamlload import load_yaml
+
+    with pytest.raises(ConfigError) as err:
+        load_yaml(text, display="f.yaml")
+    assert str(err.value) == message
