@@ -484,3 +484,11 @@ def test_confined_says_which_component_cannot_be_inspected(tmp_path):
     with pytest.raises(UnsafePathError) as err:
         confined(tmp_path, f"{name}/x")
     assert err.value.message == f"cannot inspect {tmp_path / name}: File name too long"
+
+
+def test_force_still_checks_every_path_before_the_first_write(tmp_path):
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(UnsafePathError):
+        write_plan(tmp_path, Plan({"a.txt": "A", "link/new.txt": "N"}), force=True)
+    assert not (tmp_path / "a.txt").exists() and not (tmp_path / "elsewhere" / "new.txt").exists()
