@@ -1200,3 +1200,27 @@ def test_more_yaml_refusals(text, message):
     with pytest.raises(ConfigError) as err:
         load_yaml(text, display="f.yaml")
     assert str(err.value) == message
+
+
+@pytest.mark.parametrize(
+    "number, value",
+    [
+        ("0b" + "1" * 18, 2**18 - 1),  # 18 binary digits: the prefix is not a digit
+        ("0x" + "0" * 17 + "1", 1),  # leading zeros after the prefix do not count
+        ("+" + "0" * 18 + "1", 1),  # nor a sign
+        ("1" + "_0" * 9, 10**9),  # nor underscores
+        ("1.0000000000000000000", 1.0),  # the digit rule is for integers only
+    ],
+)
+def test_integer_digits_are_counted_as_digits(number, value):
+    from scaleout.yamlload import load_yaml
+
+    assert load_yaml(f"a: {number}", display="f.yaml").data == {"a": value}
+
+
+def test_an_integer_with_too_many_digits_is_refused_even_when_small():
+    from scaleout.yamlload import load_yaml
+
+    with pytest.raises(ConfigError) as err:
+        load_yaml("a: 0b" + "1" * 19, display="f.yaml")  # 19 digits, though only 524287
+    assert str(err.value) == "f.yaml:1: a: integer has more than 18 digits"
