@@ -1224,3 +1224,11 @@ def test_an_integer_with_too_many_digits_is_refused_even_when_small():
     with pytest.raises(ConfigError) as err:
         load_yaml("a: 0b" + "1" * 19, display="f.yaml")  # 19 digits, though only 524287
     assert str(err.value) == "f.yaml:1: a: integer has more than 18 digits"
+
+
+def test_load_config_names_a_scaleout_yaml_it_cannot_read(tmp_path, monkeypatch):
+    (tmp_path / "scaleout.yaml").mkdir()
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError) as err:
+        load_config(env={})
+    assert str(err.value) == "scaleout.yaml: is a folder; scaleout reads only regular files"
