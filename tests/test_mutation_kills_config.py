@@ -1232,3 +1232,28 @@ def test_load_config_names_a_scaleout_yaml_it_cannot_read(tmp_path, monkeypatch)
     with pytest.raises(ConfigError) as err:
         load_config(env={})
     assert str(err.value) == "scaleout.yaml: is a folder; scaleout reads only regular files"
+
+
+@pytest.mark.parametrize(
+    "folder, name",
+    [("a" * 62 + "-bc", "a" * 62), ("---" + "a" * 61 + "bc", "a" * 61 + "bc")],
+)
+def test_default_name_trims_dashes_around_the_63_characters(tmp_path, folder, name):
+    (tmp_path / folder).mkdir()
+    assert default_name(tmp_path / folder) == name
+
+
+def test_top_level_shape_and_internal_keys(proj, monkeypatch):
+    assert problem(proj, "- a\n- b") == (
+        "scaleout.yaml: the file must be a mapping of keys (name, backend, balancer, ...), not a list")
+    assert problem(proj, "name: x\nproject_dir: /etc") == "scaleout.yaml:2: project_dir: unknown key"
+    monkeypatch.setenv("SCALEOUT_LB_IMAGE", "local/lb:7")
+    assert parse_config("", proj).images.balancer == "local/lb:7"  # env defaults to the process environment
+
+
+def test_a_build_folder_that_is_a_link_loop_is_outside(tmp_path):
+    project = tmp_path / "p"
+    project.mkdir()
+    (project / "loop").symlink_to(project / "loop")
+    assert problem(project, "backend:\n  build: loop") == (
+        "scaleout.yaml:2: backend.build: 'loop' points outside the project folder")
