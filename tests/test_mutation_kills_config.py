@@ -1257,3 +1257,29 @@ def test_a_build_folder_that_is_a_link_loop_is_outside(tmp_path):
     (project / "loop").symlink_to(project / "loop")
     assert problem(project, "backend:\n  build: loop") == (
         "scaleout.yaml:2: backend.build: 'loop' points outside the project folder")
+
+
+def test_yaml_limits_at_their_boundary():
+    from scaleout.yamlload import load_yaml
+
+    assert load_yaml("a: " + "[" * 31 + "]" * 31, display="f.yaml").data["a"]  # 32 levels with the mapping
+    items = load_yaml("a: [" + "1," * 99_996 + "1]", display="f.yaml").data["a"]  # 100000 values in all
+    assert len(items) == 99_997
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("a: " + "[" * 32 + "]" * 32, "f.yaml:1: a" + ".0" * 31 + ": nested deeper than 32 levels"),
+        ("? [a]\n: 1", "f.yaml:1: not valid YAML for scaleout: a key must be a plain value, not a list or mapping"),
+        ("a: 1\nb: \x07", "f.yaml:2: not valid YAML: character #x0007 is not allowed"),
+        ("a: [1", "f.yaml:2: not valid YAML: did not find expected ',' or ']'"),  # at the end of the text
+        ("a:\n  b: 1\n   c: 2", "f.yaml:3: not valid YAML: mapping values are not allowed in this context"),
+    ],
+)
+def test_yaml_parse_errors_name_the_line(text, message):
+    from scaleout.yamlload import load_yaml
+
+    with pytest.raises(ConfigError) as err:
+        load_yaml(text, display="f.yaml")
+    assert str(err.value) == message
