@@ -1283,3 +1283,11 @@ def test_yaml_parse_errors_name_the_line(text, message):
     with pytest.raises(ConfigError) as err:
         load_yaml(text, display="f.yaml")
     assert str(err.value) == message
+
+
+def test_interpolation_problems_name_the_list_item_and_every_internal_key(proj):
+    assert problem(proj, svc('image: pg\ncommand: [run, "${"]')) == (
+        "scaleout.yaml:4: services.db.command.1: '${': '${' is never closed with '}' (write $$ for a literal $)")
+    assert problem(proj, "backend:\n  env_compose: {}\n  health:\n    command_compose: x") == (
+        "scaleout.yaml:2: backend.env_compose: unknown key\n"
+        "scaleout.yaml:4: backend.health.command_compose: unknown key")
