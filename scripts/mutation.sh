@@ -2,7 +2,7 @@
 # Mutation testing of the modules that decide truth, against the fast (engine-free) tests: mutmut changes
 # one operator, constant or call at a time, and a mutant that no test notices is a rule nobody checks.
 #
-#   scripts/mutation.sh [--ci] [MODULE ...]     no MODULE: every truth module of the table below
+#   scripts/mutation.sh [--ci | --all | MODULE ...]     no MODULE (or --all): every truth module below
 #
 # Each module is mutated against its own tests (the table; a module not in it: every fast test, tests/),
 # in its own scratch copy of this checkout (mutmut rewrites the files it mutates), so the work tree is
@@ -51,6 +51,7 @@ if [ "${1:-}" = "--ci" ]; then
   shift
   set -- scaleout.verdict
 fi
+[ "${1:-}" = "--all" ] && shift
 [ $# -gt 0 ] || set -- "${ALL[@]}"
 
 "$python" -c 'import mutmut' 2>/dev/null || { log "mutmut is missing: pip install -e '.[test]'"; exit 2; }
