@@ -1291,3 +1291,13 @@ def test_interpolation_problems_name_the_list_item_and_every_internal_key(proj):
     assert problem(proj, "backend:\n  env_compose: {}\n  health:\n    command_compose: x") == (
         "scaleout.yaml:2: backend.env_compose: unknown key\n"
         "scaleout.yaml:4: backend.health.command_compose: unknown key")
+
+
+def test_a_short_hexadecimal_integer_may_still_be_too_large():
+    from scaleout.yamlload import load_yaml
+
+    assert hex(10**18) == "0xde0b6b3a7640000"  # 15 digits, within the digit rule, but 10**18
+    with pytest.raises(ConfigError) as err:
+        load_yaml("a: 0xde0b6b3a7640000", display="f.yaml")
+    assert str(err.value) == "f.yaml:1: a: integer has more than 18 digits"
+    assert load_yaml("a: 0xde0b6b3a763ffff", display="f.yaml").data == {"a": 10**18 - 1}
