@@ -155,16 +155,11 @@ class Worker:
 
     # hot path
     def record_ok(self, t0: float, status: int, up: bytes, key: int) -> None:
-        s = self.s
-        s.latency.append(self.clock() - t0)
-        s.status.append(status)
+        latency = self.clock() - t0
         idx = self.up_index.get(up)
         if idx is None:
             idx = self._intern(up)
-        s.upstream.append(idx)
-        s.error.append(0)
-        if self.keys:
-            s.key.append(key)
+        self.s.answer(latency, status, idx, key)
         self.active -= 1
         self.done += 1
 
@@ -180,13 +175,7 @@ class Worker:
         return idx
 
     def record_error(self, t0: float, cls: str, key: int) -> None:
-        s = self.s
-        s.latency.append(self.clock() - t0)
-        s.status.append(0)
-        s.upstream.append(0)
-        s.error.append(ERR_CODE[cls])
-        if self.keys:
-            s.key.append(key)
+        self.s.fail(ERR_CODE[cls])
         self.active -= 1
         self.done += 1
 
