@@ -23,9 +23,16 @@ RELATIVE_ERROR = 2.0 ** -SUB_BITS  # bound on |percentile - exact| / exact (midp
 
 
 def bucket_of(x: float) -> int:
-    """The bucket of a value >= 0 (0 has a bucket of its own: no positive value's mantissa bits are 0)."""
+    """The bucket of a value >= 0 (0 has a bucket of its own: no positive value's mantissa bits are 0).
+    Order buckets by `bucket_order`, not by their index."""
     m, e = _frexp(x)
     return (e << SUB_BITS) + int(m * 256.0)
+
+
+def bucket_order(b: int) -> int:
+    """Sort key of buckets in the order of their values: 0's bucket (index 0) comes before every other, whose
+    indexes are negative below 0.5 (the hot path does not spend a branch on a value it never measures)."""
+    return b if b & 255 else -(1 << 62)
 
 
 def bucket_bounds(b: int) -> tuple[float, float]:
@@ -92,7 +99,7 @@ class Histogram:
             return 0.0
         rank = max(0, min(n - 1, math.ceil(q / 100.0 * n) - 1)) + 1
         seen = 0
-        for b in sorted(self.counts):
+        for b in sorted(self.counts, key=bucket_order):
             seen += self.counts[b]
             if seen >= rank:
                 lo, hi = bucket_bounds(b)
@@ -101,8 +108,8 @@ class Histogram:
 
     def count_at_least(self, x: float) -> int:
         """How many values were >= x, counting x's own bucket whole (so within one bucket of exact)."""
-        b = bucket_of(x)
-        return sum(n for k, n in self.counts.items() if k >= b)
+        b = bucket_order(bucket_of(x))
+        return sum(n for k, n in self.counts.items() if bucket_order(k) >= b)
 
     def mean(self) -> float:
         n = len(self)
