@@ -9,6 +9,8 @@ from scaleout.histogram import Histogram
 
 ERROR_CLASSES = ("connect", "timeout", "reset", "protocol")
 ERR_CODE = {name: i + 1 for i, name in enumerate(ERROR_CLASSES)}  # 0 = no error
+MAX_UPSTREAMS = 1024  # distinct X-Upstream-Addr addresses kept apart; the rest are counted as one
+OTHER_UPSTREAMS = "(other addresses)"
 
 
 @dataclass(frozen=True)

@@ -153,3 +153,18 @@ def test_the_size_does_not_grow_with_the_number_of_requests():
     assert len(s) == 1_000_000
     assert shape(s) == small
     assert len(pickle.dumps(s)) < 1.5 * small_bytes  # only the counts' digits grow
+
+
+def test_a_target_naming_a_new_upstream_in_every_answer_does_not_grow_the_tables():
+    from scaleout.loadconn import Worker
+    from scaleout.samples import MAX_UPSTREAMS, OTHER_UPSTREAMS, LoadSpec
+
+    w = Worker(LoadSpec(url="http://127.0.0.1:9"), 1, 1, None, 0, None)
+    w.active = 20 * MAX_UPSTREAMS
+    for i in range(20 * MAX_UPSTREAMS):
+        w.record_ok(w.clock(), 200, f"10.{i >> 16}.{(i >> 8) & 255}.{i & 255}:80".encode(), -1)
+    assert len(w.s.upstreams) == MAX_UPSTREAMS + 2  # "", the first MAX_UPSTREAMS addresses, the rest as one
+    assert len(w.up_index) <= 4 * MAX_UPSTREAMS + 1
+    counts = {up: len(h) for (up, _), h in w.s.answers().items()}
+    assert counts[OTHER_UPSTREAMS] == 19 * MAX_UPSTREAMS and counts["10.0.0.0:80"] == 1
+    assert len(w.s) == 20 * MAX_UPSTREAMS
