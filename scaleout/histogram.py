@@ -6,9 +6,10 @@ midpoint lies within 1/256 (0.39%) of every value in it, from nanoseconds to hou
 nearest-rank bucket's midpoint, clamped to the exact minimum and maximum, so it is within 0.4% of the
 exact nearest-rank percentile of the recorded values; the mean and the maximum are exact.
 
-Why not the `hdrhistogram` package (measured, benchmarks/RESULTS.md, section 7): its `record_value` costs
-about 640 ns in Python against 90 ns here, it records integers in a range fixed up front, and its objects
-do not pickle (they cross processes as zlib+base64 text). This one is a dict of counts: it pickles as is,
+Why not the `hdrhistogram` package (measured, benchmarks/RESULTS.md, section 7): its `record_value` is
+pure Python over a ctypes array and costs 2.5 times the probe's whole per-answer recording here, it
+records integers in a range fixed up front, and its objects do not pickle (they cross processes as
+zlib+base64 text). This one is a dict of counts: it pickles as is,
 and merging is adding counts.
 """
 
@@ -57,7 +58,7 @@ class Histogram:
             self.record(x)
 
     def record(self, x: float) -> None:
-        # the load engine's hot path (once per answer): bucket_of inlined, no other call
+        # the load engine's hot path (once per answer): bucket_of inlined (8 = SUB_BITS), no other call
         m, e = _frexp(x)
         b = (e << 8) + int(m * 256.0)
         c = self.counts
