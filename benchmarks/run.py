@@ -6,7 +6,9 @@
     python benchmarks/run.py compose    # `scaleout up` vs plain `docker-compose up` of hand-written files
     python benchmarks/run.py overhead   # one replica directly vs through the balancer
     python benchmarks/run.py rolling    # rolling update of 3 replicas (4 s boot) under load; watch: save -> served
-    python benchmarks/run.py all
+    python benchmarks/run.py memory     # a 10-minute probe against 3 replicas: resident memory, summary time
+    python benchmarks/run.py hotpath    # recording one answer: histogram vs per-request arrays (vs hdrhistogram)
+    python benchmarks/run.py all        # every section but memory (10 minutes on its own)
 
 Each section prints a Markdown table and the results go to --out (JSON, default
 benchmarks/results/latest.json, merged by section). Only 127.0.0.1 and containers started here are
@@ -538,8 +540,181 @@ def rolling(args) -> dict:
     )
     return res
 
+# --- memory: a long probe's resident memory and its summary time -------------------------------------
 
-SECTIONS = {"speed": speed, "startup": startup, "compose": compose, "overhead": overhead, "rolling": rolling}
+def tree_memory_kb(pid: int) -> tuple[int, int, int]:
+    """(RSS kB, PSS kB, processes) of `pid` and all its descendants, from /proc. RSS counts the pages forked
+    workers share with their parent once per process; PSS splits them, so its sum is the tree's memory."""
+    children: dict[int, list[int]] = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(d.name))
+    rss = pss = n = 0
+    todo = [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            rollup = Path(f"/proc/{p}/smaps_rollup").read_text()
+        except OSError:
+            continue
+        n += 1
+        rss += int(re.search(r"^Rss:\s+(\d+)", rollup, re.M).group(1))
+        pss += int(re.search(r"^Pss:\s+(\d+)", rollup, re.M).group(1))
+        todo += children.get(p, [])
+    return rss, pss, n
+
+
+def probe_memory(proj: Path, seconds: float, every: float, root: Path) -> dict:
+    """Run `scaleout probe --duration` from the checkout `root`; sample its processes' memory every `every`
+    seconds; the summary step is the time from the load workers' exit to the probe's own exit."""
+    env = {**ENV, "PYTHONPATH": str(root)}
+    # no cache checks: they are HTTP requests after the load, not the summary this times
+    cmd = [sys.executable, "-m", "scaleout", "-C", str(proj), "probe", "--duration", str(seconds),
+           "--concurrency", "32", "--no-cache-check", "--json"]
+    t0 = time.monotonic()
+    # cwd: `python -m` puts the working directory before PYTHONPATH, so it must be the checkout measured
+    p = subprocess.Popen(cmd, env=env, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    samples, last, peak_workers, load_end = [], -every, 0, None
+    while p.poll() is None:
+        now = time.monotonic() - t0
+        rss, pss, n = tree_memory_kb(p.pid)
+        peak_workers = max(peak_workers, n)
+        if peak_workers > 1 and n == 1 and load_end is None:
+            load_end = now  # the worker processes sent their results and exited
+        if now - last >= every and n:
+            samples.append((round(now, 1), round(pss / 1024, 1), round(rss / 1024, 1), n))
+            last = now
+        time.sleep(0.02)
+    end = time.monotonic() - t0
+    out, err = p.communicate()
+    if p.returncode not in (0, 1):
+        raise SystemExit(f"probe failed ({p.returncode}): {err[-2000:]}")
+    res = json.loads(out)
+    loaded = [s for s in samples if 5 <= s[0] <= seconds]  # after start-up, while the load runs
+    first, lastrow = loaded[0], loaded[-1]
+    # least-squares slope of PSS over the loaded window: single samples move by a few 100 kB either way
+    mt, mp = statistics.mean(s[0] for s in loaded), statistics.mean(s[1] for s in loaded)
+    slope = sum((s[0] - mt) * (s[1] - mp) for s in loaded) / sum((s[0] - mt) ** 2 for s in loaded)
+    return {"root": str(root), "duration_s": seconds, "requests": res["requests"], "rps": res["rps"],
+            "verdict": res["verdict"], "processes": peak_workers,
+            "pss_mb_first": first[1], "pss_mb_last": lastrow[1], "pss_mb_peak": max(s[1] for s in samples),
+            "rss_sum_mb_peak": max(s[2] for s in samples),
+            "growth_mb_per_min": round(slope * 60, 3),
+            "summary_s": round(end - load_end, 3) if load_end is not None else None,
+            "load_avg_1m": round(os.getloadavg()[0], 2), "series_t_pss_rss_procs": samples}
+
+
+def memory(args) -> dict:
+    """`scaleout probe --duration` against a 3-replica stack: resident memory over time, summary time."""
+    res: dict = {"runs": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        name = f"bench{uuid.uuid4().hex[:8]}"
+        proj = Path(tmp) / name
+        sh([*SCALEOUT, "init", str(proj), "--name", name], check=True)
+        port = free_port()
+        cfg = proj / "scaleout.yaml"
+        cfg.write_text(cfg.read_text().replace("port: 8080", f"port: {port}"))
+        try:
+            r = sh([*SCALEOUT, "-C", str(proj), "up", "--replicas", "3"])
+            if r.returncode:
+                raise SystemExit(r.stderr)
+            for root in [ROOT, *args.compare_root]:
+                seconds = args.memory_seconds if root == ROOT else args.compare_seconds or args.memory_seconds
+                run = probe_memory(proj, seconds, args.every, root)
+                brief = {k: v for k, v in run.items() if k != "series_t_pss_rss_procs"}
+                print(f"  {json.dumps(brief)}", file=sys.stderr)
+                res["runs"].append(run)
+        finally:
+            sh([*SCALEOUT, "-C", str(proj), "down"])
+    print("\n### probe memory over a long run (3 replicas, 32 connections)\n")
+    print(md_table(["build", "duration, s", "requests", "req/s", "PSS first / last / peak, MB", "RSS sum peak, MB",
+                    "growth, MB/min", "summary, s", "load avg"],
+                   [[r["root"], r["duration_s"], f"{r['requests']:,}", r["rps"],
+                     f"{r['pss_mb_first']} / {r['pss_mb_last']} / {r['pss_mb_peak']}", r["rss_sum_mb_peak"],
+                     r["growth_mb_per_min"], r["summary_s"], r["load_avg_1m"]] for r in res["runs"]]))
+    return res
+
+
+
+def hotpath(args) -> dict:
+    """What recording one answer costs (ns, median of 5) and how long the summary of 10^6 answers takes:
+    the histogram against the old per-request arrays (and the `hdrhistogram` package when installed)."""
+    import random
+    import timeit
+    from array import array
+
+    sys.path.insert(0, str(ROOT))
+    from scaleout.probe import summarize
+    from scaleout.samples import Samples
+    from scaleout.stats import latency_summary
+
+    rnd = random.Random(1)
+    n = 200_000
+    lats = [rnd.lognormvariate(-7, 1) for _ in range(n)]
+    ups = [rnd.randrange(1, 4) for _ in range(n)]
+
+    def arrays() -> None:  # what loadconn.record_ok appended per request before
+        lat, st, up, err, key = array("d"), array("H"), array("H"), array("B"), array("i")
+        for x, u in zip(lats, ups, strict=True):
+            lat.append(x)
+            st.append(200)
+            up.append(u)
+            err.append(0)
+            key.append(u)
+
+    def histogram() -> None:
+        s = Samples()
+        s.upstreams += ["10.0.0.2:8000", "10.0.0.3:8000", "10.0.0.4:8000"]
+        answer = s.answer
+        for x, u in zip(lats, ups, strict=True):
+            answer(x, 200, u, u)
+
+    cases = {"arrays (before)": arrays, "Samples.answer (histogram)": histogram}
+    try:
+        from hdrh.histogram import HdrHistogram
+
+        micros = [int(x * 1e6) + 1 for x in lats]
+
+        def hdr() -> None:
+            h = HdrHistogram(1, 3_600_000_000, 3)
+            for v in micros:
+                h.record_value(v)
+
+        cases["hdrhistogram record_value (one histogram only)"] = hdr
+    except ImportError:
+        pass
+    res: dict = {"record_ns": {}}
+    for name, fn in cases.items():
+        res["record_ns"][name] = round(statistics.median(timeit.repeat(fn, number=1, repeat=5)) / n * 1e9)
+    big = Samples()
+    big.upstreams += ["10.0.0.2:8000", "10.0.0.3:8000", "10.0.0.4:8000"]
+    for _ in range(5):
+        for x, u in zip(lats, ups, strict=True):
+            big.answer(x, 200, u, u)
+    t0 = time.perf_counter()
+    summarize(big, 1.0, "http://127.0.0.1", {})
+    res["summary_s_1e6_histogram"] = round(time.perf_counter() - t0, 4)
+    million = lats * 5
+    t0 = time.perf_counter()
+    for u in (1, 2, 3):
+        latency_summary([x for x, up in zip(million, ups * 5, strict=True) if up == u])
+    latency_summary(million)
+    res["summary_s_1e6_sorted_before"] = round(time.perf_counter() - t0, 4)
+    res["load_avg_1m"] = round(os.getloadavg()[0], 2)
+    print("\n### recording one answer, and the summary of 10^6\n")
+    print(md_table(["what", "value"], [*[[f"record: {k}", f"{v} ns"] for k, v in res["record_ns"].items()],
+                                       ["summary of 10^6 answers, histogram", f"{res['summary_s_1e6_histogram']} s"],
+                                       ["summary of 10^6 answers, sorting (before)",
+                                        f"{res['summary_s_1e6_sorted_before']} s"],
+                                       ["load average", res["load_avg_1m"]]]))
+    return res
+
+SECTIONS = {"speed": speed, "startup": startup, "compose": compose, "overhead": overhead, "rolling": rolling,
+            "memory": memory, "hotpath": hotpath}
 
 
 def main() -> None:
@@ -552,12 +727,17 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=3.0, help="overhead: seconds per measurement")
     ap.add_argument("--url", help="speed: an existing loopback target instead of starting nginx")
     ap.add_argument("--nginx-workers", default="auto")
+    ap.add_argument("--memory-seconds", type=float, default=600.0, help="memory: the probe's --duration")
+    ap.add_argument("--every", type=float, default=5.0, help="memory: seconds between RSS samples")
+    ap.add_argument("--compare-root", type=Path, action="append", default=[],
+                    help="memory: also run the probe of this checkout (e.g. an older build), after this one's")
+    ap.add_argument("--compare-seconds", type=float, help="memory: --duration of the --compare-root runs")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "latest.json")
     args = ap.parse_args()
     out = json.loads(args.out.read_text()) if args.out.exists() else {}
     out["machine"] = machine()
     print(f"machine: {json.dumps(out['machine'])}")
-    for name in SECTIONS if args.section == "all" else [args.section]:
+    for name in [s for s in SECTIONS if s != "memory"] if args.section == "all" else [args.section]:
         out[name] = SECTIONS[name](args)
         out[name]["machine"] = machine()
         args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -12,7 +12,7 @@ from collections import deque
 from typing import Callable
 from urllib.parse import urlsplit
 
-from scaleout.samples import ERR_CODE, LoadSpec, Samples, request_bytes
+from scaleout.samples import ERR_CODE, MAX_UPSTREAMS, OTHER_UPSTREAMS, LoadSpec, Samples, request_bytes
 
 _UPSTREAM = b"x-upstream-addr"
 _FRAMING = (b"content-length", b"transfer-encoding")
@@ -155,38 +155,26 @@ class Worker:
 
     # hot path
     def record_ok(self, t0: float, status: int, up: bytes, key: int) -> None:
-        s = self.s
-        s.latency.append(self.clock() - t0)
-        s.status.append(status)
+        latency = self.clock() - t0
         idx = self.up_index.get(up)
         if idx is None:
             idx = self._intern(up)
-        s.upstream.append(idx)
-        s.error.append(0)
-        if self.keys:
-            s.key.append(key)
+        self.s.answer(latency, status, idx, key)
         self.active -= 1
         self.done += 1
 
     def _intern(self, up: bytes) -> int:
         text = up.decode("latin-1")
         last = text.rsplit(",", 1)[-1].strip()  # after a retry nginx lists every upstream it tried
-        if last in self.s.upstreams:
-            idx = self.s.upstreams.index(last)
-        else:
-            idx = len(self.s.upstreams)
-            self.s.upstreams.append(last)
-        self.up_index[up] = idx
+        if last not in self.s.upstreams and len(self.s.upstreams) > MAX_UPSTREAMS:
+            last = OTHER_UPSTREAMS  # a target naming a new address in every answer must not grow memory
+        idx = self.s.index(last)
+        if len(self.up_index) <= 4 * MAX_UPSTREAMS:  # raw header values: retries list several addresses
+            self.up_index[up] = idx
         return idx
 
     def record_error(self, t0: float, cls: str, key: int) -> None:
-        s = self.s
-        s.latency.append(self.clock() - t0)
-        s.status.append(0)
-        s.upstream.append(0)
-        s.error.append(ERR_CODE[cls])
-        if self.keys:
-            s.key.append(key)
+        self.s.fail(ERR_CODE[cls])
         self.active -= 1
         self.done += 1
 

@@ -9,7 +9,8 @@ Load shapes: closed loop (each connection sends its next request when the previo
 count or by duration, and open loop at a constant arrival rate, where a request's latency is measured
 from its *intended* send time, so a stalled server shows up as high latency (no coordinated omission).
 
-Prints nothing: `run_load` returns a `Samples` value; progress is reported through a callback.
+Prints nothing: `run_load` returns a `Samples` value (counts and latency histograms, merged across the
+processes: its size does not grow with the run's length); progress is reported through a callback.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ def _plan(spec: LoadSpec) -> list[tuple[int, int, float | None]]:
 
 
 def run_load(spec: LoadSpec, progress: Callable[[int, int | None], None] | None = None) -> Samples:
-    """Send the load `spec` describes and return every sample. `progress(done, total)` is called a few
+    """Send the load `spec` describes and return what it saw. `progress(done, total)` is called a few
     times a second from this process (total is None for a run by duration)."""
     plan = _plan(spec)
     total = None if spec.duration_s else (spec.requests if spec.rate is None or spec.duration_s is None else None)
@@ -106,8 +107,7 @@ def _run_processes(spec, plan, progress, total) -> Samples:
         for r in ready:
             i = next(k for k, v in waiting.items() if v is r)
             try:
-                n = int(r.recv_bytes())
-                results[i] = Samples.from_bytes([r.recv_bytes() for _ in range(n)])
+                results[i] = r.recv()  # a worker's Samples, pickled: a few thousand counts, not one per request
             except EOFError:
                 raise RuntimeError(f"load worker {i} died (exit code {procs[i][0].exitcode})") from None
             del waiting[i]
@@ -127,9 +127,5 @@ def _child(spec, share, slots, rate, index, counter, ready, conn) -> None:
         counter.value = done
 
     ready.wait()
-    s = _event_loop_runner()(Worker(spec, share, slots, rate, index, report).run())
-    parts = s.to_bytes()
-    conn.send_bytes(str(len(parts)).encode())
-    for part in parts:
-        conn.send_bytes(part)
+    conn.send(_event_loop_runner()(Worker(spec, share, slots, rate, index, report).run()))
     conn.close()

@@ -72,7 +72,7 @@ class ProbeResult:
 
 def summarize(samples: Samples, duration_s: float, url: str, names: dict[str, str],
               load: dict | None = None) -> ProbeResult:
-    """Aggregate samples; `names` maps `ip:port` to replica names (unknown addresses keep the address)."""
+    """The report of what the load saw; `names` maps `ip:port` to replica names (unknown addresses keep the address)."""
     b = breakdown(samples)
     backends = [BackendStats(name=names.get(addr, addr), address=addr, **st) for addr, st in b["backends"].items()]
     backends.sort(key=lambda x: replica_order(x.name))
@@ -93,19 +93,20 @@ def summarize(samples: Samples, duration_s: float, url: str, names: dict[str, st
     )
 
 
-def observe(result: ProbeResult, samples: Iterable[Sample]) -> Observed:
+def observe(result: ProbeResult, samples: Samples) -> Observed:
     """What the verdict reads from a summarized probe: per-replica counts and which replicas each key reached."""
     names = {b.address: b.name for b in result.backends}
     counts: dict[str, int] = {}
     for b in result.backends:  # a replica on two networks answers from two addresses
         counts[b.name] = counts.get(b.name, 0) + b.count
     return Observed(requests=result.requests, ok=result.ok, failed=result.failed, counts=counts,
-                    errors=result.errors, status_codes=result.status_codes, keys=keys_served(samples, names))
+                    errors=result.errors, status_codes=result.status_codes,
+                    keys=keys_served(samples.key_answers(), names))
 
 
 def judge(
     result: ProbeResult,
-    samples: Iterable[Sample],
+    samples: Samples,
     *,
     strategy: str,
     expected: list[str] | None,

@@ -1,14 +1,16 @@
-"""What the load engine sends and records: the load specification and the samples, column by column."""
+"""What the load engine sends and records: the load specification, and what the answers were (aggregated)."""
 
 from __future__ import annotations
 
-from array import array
 from dataclasses import dataclass
-from typing import Iterator
+from typing import NamedTuple
+
+from scaleout.histogram import Histogram
 
 ERROR_CLASSES = ("connect", "timeout", "reset", "protocol")
 ERR_CODE = {name: i + 1 for i, name in enumerate(ERROR_CLASSES)}  # 0 = no error
-
+MAX_UPSTREAMS = 1024  # distinct X-Upstream-Addr addresses kept apart; the rest are counted as one
+OTHER_UPSTREAMS = "(other addresses)"
 
 
 @dataclass(frozen=True)
@@ -39,57 +41,92 @@ class Sample:
     key: int = -1
 
 
+class KeyAnswer(NamedTuple):
+    """A sticky key and one upstream that answered it (what verdict.keys_served reads)."""
+
+    key: int
+    upstream: str
+    error: str = ""
+
+
 class Samples:
-    """Every request's outcome, column by column (cheap to collect, merge and ship between processes)."""
+    """What the load saw, aggregated as it arrives: memory bounded by the replicas, status codes, latency
+    buckets and sticky keys, never by the number of requests (cheap to merge and ship between processes).
+
+    `cells`: (upstream index << 16 | status) -> latency Histogram of those answers; upstream 0 = none.
+    `errors`: transport errors per class (ERR_CODE). `keys`: sticky key -> indexes of the upstreams that
+    answered it. Transport errors carry no latency or upstream: the reports never used them.
+    """
 
     def __init__(self) -> None:
-        self.latency = array("d")  # seconds, from the (intended) send time
-        self.status = array("H")  # 0 on a transport error
-        self.upstream = array("H")  # index into `upstreams`; 0 = none
-        self.error = array("B")  # 0 or 1 + index into ERROR_CLASSES
-        self.key = array("i")  # sticky key, or empty when no keys were sent
+        self.cells: dict[int, Histogram] = {}
+        self.errors = [0] * (len(ERROR_CLASSES) + 1)  # [0] unused: ERR_CODE starts at 1
+        self.keys: dict[int, set[int]] = {}
         self.upstreams: list[str] = [""]
         self.duration_s = 0.0
         self.workers = 1
 
-    def __len__(self) -> int:
-        return len(self.latency)
+    # hot path: once per answer
+    def answer(self, latency_s: float, status: int, up: int, key: int) -> None:
+        cell = self.cells.get((up << 16) | status)
+        if cell is None:
+            cell = self.cells[(up << 16) | status] = Histogram()
+        cell.record(latency_s)
+        if key >= 0 and up:
+            seen = self.keys.get(key)
+            if seen is None:
+                self.keys[key] = {up}
+            else:
+                seen.add(up)
 
-    def __iter__(self) -> Iterator[Sample]:
-        ups, keys = self.upstreams, self.key
-        for i in range(len(self.latency)):
-            e = self.error[i]
-            yield Sample(self.latency[i], self.status[i], ups[self.upstream[i]],
-                         ERROR_CLASSES[e - 1] if e else "", keys[i] if keys else -1)
+    def fail(self, code: int) -> None:
+        """A transport error; `code` from ERR_CODE."""
+        self.errors[code] += 1
+
+    def record(self, latency_s: float, status: int, upstream: str, error: str = "", key: int = -1) -> None:
+        """One request's outcome by name (tests and tools; the engine calls `answer`/`fail` with indexes)."""
+        if error:
+            self.fail(ERR_CODE[error])
+        else:
+            self.answer(latency_s, status, self.index(upstream), key)
+
+    def index(self, upstream: str) -> int:
+        if upstream not in self.upstreams:
+            self.upstreams.append(upstream)
+        return self.upstreams.index(upstream)
+
+    def __len__(self) -> int:
+        return sum(len(h) for h in self.cells.values()) + sum(self.errors)
+
+    def answers(self) -> dict[tuple[str, int], Histogram]:
+        """(upstream name, status) -> latencies of those answers."""
+        return {(self.upstreams[k >> 16], k & 0xFFFF): h for k, h in self.cells.items()}
+
+    def latency(self, upstream: str | None = None) -> Histogram:
+        """Latencies of every answer, or of those one upstream gave (transport errors have none)."""
+        out = Histogram()
+        for (up, _), h in self.answers().items():
+            if upstream is None or up == upstream:
+                out.merge(h)
+        return out
+
+    def error_counts(self) -> dict[str, int]:
+        return {c: self.errors[ERR_CODE[c]] for c in ERROR_CLASSES}
+
+    def key_answers(self) -> list[KeyAnswer]:
+        """One (key, upstream) pair per sticky key and upstream that answered it."""
+        return [KeyAnswer(k, self.upstreams[u]) for k, ups in sorted(self.keys.items()) for u in sorted(ups)]
 
     def extend(self, other: Samples) -> None:
-        """Append `other`, translating its upstream indexes into this value's table."""
-        index = {u: i for i, u in enumerate(self.upstreams)}
-        remap = array("H")
-        for u in other.upstreams:
-            if u not in index:
-                index[u] = len(self.upstreams)
-                self.upstreams.append(u)
-            remap.append(index[u])
-        self.latency.extend(other.latency)
-        self.status.extend(other.status)
-        self.upstream.extend(array("H", (remap[i] for i in other.upstream)))
-        self.error.extend(other.error)
-        self.key.extend(other.key)
-
-    def to_bytes(self) -> list[bytes]:
-        return [self.latency.tobytes(), self.status.tobytes(), self.upstream.tobytes(), self.error.tobytes(),
-                self.key.tobytes(), "\n".join(self.upstreams).encode(), str(self.duration_s).encode()]
-
-    @classmethod
-    def from_bytes(cls, parts: list[bytes]) -> Samples:
-        s = cls()
-        # parts also carries the upstream names and the duration after the five arrays
-        for arr, raw in zip((s.latency, s.status, s.upstream, s.error, s.key), parts, strict=False):
-            arr.frombytes(raw)
-        s.upstreams = parts[5].decode().split("\n")
-        s.duration_s = float(parts[6])
-        return s
+        """Add `other`, translating its upstream indexes into this value's table."""
+        remap = [self.index(u) for u in other.upstreams]
+        for k, h in other.cells.items():
+            mine = self.cells.setdefault((remap[k >> 16] << 16) | (k & 0xFFFF), Histogram())
+            mine.merge(h)
+        for code, n in enumerate(other.errors):
+            self.errors[code] += n
+        for key, ups in other.keys.items():
+            self.keys.setdefault(key, set()).update(remap[u] for u in ups)
 
 
 def request_bytes(spec: LoadSpec, host: str, key: int) -> bytes:

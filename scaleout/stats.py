@@ -1,4 +1,4 @@
-"""Statistics over the probe's samples: percentiles, per-replica breakdown, goodness of fit.
+"""Statistics over what the probe saw: percentiles, per-replica breakdown, goodness of fit.
 
 Pure functions on numbers; no I/O, no third-party imports (the chi-square tail is computed here so the
 probe needs no scipy).
@@ -7,9 +7,9 @@ probe needs no scipy).
 from __future__ import annotations
 
 import math
-from array import array
 
-from scaleout.samples import ERROR_CLASSES, Samples
+from scaleout.histogram import Histogram
+from scaleout.samples import Samples
 
 
 def percentile(sorted_values, q: float) -> float:
@@ -20,20 +20,27 @@ def percentile(sorted_values, q: float) -> float:
     return sorted_values[k]
 
 
+def _ms(x: float) -> float:
+    return round(x * 1000.0, 3)
+
+
 def latency_summary(latencies_s) -> dict[str, float]:
-    """p50/p90/p99/max/mean in milliseconds, rounded to microseconds."""
+    """p50/p90/p99/max/mean in milliseconds, rounded to microseconds, exact (from every value: the reference
+    `histogram_summary` is tested against)."""
     v = sorted(latencies_s)
-
-    def ms(x: float) -> float:
-        return round(x * 1000.0, 3)
-
     return {
-        "p50": ms(percentile(v, 50)),
-        "p90": ms(percentile(v, 90)),
-        "p99": ms(percentile(v, 99)),
-        "max": ms(v[-1] if v else 0.0),
-        "mean": ms(sum(v) / len(v) if v else 0.0),
+        "p50": _ms(percentile(v, 50)),
+        "p90": _ms(percentile(v, 90)),
+        "p99": _ms(percentile(v, 99)),
+        "max": _ms(v[-1] if v else 0.0),
+        "mean": _ms(sum(v) / len(v) if v else 0.0),
     }
+
+
+def histogram_summary(h: Histogram) -> dict[str, float]:
+    """`latency_summary` of the values `h` recorded: percentiles within histogram.RELATIVE_ERROR, max and mean exact."""
+    return {"p50": _ms(h.percentile(50)), "p90": _ms(h.percentile(90)), "p99": _ms(h.percentile(99)),
+            "max": _ms(h.high), "mean": _ms(h.mean())}
 
 
 def max_relative_deviation(counts: list[int], expected: list[float]) -> float:
@@ -91,44 +98,40 @@ def breakdown(s: Samples) -> dict:
 
     Transport errors (connect, timeout, reset, protocol) carry no upstream: no response named one.
     """
-    errors = {c: 0 for c in ERROR_CLASSES}
     codes: dict[int, int] = {}
-    per_codes: dict[int, dict[int, int]] = {}
-    per_lat: dict[int, array] = {}
-    per_keys: dict[int, set[int]] = {}
-    ok_lat = array("d")
+    per_codes: dict[str, dict[int, int]] = {}
+    per_lat: dict[str, Histogram] = {}
+    ok_lat = Histogram()
     ok = 0
-    keys = s.key
-    for i, (lat, status, up, err) in enumerate(zip(s.latency, s.status, s.upstream, s.error, strict=True)):
-        if err:
-            errors[ERROR_CLASSES[err - 1]] += 1
-            continue
-        ok_lat.append(lat)
-        codes[status] = codes.get(status, 0) + 1
+    for (up, status), h in sorted(s.answers().items()):
+        n = len(h)
+        ok_lat.merge(h)
+        codes[status] = codes.get(status, 0) + n
         if 200 <= status < 400:
-            ok += 1
+            ok += n
         if up:
-            pc = per_codes.setdefault(up, {})
-            pc[status] = pc.get(status, 0) + 1
-            per_lat.setdefault(up, array("d")).append(lat)
-            if keys:
-                per_keys.setdefault(up, set()).add(keys[i])
-    attributed = sum(len(v) for v in per_lat.values())
+            per_codes.setdefault(up, {})[status] = n
+            per_lat.setdefault(up, Histogram()).merge(h)
+    per_keys: dict[str, int] = {}
+    for ups in s.keys.values():
+        for u in ups:
+            per_keys[s.upstreams[u]] = per_keys.get(s.upstreams[u], 0) + 1
+    attributed = sum(len(h) for h in per_lat.values())
     backends = {}
     for up, lats in per_lat.items():
-        backends[s.upstreams[up]] = {
+        backends[up] = {
             "count": len(lats),
             "share": round(len(lats) / attributed, 4),  # attributed >= len(lats) > 0
-            "latency_ms": latency_summary(lats),
+            "latency_ms": histogram_summary(lats),
             "status_codes": {str(k): v for k, v in sorted(per_codes[up].items())},
-            "keys": len(per_keys.get(up, ())),
+            "keys": per_keys.get(up, 0),
         }
     return {
         "requests": len(s),
         "ok": ok,
         "unattributed": len(ok_lat) - attributed,
         "status_codes": {str(k): v for k, v in sorted(codes.items())},
-        "errors": errors,
-        "latency_ms": latency_summary(ok_lat),
+        "errors": s.error_counts(),
+        "latency_ms": histogram_summary(ok_lat),
         "backends": backends,
     }

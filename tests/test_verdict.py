@@ -234,8 +234,7 @@ def result_of(rows) -> tuple[ProbeResult, object]:
 
 def keyed(rows_with_keys):
     """rows: (upstream, key) -> samples with sticky keys"""
-    s = samples_of([(0.001, 200, up, 0) for up, _ in rows_with_keys])
-    s.key.extend(k for _, k in rows_with_keys)
+    s = samples_of([(0.001, 200, up, 0) for up, _ in rows_with_keys], keys=[k for _, k in rows_with_keys])
     return summarize(s, 1.0, "http://127.0.0.1:1", NAMES), s
 
 
