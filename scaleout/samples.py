@@ -2,13 +2,40 @@
 
 from __future__ import annotations
 
+import json
 from array import array
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Iterator
 
-ERROR_CLASSES = ("connect", "timeout", "reset", "protocol")
+# "tls": the TLS handshake of a new connection failed (certificate not verified, no common protocol)
+ERROR_CLASSES = ("connect", "timeout", "reset", "protocol", "tls")
 ERR_CODE = {name: i + 1 for i, name in enumerate(ERROR_CLASSES)}  # 0 = no error
 
+
+@dataclass(frozen=True)
+class TlsSpec:
+    """How an https:// target is spoken to. Settings, not an ssl.SSLContext: every worker process builds
+    its own context from them (scaleout.loadconn.client_context)."""
+
+    server_hostname: str  # sent as SNI and matched against the certificate's names
+    cafile: str | None = None  # the authorities to trust; None: the system's store
+    verify: bool = True  # False only when the user asked (--insecure)
+
+
+@dataclass
+class TlsStats:
+    """What the TLS of one run looked like: new TLS connections, and what the first one negotiated."""
+
+    handshakes: int = 0
+    version: str = ""
+    cipher: str = ""
+    alpn: str = ""
+
+    def merge(self, other: TlsStats) -> None:
+        self.handshakes += other.handshakes
+        self.version = self.version or other.version
+        self.cipher = self.cipher or other.cipher
+        self.alpn = self.alpn or other.alpn
 
 
 @dataclass(frozen=True)
@@ -28,6 +55,7 @@ class LoadSpec:
     sticky_via: str = "cookie"  # what carries the key: "cookie", "arg" (query argument) or "header"
     sticky_name: str = "session"  # the cookie, argument or header name
     workers: int = 0  # processes; 0 = automatic
+    tls: TlsSpec | None = None  # set for https:// targets
 
 
 @dataclass
@@ -51,6 +79,7 @@ class Samples:
         self.upstreams: list[str] = [""]
         self.duration_s = 0.0
         self.workers = 1
+        self.tls: TlsStats | None = None  # over TLS only
 
     def __len__(self) -> int:
         return len(self.latency)
@@ -76,10 +105,15 @@ class Samples:
         self.upstream.extend(array("H", (remap[i] for i in other.upstream)))
         self.error.extend(other.error)
         self.key.extend(other.key)
+        if other.tls is not None:
+            if self.tls is None:
+                self.tls = TlsStats()
+            self.tls.merge(other.tls)
 
     def to_bytes(self) -> list[bytes]:
         return [self.latency.tobytes(), self.status.tobytes(), self.upstream.tobytes(), self.error.tobytes(),
-                self.key.tobytes(), "\n".join(self.upstreams).encode(), str(self.duration_s).encode()]
+                self.key.tobytes(), "\n".join(self.upstreams).encode(), str(self.duration_s).encode(),
+                _tls_bytes(self.tls)]
 
     @classmethod
     def from_bytes(cls, parts: list[bytes]) -> Samples:
@@ -89,7 +123,13 @@ class Samples:
             arr.frombytes(raw)
         s.upstreams = parts[5].decode().split("\n")
         s.duration_s = float(parts[6])
+        if len(parts) > 7 and parts[7]:
+            s.tls = TlsStats(**json.loads(parts[7]))
         return s
+
+
+def _tls_bytes(tls: TlsStats | None) -> bytes:
+    return json.dumps(asdict(tls)).encode() if tls is not None else b""
 
 
 def request_bytes(spec: LoadSpec, host: str, key: int) -> bytes:
