@@ -17,7 +17,7 @@ from scaleout.config import parse_config
 from scaleout.errors import ProbeTargetError, UsageError
 from scaleout.layout import TLS_CA
 from scaleout.loadgen import LoadSpec, run_load
-from scaleout.probe import check_handshake, run_probe, tls_settings
+from scaleout.probe import check_handshake, parse_target, run_probe, tls_settings
 from scaleout.samples import Samples, TlsSpec, TlsStats
 from scaleout.tls import ensure_ca, issue_leaf
 from tests.conftest import run_cli
@@ -101,6 +101,7 @@ def test_tls_stats_travel_between_processes_and_merge():
 
 def test_settings_trust_cacert_then_the_project_authority_then_the_system(pki, tmp_path):
     url = "https://127.0.0.1:8443"
+    assert parse_target(url) == ("127.0.0.1", 8443) and parse_target("https://localhost") == ("localhost", 443)
     assert tls_settings("http://127.0.0.1:8080") is None
     assert tls_settings(url, cacert=str(pki["ca"])) == TlsSpec("127.0.0.1", str(pki["ca"]))
     project_ca = tmp_path / "ca.pem"
