@@ -209,8 +209,9 @@ def speed(args) -> dict:
     print(f"\n### probe vs hey vs wrk over {scheme} ({args.rounds} rounds, median; -n {args.requests} "
           f"-c {args.concurrency})\n")
     print(md_table(["", "req/s or ratio"], rows))
-    print("\n" + md_table(["round", *rounds[0]], [[i + 1, *(f"{v:,.0f}" if v > 10 else v for v in r.values())]
-                                                   for i, r in enumerate(rounds)]))
+    cols = ["load_avg_1m", *names, "probe/hey", "probe/wrk"]  # each round ran the tools in another order
+    print("\n" + md_table(["round", *cols], [[i + 1, *(f"{r[k]:,.0f}" if r[k] > 10 else r[k] for k in cols)]
+                                             for i, r in enumerate(rounds)]))
     if tls_seen:
         print(f"\nprobe's TLS (first round): {tls_seen[0]}")
     return {"url": "static nginx on loopback" if ctx else url, "scheme": scheme, "requests": args.requests,
