@@ -253,6 +253,11 @@ def test_cache_checks_over_https_trust_what_the_load_trusts(pki, tmp_path):
         assert srv.c.requests == answered  # not one request over an unverified connection
         insecure = check_cache_headers(srv.url, config, tls=TlsSpec("127.0.0.1", verify=False))
         assert srv.c.requests == 2 * answered > 0
+        # the name checked is the probe's (--host), not the URL's address
+        by_name = check_cache_headers(srv.url, config, tls=TlsSpec("localhost", str(pki["ca"])))
+        wrong_name = check_cache_headers(srv.url, config, tls=TlsSpec("wrong.test", str(pki["ca"])))
+    assert not any("request failed" in c["detail"] for c in by_name)
+    assert wrong_name and all("Hostname mismatch" in c["detail"] for c in wrong_name), wrong_name
     # the test server answers every path with 200 and no cache headers: checks fail on headers, not transport
     assert good and not any("request failed" in c["detail"] for c in good)
     assert insecure and not any("request failed" in c["detail"] for c in insecure)
