@@ -82,6 +82,8 @@ def spread_bar(share: float, expected: float | None, top: float, width: int = BA
 
 def tls_line(t: dict) -> str:
     """`tls: TLSv1.3 TLS_AES_256_GCM_SHA384, ALPN http/1.1, 12 handshakes, certificate verified (ca.pem)`."""
+    if not t["handshakes"]:
+        return f"tls: no TLS connection succeeded (certificate of {t['server_name']} checked against {t['trusted']})"
     check = (f"certificate of {t['server_name']} verified against {t['trusted']}" if t["verified"]
              else "certificate NOT verified (--insecure)")
     return (f"tls: {t['version'] or '?'} {t['cipher'] or '?'}, ALPN {t['alpn'] or 'none'}, "

@@ -18,6 +18,7 @@ from scaleout.errors import ProbeTargetError, UsageError
 from scaleout.layout import TLS_CA
 from scaleout.loadgen import LoadSpec, run_load
 from scaleout.probe import check_handshake, parse_target, run_probe, tls_settings
+from scaleout.report import probe_text
 from scaleout.samples import Samples, TlsSpec, TlsStats
 from scaleout.tls import ensure_ca, issue_leaf
 from tests.conftest import run_cli
@@ -73,6 +74,7 @@ def test_an_unverified_certificate_is_a_tls_error_not_a_connect_error(pki, tls):
     assert r.errors == {"connect": 0, "timeout": 0, "reset": 0, "protocol": 0, "tls": 20}
     assert r.ok == 0 and srv.c.requests == 0
     assert r.tls["handshakes"] == 0 and r.tls["verified"] is True
+    assert f"tls: no TLS connection succeeded (certificate of {tls.server_hostname} checked against" in probe_text(r)
 
 
 def test_insecure_loads_an_untrusted_server_and_says_it_did_not_verify(pki):
