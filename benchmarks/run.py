@@ -2,6 +2,7 @@
 """Side-by-side benchmarks of scaleout, each in one run so that ratios survive a noisy machine.
 
     python benchmarks/run.py speed      # probe vs hey vs wrk on one static nginx on loopback
+    python benchmarks/run.py speed --https   # the same over HTTPS (HTTP/1.1 over TLS; probe verifies, hey/wrk do not)
     python benchmarks/run.py startup    # `scaleout --help` and `scaleout render` start-up time
     python benchmarks/run.py compose    # `scaleout up` vs plain `docker-compose up` of hand-written files
     python benchmarks/run.py overhead   # one replica directly vs through the balancer
@@ -51,11 +52,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def wait_http(url: str, timeout: float = 60.0, want_upstream: bool = False) -> None:
+def wait_http(url: str, timeout: float = 60.0, want_upstream: bool = False, cafile: Path | None = None) -> None:
+    import ssl
+
+    ctx = ssl.create_default_context(cafile=str(cafile)) if cafile else None
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
-            with urllib.request.urlopen(url, timeout=2) as r:
+            with urllib.request.urlopen(url, timeout=2, context=ctx) as r:
                 if r.status == 200 and (not want_upstream or r.headers.get("X-Upstream-Addr")):
                     return
         except OSError:
@@ -90,27 +94,44 @@ events {{ worker_connections 4096; }}
 http {{
   access_log off;
   keepalive_requests 100000;
-  server {{ listen 127.0.0.1:{port}; location / {{ return 200 "ok\\n"; }} }}
+  server {{ listen 127.0.0.1:{port}{tls}; location / {{ return 200 "ok\\n"; }} }}
 }}
 """
+# as the balancer's TLS (templates/nginx/nginx.conf.j2): TLS 1.2/1.3, a session cache, HTTP/2 offered by ALPN
+NGINX_TLS = (" ssl http2; ssl_certificate /conf/cert.pem; ssl_certificate_key /conf/key.pem; "
+             "ssl_protocols TLSv1.2 TLSv1.3; ssl_session_cache shared:bench_tls:10m; ssl_session_tickets off")
+
+
+def bench_certificate(folder: Path) -> Path:
+    """A throwaway authority (never the user's) and a certificate for 127.0.0.1 signed by it: the CA's path."""
+    sys.path.insert(0, str(ROOT))
+    from scaleout.tls import ensure_ca, issue_leaf
+
+    ca = ensure_ca(folder / "ca")
+    cert, key = issue_leaf(ca, ("localhost",), ("127.0.0.1",), "bench")
+    (folder / "cert.pem").write_bytes(cert)
+    (folder / "key.pem").write_bytes(key)
+    return ca.cert_path
 
 
 class StaticNginx:
     """nginx `return 200` in a container sharing the host network (no userland proxy in the path)."""
 
-    def __init__(self, workers: str = "auto") -> None:
+    def __init__(self, workers: str = "auto", https: bool = False) -> None:
         self.port = free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="scaleout-bench-nginx-"))
-        (self.dir / "nginx.conf").write_text(NGINX_CONF.format(port=self.port, workers=workers))
+        self.ca = bench_certificate(self.dir) if https else None
+        (self.dir / "nginx.conf").write_text(NGINX_CONF.format(port=self.port, workers=workers,
+                                                               tls=NGINX_TLS if https else ""))
         self.name = f"scaleout-bench-nginx-{uuid.uuid4().hex[:8]}"
-        self.url = f"http://127.0.0.1:{self.port}/"
+        self.url = f"{'https' if https else 'http'}://127.0.0.1:{self.port}/"
 
     def __enter__(self) -> StaticNginx:
         r = sh(["docker", "run", "-d", "--rm", "--name", self.name, "--network", "host", "-v", f"{self.dir}:/conf:ro",
                 IMAGE, "nginx", "-c", "/conf/nginx.conf", "-g", "daemon off;"])
         if r.returncode:
             raise SystemExit(f"could not start nginx: {r.stderr.strip()}")
-        wait_http(self.url, 30)
+        wait_http(self.url, 30, cafile=self.ca)
         return self
 
     def __exit__(self, *exc) -> None:
@@ -118,21 +139,37 @@ class StaticNginx:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-def run_probe(url: str, n: int, c: int, workers: int | None = None) -> float:
+def run_probe(url: str, n: int, c: int, workers: int | None = None, cacert: Path | None = None,
+              tls_out: list | None = None) -> float:
     cmd = [*SCALEOUT, "probe", "--url", url, "--requests", str(n), "--concurrency", str(c), "--json"]
     if workers is not None:
         cmd += ["--workers", str(workers)]
+    if cacert is not None:
+        cmd += ["--cacert", str(cacert)]
     r = sh(cmd, cwd=tempfile.gettempdir())
-    return float(json.loads(r.stdout)["rps"])
+    if r.returncode not in (0, 1):  # 1: verdict "fail", as expected here (nginx names no upstream)
+        raise SystemExit(f"probe failed (exit {r.returncode}): {r.stderr.strip()}")
+    doc = json.loads(r.stdout)
+    if doc["failed"]:
+        raise SystemExit(f"probe: {doc['failed']} failed requests: {doc['errors']} {doc['status_codes']}")
+    if tls_out is not None:
+        tls_out.append(doc["tls"])
+    return float(doc["rps"])
 
 
 def run_hey(url: str, n: int, c: int) -> float:
     out = sh(["hey", "-n", str(n), "-c", str(c), url]).stdout
+    # every answer must be a 200: an error line or another status means the number is not comparable
+    codes = {int(k): int(v) for k, v in re.findall(r"^\s*\[(\d{3})\]\s+(\d+) responses", out, re.M)}
+    if set(codes) != {200} or "Error distribution" in out:
+        raise SystemExit(f"hey: not every answer was a 200:\n{out}")
     return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
 
 
 def run_wrk(url: str, c: int, seconds: float) -> float:
     out = sh(["wrk", f"-t{min(2, os.cpu_count() or 1)}", f"-c{c}", f"-d{max(1, round(seconds))}s", url]).stdout
+    if "Socket errors" in out or "Non-2xx" in out:
+        raise SystemExit(f"wrk: errors in the run:\n{out}")
     return float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
 
 
@@ -140,23 +177,26 @@ def speed(args) -> dict:
     for tool in ("hey", "wrk"):
         if not shutil.which(tool):
             raise SystemExit(f"{tool} is not installed (apt-get install {tool})")
-    ctx = StaticNginx(args.nginx_workers) if not args.url else None
+    ctx = StaticNginx(args.nginx_workers, https=args.https) if not args.url else None
     url = args.url or ""
+    cacert = args.cacert
     rounds = []
+    tls_seen: list = []
     try:
         if ctx:
             ctx.__enter__()
-            url = ctx.url
+            url, cacert = ctx.url, ctx.ca
         tools = {
-            "probe": lambda: run_probe(url, args.requests, args.concurrency),
-            "probe (1 worker)": lambda: run_probe(url, args.requests, args.concurrency, workers=1),
+            "probe": lambda: run_probe(url, args.requests, args.concurrency, cacert=cacert, tls_out=tls_seen),
+            "probe (1 worker)": lambda: run_probe(url, args.requests, args.concurrency, workers=1, cacert=cacert),
             "hey": lambda: run_hey(url, args.requests, args.concurrency),
             "wrk": lambda: run_wrk(url, args.concurrency, args.wrk_seconds),
         }
         names = list(tools)
         for i in range(args.rounds):
             order = names[i % len(names):] + names[:i % len(names)]  # rotate: no tool always runs first
-            rnd = {name: tools[name]() for name in order}
+            rnd = {"load_avg_1m": round(os.getloadavg()[0], 2)}
+            rnd.update({name: tools[name]() for name in order})
             rnd["probe/hey"] = round(rnd["probe"] / rnd["hey"], 2)
             rnd["probe/wrk"] = round(rnd["probe"] / rnd["wrk"], 2)
             rounds.append(rnd)
@@ -167,10 +207,17 @@ def speed(args) -> dict:
             ctx.__exit__(None, None, None)
     med = {k: round(statistics.median(r[k] for r in rounds), 2) for k in rounds[0]}
     rows = [[k, f"{v:,.0f}" if v > 10 else v] for k, v in med.items()]
-    print(f"\n### probe vs hey vs wrk ({args.rounds} rounds, median; -n {args.requests} -c {args.concurrency})\n")
+    scheme = "HTTPS" if url.startswith("https://") else "HTTP"
+    print(f"\n### probe vs hey vs wrk over {scheme} ({args.rounds} rounds, median; -n {args.requests} "
+          f"-c {args.concurrency})\n")
     print(md_table(["", "req/s or ratio"], rows))
-    return {"url": "static nginx on loopback" if ctx else url, "requests": args.requests,
-            "concurrency": args.concurrency, "rounds": rounds, "median": med}
+    cols = ["load_avg_1m", *names, "probe/hey", "probe/wrk"]  # each round ran the tools in another order
+    print("\n" + md_table(["round", *cols], [[i + 1, *(f"{r[k]:,.0f}" if r[k] > 10 else r[k] for k in cols)]
+                                             for i, r in enumerate(rounds)]))
+    if tls_seen:
+        print(f"\nprobe's TLS (first round): {tls_seen[0]}")
+    return {"url": "static nginx on loopback" if ctx else url, "scheme": scheme, "requests": args.requests,
+            "concurrency": args.concurrency, "rounds": rounds, "median": med, "probe_tls": tls_seen}
 
 
 # --- startup ----------------------------------------------------------------------------------------
@@ -732,14 +779,17 @@ def main() -> None:
     ap.add_argument("--compare-root", type=Path, action="append", default=[],
                     help="memory: also run the probe of this checkout (e.g. an older build), after this one's")
     ap.add_argument("--compare-seconds", type=float, help="memory: --duration of the --compare-root runs")
+    ap.add_argument("--https", action="store_true", help="speed: over HTTPS (nginx with TLS, as the balancer's)")
+    ap.add_argument("--cacert", type=Path, help="speed: with an https --url, the authority that signed it")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "latest.json")
     args = ap.parse_args()
     out = json.loads(args.out.read_text()) if args.out.exists() else {}
     out["machine"] = machine()
     print(f"machine: {json.dumps(out['machine'])}")
     for name in [s for s in SECTIONS if s != "memory"] if args.section == "all" else [args.section]:
-        out[name] = SECTIONS[name](args)
-        out[name]["machine"] = machine()
+        key = "speed_https" if name == "speed" and (args.https or (args.url or "").startswith("https://")) else name
+        out[key] = SECTIONS[name](args)
+        out[key]["machine"] = machine()
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(out, indent=2) + "\n")
     print(f"\nwrote {args.out}")

@@ -1,8 +1,8 @@
 """`scaleout bench`: throughput and latency against the number of replicas -> a `BenchResult`.
 
 For each replica count the stack is brought to that size through the zero-downtime path (`Stack.up`),
-warmed up, then loaded in a closed loop for a fixed time. Prints nothing; report.py draws the table,
-the terminal plot and the SVG.
+warmed up, then loaded in a closed loop for a fixed time (over HTTPS with balancer.tls, verified as
+`probe` verifies). Prints nothing; report.py draws the table, the terminal plot and the SVG.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Callable
 from scaleout.config import Config
 from scaleout.files import Plan
 from scaleout.loadgen import LoadSpec, run_load
-from scaleout.probe import summarize
+from scaleout.probe import check_handshake, project_ca, summarize, tls_report, tls_settings
 
 SCHEMA = "scaleout.bench/1"  # documented in docs/probe-json.md
 
@@ -29,6 +29,7 @@ class BenchPoint:
     status_codes: dict[str, int]
     replicas_served: int  # replicas that answered at least one request
     efficiency: float | None = None  # rps(N) / (N * rps per replica of the smallest count)
+    tls: dict | None = None  # over HTTPS: as `probe --json`'s tls (handshakes during the measurement)
 
 
 @dataclass
@@ -87,6 +88,8 @@ def run_bench(
     timeout_s: float = 180.0,
     progress: Callable[[str], None] = lambda _m: None,
     log: Callable[[str], None] = lambda _m: None,
+    cacert: str | None = None,
+    insecure: bool = False,
 ) -> BenchResult:
     """Measure each replica count in turn; the stack is left at the last count."""
     from scaleout.targets.compose import ComposeStack as Stack
@@ -101,7 +104,10 @@ def run_bench(
         url = (st.url or c.url).rstrip("/")
         result.url = url
         names = stack.address_map()
-        spec = LoadSpec(url=url, path=path, concurrency=concurrency, workers=workers, timeout_s=10.0)
+        tls = tls_settings(url, cacert=cacert, insecure=insecure, project_ca=project_ca(c))
+        if tls is not None:
+            check_handshake(url, tls)  # an untrusted certificate: one clear error, not a point of failures
+        spec = LoadSpec(url=url, path=path, concurrency=concurrency, workers=workers, timeout_s=10.0, tls=tls)
         if warmup_s > 0:
             progress(f"bench: warming up {n} replica(s) for {warmup_s:g}s")
             run_load(replace(spec, duration_s=warmup_s))
@@ -112,6 +118,7 @@ def run_bench(
         result.points.append(BenchPoint(
             replicas=n, requests=r.requests, failed=r.failed, rps=r.rps, latency_ms=r.latency_ms, errors=r.errors,
             status_codes=r.status_codes, replicas_served=sum(1 for b in r.backends if b.count),
+            tls=tls_report(tls, samples.tls),
         ))
     efficiencies(result.points)
     return result

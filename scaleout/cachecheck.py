@@ -8,6 +8,7 @@ import re
 
 from scaleout.config import Config
 from scaleout.render.common import FINGERPRINT_RE, served_by_balancer
+from scaleout.samples import TlsSpec
 
 _ASSET = re.compile(r"""(?:href|src)\s*=\s*["'](/[^"'#?]+)["']""", re.IGNORECASE)
 _FINGERPRINTED = re.compile(FINGERPRINT_RE)
@@ -52,9 +53,19 @@ def _worker_verdict(r, scope: str | None) -> tuple[bool, str]:
     return True, f"Cache-Control: {cc_text}" + (f", Service-Worker-Allowed: {scope}" if scope else "")
 
 
-def check_cache_headers(url: str, config: Config, headers: dict[str, str] | None = None) -> list[dict]:
-    """One entry per path checked: {path, kind, ok, detail}. `headers`: sent with each check (probe --host)."""
+def check_cache_headers(url: str, config: Config, headers: dict[str, str] | None = None,
+                        tls: TlsSpec | None = None) -> list[dict]:
+    """One entry per path checked: {path, kind, ok, detail}. `headers`: sent with each check (probe --host);
+    `tls`: over https://, trust (or not) what the load trusted, and check the same name in the certificate."""
     import httpx
+
+    verify: object = True
+    extensions: dict = {}
+    if tls is not None:
+        from scaleout.loadconn import client_context
+
+        verify = client_context(tls)
+        extensions = {"sni_hostname": tls.server_hostname}
 
     checks: list[dict] = []
     st = config.static
@@ -64,11 +75,11 @@ def check_cache_headers(url: str, config: Config, headers: dict[str, str] | None
 
     # trust_env=False: the checks go straight to the target, never through HTTP_PROXY & co. (the target was
     # vetted as this machine or this project's; a proxy would see, and could answer, every request)
-    with httpx.Client(base_url=url, timeout=10.0, trust_env=False, headers=headers) as client:
+    with httpx.Client(base_url=url, timeout=10.0, trust_env=False, headers=headers, verify=verify) as client:
 
         def get(path: str, kind: str):
             try:
-                return client.get(path)
+                return client.get(path, extensions=extensions)
             except httpx.HTTPError as exc:
                 add(path, kind, False, f"request failed: {type(exc).__name__}: {exc}")
                 return None

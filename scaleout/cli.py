@@ -700,6 +700,16 @@ def _parse_headers(values: list[str]) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
+def _cacert_option():
+    return typer.Option(None, "--cacert", metavar="FILE",
+                        help="HTTPS: trust the authorities in this PEM file (default: the project's local "
+                             "authority with balancer.tls: local, else the system's).")
+
+
+def _insecure_option():
+    return typer.Option(False, "--insecure", help="HTTPS: do not verify the certificate (the report says so).")
+
+
 def _parse_headers(values: list[str], host: str | None = None) -> tuple[tuple[str, str], ...]:
     """-H 'Name: value' pairs as the probe sends them, and --host as the Host header; UsageError otherwise."""
     from scaleout.probe import request_headers
@@ -751,6 +761,8 @@ def probe(
     allow_remote: bool = typer.Option(False, "--allow-remote", help="Allow a target that is not this machine."),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
     target: Optional[TargetName] = _target_option(),
+    cacert: Optional[str] = _cacert_option(),
+    insecure: bool = _insecure_option(),
 ) -> None:
     """Send load through the balancer, attribute every response to a replica, and judge the spread."""
     from scaleout import report
@@ -792,6 +804,8 @@ def probe(
         cache_check=not no_cache_check,
         allow_remote=allow_remote,
         target=_value(target),
+        cacert=cacert,
+        insecure=insecure,
     )
     show_bar = progress if progress is not None else sys.stderr.isatty()
     bar = report.ProgressBar(sys.stderr, duration) if show_bar else None
@@ -821,6 +835,8 @@ def bench(
     timeout: float = typer.Option(180.0, "--timeout", help="Seconds to wait for replicas at each size."),
     lock_wait: float = _lock_wait_option(),
     json_out: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    cacert: Optional[str] = _cacert_option(),
+    insecure: bool = _insecure_option(),
 ) -> None:
     """Measure requests/s and p99 latency at each replica count (scale-out efficiency), plot them."""
     from scaleout import report
@@ -844,22 +860,24 @@ def bench(
     st = _state(ctx)
     con = st.console
     cfg = _config(st)
-    if cfg.balancer.tls is not None:
-        raise UsageError(
-            "bench: measures over plain HTTP, and this project's balancer serves HTTPS (balancer.tls)",
-            hint="measure a copy of the project without balancer.tls",
-        )
+    if cfg.balancer.tls is None and (cacert is not None or insecure):
+        raise UsageError("--cacert/--insecure: this project's balancer serves plain HTTP (no balancer.tls)")
+    if cacert is not None:
+        from scaleout.probe import tls_settings
+
+        tls_settings("https://localhost", cacert=cacert, insecure=insecure)  # a bad file: refused before `up`
     if resolve_target(cfg.project_dir, None) != "compose":
         raise UsageError(
             "bench: measures the Compose stack on this machine, but this project was last brought up on Swarm",
             hint="`scaleout down`, then `scaleout up --target compose`, then bench",
         )
     with project_lock(cfg.project_dir, lock_wait):
+        nginx_version = _nginx_version(cfg)  # balancer.tls: the HTTP/2 syntax of the image's nginx
         remember_target(cfg.project_dir, "compose")
         result = run_bench(
             cfg,
             counts,
-            render_files=lambda c: plan_for("compose", c),
+            render_files=lambda c: plan_for("compose", c, nginx_version),
             duration_s=duration,
             warmup_s=warmup,
             concurrency=concurrency,
@@ -869,6 +887,8 @@ def bench(
             timeout_s=timeout,
             progress=con.progress,
             log=con.log,
+            cacert=cacert,
+            insecure=insecure,
         )
         remember_strategy(cfg.project_dir, cfg.balancer.strategy)  # what now runs, for a later `probe`
     out = plot if plot is not None else cfg.project_dir / ".scaleout" / "bench.svg"

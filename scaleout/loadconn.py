@@ -7,15 +7,52 @@ on the same connection. One sweeper timer handles timeouts for every connection.
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 from collections import deque
 from typing import Callable
 from urllib.parse import urlsplit
 
-from scaleout.samples import ERR_CODE, MAX_UPSTREAMS, OTHER_UPSTREAMS, LoadSpec, Samples, request_bytes
+from scaleout.samples import (
+    ERR_CODE,
+    MAX_UPSTREAMS,
+    OTHER_UPSTREAMS,
+    LoadSpec,
+    Samples,
+    TlsSpec,
+    TlsStats,
+    request_bytes,
+)
 
 _UPSTREAM = b"x-upstream-addr"
 _FRAMING = (b"content-length", b"transfer-encoding")
+
+
+# --- TLS ----------------------------------------------------------------------------------------
+
+def client_context(tls: TlsSpec) -> ssl.SSLContext:
+    """The client side of TLS for the probe: verified against `tls.cafile` (or the system's store) unless
+    the user turned verification off, offering only HTTP/1.1 by ALPN (the engine speaks nothing else,
+    and nginx with HTTP/2 would otherwise choose h2). OSError or ssl.SSLError for an unreadable cafile."""
+    if tls.verify:
+        ctx = ssl.create_default_context(cafile=tls.cafile)
+    else:
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    ctx.set_alpn_protocols(["http/1.1"])
+    return ctx
+
+
+def negotiated(stats: TlsStats, transport) -> None:
+    """Note what a new TLS connection agreed on (the first one's: every connection asks the same)."""
+    stats.handshakes += 1
+    if not stats.version:
+        obj = transport.get_extra_info("ssl_object")
+        if obj is not None:
+            cipher = obj.cipher()
+            stats.version, stats.cipher = obj.version() or "", cipher[0] if cipher else ""
+            stats.alpn = obj.selected_alpn_protocol() or ""
 
 
 # --- one connection ----------------------------------------------------------------------------
@@ -126,7 +163,12 @@ class Worker:
 
         self.spec = spec
         parts = urlsplit(spec.url)
-        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
+        self.host = parts.hostname or "127.0.0.1"
+        self.port = parts.port or (443 if parts.scheme == "https" else 80)
+        # over TLS every new connection starts with a handshake (counted in self.s.tls)
+        self.tls_args: dict = {}
+        if spec.tls is not None:
+            self.tls_args = {"ssl": client_context(spec.tls), "server_hostname": spec.tls.server_hostname}
         self.keys = max(0, spec.sticky_keys)
         if self.keys:
             self.payloads = {k: request_bytes(spec, parts.netloc, k) for k in range(self.keys)}
@@ -144,6 +186,8 @@ class Worker:
         self.rate = rate
         self.progress = progress
         self.s = Samples()
+        if spec.tls is not None:
+            self.s.tls = TlsStats()
         self.up_index = {b"": 0}
         self.issued = 0
         self.done = 0
@@ -207,15 +251,19 @@ class Worker:
     async def _connect_and_send(self, t0: float, key: int, retried: bool) -> None:
         try:
             _, conn = await asyncio.wait_for(
-                self.loop.create_connection(lambda: self.conn_cls(self), self.host, self.port), self.spec.timeout_s)
-        except (OSError, asyncio.TimeoutError):
-            self.record_error(t0, "connect", key)
+                self.loop.create_connection(lambda: self.conn_cls(self), self.host, self.port, **self.tls_args),
+                self.spec.timeout_s)
+        except (OSError, asyncio.TimeoutError) as exc:
+            # ssl.SSLError is an OSError too: a failed handshake is not a refused connection
+            self.record_error(t0, "tls" if isinstance(exc, ssl.SSLError) else "connect", key)
             if self.rate is None and self.done_fut.done():
                 return
             # a refused connection fails fast: pace retries so a dead target is not hammered in a tight loop
             await asyncio.sleep(0.001)
             self.next_for(None)
             return
+        if self.s.tls is not None:
+            negotiated(self.s.tls, conn.transport)
         self.conns.append(conn)
         if len(self.conns) > 4 * self.slots:
             self.conns = [c for c in self.conns if not c.dead]

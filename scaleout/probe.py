@@ -19,12 +19,14 @@ from urllib.parse import urlsplit
 
 from scaleout.errors import ProbeTargetError, UsageError
 from scaleout.loadgen import ERROR_CLASSES, LoadSpec, Sample, Samples, run_load
+from scaleout.samples import TlsSpec, TlsStats
 from scaleout.stats import breakdown, chi_square_p, latency_summary, percentile
 from scaleout.verdict import Expectation, Observed, decide, keys_served, replica_order, routed_replicas
 
 __all__ = ["sticky_carrier", "ERROR_CLASSES", "SCHEMA", "ProbeOptions", "Sample", "Samples", "BackendStats",
            "ProbeResult", "ProbeAsk", "summarize", "observe", "judge", "request_headers", "parse_target",
-           "check_target", "run_probe", "probe_project", "chi_square_p", "latency_summary", "percentile"]
+           "check_target", "run_probe", "probe_project", "chi_square_p", "latency_summary", "percentile",
+           "tls_settings", "check_handshake", "tls_report"]
 
 SCHEMA = "scaleout.probe/1"  # bump on any incompatible change of the JSON (docs/probe-json.md)
 
@@ -63,6 +65,7 @@ class ProbeResult:
     load: dict = field(default_factory=dict)
     unattributed: int = 0  # answered, but without X-Upstream-Addr
     failed_rules: list[str] = field(default_factory=list)  # ids of scaleout.verdict.RULES behind `reasons`
+    tls: dict | None = None  # over https://: what was negotiated and checked (tls_report)
 
     def to_dict(self) -> dict:
         return {"schema": SCHEMA, **asdict(self)}
@@ -175,22 +178,21 @@ def request_headers(values: Iterable[str], host: str | None = None) -> tuple[tup
 # --- which targets the probe may load ----------------------------------------------------------
 
 def parse_target(url: str) -> tuple[str, int]:
-    """(host, port) of an http:// URL, or a UsageError: checked before anything is resolved or sent."""
+    """(host, port) of an http:// or https:// URL, or a UsageError: checked before anything is resolved or sent."""
+    hint = "write it as http://HOST[:PORT] or https://HOST[:PORT], e.g. http://127.0.0.1:8080"
     try:
         parts = urlsplit(url)
         port = parts.port
     except ValueError as exc:
-        raise UsageError(f"--url: {url!r} is not a valid URL ({exc})",
-                         hint="write it as http://HOST[:PORT], e.g. http://127.0.0.1:8080") from None
-    if parts.scheme != "http" or not parts.hostname:
-        raise UsageError(f"--url: {url!r} must be an http:// URL with a host",
-                         hint="write it as http://HOST[:PORT], e.g. http://127.0.0.1:8080")
+        raise UsageError(f"--url: {url!r} is not a valid URL ({exc})", hint=hint) from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise UsageError(f"--url: {url!r} must be an http:// or https:// URL with a host", hint=hint)
     if port == 0:
         raise UsageError(f"--url: {url!r}: port 0 cannot be connected to")
     if parts.username is not None or parts.password is not None:
         raise UsageError(f"--url: {url!r}: credentials in the URL are not supported",
                          hint="send them as a header with -H 'Authorization: ...'")
-    return parts.hostname, port or 80
+    return parts.hostname, port or (443 if parts.scheme == "https" else 80)
 
 
 def target_addresses(url: str) -> list[str]:
@@ -229,6 +231,90 @@ def check_target(url: str, allow_remote: bool, own_addresses: Iterable[str] = ()
             "containers",
             hint="pass --allow-remote if you really mean to send load to another host",
         )
+
+
+# --- TLS ---------------------------------------------------------------------------------------
+
+TLS_HINT = ("pass --cacert FILE with the authority that signed the balancer's certificate (scaleout's local one: "
+            ".scaleout/tls/ca.pem of the project; `scaleout trust --install` makes the system trust it), or "
+            "--insecure to skip the check")
+
+
+def tls_settings(url: str, *, cacert: str | None = None, insecure: bool = False, project_ca: Path | None = None,
+                 host_header: str | None = None) -> TlsSpec | None:
+    """How the probe speaks to `url`: None for http://. For https:// it trusts --cacert, else the project's
+    local authority (`project_ca`, when it exists), else the system's store; --insecure trusts anyone. The
+    name checked in the certificate (and sent as SNI) is the --host name when given, else the URL's host."""
+    from scaleout.loadconn import client_context
+
+    if cacert is not None and insecure:
+        raise UsageError("--cacert and --insecure exclude each other: one checks the certificate, the other does not")
+    parts = urlsplit(url)
+    if parts.scheme != "https":
+        if cacert is not None or insecure:
+            raise UsageError(f"--{'cacert' if cacert is not None else 'insecure'}: {url} is plain HTTP, there is no "
+                             "certificate to check")
+        return None
+    name = parts.hostname or ""
+    if host_header:
+        name = urlsplit(f"//{host_header}").hostname or name
+    if insecure:
+        return TlsSpec(server_hostname=name, verify=False)
+    if cacert is not None:
+        spec = TlsSpec(server_hostname=name, cafile=str(Path(cacert).absolute()))
+        try:
+            client_context(spec)  # read once here: a bad file is a usage error, not a dead worker process
+        except OSError as exc:  # ssl.SSLError included: no certificate in the file
+            raise UsageError(f"--cacert: {cacert}: not a readable file of PEM certificates "
+                             f"({getattr(exc, 'reason', None) or exc.strerror or exc})") from None
+        return spec
+    if project_ca is not None and project_ca.is_file():
+        return TlsSpec(server_hostname=name, cafile=str(project_ca))
+    return TlsSpec(server_hostname=name)
+
+
+def _trusted(tls: TlsSpec) -> str:
+    return tls.cafile or "the system's trusted authorities"
+
+
+def check_handshake(url: str, tls: TlsSpec, timeout_s: float = 10.0) -> None:
+    """One TLS handshake before the load, so that a certificate the probe cannot verify is one clear error
+    instead of every request failing. A refused or unreachable target is left to the load, which counts it."""
+    import socket
+    import ssl
+
+    from scaleout.loadconn import client_context
+
+    host, port = parse_target(url)
+    ctx = client_context(tls)
+    try:
+        sock = socket.create_connection((host, port), timeout=timeout_s)
+    except OSError:
+        return
+    try:
+        with sock, ctx.wrap_socket(sock, server_hostname=tls.server_hostname):
+            return
+    except ssl.SSLCertVerificationError as exc:
+        raise ProbeTargetError(f"probe: the certificate of {host}:{port} is not trusted: {exc.verify_message} "
+                               f"(checked against {_trusted(tls)})", hint=TLS_HINT) from None
+    except (ssl.SSLEOFError, ssl.SSLZeroReturnError):
+        return  # closed during the handshake (a proxy without its target, say): the load counts it
+    except ssl.SSLError as exc:  # the server answered, but not with TLS (plain HTTP), or no common protocol
+        raise ProbeTargetError(f"probe: the TLS handshake with {host}:{port} failed: {exc.reason or exc}",
+                               hint="is this port HTTPS? A plain HTTP port is probed with an http:// URL") from None
+    except OSError:
+        return  # reset or no answer in time: the load counts it, as over plain HTTP
+
+
+def tls_report(tls: TlsSpec | None, stats: TlsStats | None) -> dict | None:
+    """The `tls` section of the JSON: what was negotiated, how many new TLS connections, whether the
+    certificate was verified (false only with --insecure) and against what."""
+    if tls is None:
+        return None
+    stats = stats or TlsStats()
+    return {"verified": tls.verify, "trusted": (tls.cafile or "system") if tls.verify else None,
+            "server_name": tls.server_hostname, "version": stats.version or None, "cipher": stats.cipher or None,
+            "alpn": stats.alpn or None, "handshakes": stats.handshakes}
 
 
 def load_shape(opts: ProbeOptions, workers: int) -> dict:
@@ -273,6 +359,7 @@ def run_probe(opts: ProbeOptions, names: dict[str, str],
     """Send the load and summarize it (the verdict is set by `judge`)."""
     samples = run_load(opts, progress)
     result = summarize(samples, samples.duration_s, opts.url, names, load_shape(opts, samples.workers))
+    result.tls = tls_report(opts.tls, samples.tls)
     return result, samples
 
 
@@ -296,18 +383,25 @@ class ProbeAsk:
     cache_check: bool = True
     allow_remote: bool = False
     target: str | None = None  # compose | swarm; None: the last `up`'s
+    cacert: str | None = None  # https://: trust this file's authorities (default: the project's, else the system's)
+    insecure: bool = False  # https://: do not verify the certificate
 
 
-def _plain_http(url: str, project: str) -> str:
-    """The balancer's URL, refused when it is HTTPS: the load engine speaks plain HTTP only."""
-    if url.startswith("https://"):
-        from scaleout.errors import UsageError
+def project_ca(cfg) -> Path | None:
+    """The copy of the local authority's certificate that `up` wrote with `balancer.tls: local`."""
+    from scaleout.layout import TLS_CA
 
-        raise UsageError(f"probe: the balancer of {project} serves HTTPS (balancer.tls), and the probe's "
-                         "load engine speaks plain HTTP only",
-                         hint="probe a copy of the project without balancer.tls; curl --cacert "
-                              ".scaleout/tls/ca.pem checks single HTTPS requests")
-    return url
+    return cfg.project_dir / TLS_CA if cfg is not None and cfg.balancer.tls == "local" else None
+
+
+def _checked_tls(url: str, ask: ProbeAsk, cfg) -> TlsSpec | None:
+    """The TLS settings for `url` (None over plain HTTP), after one handshake that verified them."""
+    host_header = next((v for k, v in ask.headers if k.lower() == "host"), None)
+    tls = tls_settings(url, cacert=ask.cacert, insecure=ask.insecure, project_ca=project_ca(cfg),
+                       host_header=host_header)
+    if tls is not None:
+        check_handshake(url, tls, ask.timeout_s)
+    return tls
 
 
 def probe_project(project_dir: Path, ask: ProbeAsk, announce: Callable[[str], None] | None = None,
@@ -353,17 +447,18 @@ def probe_project(project_dir: Path, ask: ProbeAsk, announce: Callable[[str], No
         if url is None:
             if running is None or not running.running or running.url is None:
                 raise NotRunningError(f"project {cfg.project} is not running", hint="run `scaleout up` first")
-            url = _plain_http(running.url, cfg.project)
+            url = running.url
         if running is not None and running.running:
             expected = routed_replicas(running.replicas)
     assert url is not None
     # the project's containers are known now: a replica's own address is allowed (and nothing else)
     check_target(url, ask.allow_remote, {a.rsplit(":", 1)[0] for a in names})
     url = url.rstrip("/")
+    tls = _checked_tls(url, ask, cfg)
     opts = ProbeOptions(url=url, requests=ask.requests, concurrency=ask.concurrency, duration_s=ask.duration_s,
                         path=ask.path, method=ask.method, headers=ask.headers, timeout_s=ask.timeout_s,
                         sticky_keys=ask.sticky_keys, rate=ask.rate, workers=ask.workers, sticky_via=via,
-                        sticky_name=key_name)
+                        sticky_name=key_name, tls=tls)
     if announce is not None:
         shape = f" at {ask.rate:g} req/s" if ask.rate else ""
         announce(f"probing {url}{ask.path} with {ask.concurrency} connections{shape}"
@@ -373,7 +468,7 @@ def probe_project(project_dir: Path, ask: ProbeAsk, announce: Callable[[str], No
     if ask.cache_check and cfg is not None:
         from scaleout.cachecheck import check_cache_headers
 
-        checks = check_cache_headers(url, cfg, {k: v for k, v in ask.headers if k.lower() == "host"})
+        checks = check_cache_headers(url, cfg, {k: v for k, v in ask.headers if k.lower() == "host"}, tls)
     return judge(result, samples, strategy=strategy, expected=expected,
                  weights=dict(cfg.backend.weights) if cfg else None,
                  backups=tuple(cfg.backend.backup) if cfg else (), tolerance=ask.tolerance, cache_checks=checks)

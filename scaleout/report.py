@@ -91,6 +91,16 @@ def spread_bar(share: float, expected: float | None, top: float, width: int = BA
     return "".join(cells).rstrip()
 
 
+def tls_line(t: dict) -> str:
+    """`tls: TLSv1.3 TLS_AES_256_GCM_SHA384, ALPN http/1.1, 12 handshakes, certificate verified (ca.pem)`."""
+    if not t["handshakes"]:
+        return f"tls: no TLS connection succeeded (certificate of {t['server_name']} checked against {t['trusted']})"
+    check = (f"certificate of {t['server_name']} verified against {t['trusted']}" if t["verified"]
+             else "certificate NOT verified (--insecure)")
+    return (f"tls: {t['version'] or '?'} {t['cipher'] or '?'}, ALPN {t['alpn'] or 'none'}, "
+            f"{t['handshakes']} handshake(s), {check}")
+
+
 def probe_text(r: ProbeResult) -> str:
     rows = []
     even = 1 / len(r.backends) if r.backends and r.strategy not in ("hash", "ip_hash") else None
@@ -104,6 +114,8 @@ def probe_text(r: ProbeResult) -> str:
     shape = f", open loop at {load['rate']:g} req/s" if load.get("rate") else ""
     out = [f"probe {r.url}: {r.requests} requests in {r.duration_s:.2f}s ({r.rps:,.0f} req/s{shape}), "
            f"{r.ok} ok, {r.failed} failed"]
+    if r.tls:
+        out.append(tls_line(r.tls))
     if rows:
         out.append(table(["replica", "address", "count", "share", "p50 ms", "p90 ms", "p99 ms", "max ms", "errors",
                           "spread"], rows, right={2, 3, 4, 5, 6, 7}))
@@ -178,6 +190,8 @@ def bench_text(b) -> str:
                      f"{p.replicas_served}/{p.replicas}"])
     out = [f"bench {b.url}{b.path}: {b.duration_s:g}s per point, {b.concurrency} connections, "
            f"CPU_WORK_MS={b.cpu_work_ms or 0}"]
+    if b.points and b.points[-1].tls:
+        out.append(tls_line(b.points[-1].tls) + " (last point)")
     out.append(table(["replicas", "req/s", "p50 ms", "p99 ms", "efficiency", "requests", "failed", "served"],
                      rows, right={0, 1, 2, 3, 4, 5, 6}))
     out.append("")

@@ -7,10 +7,36 @@ from typing import NamedTuple
 
 from scaleout.histogram import Histogram
 
-ERROR_CLASSES = ("connect", "timeout", "reset", "protocol")
+# "tls": the TLS handshake of a new connection failed (certificate not verified, no common protocol)
+ERROR_CLASSES = ("connect", "timeout", "reset", "protocol", "tls")
 ERR_CODE = {name: i + 1 for i, name in enumerate(ERROR_CLASSES)}  # 0 = no error
 MAX_UPSTREAMS = 1024  # distinct X-Upstream-Addr addresses kept apart; the rest are counted as one
 OTHER_UPSTREAMS = "(other addresses)"
+
+@dataclass(frozen=True)
+class TlsSpec:
+    """How an https:// target is spoken to. Settings, not an ssl.SSLContext: every worker process builds
+    its own context from them (scaleout.loadconn.client_context)."""
+
+    server_hostname: str  # sent as SNI and matched against the certificate's names
+    cafile: str | None = None  # the authorities to trust; None: the system's store
+    verify: bool = True  # False only when the user asked (--insecure)
+
+
+@dataclass
+class TlsStats:
+    """What the TLS of one run looked like: new TLS connections, and what the first one negotiated."""
+
+    handshakes: int = 0
+    version: str = ""
+    cipher: str = ""
+    alpn: str = ""
+
+    def merge(self, other: TlsStats) -> None:
+        self.handshakes += other.handshakes
+        self.version = self.version or other.version
+        self.cipher = self.cipher or other.cipher
+        self.alpn = self.alpn or other.alpn
 
 
 @dataclass(frozen=True)
@@ -30,6 +56,7 @@ class LoadSpec:
     sticky_via: str = "cookie"  # what carries the key: "cookie", "arg" (query argument) or "header"
     sticky_name: str = "session"  # the cookie, argument or header name
     workers: int = 0  # processes; 0 = automatic
+    tls: TlsSpec | None = None  # set for https:// targets
 
 
 @dataclass
@@ -65,6 +92,7 @@ class Samples:
         self.upstreams: list[str] = [""]
         self.duration_s = 0.0
         self.workers = 1
+        self.tls: TlsStats | None = None  # over TLS only
 
     # hot path: once per answer
     def answer(self, latency_s: float, status: int, up: int, key: int) -> None:
@@ -127,6 +155,10 @@ class Samples:
             self.errors[code] += n
         for key, ups in other.keys.items():
             self.keys.setdefault(key, set()).update(remap[u] for u in ups)
+        if other.tls is not None:
+            if self.tls is None:
+                self.tls = TlsStats()
+            self.tls.merge(other.tls)
 
 
 def request_bytes(spec: LoadSpec, host: str, key: int) -> bytes:

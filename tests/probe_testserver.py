@@ -2,12 +2,14 @@
 
 It answers like a scaleout balancer (X-Upstream-Addr names one of three fake replicas, round robin) and
 can: close connections after N requests (announced or silently), reset every Nth request, answer with
-chunked or connection-delimited bodies, answer slowly, and stall every request for a while.
+chunked or connection-delimited bodies, answer slowly, and stall every request for a while. Given an
+ssl.SSLContext it speaks HTTPS instead (offering h2 and http/1.1 by ALPN, as nginx with HTTP/2 does).
 """
 
 from __future__ import annotations
 
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -35,11 +37,17 @@ class Counters:
     methods: dict[str, int] = field(default_factory=dict)
     paths: dict[str, int] = field(default_factory=dict)
     headers: list[dict[str, str]] = field(default_factory=list)
+    handshakes: int = 0  # TLS handshakes completed
+    handshake_failures: int = 0
+    alpn: set[str] = field(default_factory=set)  # protocols the clients chose
 
 
 class MisbehavingServer:
-    def __init__(self, behaviour: Behaviour | None = None) -> None:
+    def __init__(self, behaviour: Behaviour | None = None, tls: ssl.SSLContext | None = None) -> None:
         self.b = behaviour or Behaviour()
+        self.tls = tls
+        if tls is not None:
+            tls.set_alpn_protocols(["h2", "http/1.1"])
         self.c = Counters()
         self.lock = threading.Lock()
         self.first: float | None = None
@@ -48,7 +56,7 @@ class MisbehavingServer:
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(512)
         self.port = self.sock.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{self.port}"
         self.stopping = False
         self.thread = threading.Thread(target=self._accept, daemon=True)
 
@@ -72,6 +80,17 @@ class MisbehavingServer:
     def _serve(self, conn: socket.socket) -> None:
         buf = b""
         served = 0
+        if self.tls is not None:
+            try:
+                conn = self.tls.wrap_socket(conn, server_side=True)
+            except OSError:
+                with self.lock:
+                    self.c.handshake_failures += 1
+                conn.close()
+                return
+            with self.lock:
+                self.c.handshakes += 1
+                self.c.alpn.add(conn.selected_alpn_protocol() or "")
         try:
             while True:
                 while b"\r\n\r\n" not in buf:

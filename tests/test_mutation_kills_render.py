@@ -111,12 +111,14 @@ def test_plain_http_redirects_to_the_published_https_port(port, redirect):
     assert f"return 308 {redirect};" in conf
 
 
-def test_tls_needs_the_nginx_version_and_dynamic_routing_has_no_tls():
+def test_tls_needs_the_nginx_version_on_every_target():
     c = config("balancer:\n  tls: local\n")
     with pytest.raises(ValueError, match=r"^render_nginx: balancer.tls needs the balancer image's nginx version$"):
         render_nginx(c)
     dynamic = {"target": "swarm", "host": "tasks.backend", "resolver": "127.0.0.11", "valid": "5s"}
-    assert "ssl_certificate" not in render_nginx(c, dynamic=dynamic)
+    with pytest.raises(ValueError, match=r"needs the balancer image's nginx version"):
+        render_nginx(c, dynamic=dynamic)
+    assert "ssl_certificate" in render_nginx(c, dynamic=dynamic, nginx_version=(1, 27, 0))  # Swarm serves TLS too
     assert "ssl_certificate" not in render_nginx(config(""), nginx_version=(1, 27, 0))
 
 

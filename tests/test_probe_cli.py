@@ -9,7 +9,7 @@ from tests.probe_testserver import UPSTREAMS, Behaviour, MisbehavingServer
 
 TOP_KEYS = {"schema", "url", "requests", "ok", "failed", "rps", "duration_s", "backends", "status_codes", "errors",
             "latency_ms", "strategy", "verdict", "reasons", "spread", "sticky", "cache_checks", "load", "unattributed",
-            "failed_rules"}
+            "failed_rules", "tls"}
 BACKEND_KEYS = {"name", "address", "count", "share", "latency_ms", "status_codes", "keys"}
 LATENCY_KEYS = {"p50", "p90", "p99", "max", "mean"}
 LOAD_KEYS = {"mode", "requests", "duration_s", "concurrency", "rate", "workers", "method", "path", "latency_from"}
@@ -22,7 +22,8 @@ def test_json_follows_the_documented_schema(tmp_path):
     res = json.loads(r.stdout)
     assert set(res) == TOP_KEYS and res["schema"] == "scaleout.probe/1"
     assert set(res["latency_ms"]) == LATENCY_KEYS and set(res["load"]) == LOAD_KEYS
-    assert set(res["errors"]) == {"connect", "timeout", "reset", "protocol"}
+    assert set(res["errors"]) == {"connect", "timeout", "reset", "protocol", "tls"}
+    assert res["tls"] is None  # plain HTTP
     assert res["requests"] == 3000 and res["ok"] == 3000 and res["verdict"] == "pass"
     assert {b["address"]: b["count"] for b in res["backends"]} == srv.c.answered
     for b in res["backends"]:

@@ -57,7 +57,7 @@ def test_resets_are_counted_as_reset_errors():
     # one request per connection, so no reset can pass for a keep-alive race and be retried
     with MisbehavingServer(Behaviour(close_after=1, reset_every=5)) as srv:
         r, _ = run_probe(LoadSpec(url=srv.url, requests=100, concurrency=4), {})
-    assert r.errors == {"connect": 0, "timeout": 0, "reset": 20, "protocol": 0}
+    assert r.errors == {"connect": 0, "timeout": 0, "reset": 20, "protocol": 0, "tls": 0}
     assert r.ok == 80 and r.failed == 20
 
 

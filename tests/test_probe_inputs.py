@@ -22,7 +22,7 @@ from tests.probe_testserver import MisbehavingServer
 
 
 @pytest.mark.parametrize("url", ["http://127.0.0.1:99999", "http://127.0.0.1:abc", "http://[::1", "http://[::1:80/",
-                                 "https://127.0.0.1", "127.0.0.1:8080", "http://", "http://u:p@127.0.0.1:1",
+                                 "ftp://127.0.0.1", "127.0.0.1:8080", "http://", "http://u:p@127.0.0.1:1",
                                  "http://127.0.0.1:0"])
 def test_malformed_urls_are_usage_errors(url):
     with pytest.raises(UsageError, match="--url"):

@@ -84,7 +84,7 @@ def test_summary_per_replica_and_overall():
     names = {"10.0.0.2:8000": "backend-1", "10.0.0.3:8000": "backend-2"}
     r = summarize(samples_of(rows), 2.0, "http://127.0.0.1:1", names)
     assert r.requests == 12 and r.ok == 9 and r.failed == 3 and r.rps == 6.0
-    assert r.errors == {"connect": 0, "timeout": 1, "reset": 1, "protocol": 0}
+    assert r.errors == {"connect": 0, "timeout": 1, "reset": 1, "protocol": 0, "tls": 0}
     assert r.status_codes == {"200": 9, "502": 1}
     b1, b2 = r.backends
     assert (b1.name, b1.count, b1.share) == ("backend-1", 6, 0.6)

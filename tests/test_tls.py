@@ -291,10 +291,6 @@ def test_bad_tls_keys_exit_2_with_the_line(project, balancer, expect):
     assert "scaleout.yaml:" in err  # file:line: key: problem
 
 
-def test_bench_refuses_a_tls_stack(project):
-    _render_fails(project, "  tls: local\n", "bench: measures over plain HTTP", command="bench")
-
-
 def test_tls_flag_means_local_unless_the_file_names_its_own(project):
     plain = parse_config("name: proj\n", project, env={})
     assert plain.with_overrides(tls=True).balancer.tls == "local"

@@ -1,7 +1,8 @@
 """balancer.tls on a real engine, with the local authority trusted only inside the test (curl --cacert,
 an ssl context): HTTPS with HTTP/2 in the syntax of the balancer image's own nginx, the plain-HTTP
 redirect, the cache headers and the worker over HTTPS, the certificate kept across `up`, and a user's
-own certificate loaded by a graceful reload. scripts/test.sh runs these on both stand-in images."""
+own certificate loaded by a graceful reload; the probe over HTTPS. scripts/test.sh runs these on both
+stand-in images."""
 
 from __future__ import annotations
 
@@ -137,9 +138,9 @@ def test_https_http2_redirect_headers_and_certificate_reuse(make_project, tmp_pa
     _check_headers(p, 2)
     status = p.cli("status", "--json", check=True).stdout
     assert f'"url": "https://127.0.0.1:{p.port}"' in status
-    # the probe's load engine speaks plain HTTP: it says so instead of failing every request
-    r = p.cli("probe", "--requests", "10")
-    assert r.returncode == 2 and "serves HTTPS" in r.stderr, r.stdout + r.stderr
+    # the probe loads HTTPS, verified against the project's authority (tests/test_probe_tls_e2e.py for more)
+    r = p.cli("probe", "--requests", "20")
+    assert r.returncode == 0 and f"verified against {ca}" in r.stdout, r.stdout + r.stderr
 
     # rescaling keeps the certificate (same bytes on disk and on the wire) and reloads over TLS
     cert_file = p.path / ".scaleout/tls/cert.pem"
