@@ -37,7 +37,7 @@ declare -A TESTS=(
   [scaleout.config]="tests/test_config.py tests/test_config_interpolation.py tests/test_config_services.py
     tests/test_config_yaml.py tests/test_lb_render.py tests/test_mutation_kills_config.py $hostile"
   [scaleout.services]="tests/test_config_services.py tests/test_config.py tests/test_mutation_kills_config.py"
-  [scaleout.yamlload]="tests/test_config_yaml.py tests/test_config.py tests/test_mutation_kills_config.py $hostile"
+  [scaleout.yamlload]="tests/test_config_yaml.py tests/test_config.py tests/test_mutation_kills_config.py tests/test_yamlload_loaders.py $hostile"
   [scaleout.render.nginx]="tests/test_lb_render.py tests/test_golden.py tests/test_websocket_render.py
     tests/test_mutation_kills_render.py"
   [scaleout.files]="tests/test_mutation_kills_files.py tests/test_safety_paths.py tests/test_golden.py"

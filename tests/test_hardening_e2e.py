@@ -11,6 +11,10 @@ pytestmark = pytest.mark.e2e
 
 def test_balancer_and_replicas_run_hardened(make_project, docker_engine):
     p = make_project(replace={"replicas: 3": "replicas: 1\n  limits: {memory: 128m, pids: 64}"})
+    # a cloned repository's public/ may hold links to files of the balancer's container
+    (p.path / "public" / "static").mkdir(exist_ok=True)
+    (p.path / "public" / "static" / "leak.txt").symlink_to("/etc/passwd")
+    (p.path / "public" / "static" / "again.html").symlink_to("../offline.html")
     r = p.cli("up", "-q")
     assert r.returncode == 0, r.stderr
     by_service = {c.labels["com.docker.compose.service"]: c
@@ -24,5 +28,8 @@ def test_balancer_and_replicas_run_hardened(make_project, docker_engine):
     # and it still serves: through the balancer, and its static files
     assert httpx.get(p.url + "/", trust_env=False).status_code == 200
     assert httpx.get(p.url + "/offline.html", trust_env=False).status_code == 200
+    for link in ("/static/leak.txt", "/static/again.html"):  # no symlink is followed, not even one inside public/
+        r = httpx.get(p.url + link, trust_env=False)
+        assert r.status_code == 403 and "root:" not in r.text, (link, r.status_code)
     code, _ = by_service["lb"].exec_run(["sh", "-c", "touch /etc/x"])
     assert code != 0  # the root filesystem is read-only
