@@ -67,3 +67,55 @@ def test_a_syntax_error_names_its_line_with_the_pure_loader(monkeypatch):
         load_yaml("name: demo\nbackend:\n  port: [1, 2\n", display="scaleout.yaml")
     assert str(err.value).startswith("scaleout.yaml:") and ": not valid YAML: " in str(err.value)
     assert str(err.value).split(":")[1] in {"3", "4"}  # the flow sequence opened on line 3 is never closed
+
+
+class _Failing:
+    """A loader that fails at once with the given error: the error paths libyaml rarely takes."""
+
+    error: Exception
+
+    def __init__(self, text):
+        pass
+
+    def check_event(self):
+        raise self.error
+
+    def dispose(self):
+        pass
+
+
+def _fails_with(error: Exception, monkeypatch) -> str:
+    loader = type("Loader", (_Failing,), {"error": error})
+    monkeypatch.setattr(yaml, "CSafeLoader", loader)
+    with pytest.raises(ConfigError) as err:
+        load_yaml("name: x\n", display="scaleout.yaml")
+    return str(err.value)
+
+
+def test_what_a_parse_error_says_when_the_parser_gives_little(monkeypatch):
+    from yaml.error import Mark, MarkedYAMLError
+    from yaml.reader import ReaderError
+
+    mark = Mark("scaleout.yaml", 0, 6, 3, None, None)
+    assert _fails_with(MarkedYAMLError(problem="bad thing", problem_mark=mark), monkeypatch) == \
+        "scaleout.yaml:7: not valid YAML: bad thing"
+    assert _fails_with(MarkedYAMLError(context="in a mapping", context_mark=mark), monkeypatch) == \
+        "scaleout.yaml:7: not valid YAML: in a mapping"
+    assert _fails_with(MarkedYAMLError(), monkeypatch) == "scaleout.yaml: not valid YAML: cannot be parsed"
+    assert _fails_with(ReaderError("scaleout.yaml", 3, "\x85", "unicode", "special characters"), monkeypatch) == \
+        "scaleout.yaml:1: not valid YAML: character '\\x85' is not allowed"
+    assert _fails_with(yaml.YAMLError("first line\nsecond line"), monkeypatch) == \
+        "scaleout.yaml: not valid YAML: first line"
+    assert _fails_with(yaml.YAMLError(), monkeypatch) == "scaleout.yaml: not valid YAML: cannot be parsed"
+
+
+def test_the_size_bound_is_inclusive():
+    from scaleout.yamlload import MAX_BYTES
+
+    line = "# " + "x" * 97 + "\n"  # 100 characters
+    text = "name: demo\n" + line * ((MAX_BYTES - 11) // 100)
+    text += "#" * (MAX_BYTES - len(text) - 1) + "\n"
+    assert len(text) == MAX_BYTES
+    assert load_yaml(text, display="scaleout.yaml").data == {"name": "demo"}
+    with pytest.raises(ConfigError, match=rf"^scaleout.yaml: is larger than {MAX_BYTES} bytes$"):
+        load_yaml(text + "\n", display="scaleout.yaml")
