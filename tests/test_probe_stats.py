@@ -111,7 +111,7 @@ def test_breakdown_counts_keys_statuses_and_unattributed_answers():
 def test_breakdown_counts_every_transport_error_by_class():
     s = samples_of([(0.2, 0, "", 1)] * 2 + [(0.2, 0, "", 3)] + [(0.001, 200, "10.0.0.2:8000", 0)])
     b = breakdown(s)
-    assert b["errors"] == {"connect": 2, "timeout": 0, "reset": 1, "protocol": 0}
+    assert b["errors"] == {"connect": 2, "timeout": 0, "reset": 1, "protocol": 0, "tls": 0}
     assert (b["requests"], b["ok"]) == (4, 1)
 
 
