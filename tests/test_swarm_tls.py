@@ -141,10 +141,14 @@ def test_refused_strategy_makes_no_certificate(project, data_home):  # noqa: F81
 def test_swarm_target_polls_https_against_the_local_authority(project):  # noqa: F811
     import ssl
 
-    assert SwarmStack(cfg(project, "  port: 8080\n"))._verify() is True
+    from scaleout.targets.runner import balancer_verify
+
+    plain = cfg(project, "  port: 8080\n")
+    assert balancer_verify(plain.balancer.tls, plain.project_dir) is True
     assert SwarmStack(cfg(project))._lb_port == 443
     write_plan(project, plan_for("swarm", cfg(project), (1, 22, 1)))
-    assert isinstance(SwarmStack(cfg(project))._verify(), ssl.SSLContext)
+    local = cfg(project)
+    assert isinstance(balancer_verify(local.balancer.tls, local.project_dir), ssl.SSLContext)
 
 
 def test_export_swarm_writes_the_certificate_beside_the_stack_file(project, tmp_path):  # noqa: F811

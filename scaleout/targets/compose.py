@@ -37,13 +37,13 @@ from scaleout.layout import (
     LB_STAGE_DIR,
     NGINX_CONF,
     ROUTING_FILE,
-    TLS_CA,
     WATCH_ENV,
     replica_index,
 )
 from scaleout.render.common import backend_image, replicas_of
 from scaleout.targets.runner import (
     Progress,
+    balancer_verify,
     compose_cli,
     docker_client,
     engine_errors,
@@ -526,20 +526,8 @@ class ComposeStack:
                 if st is not None and st.state in ("exited", "dead"):
                     self._fail_unhealthy(st, "exited")
 
-        poll_balancer(self.config.url, timeout_s, on_miss=fail_if_exited, verify=self._verify())
-
-    def _verify(self):
-        """How the readiness poll checks the balancer's certificate: against the local authority that
-        signed it; a user's own certificate is not checked here (its authority may be known only to
-        their browser, its names may not include the loopback address), which costs nothing on loopback."""
-        tls = self.config.balancer.tls
-        if tls is None:
-            return True
-        if tls == "local":
-            import ssl
-
-            return ssl.create_default_context(cafile=str(confined(self.dir, TLS_CA)))
-        return False
+        poll_balancer(self.config.url, timeout_s, on_miss=fail_if_exited,
+                      verify=balancer_verify(self.config.balancer.tls, self.dir))
 
     def down(self, *, volumes: bool = False) -> int:
         """Remove containers and network (volumes only when asked). Returns how many containers went."""

@@ -185,6 +185,20 @@ def run_docker(args: list[str], *, cwd: Path, env: dict[str, str], action: str,
     return lines
 
 
+def balancer_verify(tls, project_dir: Path) -> ssl.SSLContext | bool:
+    """How the readiness poll checks the balancer's certificate (`tls`: balancer.tls): against the local
+    authority that signed it; a user's own certificate is not checked (its authority may be known only to
+    their browser, its names may not include the loopback address), which costs nothing on loopback."""
+    if tls is None:
+        return True
+    if tls == "local":
+        from scaleout.files import confined
+        from scaleout.layout import TLS_CA
+
+        return ssl.create_default_context(cafile=str(confined(project_dir, TLS_CA)))
+    return False
+
+
 def poll_balancer(url: str, timeout_s: float, on_miss: Callable[[], None] | None = None,
                   verify: ssl.SSLContext | bool = True) -> None:
     """Poll `url` until the balancer answers below 500 (a request reached a replica); `on_miss` runs

@@ -33,7 +33,6 @@ from scaleout.layout import (
     SWARM_DIR,
     SWARM_IMAGES_FILE,
     SWARM_STACK_FILE,
-    TLS_CA,
     WORKER_DIR,
     replica_index,
 )
@@ -43,6 +42,7 @@ from scaleout.targets.compose import port_free
 from scaleout.targets.runner import (
     ENGINE_HINT,
     Progress,
+    balancer_verify,
     docker_client,
     engine_errors,
     poll_balancer,
@@ -468,20 +468,7 @@ class SwarmStack:
     def wait_balancer(self, timeout_s: float) -> None:
         """Poll the published port until nginx answers and a request reaches a backend task."""
         url = f"{self.config.balancer.scheme}://127.0.0.1:{self.config.balancer.port}"
-        poll_balancer(url, timeout_s, verify=self._verify())
-
-    def _verify(self):
-        """How the readiness poll checks the balancer's certificate: against the local authority that
-        signed it; a user's own certificate is not checked (its authority may be known only to their
-        browser, its names may not include the loopback address), as on Compose."""
-        tls = self.config.balancer.tls
-        if tls is None:
-            return True
-        if tls == "local":
-            import ssl
-
-            return ssl.create_default_context(cafile=str(confined(self.dir, TLS_CA)))
-        return False
+        poll_balancer(url, timeout_s, verify=balancer_verify(self.config.balancer.tls, self.dir))
 
     def _remove_old_configs(self) -> None:
         """Earlier nginx.conf versions (configs are immutable, one per content hash) once unused."""
