@@ -105,7 +105,7 @@ NGINX_TLS = (" ssl http2; ssl_certificate /conf/cert.pem; ssl_certificate_key /c
 def bench_certificate(folder: Path) -> Path:
     """A throwaway authority (never the user's) and a certificate for 127.0.0.1 signed by it: the CA's path."""
     sys.path.insert(0, str(ROOT))
-    from scaleout.tls import ensure_ca, issue_leaf
+    from scaleout.tls.certs import ensure_ca, issue_leaf
 
     ca = ensure_ca(folder / "ca")
     cert, key = issue_leaf(ca, ("localhost",), ("127.0.0.1",), "bench")
@@ -695,9 +695,9 @@ def hotpath(args) -> dict:
     from array import array
 
     sys.path.insert(0, str(ROOT))
-    from scaleout.probe import summarize
-    from scaleout.samples import Samples
-    from scaleout.stats import latency_summary
+    from scaleout.probe.project import summarize
+    from scaleout.probe.samples import Samples
+    from scaleout.probe.stats import latency_summary
 
     rnd = random.Random(1)
     n = 200_000

@@ -1,3 +1,3 @@
-from scaleout.cli import main
+from scaleout.cli.app import main
 
 main()

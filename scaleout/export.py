@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from scaleout.config import Config
+from scaleout.config.model import Config
 from scaleout.errors import UsageError
 from scaleout.files import Plan, WriteResult, write_plan
 from scaleout.layout import EXPORT_MANIFEST, OUT_DIR, TLS_CERT, TLS_KEY
@@ -105,7 +105,7 @@ def export_files(
     """The files of `scaleout export KIND` (reads the static files and the env files, renders the
     worker for k8s). `out` is the folder they go to (the stack file's relative paths start there);
     `note` receives each thing the files cannot carry, one line without "note:". With balancer.tls the
-    certificate and its key are exported too (made or checked by scaleout/tls.py, never the authority's
+    certificate and its key are exported too (made or checked by scaleout/tls/certs.py, never the authority's
     key), and `nginx_version` (the balancer image's) picks the HTTP/2 syntax."""
     if kind not in EXPORT_KINDS:
         raise UsageError(f"export: KIND must be one of {', '.join(EXPORT_KINDS)} (got {kind!r})")
@@ -188,7 +188,7 @@ def _tls_pair(config: Config) -> tuple[bytes, bytes] | None:
     (the one in .scaleout/tls/ while it fits, else a new one) or the user's own files, checked."""
     if config.balancer.tls is None:
         return None
-    from scaleout.tls import tls_files
+    from scaleout.tls.certs import tls_files
 
     plan = tls_files(config)
     return plan.files[TLS_CERT], plan.files[TLS_KEY]

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 from scaleout.targets.status import StackStatus
 
 if TYPE_CHECKING:  # the probe's load engine is not imported by `up` and `status`, which print no probe
-    from scaleout.probe import ProbeResult
+    from scaleout.probe.project import ProbeResult
 
 BAR_WIDTH = 30
 

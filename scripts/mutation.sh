@@ -7,13 +7,13 @@
 # Each module is mutated against its own tests (the table; a module not in it: every fast test, tests/),
 # in its own scratch copy of this checkout (mutmut rewrites the files it mutates), so the work tree is
 # never touched. It prints per module: mutants, killed, survived, the kill ratio, and each surviving mutant
-# as a diff; the same report goes to .mutation/report.txt. --ci mutates scaleout.verdict only, against the
+# as a diff; the same report goes to .mutation/report.txt. --ci mutates scaleout.probe.verdict only, against the
 # probe's own fast tests (quick enough for CI), and exits 1 when its kill ratio is under MUTATION_FLOOR
 # percent (default 90).
 # MUTATION_TESTS: the tests to run, for every module named (instead of the table); MUTATION_PYTEST_ARGS:
 # more pytest arguments (e.g. --deselect ...); MUTATION_JOBS: parallel mutants (default 2); MUTATION_KEEP=1
 # keeps the scratch copies (to look at a mutant with `mutmut show NAME` there); MUTATION_NAMES: only the
-# mutants whose names match these globs (e.g. 'scaleout.config.x__lifted_*'); the others count as not run.
+# mutants whose names match these globs (e.g. 'scaleout.config.model.x__lifted_*'); the others count as not run.
 # mutmut never mutates a decorated function (validators, properties, context managers): in the scratch
 # copy, scripts/mutation_lift.py first moves their bodies into plain functions, so they are mutated too.
 # Needs mutmut 3 (`pip install -e '.[test]'` installs it).
@@ -32,24 +32,24 @@ log() { echo "mutation.sh: $*" >&2; }
 hostile="tests/test_config_hostile.py::test_random_text_gives_a_config_or_a_config_error
   tests/test_config_hostile.py::test_random_bytes_in_both_files_give_a_config_or_a_config_error"
 declare -A TESTS=(
-  [scaleout.verdict]="tests/test_verdict.py tests/test_probe_project.py tests/test_probe_stats.py"
-  [scaleout.stats]="tests/test_probe_stats.py tests/test_verdict.py tests/test_probe_project.py"
-  [scaleout.config]="tests/test_config.py tests/test_config_interpolation.py tests/test_config_services.py
+  [scaleout.probe.verdict]="tests/test_verdict.py tests/test_probe_project.py tests/test_probe_stats.py"
+  [scaleout.probe.stats]="tests/test_probe_stats.py tests/test_verdict.py tests/test_probe_project.py"
+  [scaleout.config.model]="tests/test_config.py tests/test_config_interpolation.py tests/test_config_services.py
     tests/test_config_yaml.py tests/test_lb_render.py tests/test_mutation_kills_config.py $hostile"
-  [scaleout.services]="tests/test_config_services.py tests/test_config.py tests/test_mutation_kills_config.py"
-  [scaleout.yamlload]="tests/test_config_yaml.py tests/test_config.py tests/test_mutation_kills_config.py tests/test_yamlload_loaders.py $hostile"
+  [scaleout.config.services]="tests/test_config_services.py tests/test_config.py tests/test_mutation_kills_config.py"
+  [scaleout.config.yamlload]="tests/test_config_yaml.py tests/test_config.py tests/test_mutation_kills_config.py tests/test_yamlload_loaders.py $hostile"
   [scaleout.render.nginx]="tests/test_lb_render.py tests/test_golden.py tests/test_websocket_render.py
     tests/test_mutation_kills_render.py"
   [scaleout.files]="tests/test_mutation_kills_files.py tests/test_safety_paths.py tests/test_golden.py"
 )
-ALL=(scaleout.verdict scaleout.stats scaleout.config scaleout.services scaleout.yamlload scaleout.render.nginx
+ALL=(scaleout.probe.verdict scaleout.probe.stats scaleout.config.model scaleout.config.services scaleout.config.yamlload scaleout.render.nginx
   scaleout.files)
 
 ci=0
 if [ "${1:-}" = "--ci" ]; then
   ci=1
   shift
-  set -- scaleout.verdict
+  set -- scaleout.probe.verdict
 fi
 [ "${1:-}" = "--all" ] && shift
 [ $# -gt 0 ] || set -- "${ALL[@]}"

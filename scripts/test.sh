@@ -77,7 +77,7 @@ for arg in "$@"; do
 done
 # mutation testing of the verdict rules (about 25 s): a rule no test checks fails the run
 if [ "$paths" = 0 ] && [ "$fast" = 0 ]; then
-  log "mutation testing: scaleout.verdict"
+  log "mutation testing: scaleout.probe.verdict"
   if ! PYTHON="$venv/bin/python" bash scripts/mutation.sh --ci; then
     log "mutation testing found verdict rules no test checks"
     [ "$rc" = 0 ] && rc=1

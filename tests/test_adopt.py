@@ -13,9 +13,9 @@ import pytest
 import yaml
 
 from scaleout.adopt import adopt
+from scaleout.adopt.compose_file import InterpolationError, interpolate, read_dotenv
 from scaleout.adopt.health import duration_seconds
-from scaleout.compose_file import InterpolationError, interpolate, read_dotenv
-from scaleout.config import Config, parse_config
+from scaleout.config.model import Config, parse_config
 from scaleout.errors import ConfigError, UsageError
 from tests.conftest import run_cli
 

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from scaleout.adopt import adopt
-from scaleout.compose_file import MAX_BYTES, MAX_DEPTH, MAX_NODES, load_compose_file
+from scaleout.adopt.compose_file import MAX_BYTES, MAX_DEPTH, MAX_NODES, load_compose_file
 from scaleout.errors import ConfigError, ScaleoutError
 from tests.conftest import run_cli
 

@@ -45,7 +45,7 @@ def test_help_is_plain_and_fast_to_import():
     for cmd in ("init", "render", "up", "probe", "status", "down"):
         assert cmd in r.stdout
     # heavy libraries stay out of start-up
-    code = ("import sys, scaleout.cli; "
+    code = ("import sys, scaleout.cli.app; "
             "print(sorted(m for m in ('docker','httpx','jinja2','yaml','pydantic') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env={**os.environ}).stdout
     assert out.strip() == "[]"
@@ -56,14 +56,14 @@ def test_the_cli_process_skips_the_exit_time_collections_and_pydantics_plugin_sc
     (the interpreter's last collections skip them), pydantic scans for no plugins."""
     code = ("import atexit, gc, os, sys; atexit.register(lambda: print("
             "'frozen', gc.get_freeze_count(), os.environ.get('PYDANTIC_DISABLE_PLUGINS'))); "
-            "import scaleout.cli; sys.argv = ['scaleout', 'render']; scaleout.cli.main()")
+            "import scaleout.cli.app; sys.argv = ['scaleout', 'render']; scaleout.cli.app.main()")
     env = {k: v for k, v in os.environ.items() if k != "PYDANTIC_DISABLE_PLUGINS"}
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=project, env=env)
     assert r.returncode == 0, r.stderr
     words = r.stdout.split()
     assert words[0] == "frozen" and int(words[1]) > 10_000 and words[2] == "__all__", r.stdout
     # in-process callers (tests, embedders) keep their garbage collector as it was
-    code = "import gc, scaleout.cli; scaleout.cli.main(['--version']); print(gc.get_freeze_count())"
+    code = "import gc, scaleout.cli.app; scaleout.cli.app.main(['--version']); print(gc.get_freeze_count())"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
     assert r.stdout.split()[-1] == "0", r.stdout + r.stderr
 

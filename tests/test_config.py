@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from scaleout.config import MAX_REPLICAS, load_config, parse_config
+from scaleout.config.model import MAX_REPLICAS, load_config, parse_config
 from scaleout.errors import ConfigError, UsageError
 
 P = Path("/tmp/some-project")

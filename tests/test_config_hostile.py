@@ -12,9 +12,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from scaleout.config import Config, load_config, parse_config
+from scaleout.config.model import Config, load_config, parse_config
+from scaleout.config.yamlload import MAX_BYTES
 from scaleout.errors import ConfigError
-from scaleout.yamlload import MAX_BYTES
 from tests.conftest import run_cli
 
 CORPUS = Path(__file__).resolve().parent / "fixtures" / "hostile-yaml"

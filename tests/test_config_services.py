@@ -11,9 +11,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from scaleout.config import Config, PortMapping, VolumeMount, parse_config
+from scaleout.config.model import Config, PortMapping, VolumeMount, parse_config
+from scaleout.config.services import parse_duration
 from scaleout.errors import ConfigError
-from scaleout.services import parse_duration
 
 
 @pytest.fixture

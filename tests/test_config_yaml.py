@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from scaleout.config import load_config, parse_config
+from scaleout.config.model import load_config, parse_config
+from scaleout.config.yamlload import MAX_BYTES, load_yaml, read_capped
 from scaleout.errors import ConfigError
-from scaleout.yamlload import MAX_BYTES, load_yaml, read_capped
 
 P = Path("/tmp/scaleout-config-yaml-tests/proj")  # never created: no .env is read from it
 

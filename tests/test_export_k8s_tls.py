@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from scaleout.config import parse_config
+from scaleout.config.model import parse_config
 from scaleout.export import export_files, write_export
 from scaleout.layout import TLS_CERT, TLS_KEY
 from scaleout.render.k8s import read_static_files, render_k8s
-from scaleout.tls import tls_files
+from scaleout.tls.certs import tls_files
 from tests.test_export_k8s import CONFIG, _check_references, by_kind, objects
 from tests.test_export_k8s import project as project  # noqa: F401 (fixture)
 from tests.test_tls import load_cert, names

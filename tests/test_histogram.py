@@ -8,9 +8,9 @@ import random
 
 import pytest
 
-from scaleout.histogram import RELATIVE_ERROR, Histogram, bucket_bounds, bucket_of, bucket_order
-from scaleout.samples import ERR_CODE, Samples
-from scaleout.stats import breakdown, histogram_summary, latency_summary, percentile
+from scaleout.probe.histogram import RELATIVE_ERROR, Histogram, bucket_bounds, bucket_of, bucket_order
+from scaleout.probe.samples import ERR_CODE, Samples
+from scaleout.probe.stats import breakdown, histogram_summary, latency_summary, percentile
 
 QS = (0, 0.1, 1, 10, 25, 50, 75, 90, 99, 99.9, 99.99, 100)
 
@@ -156,8 +156,8 @@ def test_the_size_does_not_grow_with_the_number_of_requests():
 
 
 def test_a_target_naming_a_new_upstream_in_every_answer_does_not_grow_the_tables():
-    from scaleout.loadconn import Worker
-    from scaleout.samples import MAX_UPSTREAMS, OTHER_UPSTREAMS, LoadSpec
+    from scaleout.probe.conn import Worker
+    from scaleout.probe.samples import MAX_UPSTREAMS, OTHER_UPSTREAMS, LoadSpec
 
     w = Worker(LoadSpec(url="http://127.0.0.1:9"), 1, 1, None, 0, None)
     w.active = 20 * MAX_UPSTREAMS

@@ -1,6 +1,6 @@
 """Validation messages of scaleout.yaml, word for word: each bad value ends in the one line a user reads
 (file:line: key: what is wrong, and what was given), each good value in the Config it means. Written
-against the mutants scripts/mutation.sh found alive in scaleout/config.py and scaleout/services.py:
+against the mutants scripts/mutation.sh found alive in scaleout/config/model.py and scaleout/config/services.py:
 a rule whose message or boundary no test pins down can change unnoticed."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from scaleout.config import default_name, load_config, parse_config
+from scaleout.config.model import default_name, load_config, parse_config
 from scaleout.errors import ConfigError, UsageError
 
 
@@ -836,7 +836,7 @@ def test_two_port_clashes_are_two_lines(proj):
 def test_models_built_in_code_keep_env_and_its_compose_text_together():
     from pydantic import ValidationError
 
-    from scaleout.config import BackendConfig
+    from scaleout.config.model import BackendConfig
 
     assert BackendConfig(env={"A": "x$y"}).env_compose == {"A": "x$$y"}
     with pytest.raises(ValidationError) as err:
@@ -899,7 +899,7 @@ def test_service_values_that_look_close_to_a_rule_are_accepted(proj):
 def test_service_models_built_in_code():
     from pydantic import ValidationError
 
-    from scaleout.services import Healthcheck, ServiceConfig
+    from scaleout.config.services import Healthcheck, ServiceConfig
 
     check = Healthcheck(test="pg_isready -h $HOST")
     assert check.test == ("CMD-SHELL", "pg_isready -h $HOST")
@@ -918,7 +918,7 @@ def test_service_models_built_in_code():
 def test_service_compose_text_of_a_model_built_in_code():
     from pydantic import ValidationError
 
-    from scaleout.services import ServiceConfig
+    from scaleout.config.services import ServiceConfig
 
     s = ServiceConfig(image="pg", environment={"A": "x$y", "B": 2}, command=["run", "$X", 3])
     assert s.environment == {"A": "x$y", "B": "2"} and s.environment_compose == {"A": "x$$y", "B": "2"}
@@ -933,11 +933,11 @@ def test_service_compose_text_of_a_model_built_in_code():
         ServiceConfig.model_validate("pg")
 
 
-# --- scaleout/yamlload.py: bounded reading and the YAML event builder, in the test process ----------------
+# --- scaleout/config/yamlload.py: bounded reading and the YAML event builder, in the test process ----------------
 
 
 def test_read_capped_reads_big_files_whole_and_refuses_what_is_not_a_file(tmp_path):
-    from scaleout.yamlload import read_capped
+    from scaleout.config.yamlload import read_capped
 
     data = bytes(range(256)) * 800  # 200 KiB: several reads
     (tmp_path / "big").write_bytes(data)
@@ -967,7 +967,7 @@ def test_read_capped_reads_big_files_whole_and_refuses_what_is_not_a_file(tmp_pa
 def test_read_capped_stops_at_the_limit_when_the_file_grew(tmp_path, monkeypatch, limit):
     import os
 
-    from scaleout.yamlload import read_capped
+    from scaleout.config.yamlload import read_capped
 
     (tmp_path / "f").write_bytes(b"x" * (2 * limit + 70_000))
     real_fstat = os.fstat
@@ -985,7 +985,7 @@ def test_read_capped_stops_at_the_limit_when_the_file_grew(tmp_path, monkeypatch
 
 
 def test_decode_text_counts_lines_from_the_first_byte():
-    from scaleout.yamlload import decode_text
+    from scaleout.config.yamlload import decode_text
 
     assert decode_text(b"\xef\xbb\xbfname: x\n", display="f") == "name: x\n"
     with pytest.raises(ConfigError) as err:
@@ -1006,14 +1006,14 @@ def test_decode_text_counts_lines_from_the_first_byte():
     ],
 )
 def test_yaml_refusals_name_the_key(text, message):
-    from scaleout.yamlload import load_yaml
+    from scaleout.config.yamlload import load_yaml
 
     with pytest.raises(ConfigError) as err:
         load_yaml(text, display="f.yaml")
     assert str(err.value) == message
 
 
-# --- scaleout/config.py: messages of pydantic's own errors, .env, load_config, overrides -------------------
+# --- scaleout/config/model.py: messages of pydantic's own errors, .env, load_config, overrides -------------------
 
 
 @pytest.mark.parametrize(
@@ -1061,7 +1061,7 @@ def test_a_health_path_may_end_in_any_letter(proj):
 
 
 def test_health_command_compose_text_of_a_model_built_in_code():
-    from scaleout.config import HealthConfig
+    from scaleout.config.model import HealthConfig
 
     h = HealthConfig(command="curl -f localhost:$PORT")
     assert h.command == "curl -f localhost:$PORT" and h.command_compose == "curl -f localhost:$$PORT"
@@ -1159,7 +1159,7 @@ def test_read_capped_reports_a_read_error(tmp_path, monkeypatch):
     import errno
     import os
 
-    from scaleout.yamlload import read_capped
+    from scaleout.config.yamlload import read_capped
 
     (tmp_path / "f").write_text("name: x\n")
 
@@ -1181,7 +1181,7 @@ def test_read_capped_reports_a_read_error(tmp_path, monkeypatch):
     ],
 )
 def test_yaml_scalars_near_a_rule(text, data):
-    from scaleout.yamlload import load_yaml
+    from scaleout.config.yamlload import load_yaml
 
     assert load_yaml(text, display="f.yaml").data == data
 
@@ -1195,7 +1195,7 @@ def test_yaml_scalars_near_a_rule(text, data):
     ],
 )
 def test_more_yaml_refusals(text, message):
-    from scaleout.yamlload import load_yaml
+    from scaleout.config.yamlload import load_yaml
 
     with pytest.raises(ConfigError) as err:
         load_yaml(text, display="f.yaml")
@@ -1213,13 +1213,13 @@ def test_more_yaml_refusals(text, message):
     ],
 )
 def test_integer_digits_are_counted_as_digits(number, value):
-    from scaleout.yamlload import load_yaml
+    from scaleout.config.yamlload import load_yaml
 
     assert load_yaml(f"a: {number}", display="f.yaml").data == {"a": value}
 
 
 def test_an_integer_with_too_many_digits_is_refused_even_when_small():
-    from scaleout.yamlload import load_yaml
+    from scaleout.config.yamlload import load_yaml
 
     with pytest.raises(ConfigError) as err:
         load_yaml("a: 0b" + "1" * 19, display="f.yaml")  # 19 digits, though only 524287
@@ -1260,7 +1260,7 @@ def test_a_build_folder_that_is_a_link_loop_is_outside(tmp_path):
 
 
 def test_yaml_limits_at_their_boundary():
-    from scaleout.yamlload import load_yaml
+    from scaleout.config.yamlload import load_yaml
 
     assert load_yaml("a: " + "[" * 31 + "]" * 31, display="f.yaml").data["a"]  # 32 levels with the mapping
     items = load_yaml("a: [" + "1," * 99_996 + "1]", display="f.yaml").data["a"]  # 100000 values in all
@@ -1278,7 +1278,7 @@ def test_yaml_limits_at_their_boundary():
     ],
 )
 def test_yaml_parse_errors_name_the_line(text, message):
-    from scaleout.yamlload import load_yaml
+    from scaleout.config.yamlload import load_yaml
 
     with pytest.raises(ConfigError) as err:
         load_yaml(text, display="f.yaml")
@@ -1294,7 +1294,7 @@ def test_interpolation_problems_name_the_list_item_and_every_internal_key(proj):
 
 
 def test_a_short_hexadecimal_integer_may_still_be_too_large():
-    from scaleout.yamlload import load_yaml
+    from scaleout.config.yamlload import load_yaml
 
     assert hex(10**18) == "0xde0b6b3a7640000"  # 15 digits, within the digit rule, but 10**18
     with pytest.raises(ConfigError) as err:

@@ -7,8 +7,8 @@ from collections import Counter
 
 import pytest
 
-from scaleout.loadgen import LoadSpec, Samples, run_load
-from scaleout.probe import run_probe
+from scaleout.probe.engine import LoadSpec, Samples, run_load
+from scaleout.probe.project import run_probe
 from tests.probe_testserver import UPSTREAMS, Behaviour, MisbehavingServer
 
 
@@ -136,7 +136,7 @@ def test_open_loop_latency_counts_from_the_intended_send_time():
 
 
 def test_sticky_keys_travel_in_the_argument_or_header_that_hash_key_names():
-    from scaleout.probe import sticky_carrier
+    from scaleout.probe.project import sticky_carrier
 
     assert sticky_carrier("hash", "$arg_user") == ("arg", "user")
     assert sticky_carrier("hash", "$http_x_tenant") == ("header", "x-tenant")
@@ -153,7 +153,7 @@ def test_sticky_keys_travel_in_the_argument_or_header_that_hash_key_names():
 
 def test_sticky_keys_are_refused_where_the_probe_cannot_vary_the_hash():
     from scaleout.errors import UsageError
-    from scaleout.probe import sticky_carrier
+    from scaleout.probe.project import sticky_carrier
 
     with pytest.raises(UsageError, match="client's address"):
         sticky_carrier("ip_hash", "$cookie_session")

@@ -9,12 +9,12 @@ import threading
 
 import pytest
 
-from scaleout.cachecheck import check_cache_headers
-from scaleout.config import load_config
+from scaleout.config.model import load_config
 from scaleout.errors import ProbeTargetError, UsageError
-from scaleout.loadgen import LoadSpec, run_load
-from scaleout.probe import check_target, parse_target, request_headers
-from scaleout.samples import request_bytes
+from scaleout.probe.cachecheck import check_cache_headers
+from scaleout.probe.engine import LoadSpec, run_load
+from scaleout.probe.project import check_target, parse_target, request_headers
+from scaleout.probe.samples import request_bytes
 from scaleout.scaffold import init_project
 from tests.cachefake import FakeBalancer
 from tests.conftest import run_cli

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-import scaleout.probe as probe_mod
+import scaleout.probe.project as probe_mod
 import scaleout.targets as targets_mod
 from scaleout.errors import NotRunningError, ProbeTargetError
-from scaleout.probe import ProbeAsk, probe_project
+from scaleout.probe.project import ProbeAsk, probe_project
 from scaleout.scaffold import init_project
 from scaleout.targets import remember_strategy
 from scaleout.targets.status import ServiceStatus, StackStatus

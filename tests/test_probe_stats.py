@@ -7,10 +7,10 @@ import math
 
 import pytest
 
-from scaleout.loadgen import ERROR_CLASSES, Samples
-from scaleout.probe import judge, summarize
+from scaleout.probe.engine import ERROR_CLASSES, Samples
+from scaleout.probe.project import judge, summarize
+from scaleout.probe.stats import breakdown, chi2_sf, chi_square_p, latency_summary, max_relative_deviation, percentile
 from scaleout.report import ProgressBar, probe_text, spread_bar
-from scaleout.stats import breakdown, chi2_sf, chi_square_p, latency_summary, max_relative_deviation, percentile
 
 
 @pytest.mark.parametrize("x,k,p", [(3.841459, 1, 0.05), (5.991465, 2, 0.05), (6.634897, 1, 0.01),

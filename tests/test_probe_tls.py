@@ -13,15 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from scaleout.cachecheck import check_cache_headers
-from scaleout.config import parse_config
+from scaleout.config.model import parse_config
 from scaleout.errors import ProbeTargetError, UsageError
 from scaleout.layout import TLS_CA
-from scaleout.loadgen import LoadSpec, run_load
-from scaleout.probe import check_handshake, parse_target, run_probe, tls_settings
+from scaleout.probe.cachecheck import check_cache_headers
+from scaleout.probe.engine import LoadSpec, run_load
+from scaleout.probe.project import check_handshake, parse_target, run_probe, tls_settings
+from scaleout.probe.samples import Samples, TlsSpec, TlsStats
 from scaleout.report import probe_text
-from scaleout.samples import Samples, TlsSpec, TlsStats
-from scaleout.tls import ensure_ca, issue_leaf
+from scaleout.tls.certs import ensure_ca, issue_leaf
 from tests.conftest import run_cli
 from tests.probe_testserver import UPSTREAMS, Behaviour, MisbehavingServer
 

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from scaleout.config import load_config
+from scaleout.config.model import load_config
 from scaleout.errors import ScaleoutError
 from scaleout.files import Plan, project_lock, write_plan
 from scaleout.render import plan_for
@@ -189,7 +189,7 @@ def test_render_takes_the_project_lock(tmp_path):
 
 def test_export_files_follow_the_umask(tmp_path):
     project, _ = make_tree(tmp_path)
-    code = "import os, sys; os.umask(0o077); from scaleout.cli import main; main(sys.argv[1:])"
+    code = "import os, sys; os.umask(0o077); from scaleout.cli.app import main; main(sys.argv[1:])"
     r = subprocess.run([sys.executable, "-c", code, "export", "swarm", "--out", "deploy"], cwd=project,
                        env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr

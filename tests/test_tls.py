@@ -17,14 +17,14 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from scaleout import trust as tr
-from scaleout.config import parse_config
+from scaleout.config.model import parse_config
 from scaleout.errors import CertificateError, ConfigError
 from scaleout.files import write_plan
 from scaleout.layout import COMPOSE_FILE, NGINX_CONF, TLS_CA, TLS_CERT, TLS_KEY
 from scaleout.render import plan_for
 from scaleout.render.nginx import render_nginx
-from scaleout.tls import LEAF_DAYS, ensure_ca, find_ca, tls_files
+from scaleout.tls import trust as tr
+from scaleout.tls.certs import LEAF_DAYS, ensure_ca, find_ca, tls_files
 from tests.conftest import run_cli
 
 NOW = dt.datetime.now(dt.timezone.utc)

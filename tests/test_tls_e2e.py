@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from scaleout.config import parse_config
+from scaleout.config.model import parse_config
 from scaleout.render.nginx import render_nginx
 from tests.conftest import Project, free_port
 from tests.test_e2e_cache import _check_headers
@@ -179,7 +179,7 @@ def test_https_http2_redirect_headers_and_certificate_reuse(make_project, tmp_pa
 @pytest.fixture
 def checker(docker_engine, images, tmp_path, monkeypatch):
     """A balancer container of the image under test, with a certificate where nginx.conf expects it."""
-    from scaleout.tls import ensure_ca, issue_leaf
+    from scaleout.tls.certs import ensure_ca, issue_leaf
     from tests.nginx_check import NginxChecker
 
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))

@@ -1,4 +1,4 @@
-"""Every way the probe's verdict can fail, on crafted data: one case per rule of scaleout/verdict.py, each
+"""Every way the probe's verdict can fail, on crafted data: one case per rule of scaleout/probe/verdict.py, each
 next to a good case that must pass. Silencing any rule (or making it fire on good data) fails a test here."""
 
 from __future__ import annotations
@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from scaleout.probe import ProbeResult, Sample, judge, summarize
-from scaleout.targets.status import ServiceStatus
-from scaleout.verdict import (
+from scaleout.probe.project import ProbeResult, Sample, judge, summarize
+from scaleout.probe.verdict import (
     RULES,
     Expectation,
     Observed,
@@ -20,6 +19,7 @@ from scaleout.verdict import (
     routed_replicas,
     split_pool,
 )
+from scaleout.targets.status import ServiceStatus
 from tests.test_probe_stats import samples_of
 
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "probe-json.md"

@@ -13,7 +13,7 @@ from pathlib import Path
 import crossplane
 import pytest
 
-from scaleout.config import parse_config
+from scaleout.config.model import parse_config
 from scaleout.errors import ConfigError
 from scaleout.render.nginx import render_nginx
 from scaleout.render.swarm import swarm_nginx

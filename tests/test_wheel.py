@@ -28,7 +28,7 @@ def test_wheel_contains_every_template(wheel):
     expected = {f"scaleout/templates/{p.relative_to(ROOT / 'templates').as_posix()}"
                 for p in (ROOT / "templates").rglob("*") if p.is_file()}
     assert expected and expected <= names, sorted(expected - names)
-    assert "scaleout/cli.py" in names
+    assert "scaleout/cli/app.py" in names
 
 
 def test_installed_package_renders_from_its_own_templates(wheel, tmp_path):

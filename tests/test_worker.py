@@ -13,11 +13,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from scaleout.cachecheck import check_cache_headers
-from scaleout.config import load_config
+from scaleout.config.model import load_config
 from scaleout.errors import ConfigError
 from scaleout.files import write_plan
 from scaleout.layout import ASSETS_DIR, COMPOSE_FILE, NGINX_CONF
+from scaleout.probe.cachecheck import check_cache_headers
 from scaleout.render import plan_for
 from scaleout.render.assets import MANIFEST, plan_assets
 from scaleout.render.compose import render
@@ -281,7 +281,7 @@ def test_worker_precaches_only_what_the_balancer_serves(tmp_path):
     fetch would make cache.addAll reject and the worker never install."""
     import shutil
 
-    from scaleout.config import load_config
+    from scaleout.config.model import load_config
     from scaleout.render.worker import precache_files
 
     shutil.copytree(Path(__file__).resolve().parent.parent / "examples" / "python-demo", tmp_path / "p")
@@ -297,7 +297,7 @@ def test_worker_precaches_only_what_the_balancer_serves(tmp_path):
 def test_offline_page_must_be_a_static_route(tmp_path):
     import shutil
 
-    from scaleout.config import load_config
+    from scaleout.config.model import load_config
     from scaleout.errors import ConfigError
     from scaleout.render.worker import precache_files
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from scaleout.config.yamlload import decode_text, load_yaml
 from scaleout.errors import ConfigError
-from scaleout.yamlload import decode_text, load_yaml
 
 CORPUS = Path(__file__).resolve().parent / "fixtures" / "hostile-yaml"
 
@@ -110,7 +110,7 @@ def test_what_a_parse_error_says_when_the_parser_gives_little(monkeypatch):
 
 
 def test_the_size_bound_is_inclusive():
-    from scaleout.yamlload import MAX_BYTES
+    from scaleout.config.yamlload import MAX_BYTES
 
     line = "# " + "x" * 97 + "\n"  # 100 characters
     text = "name: demo\n" + line * ((MAX_BYTES - 11) // 100)

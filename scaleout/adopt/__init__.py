@@ -19,9 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from scaleout.adopt.backend import map_backend
+from scaleout.adopt.compose_file import ComposeFile, load_compose_file, read_dotenv
 from scaleout.adopt.context import NETWORK, SECRETS, TOP_LEVEL_KEYS, Context, dns_label, show, show_line
 from scaleout.adopt.services import map_service
-from scaleout.compose_file import ComposeFile, load_compose_file, read_dotenv
 from scaleout.errors import ConfigError, RenderConflictError, UsageError
 from scaleout.layout import CONFIG_FILE, LB_SERVICE, is_replica_name
 
@@ -233,7 +233,7 @@ def _validate(adoption: Adoption, env: Mapping[str, str]) -> None:
     """The adopted data must pass scaleout's own validation (as far as this version's Config knows it)."""
     import yaml
 
-    from scaleout.config import Config, parse_config
+    from scaleout.config.model import Config, parse_config
 
     text = yaml.safe_dump(_known_part(adoption.data, Config), sort_keys=False)
     try:

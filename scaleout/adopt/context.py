@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from scaleout.compose_file import ComposeFile, InterpolationError, interpolate
+from scaleout.adopt.compose_file import ComposeFile, InterpolationError, interpolate
 from scaleout.errors import ConfigError
 from scaleout.files import inside
 

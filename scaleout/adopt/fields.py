@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from scaleout.adopt.compose_file import read_bounded
 from scaleout.adopt.context import Context, show
-from scaleout.compose_file import read_bounded
 from scaleout.files import inside
 
 _PORT = re.compile(

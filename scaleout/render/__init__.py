@@ -7,7 +7,7 @@ before anything is written (the static files are read here; nothing is written h
 
 from __future__ import annotations
 
-from scaleout.config import Config
+from scaleout.config.model import Config
 from scaleout.errors import ConfigError
 from scaleout.files import Plan, inside
 from scaleout.layout import CONFIG_FILE, TLS_CERT, TLS_KEY
@@ -45,7 +45,7 @@ def check_project_files(config: Config) -> None:
 def plan_for(target: str, config: Config, nginx_version: tuple[int, int, int] | None = None) -> Plan:
     """Every generated file `up` (or `render`) writes for `target`: the engine's files, the balancer's,
     the service worker and the fingerprinted asset copies, keyed by path relative to the project.
-    With balancer.tls also the certificate and its key (see scaleout/tls.py; on Swarm they become secrets
+    With balancer.tls also the certificate and its key (see scaleout/tls/certs.py; on Swarm they become secrets
     too), and `nginx_version`, the balancer image's (scaleout/targets/nginx_version.py), is required: the
     HTTP/2 syntax depends on it."""
     from scaleout.render.assets import asset_files, plan_assets
@@ -63,7 +63,7 @@ def plan_for(target: str, config: Config, nginx_version: tuple[int, int, int] | 
     tls_pair = None
     tls_plan: dict[str, bytes] = {}
     if config.balancer.tls is not None:
-        from scaleout.tls import tls_files
+        from scaleout.tls.certs import tls_files
 
         tls = tls_files(config)
         tls_plan, tls_pair = tls.files, (tls.files[TLS_CERT], tls.files[TLS_KEY])

@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from scaleout.config import Config
+from scaleout.config.model import Config
 from scaleout.errors import ConfigError, UnsafePathError
 from scaleout.files import inside
 from scaleout.layout import ASSETS_DIR, ASSETS_MANIFEST, ENV_ASSETS

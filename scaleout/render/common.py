@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from scaleout.config import Config
+from scaleout.config.model import Config
 from scaleout.errors import UsageError
 from scaleout.layout import replica_name
 

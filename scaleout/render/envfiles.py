@@ -11,11 +11,11 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from scaleout.config import Config
+from scaleout.config.interpolation import DotenvError, InterpolationError, parse_dotenv
+from scaleout.config.model import Config
+from scaleout.config.yamlload import MAX_BYTES, decode_text, read_capped
 from scaleout.errors import ConfigError
 from scaleout.files import inside
-from scaleout.interpolation import DotenvError, InterpolationError, parse_dotenv
-from scaleout.yamlload import MAX_BYTES, decode_text, read_capped
 
 _WHITESPACE = re.compile(r"\s")
 

@@ -28,7 +28,7 @@ from typing import Any
 
 import yaml
 
-from scaleout.config import Config, check_image
+from scaleout.config.model import Config, check_image
 from scaleout.errors import UsageError
 from scaleout.files import inside
 from scaleout.layout import (
@@ -373,7 +373,7 @@ def render_k8s(
 ) -> dict[str, str]:
     """{backend.yaml, balancer.yaml[, ingress.yaml][, services.yaml][, secrets.yaml]}: apply with
     `kubectl apply -f DIR`. `env_files` holds the variables of each env file the config names
-    (see k8s_services.read_env_files). With balancer.tls: `tls` is (certificate, key) (see scaleout/tls.py),
+    (see k8s_services.read_env_files). With balancer.tls: `tls` is (certificate, key) (see scaleout/tls/certs.py),
     and the nginx variant needs `nginx_version` (the balancer image's) for the HTTP/2 syntax."""
     if balancer not in BALANCERS:
         raise UsageError(f"--balancer: must be one of {', '.join(BALANCERS)} (got {balancer!r})")
@@ -474,6 +474,6 @@ def _dns_names(cert_pem: bytes) -> tuple[str, ...]:
     """The DNS names of a certificate (its subjectAltName), for the Ingress's `tls.hosts`."""
     from cryptography import x509
 
-    from scaleout.tls import cert_names
+    from scaleout.tls.certs import cert_names
 
     return tuple(sorted(cert_names(x509.load_pem_x509_certificate(cert_pem))[0]))

@@ -22,7 +22,7 @@ import shlex
 from collections.abc import Mapping
 from typing import Any
 
-from scaleout.config import Config, Healthcheck, ServiceConfig
+from scaleout.config.model import Config, Healthcheck, ServiceConfig
 from scaleout.errors import UsageError
 from scaleout.render.common import escape_k8s
 

@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from scaleout.config import Config
+from scaleout.config.model import Config
 from scaleout.layout import (
     LB_ASSETS_MOUNT,
     LB_HTTPS_PORT,

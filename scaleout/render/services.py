@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from scaleout.config import Config
+from scaleout.config.model import Config
 from scaleout.layout import LABEL_PROJECT, LABEL_ROLE
 
 SERVICE_ROLE = "service"

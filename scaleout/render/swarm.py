@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scaleout.config import Config
+from scaleout.config.model import Config
 from scaleout.layout import (
     BACKEND_SERVICE,
     ENV_ASSETS,
@@ -75,7 +75,7 @@ def nginx_config_name(config: Config, nginx_text: str) -> str:
 
 @dataclass(frozen=True)
 class SwarmTls:
-    """balancer.tls on Swarm: the certificate and key nginx serves (scaleout/tls.py makes or checks them)
+    """balancer.tls on Swarm: the certificate and key nginx serves (scaleout/tls/certs.py makes or checks them)
     and the folder that holds them as cert.pem and key.pem, relative to the stack file's folder."""
 
     cert: bytes

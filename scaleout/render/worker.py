@@ -6,7 +6,7 @@ import hashlib
 import re
 from pathlib import Path, PurePosixPath
 
-from scaleout.config import Config
+from scaleout.config.model import Config
 from scaleout.errors import ConfigError
 from scaleout.files import inside
 from scaleout.render.common import served_by_balancer

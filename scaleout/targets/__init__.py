@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
-from scaleout.config import STRATEGIES, Config
+from scaleout.config.model import STRATEGIES, Config
 from scaleout.errors import UnsafePathError, UsageError
 from scaleout.files import Plan, atomic_write, confined
 from scaleout.layout import STRATEGY_FILE, TARGET_FILE

@@ -11,7 +11,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from scaleout.config import Config
+from scaleout.config.model import Config
 from scaleout.errors import DockerUnavailableError, NotRunningError, UnhealthyError, UsageError
 from scaleout.layout import LB_SERVICE, WATCH_FALL, WATCH_INTERVAL_S
 from scaleout.targets.compose import ComposeStack

@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from scaleout.config import Config
+from scaleout.config.model import Config
 from scaleout.errors import (
     BalancerConfigError,
     BuildError,

@@ -13,7 +13,7 @@ import re
 import stat
 from pathlib import Path
 
-from scaleout.config import Config
+from scaleout.config.model import Config
 from scaleout.errors import ConfigError, UnsafePathError
 from scaleout.files import atomic_write, confined
 from scaleout.layout import CONFIG_FILE, NGINX_VERSION_FILE

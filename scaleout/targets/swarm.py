@@ -22,7 +22,7 @@ import time
 from functools import lru_cache
 from typing import Any
 
-from scaleout.config import Config
+from scaleout.config.model import Config
 from scaleout.errors import DockerUnavailableError, PortInUseError, StackError, UnhealthyError, UsageError
 from scaleout.files import Plan, atomic_write, confined, write_plan
 from scaleout.layout import (

@@ -19,7 +19,7 @@ from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from scaleout.config import Config
+from scaleout.config.model import Config
 from scaleout.errors import BuildError, StackError, UsageError
 from scaleout.files import inside
 from scaleout.layout import ASSETS_DIR, LB_ASSETS_MOUNT, LB_PUBLIC_MOUNT, LB_WORKER_MOUNT

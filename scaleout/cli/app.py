@@ -98,7 +98,7 @@ def _main(
 
 
 def _config(st: State, **overrides):
-    from scaleout.config import load_config
+    from scaleout.config.model import load_config
 
     cfg = load_config(st.project_dir)
     for warning in cfg.warnings:
@@ -141,7 +141,7 @@ def _nginx_version(cfg):
     if cfg.balancer.tls is None:
         return None
     from scaleout.targets.nginx_version import nginx_version_for
-    from scaleout.tls import check_tls_config
+    from scaleout.tls.certs import check_tls_config
 
     check_tls_config(cfg)  # the user's own files are judged before the engine is asked anything
     return nginx_version_for(cfg)
@@ -284,7 +284,7 @@ def up(
             host = cfg.url.split("://", 1)[1].rsplit(":", 1)[0]
             con.print(f"plain HTTP on http://{host}:{cfg.balancer.http_port}/ redirects there")
         if cfg.balancer.tls == "local":
-            from scaleout.tls import data_dir
+            from scaleout.tls.certs import data_dir
 
             con.print(
                 f"certificate from scaleout's local authority ({data_dir() / 'ca.pem'}); "
@@ -393,7 +393,7 @@ def down(
 
 def _complete_services(ctx: typer.Context, incomplete: str) -> list[str]:
     """Service names for shell completion, from scaleout.yaml alone (no engine): backend-1..N and lb."""
-    from scaleout.config import load_config
+    from scaleout.config.model import load_config
     from scaleout.layout import LB_SERVICE, replica_name
 
     root = ctx.find_root().params
@@ -642,9 +642,9 @@ def trust(
 ) -> None:
     """Trust scaleout's local certificate authority on this machine: print the steps, or perform (--install)
     or undo (--uninstall) them."""
-    from scaleout import trust as tr
     from scaleout.errors import TrustError
-    from scaleout.tls import data_dir, ensure_ca, find_ca
+    from scaleout.tls import trust as tr
+    from scaleout.tls.certs import data_dir, ensure_ca, find_ca
 
     if install and uninstall:
         raise UsageError("trust: --install and --uninstall exclude each other")
@@ -712,7 +712,7 @@ def _insecure_option():
 
 def _parse_headers(values: list[str], host: str | None = None) -> tuple[tuple[str, str], ...]:
     """-H 'Name: value' pairs as the probe sends them, and --host as the Host header; UsageError otherwise."""
-    from scaleout.probe import request_headers
+    from scaleout.probe.project import request_headers
 
     return request_headers(values, host)
 
@@ -766,7 +766,7 @@ def probe(
 ) -> None:
     """Send load through the balancer, attribute every response to a replica, and judge the spread."""
     from scaleout import report
-    from scaleout.probe import ProbeAsk, probe_project
+    from scaleout.probe.project import ProbeAsk, probe_project
 
     if requests < 1 or requests > 10_000_000:
         raise UsageError(f"--requests: must be between 1 and 10000000 (got {requests})")
@@ -840,9 +840,9 @@ def bench(
 ) -> None:
     """Measure requests/s and p99 latency at each replica count (scale-out efficiency), plot them."""
     from scaleout import report
-    from scaleout.bench import parse_counts, run_bench
-    from scaleout.config import MAX_REPLICAS
+    from scaleout.config.model import MAX_REPLICAS
     from scaleout.files import atomic_write, project_lock
+    from scaleout.probe.bench import parse_counts, run_bench
     from scaleout.render import plan_for
 
     try:
@@ -863,7 +863,7 @@ def bench(
     if cfg.balancer.tls is None and (cacert is not None or insecure):
         raise UsageError("--cacert/--insecure: this project's balancer serves plain HTTP (no balancer.tls)")
     if cacert is not None:
-        from scaleout.probe import tls_settings
+        from scaleout.probe.project import tls_settings
 
         tls_settings("https://localhost", cacert=cacert, insecure=insecure)  # a bad file: refused before `up`
     if resolve_target(cfg.project_dir, None) != "compose":

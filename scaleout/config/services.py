@@ -3,7 +3,7 @@ subset, and the rules it shares with `backend`: environment maps, env files, pro
 
 Everything is parsed here into small frozen objects, so renderers never split strings: a volume is a
 `VolumeMount`, a published port a `PortMapping`, a health check a `Healthcheck`. Checks that need the
-project folder on disk (a bind mount or env file inside the project) are in `scaleout.config`.
+project folder on disk (a bind mount or env file inside the project) are in `scaleout.config.model`.
 """
 
 from __future__ import annotations

@@ -17,10 +17,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
-from scaleout.errors import ConfigError, UsageError
-from scaleout.interpolation import Budget, DotenvError, InterpolationError, interpolate, parse_dotenv
-from scaleout.layout import CONFIG_FILE, is_replica_name, replica_name
-from scaleout.services import (
+from scaleout.config.interpolation import Budget, DotenvError, InterpolationError, interpolate, parse_dotenv
+from scaleout.config.services import (
     Healthcheck,
     PortMapping,
     ServiceConfig,
@@ -31,7 +29,9 @@ from scaleout.services import (
     env_files,
     env_map,
 )
-from scaleout.yamlload import MAX_BYTES, Document, decode_text, load_yaml, read_capped
+from scaleout.config.yamlload import MAX_BYTES, Document, decode_text, load_yaml, read_capped
+from scaleout.errors import ConfigError, UsageError
+from scaleout.layout import CONFIG_FILE, is_replica_name, replica_name
 
 __all__ = [
     "CONFIG_FILE",

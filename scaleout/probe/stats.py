@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import math
 
-from scaleout.histogram import Histogram
-from scaleout.samples import Samples
+from scaleout.probe.histogram import Histogram
+from scaleout.probe.samples import Samples
 
 
 def percentile(sorted_values, q: float) -> float:

@@ -5,7 +5,7 @@
   certificate it signs for localhost, 127.0.0.1, ::1, `balancer.bind` and `balancer.tls_names`. The
   project's certificate is reused while it is valid for more than RENEW_DAYS, signed by the current
   authority and names exactly the same hosts; otherwise a new one is issued. Browsers trust it once
-  the authority is trusted (`scaleout trust`, scaleout/trust.py).
+  the authority is trusted (`scaleout trust`, scaleout/tls/trust.py).
 - `{cert, key}`: the user's own files (from mkcert, say), checked here and copied into .scaleout/tls/.
 
 Either way the files nginx reads are part of the Plan (`tls_files`), so scaleout.files writes them
@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scaleout.config import Config, TlsFiles
+from scaleout.config.model import Config, TlsFiles
 from scaleout.errors import CertificateError, ConfigError, UnsafePathError
 from scaleout.files import atomic_write, confined, read_project_file
 from scaleout.layout import CONFIG_FILE, TLS_CA, TLS_CERT, TLS_KEY

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from scaleout.histogram import Histogram
+from scaleout.probe.histogram import Histogram
 
 # "tls": the TLS handshake of a new connection failed (certificate not verified, no common protocol)
 ERROR_CLASSES = ("connect", "timeout", "reset", "protocol", "tls")
@@ -16,7 +16,7 @@ OTHER_UPSTREAMS = "(other addresses)"
 @dataclass(frozen=True)
 class TlsSpec:
     """How an https:// target is spoken to. Settings, not an ssl.SSLContext: every worker process builds
-    its own context from them (scaleout.loadconn.client_context)."""
+    its own context from them (scaleout.probe.conn.client_context)."""
 
     server_hostname: str  # sent as SNI and matched against the certificate's names
     cafile: str | None = None  # the authorities to trust; None: the system's store

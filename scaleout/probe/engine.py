@@ -21,8 +21,8 @@ import sys
 import threading
 from typing import Callable
 
-from scaleout.loadconn import Worker
-from scaleout.samples import ERROR_CLASSES, LoadSpec, Sample, Samples, request_bytes
+from scaleout.probe.conn import Worker
+from scaleout.probe.samples import ERROR_CLASSES, LoadSpec, Sample, Samples, request_bytes
 
 __all__ = ["ERROR_CLASSES", "LoadSpec", "Sample", "Samples", "request_bytes", "run_load", "default_workers"]
 

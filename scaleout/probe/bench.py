@@ -10,10 +10,10 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from typing import Callable
 
-from scaleout.config import Config
+from scaleout.config.model import Config
 from scaleout.files import Plan
-from scaleout.loadgen import LoadSpec, run_load
-from scaleout.probe import check_handshake, project_ca, summarize, tls_report, tls_settings
+from scaleout.probe.engine import LoadSpec, run_load
+from scaleout.probe.project import check_handshake, project_ca, summarize, tls_report, tls_settings
 
 SCHEMA = "scaleout.bench/1"  # documented in docs/probe-json.md
 

@@ -1,5 +1,5 @@
 """`scaleout trust`: the steps that make this machine trust the local certificate authority
-(scaleout/tls.py), as data, so that they can be printed, performed (`--install`) and undone (`--uninstall`).
+(scaleout/tls/certs.py), as data, so that they can be printed, performed (`--install`) and undone (`--uninstall`).
 
 - the system store, read by curl, Python, Node and most tools: Debian and Ubuntu keep extra
   authorities in /usr/local/share/ca-certificates/ and `update-ca-certificates` builds the bundle (root);

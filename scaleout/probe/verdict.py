@@ -2,7 +2,7 @@
 
 A PASS must mean the balancer is right, so every way to fail is a rule of its own here: a function on
 plain data that returns `Finding`s (the rule's id and a sentence for the user). `decide` applies them
-all. No I/O: the probe (scaleout/probe.py) gathers the data, the tests feed crafted data to each rule.
+all. No I/O: the probe (scaleout/probe/project.py) gathers the data, the tests feed crafted data to each rule.
 The rules are named in `RULES` and explained in docs/probe-json.md ("The verdict").
 """
 
@@ -12,7 +12,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from scaleout.stats import chi_square_p, max_relative_deviation
+from scaleout.probe.stats import chi_square_p, max_relative_deviation
 
 __all__ = ["RULES", "STICKY_STRATEGIES", "Expectation", "Finding", "Observed", "Verdict", "decide",
            "keys_served", "routed_replicas", "split_pool"]

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import re
 
-from scaleout.config import Config
+from scaleout.config.model import Config
+from scaleout.probe.samples import TlsSpec
 from scaleout.render.common import FINGERPRINT_RE, served_by_balancer
-from scaleout.samples import TlsSpec
 
 _ASSET = re.compile(r"""(?:href|src)\s*=\s*["'](/[^"'#?]+)["']""", re.IGNORECASE)
 _FINGERPRINTED = re.compile(FINGERPRINT_RE)
@@ -62,7 +62,7 @@ def check_cache_headers(url: str, config: Config, headers: dict[str, str] | None
     verify: object = True
     extensions: dict = {}
     if tls is not None:
-        from scaleout.loadconn import client_context
+        from scaleout.probe.conn import client_context
 
         verify = client_context(tls)
         extensions = {"sni_hostname": tls.server_hostname}

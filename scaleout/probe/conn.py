@@ -13,7 +13,7 @@ from collections import deque
 from typing import Callable
 from urllib.parse import urlsplit
 
-from scaleout.samples import (
+from scaleout.probe.samples import (
     ERR_CODE,
     MAX_UPSTREAMS,
     OTHER_UPSTREAMS,

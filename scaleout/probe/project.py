@@ -1,9 +1,9 @@
 """`scaleout probe`: load through the balancer, attribution of every response to a replica, and the
 verdict -> a `ProbeResult`.
 
-Prints nothing. The load engine lives in scaleout/loadgen.py (protocol-level HTTP/1.1 on uvloop and
-httptools, several processes; see benchmarks/RESULTS.md for why), the statistics in scaleout/stats.py,
-the rules of the verdict in scaleout/verdict.py. `probe_project` is the whole command: which target,
+Prints nothing. The load engine lives in scaleout/probe/engine.py (protocol-level HTTP/1.1 on uvloop and
+httptools, several processes; see benchmarks/RESULTS.md for why), the statistics in scaleout/probe/stats.py,
+the rules of the verdict in scaleout/probe/verdict.py. `probe_project` is the whole command: which target,
 which replicas to expect, the load, the cache checks, the verdict. `ProbeResult.to_dict()` is the
 `--json` output; its schema is documented in docs/probe-json.md.
 """
@@ -18,10 +18,10 @@ from typing import Callable
 from urllib.parse import urlsplit
 
 from scaleout.errors import ProbeTargetError, UsageError
-from scaleout.loadgen import ERROR_CLASSES, LoadSpec, Sample, Samples, run_load
-from scaleout.samples import TlsSpec, TlsStats
-from scaleout.stats import breakdown, chi_square_p, latency_summary, percentile
-from scaleout.verdict import Expectation, Observed, decide, keys_served, replica_order, routed_replicas
+from scaleout.probe.engine import ERROR_CLASSES, LoadSpec, Sample, Samples, run_load
+from scaleout.probe.samples import TlsSpec, TlsStats
+from scaleout.probe.stats import breakdown, chi_square_p, latency_summary, percentile
+from scaleout.probe.verdict import Expectation, Observed, decide, keys_served, replica_order, routed_replicas
 
 __all__ = ["sticky_carrier", "ERROR_CLASSES", "SCHEMA", "ProbeOptions", "Sample", "Samples", "BackendStats",
            "ProbeResult", "ProbeAsk", "summarize", "observe", "judge", "request_headers", "parse_target",
@@ -64,7 +64,7 @@ class ProbeResult:
     cache_checks: list[dict] = field(default_factory=list)
     load: dict = field(default_factory=dict)
     unattributed: int = 0  # answered, but without X-Upstream-Addr
-    failed_rules: list[str] = field(default_factory=list)  # ids of scaleout.verdict.RULES behind `reasons`
+    failed_rules: list[str] = field(default_factory=list)  # ids of scaleout.probe.verdict.RULES behind `reasons`
     tls: dict | None = None  # over https://: what was negotiated and checked (tls_report)
 
     def to_dict(self) -> dict:
@@ -119,7 +119,7 @@ def judge(
     max_failed: int = 0,
     cache_checks: list[dict] | None = None,
 ) -> ProbeResult:
-    """Set the verdict of `result` by the rules of scaleout/verdict.py: no failed requests, every expected
+    """Set the verdict of `result` by the rules of scaleout/probe/verdict.py: no failed requests, every expected
     replica served, and the spread the strategy promises (even, weighted, or sticky per key)."""
     expect = Expectation(strategy=strategy, replicas=None if expected is None else tuple(expected),
                          weights=dict(weights or {}), backups=tuple(backups), tolerance=tolerance,
@@ -245,7 +245,7 @@ def tls_settings(url: str, *, cacert: str | None = None, insecure: bool = False,
     """How the probe speaks to `url`: None for http://. For https:// it trusts --cacert, else the project's
     local authority (`project_ca`, when it exists), else the system's store; --insecure trusts anyone. The
     name checked in the certificate (and sent as SNI) is the --host name when given, else the URL's host."""
-    from scaleout.loadconn import client_context
+    from scaleout.probe.conn import client_context
 
     if cacert is not None and insecure:
         raise UsageError("--cacert and --insecure exclude each other: one checks the certificate, the other does not")
@@ -283,7 +283,7 @@ def check_handshake(url: str, tls: TlsSpec, timeout_s: float = 10.0) -> None:
     import socket
     import ssl
 
-    from scaleout.loadconn import client_context
+    from scaleout.probe.conn import client_context
 
     host, port = parse_target(url)
     ctx = client_context(tls)
@@ -409,7 +409,7 @@ def probe_project(project_dir: Path, ask: ProbeAsk, announce: Callable[[str], No
     """The whole `scaleout probe`: find the target and the replicas the balancer routes to now, refuse a
     target that is not this machine or this project's, send the load, check the cache headers, judge.
     `announce` gets one line before the load starts; `tick` the progress of the load."""
-    from scaleout.config import load_config
+    from scaleout.config.model import load_config
     from scaleout.errors import DockerUnavailableError, NotRunningError, ScaleoutError
     from scaleout.targets import applied_strategy, open_target, resolve_target
 
@@ -466,7 +466,7 @@ def probe_project(project_dir: Path, ask: ProbeAsk, announce: Callable[[str], No
     result, samples = run_probe(opts, names, tick)
     checks: list[dict] = []
     if ask.cache_check and cfg is not None:
-        from scaleout.cachecheck import check_cache_headers
+        from scaleout.probe.cachecheck import check_cache_headers
 
         checks = check_cache_headers(url, cfg, {k: v for k, v in ask.headers if k.lower() == "host"}, tls)
     return judge(result, samples, strategy=strategy, expected=expected,

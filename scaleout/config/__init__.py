@@ -1,0 +1,1 @@
+"""Scaleout.yaml: loading, validation and the immutable model."""

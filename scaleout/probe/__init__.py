@@ -1,0 +1,1 @@
+"""The probe: load engine, statistics, verdict rules, cache checks and bench."""

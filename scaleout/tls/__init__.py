@@ -1,0 +1,1 @@
+"""Certificates for tls: local and the trust stores."""
