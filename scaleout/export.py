@@ -12,7 +12,7 @@ from pathlib import Path
 from scaleout.config.model import Config
 from scaleout.errors import UsageError
 from scaleout.files import Plan, WriteResult, write_plan
-from scaleout.layout import EXPORT_MANIFEST, OUT_DIR, TLS_CERT, TLS_KEY
+from scaleout.layout import EXPORT_KINDS, EXPORT_MANIFEST, OUT_DIR, TLS_CERT, TLS_KEY
 
 _SYSTEM_DIRS = (
     "/bin",
@@ -83,7 +83,6 @@ def write_export(out: Path, files: dict[str, str | bytes], *, kind: str, force: 
     )
 
 
-EXPORT_KINDS = ("k8s", "swarm")
 
 
 def _ignore(_: str) -> None:

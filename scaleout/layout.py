@@ -7,6 +7,14 @@ import re
 
 CONFIG_FILE = "scaleout.yaml"
 
+# --- the choices of options and keys: one list each, which the config, the renderers and the CLI share ---
+STRATEGIES = ("round_robin", "least_conn", "ip_hash", "hash", "random")
+TARGETS = ("compose", "swarm")
+EXPORT_KINDS = ("k8s", "swarm")
+TRUST_STORES = ("system", "nss")
+TEMPLATE_NAMES = ("python", "node", "python-redis", "node-redis")
+SHELLS = ("bash", "zsh", "fish")
+
 # --- files scaleout generates, relative to the project folder ---------------------------------------
 OUT_DIR = ".scaleout"
 COMPOSE_FILE = f"{OUT_DIR}/docker-compose.yml"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from scaleout.config.model import MAX_REPLICAS, load_config, parse_config
+from scaleout.config.model import MAX_REPLICAS, Overrides, load_config, parse_config
 from scaleout.errors import ConfigError, UsageError
 
 P = Path("/tmp/some-project")
@@ -100,27 +100,27 @@ def test_unreadable_file(tmp_path):
 
 def test_overrides_are_validated_like_the_file():
     c = parse("")
-    assert c.with_overrides(replicas=5, port=9000, strategy="least_conn").backend.replicas == 5
+    assert c.with_overrides(Overrides(replicas=5, port=9000, strategy="least_conn")).backend.replicas == 5
     with pytest.raises(UsageError, match="--replicas"):
-        c.with_overrides(replicas=0)
+        c.with_overrides(Overrides(replicas=0))
     with pytest.raises(UsageError, match="--port"):
-        c.with_overrides(port=70000)
+        c.with_overrides(Overrides(port=70000))
     with pytest.raises(UsageError, match="--strategy"):
-        c.with_overrides(strategy="nope")
+        c.with_overrides(Overrides(strategy="nope"))
 
 
 def test_overrides_work_with_a_prebuilt_image():
     c = parse("backend:\n  image: registry.example.com/team/app:1")
-    o = c.with_overrides(replicas=2, port=9000, strategy="least_conn")
+    o = c.with_overrides(Overrides(replicas=2, port=9000, strategy="least_conn"))
     assert o.backend.replicas == 2 and o.backend.image == "registry.example.com/team/app:1" and not o.backend.builds
 
 
 def test_overrides_keep_every_backup_rule():
     c = parse("backend:\n  replicas: 3\n  backup: [backend-2, backend-3]")
-    assert c.with_overrides(replicas=1).backend.replicas == 1
+    assert c.with_overrides(Overrides(replicas=1)).backend.replicas == 1
     c = parse("backend:\n  replicas: 3\n  backup: [backend-1]")
     with pytest.raises(UsageError, match="at least one primary"):
-        c.with_overrides(replicas=1)
+        c.with_overrides(Overrides(replicas=1))
 
 
 def test_config_is_immutable():

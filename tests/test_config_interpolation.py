@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from scaleout.config.interpolation import Budget, DotenvError, InterpolationError, interpolate, parse_dotenv
-from scaleout.config.model import parse_config
+from scaleout.config.model import Overrides, parse_config
 from scaleout.errors import ConfigError, UsageError
 
 ENV = {"SET": "value", "EMPTY": "", "DOLLAR": "$OTHER", "PORT": "9000"}
@@ -303,7 +303,7 @@ def test_overrides_keep_dotenv_warnings_and_compose_text(tmp_path):
     from scaleout.config.model import load_config
 
     c = load_config(secret_project(tmp_path), env={})
-    o = c.with_overrides(replicas=2, port=9999)
+    o = c.with_overrides(Overrides(replicas=2, port=9999))
     assert o.dotenv == c.dotenv and o.warnings == c.warnings
     assert o.backend.env_compose == c.backend.env_compose and o.services == c.services
     assert o.backend.replicas == 2 and o.balancer.port == 9999
@@ -371,4 +371,4 @@ def test_dotenv_problems_are_config_errors_naming_the_file(tmp_path):
 def test_overrides_still_raise_usage_errors():
     c = parse_config("", P, env={}, dotenv={})
     with pytest.raises(UsageError, match="--port"):
-        c.with_overrides(port=0)
+        c.with_overrides(Overrides(port=0))

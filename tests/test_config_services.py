@@ -11,8 +11,8 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from scaleout.config.model import Config, PortMapping, VolumeMount, parse_config
-from scaleout.config.services import parse_duration
+from scaleout.config.model import Config, Overrides, PortMapping, VolumeMount, parse_config
+from scaleout.config.values import duration_seconds as parse_duration
 from scaleout.errors import ConfigError
 
 
@@ -356,7 +356,7 @@ def test_env_file_links_and_fifos(proj, tmp_path):
 def test_overrides_keep_services(proj):
     c = parse(proj, svc("build: db\nvolumes: ['d:/x', './db:/y:ro']\nports: ['5432:5432']\n"
                         "healthcheck: {test: x, interval: 2s}\ncommand: [a, b]\nenvironment: [A=1]"))
-    o = c.with_overrides(replicas=4, strategy="least_conn")
+    o = c.with_overrides(Overrides(replicas=4, strategy="least_conn"))
     assert o.services == c.services and o.backend.depends_on == ("db",) and o.backend.replicas == 4
 
 
@@ -391,4 +391,4 @@ def test_random_services_give_a_config_or_a_config_error(proj, data, depends_on)
         assert exc.problems and all(p.startswith("scaleout.yaml") for p in exc.problems), exc.problems
     else:
         assert set(c.backend.depends_on) <= set(c.services)
-        assert c.with_overrides(replicas=2).services == c.services
+        assert c.with_overrides(Overrides(replicas=2)).services == c.services

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from scaleout.config.model import default_name, load_config, parse_config
+from scaleout.config.model import Overrides, default_name, load_config, parse_config
 from scaleout.errors import ConfigError, UsageError
 
 
@@ -696,27 +696,27 @@ def test_the_url_a_user_opens(proj, text, url):
 def test_command_line_overrides_name_the_flag(proj, overrides, message):
     c = parse_config("backend:\n  image: x", proj, env={})
     with pytest.raises(UsageError) as err:
-        c.with_overrides(**overrides)
+        c.with_overrides(Overrides(**overrides))
     assert str(err.value) == message
 
 
 def test_command_line_overrides_apply_to_what_the_file_set(proj):
     own = parse_config("backend:\n  image: x\nbalancer:\n  tls: {cert: a.pem, key: b.pem}", proj, env={})
-    n = own.with_overrides(replicas=2, port=9000, strategy="hash", bind="0.0.0.0", name="shop", tls=True)
+    n = own.with_overrides(Overrides(replicas=2, port=9000, strategy="hash", bind="0.0.0.0", name="shop", tls=True))
     assert (n.replicas, n.balancer.port, n.balancer.strategy, n.balancer.bind, n.name) == (2, 9000, "hash", "0.0.0.0",
                                                                                           "shop")
     assert (n.balancer.tls.cert, n.balancer.tls.key) == ("a.pem", "b.pem")  # --tls keeps the file's certificate
     assert (n.backend.image, n.backend.builds) == ("x", False)
-    assert own.with_overrides(replicas=None).replicas == 3
+    assert own.with_overrides(Overrides(replicas=None)).replicas == 3
     plain = parse_config("backend:\n  backup: [backend-3]", proj, env={})
-    assert plain.with_overrides(tls=True).balancer.tls == "local"
-    assert plain.with_overrides(tls=False).balancer.tls is None
+    assert plain.with_overrides(Overrides(tls=True)).balancer.tls == "local"
+    assert plain.with_overrides(Overrides(tls=False)).balancer.tls is None
     # a rule across keys keeps its own key in the message
     with pytest.raises(UsageError) as err:
-        plain.with_overrides(strategy="hash")
+        plain.with_overrides(Overrides(strategy="hash"))
     assert str(err.value) == "backend.backup: backup replicas cannot be combined with strategy hash (nginx forbids it)"
-    with pytest.raises(TypeError, match="unknown override colour"):
-        plain.with_overrides(colour="red")
+    with pytest.raises(TypeError, match="colour"):  # no such command-line value
+        plain.with_overrides(Overrides(colour="red"))
 
 
 @pytest.mark.parametrize(
@@ -1133,16 +1133,16 @@ def test_load_config_names_the_file_as_the_user_sees_it(tmp_path, monkeypatch):
 def test_overrides_that_break_another_key_or_two_at_once(proj):
     c = parse_config("balancer:\n  tls: local\n  port: 8443\n  http_port: 8080", proj, env={})
     with pytest.raises(UsageError) as err:
-        c.with_overrides(port=8080)
+        c.with_overrides(Overrides(port=8080))
     assert str(err.value) == "balancer.http_port: must differ from balancer.port (8080) (got 8080)"
     with pytest.raises(UsageError) as err:
-        c.with_overrides(replicas=0, port=0)
+        c.with_overrides(Overrides(replicas=0, port=0))
     assert str(err.value).splitlines() == ["--replicas: input should be greater than or equal to 1 (got 0)",
                                            "--port: input should be greater than or equal to 1 (got 0)"]
-    assert c.with_overrides(replicas=None, port=9000).balancer.port == 9000
+    assert c.with_overrides(Overrides(replicas=None, port=9000)).balancer.port == 9000
     for huge, shown in [(10**30, "a very large number"), (10**30 - 1, str(10**30 - 1))]:
         with pytest.raises(UsageError) as err:
-            c.with_overrides(replicas=huge)
+            c.with_overrides(Overrides(replicas=huge))
         assert str(err.value) == f"--replicas: input should be less than or equal to 32 (got {shown})"
 
 

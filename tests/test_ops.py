@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from scaleout.cli.app import _hoist_global_options
+from scaleout.cli.argv import hoist_global_options as _hoist_global_options
 from scaleout.errors import UsageError
 from scaleout.report import LogPrinter
 from scaleout.targets.logs import Follower, LogLine, merge, parse_chunk, parse_since, parse_tail, stamp_ns

@@ -10,7 +10,7 @@ import crossplane
 import pytest
 import yaml
 
-from scaleout.config.model import parse_config
+from scaleout.config.model import Overrides, parse_config
 from scaleout.errors import UsageError
 from scaleout.layout import TARGET_FILE
 from scaleout.render.common import check_dynamic_balancing, health_command
@@ -36,7 +36,7 @@ def cfg(tmp_path: Path, text: str = BASE, **overrides):
     (tmp_path / "public" / "offline.html").write_text("<html>offline</html>")
     (tmp_path / "public" / "static" / "app.css").write_text("body{}")
     c = parse_config(text, tmp_path, env={})
-    return c.with_overrides(**overrides) if overrides else c
+    return c.with_overrides(Overrides(**overrides)) if overrides else c
 
 
 def stack(c) -> dict:

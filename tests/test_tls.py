@@ -17,7 +17,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from scaleout.config.model import parse_config
+from scaleout.config.model import Overrides, parse_config
 from scaleout.errors import CertificateError, ConfigError
 from scaleout.files import write_plan
 from scaleout.layout import COMPOSE_FILE, NGINX_CONF, TLS_CA, TLS_CERT, TLS_KEY
@@ -293,10 +293,10 @@ def test_bad_tls_keys_exit_2_with_the_line(project, balancer, expect):
 
 def test_tls_flag_means_local_unless_the_file_names_its_own(project):
     plain = parse_config("name: proj\n", project, env={})
-    assert plain.with_overrides(tls=True).balancer.tls == "local"
-    assert plain.with_overrides(tls=None).balancer.tls is None
+    assert plain.with_overrides(Overrides(tls=True)).balancer.tls == "local"
+    assert plain.with_overrides(Overrides(tls=None)).balancer.tls is None
     own = cfg(project, OWN)
-    assert own.with_overrides(tls=True).balancer.tls == own.balancer.tls
+    assert own.with_overrides(Overrides(tls=True)).balancer.tls == own.balancer.tls
 
 
 # --- rendering: nginx syntax by version, ports and mounts ---------------------------------------------

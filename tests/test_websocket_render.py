@@ -13,7 +13,7 @@ from pathlib import Path
 import crossplane
 import pytest
 
-from scaleout.config.model import parse_config
+from scaleout.config.model import Overrides, parse_config
 from scaleout.errors import ConfigError
 from scaleout.render.nginx import render_nginx
 from scaleout.render.swarm import swarm_nginx
@@ -154,7 +154,7 @@ http.server.ThreadingHTTPServer(("127.0.0.1", 8000), Echo).serve_forever()
 def test_replicas_get_upgrade_headers_only_for_websocket_handshakes(docker_engine, images, tmp_path):
     conf_dir = tmp_path / "conf"
     conf_dir.mkdir()
-    (conf_dir / "nginx.conf").write_text(render_nginx(cfg().with_overrides(replicas=1)))
+    (conf_dir / "nginx.conf").write_text(render_nginx(cfg().with_overrides(Overrides(replicas=1))))
     (conf_dir / "echo.py").write_text(ECHO_SERVER)
     command = "python3 /conf/echo.py & exec nginx -c /conf/nginx.conf -g 'daemon off;'"
     container = docker_engine.containers.run(

@@ -10,24 +10,12 @@ import shlex
 from typing import Any
 
 from scaleout.adopt.context import Context, show
+from scaleout.config.values import duration_seconds, is_url_path
 
-_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]+)?)(h|ms|us|µs|ns|m|s)")
-_DURATION_UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 1e-3, "us": 1e-6, "µs": 1e-6, "ns": 1e-9}
 _HEALTH_BOUNDS = {"interval": (1, 300), "timeout": (1, 300), "retries": (1, 100), "start_period": (0, 3600)}
 _LOCAL_URL = re.compile(r"^http://(?:localhost|127\.0\.0\.1|0\.0\.0\.0|\[::1\])(?::(?P<port>[0-9]+))?(?P<path>/[^?#]*)?$")
-_URL_PATH = re.compile(r"^/[A-Za-z0-9._~/-]*$")
 _VALUE_FLAGS = frozenset({"-o", "-O", "--output", "--output-document", "-m", "--max-time", "-T", "--timeout", "-t",
                           "--tries", "--retry", "--connect-timeout"})
-
-
-def duration_seconds(value: Any) -> float | None:
-    """A Compose duration ("30s", "1m30s", "500ms") in seconds, or None if it is not one."""
-    if not isinstance(value, str) or not value:
-        return None
-    parts = _DURATION_PART.findall(value)
-    if "".join(n + u for n, u in parts) != value:
-        return None
-    return sum(float(n) * _DURATION_UNITS[u] for n, u in parts)
 
 
 def _http_probe_path(argv: list[str], port: int) -> str | None:
@@ -49,10 +37,7 @@ def _http_probe_path(argv: list[str], port: int) -> str | None:
     if not m or int(m["port"] or 80) != port:
         return None
     path = m["path"] or "/"
-    segments = path.strip("/").split("/")
-    if not _URL_PATH.match(path) or (path != "/" and any(s in ("", ".", "..") for s in segments if path.strip("/"))):
-        return None
-    return path
+    return path if is_url_path(path) else None
 
 
 def _probe_argv(ctx: Context, shell: str | None, argv: list[str] | None) -> list[str] | None:

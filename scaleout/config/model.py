@@ -12,6 +12,7 @@ import os
 import re
 import stat
 from collections.abc import Mapping
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
 
@@ -29,9 +30,10 @@ from scaleout.config.services import (
     env_files,
     env_map,
 )
+from scaleout.config.values import URL_PATH_RULE, is_url_path
 from scaleout.config.yamlload import MAX_BYTES, Document, decode_text, load_yaml, read_capped
 from scaleout.errors import ConfigError, UsageError
-from scaleout.layout import CONFIG_FILE, is_replica_name, replica_name
+from scaleout.layout import CONFIG_FILE, STRATEGIES, is_replica_name, replica_name
 
 __all__ = [
     "CONFIG_FILE",
@@ -59,29 +61,17 @@ ENV_BASE_IMAGE = "SCALEOUT_BASE_IMAGE"
 DEFAULT_LB_IMAGE = "nginx:1.27"
 DEFAULT_BASE_IMAGE = "python:3.12-slim"
 
-STRATEGIES = ("round_robin", "least_conn", "ip_hash", "hash", "random")
 Strategy = Literal["round_robin", "least_conn", "ip_hash", "hash", "random"]
 
 # every pattern is used with fullmatch: `re.match` with `$` accepts a trailing newline
 _DNS_LABEL = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")
-_URL_PATH_CHARS = re.compile(r"/[A-Za-z0-9._~/-]*")
 # variables hash_key may use: request-derived families and a few fixed names nginx always defines
 _NGINX_VAR = re.compile(
     r"\$(?:(?:cookie|arg|http)_[a-z0-9_]+|remote_addr|binary_remote_addr|request_uri|uri|args|host|"
     r"http_host|server_name|scheme|request_method|query_string)"
 )
 _MEMORY = re.compile(r"[0-9]{1,6}[mMgG]")
-_URL_RULE = "(letters, digits, . _ ~ / - only; no '.', '..' or empty segment)"
 _SIZE = re.compile(r"[0-9]{1,6}[kKmM]?")
-
-
-def _is_url_path(v: str) -> bool:
-    """A URL path: allowed characters only, and no empty, '.' or '..' segment (nothing may climb out
-    of the static folder through a route)."""
-    if not isinstance(v, str) or not _URL_PATH_CHARS.fullmatch(v):
-        return False
-    segments = v.strip("/").split("/")
-    return v == "/" or all(seg not in ("", ".", "..") for seg in segments)
 
 
 class _Model(BaseModel):
@@ -109,8 +99,8 @@ class HealthConfig(_Model):
     @field_validator("path")
     @classmethod
     def _path(cls, v: str) -> str:
-        if not _is_url_path(v):
-            raise ValueError(f"must be a URL path such as /healthz {_URL_RULE}")
+        if not is_url_path(v):
+            raise ValueError(f"must be a URL path such as /healthz {URL_PATH_RULE}")
         return v
 
     @field_validator("command", "command_compose")
@@ -420,8 +410,8 @@ class StaticConfig(_Model):
     @classmethod
     def _paths(cls, v: tuple[str, ...]) -> tuple[str, ...]:
         for p in v:
-            if not _is_url_path(p):
-                raise ValueError(f"{p!r} must be a URL path {_URL_RULE}")
+            if not is_url_path(p):
+                raise ValueError(f"{p!r} must be a URL path {URL_PATH_RULE}")
             if p == "/":
                 raise ValueError("'/' cannot be a static route: it belongs to the replicas")
             if p.startswith("/_scaleout/"):
@@ -434,8 +424,8 @@ class StaticConfig(_Model):
     @field_validator("worker_scope", "offline_page")
     @classmethod
     def _path(cls, v: str | None) -> str | None:
-        if v is not None and not _is_url_path(v):
-            raise ValueError(f"must be a URL path such as / {_URL_RULE}")
+        if v is not None and not is_url_path(v):
+            raise ValueError(f"must be a URL path such as / {URL_PATH_RULE}")
         return v
 
 
@@ -448,6 +438,23 @@ class ImagesConfig(_Model):
     def _image(cls, v: str) -> str:
         check_image(v)
         return v
+
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """Values given on the command line, applied over scaleout.yaml's by `Config.with_overrides` (None: not
+    given). One value carries them from the command to every later re-read of the file (`up --watch`)."""
+
+    replicas: int | None = None
+    port: int | None = None
+    strategy: str | None = None
+    bind: str | None = None
+    name: str | None = None
+    tls: bool | None = None
+
+    def any_given(self) -> bool:
+        return any(getattr(self, f.name) is not None for f in fields(self))
 
 
 class Config(_Model):
@@ -575,27 +582,23 @@ class Config(_Model):
         the ${VAR} references scaleout writes: .env's variables under the shell's, as Compose orders them."""
         return {**self.dotenv, **(os.environ if environ is None else environ)}
 
-    def with_overrides(self, **overrides: Any) -> Config:
+    def with_overrides(self, overrides: Overrides) -> Config:
         """A new Config with command-line values applied, validated like the file's."""
         # only what the file set: re-validating defaults as if written would, e.g., make the default
         # `build` collide with a configured `image`
         data = self.model_dump(mode="python", exclude_unset=True)
         flags = {"replicas": "--replicas", "port": "--port", "strategy": "--strategy", "bind": "--bind",
                  "name": "--project-name"}
-        for key, value in overrides.items():
-            if value is None:
-                continue
-            if key == "replicas":
-                data.setdefault("backend", {})["replicas"] = value
-            elif key in ("port", "strategy", "bind"):
-                data.setdefault("balancer", {})[key] = value
-            elif key == "name":
-                data["name"] = value
-            elif key == "tls":  # `--tls`: the local certificate, unless the file names its own
-                if value and not data.get("balancer", {}).get("tls"):
-                    data.setdefault("balancer", {})["tls"] = "local"
-            else:
-                raise TypeError(f"unknown override {key}")
+        if overrides.replicas is not None:
+            data.setdefault("backend", {})["replicas"] = overrides.replicas
+        for key in ("port", "strategy", "bind"):
+            if getattr(overrides, key) is not None:
+                data.setdefault("balancer", {})[key] = getattr(overrides, key)
+        if overrides.name is not None:
+            data["name"] = overrides.name
+        # `--tls`: the local certificate, unless the file names its own
+        if overrides.tls and not data.get("balancer", {}).get("tls"):
+            data.setdefault("balancer", {})["tls"] = "local"
         internal = {"project_dir": self.project_dir, "dotenv": self.dotenv, "warnings": self.warnings}
         try:
             return Config.model_validate({**data, **internal})

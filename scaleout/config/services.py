@@ -15,6 +15,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from scaleout.config.values import DURATION_HELP, duration_seconds
+
 __all__ = [
     "Healthcheck",
     "PortMapping",
@@ -26,7 +28,6 @@ __all__ = [
     "check_service_name",
     "env_files",
     "env_map",
-    "parse_duration",
 ]
 
 ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -36,10 +37,7 @@ RESERVED_SERVICES = ("lb", "backend")  # the balancer, and the replicated servic
 _REPLICA_LIKE = re.compile(r"backend-[0-9]+")
 _VOLUME_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
 _CONTAINER_PATH = re.compile(r"/[A-Za-z0-9._@+=,/-]*")
-_DURATION = re.compile(r"(?:[0-9]{1,9}(?:\.[0-9]{1,9})?(?:ns|us|µs|ms|s|m|h))+")
-_DURATION_PART = re.compile(r"([0-9]{1,9}(?:\.[0-9]{1,9})?)(ns|us|µs|ms|s|m|h)")
 MAX_DURATION_S = 86400
-_UNIT_SECONDS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 # Docker image reference: [registry[:port]/]path[:tag][@digest], lower-case path components
 _IMAGE = re.compile(
     r"(?:[a-zA-Z0-9.-]+(?::[0-9]+)?/)?[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*"
@@ -135,21 +133,16 @@ def check_service_name(v: str) -> str:
 ServiceName = Annotated[str, AfterValidator(check_service_name)]
 
 
-def parse_duration(v: str) -> float:
-    """Seconds in a Compose duration such as 5s, 1m30s, 500ms."""
-    return sum(float(n) * _UNIT_SECONDS[u] for n, u in _DURATION_PART.findall(v))
-
-
 def _duration(v: Any, *, minimum: float) -> Any:
     """Seconds from a Compose duration ("5s", "1m30s", "500ms") or a number of seconds."""
     if v is None:
         return v
     if isinstance(v, (int, float)) and not isinstance(v, bool):
         seconds = float(v)
-    elif isinstance(v, str) and _DURATION.fullmatch(v):
-        seconds = parse_duration(v)
+    elif duration_seconds(v) is not None:
+        seconds = duration_seconds(v)
     else:
-        raise ValueError("must be a duration such as 5s, 1m30s or 500ms (units: ns us ms s m h), or seconds")
+        raise ValueError(f"must be {DURATION_HELP}, or seconds")
     if not minimum <= seconds <= MAX_DURATION_S:
         raise ValueError(f"must be between {minimum:g}s and {MAX_DURATION_S // 3600}h")
     return seconds

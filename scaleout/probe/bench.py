@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from typing import Callable
 
-from scaleout.config.model import Config
+from scaleout.config.model import Config, Overrides
 from scaleout.files import Plan
 from scaleout.probe.engine import LoadSpec, run_load
 from scaleout.probe.project import check_handshake, project_ca, summarize, tls_report, tls_settings
@@ -97,7 +97,7 @@ def run_bench(
     result = BenchResult(project=cfg.project, url=cfg.url, path=path, concurrency=concurrency, duration_s=duration_s,
                          warmup_s=warmup_s, workers=workers, cpu_work_ms=cfg.backend.env.get("CPU_WORK_MS"))
     for i, n in enumerate(counts):
-        c = cfg.with_overrides(replicas=n)
+        c = cfg.with_overrides(Overrides(replicas=n))
         stack = Stack(c, progress=progress, log=log)
         progress(f"bench: bringing the stack to {n} replica(s)")
         st = stack.up(render_files(c), build=build and i == 0, timeout_s=timeout_s)

@@ -12,8 +12,6 @@ from scaleout.errors import ConfigError
 from scaleout.files import Plan, inside
 from scaleout.layout import CONFIG_FILE, TLS_CERT, TLS_KEY
 
-TARGETS = ("compose", "swarm")
-
 
 def check_project_files(config: Config) -> None:
     """The folders scaleout.yaml names exist, inside the project (before anything is written or built)."""

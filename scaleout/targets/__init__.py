@@ -14,8 +14,7 @@ from typing import Protocol
 from scaleout.config.model import STRATEGIES, Config
 from scaleout.errors import UnsafePathError, UsageError
 from scaleout.files import Plan, atomic_write, confined
-from scaleout.layout import STRATEGY_FILE, TARGET_FILE
-from scaleout.render import TARGETS
+from scaleout.layout import STRATEGY_FILE, TARGET_FILE, TARGETS
 from scaleout.targets.status import StackStatus
 
 __all__ = ["TARGETS", "Target", "applied_strategy", "open_target", "remember_strategy", "remember_target",

@@ -22,11 +22,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from scaleout.config.values import duration_seconds
 from scaleout.errors import UsageError
 
 _STAMP = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.(\d{1,9}))?(Z|[+-]\d\d:\d\d)$")
-_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
-_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
 REATTACH_POLL_S = 0.5
 RESCAN_S = 1.0  # how often `logs -f` looks for containers that started since
 
@@ -76,8 +75,9 @@ def parse_since(value: str, now: float | None = None) -> float:
     text = value.strip()
     if re.fullmatch(r"\d+(\.\d+)?", text):
         return float(text)
-    if text and re.fullmatch(rf"(?:{_DURATION.pattern})+", text):
-        return now - sum(float(n) * _UNITS[u] for n, u in _DURATION.findall(text))
+    back = duration_seconds(text)
+    if back is not None:
+        return now - back
     try:
         dt = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:

@@ -18,10 +18,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from scaleout.layout import TRUST_STORES
+
 SYSTEM_DIR = Path("/usr/local/share/ca-certificates")
 SYSTEM_FILE = "scaleout-local-ca.crt"
 NICKNAME = "scaleout local CA"
-STORES = ("system", "nss")
+STORES = TRUST_STORES
 NSS_HINT = "certutil is missing: apt-get install libnss3-tools"
 
 
@@ -41,7 +43,7 @@ class Step:
         return [sudo + shlex.join(c) for c in self.commands]
 
 
-def _is_root() -> bool:
+def is_root() -> bool:
     return os.geteuid() == 0
 
 
@@ -109,7 +111,7 @@ class Outcome:
 
 def perform(steps: list[Step], *, undo: bool = False, as_root: bool | None = None) -> list[Outcome]:
     """Run each step's commands in order; a step that cannot run here is skipped and says why."""
-    as_root = _is_root() if as_root is None else as_root
+    as_root = is_root() if as_root is None else as_root
     out = []
     for step in steps:
         if step.missing:
