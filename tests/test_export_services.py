@@ -91,7 +91,7 @@ def test_the_backend_takes_its_environment_and_health_command_in_compose_syntax(
     env = backend["environment"]
     assert env["TOKEN"] == "${API_TOKEN}"  # resolved by docker stack deploy, from .env in its environment
     assert env["PRICE"] == 'cost $$5 {{"{{"}}.Node.ID}}'
-    assert env["SCALEOUT_REPLICA"] == "backend-{{.Task.Slot}}"
+    assert env["SCALEOUT_REPLICA_NAME"] == "backend-{{.Task.Slot}}"
     assert backend["env_file"] == ["../../common.env"]
     assert backend["healthcheck"]["test"] == ["CMD-SHELL", health_command_compose(config)]
     assert "${API_TOKEN}" in backend["healthcheck"]["test"][1]

@@ -151,9 +151,9 @@ def test_logs_and_exec_on_a_running_stack(make_project):
     assert "Traceback" not in err and "interrupted" not in err
 
     # exec: the command's exit code and output, stdin passed through with -T, a TTY on a terminal
-    r = p.cli("exec", "backend-1", "--", "sh", "-c", "echo on $SCALEOUT_REPLICA; exit 3")
+    r = p.cli("exec", "backend-1", "--", "sh", "-c", "echo on $SCALEOUT_REPLICA_NAME; exit 3")
     assert r.returncode == 3 and r.stdout == "on backend-1\n", r.stderr
-    r = p.cli("exec", "backend-2", "printenv", "SCALEOUT_REPLICA")
+    r = p.cli("exec", "backend-2", "printenv", "SCALEOUT_REPLICA_NAME")
     assert r.returncode == 0 and r.stdout == "backend-2\n"
     r = subprocess.run([sys.executable, "-m", "scaleout", "exec", "-T", "backend-1", "tr", "a-z", "A-Z"], cwd=p.path,
                        env=env, input="piped in\n", capture_output=True, text=True, timeout=60)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 import uuid
 from collections import Counter
 
@@ -17,14 +18,15 @@ pytestmark = pytest.mark.e2e
 _UPSTREAM = re.compile(r"upstream=(\S+(?:, \S+)*)")
 
 
-def _lb_log_counts(project: str, marker: str) -> Counter:
-    """Per-upstream counts of the access-log lines (log_format scaleout) of requests carrying `marker`."""
+def _lb_log_counts(project: str, marker: str, since: float) -> Counter:
+    """Per-upstream counts of the request record's lines (log_format scaleout) since `since` for path `marker`
+    (the record leaves query strings out)."""
     client = docker.from_env()
     lb = client.containers.list(filters={"label": [f"com.docker.compose.project={project}",
                                                    "com.docker.compose.service=lb"]})[0]
     seen: Counter = Counter()
-    for line in lb.logs(stdout=True, stderr=False).decode(errors="replace").splitlines():
-        if marker in line:
+    for line in lb.logs(stdout=True, stderr=False, since=since).decode(errors="replace").splitlines():
+        if line.endswith(f" p={marker}"):
             m = _UPSTREAM.search(line)
             seen[m.group(1).split(",")[-1].strip() if m else "-"] += 1
     return seen
@@ -37,6 +39,7 @@ def test_probe_counts_match_the_balancer_access_log(make_project, extra):
     p.cli("up", "--replicas", "3", check=True)
     marker = uuid.uuid4().hex
     n = 900
+    since = time.time()
     r = p.cli("probe", "--json", "--requests", str(n), "--path", f"/api/whoami?m={marker}", "--no-cache-check", *extra)
     assert r.returncode == 0, r.stdout + r.stderr
     res = json.loads(r.stdout)
@@ -44,6 +47,6 @@ def test_probe_counts_match_the_balancer_access_log(make_project, extra):
     probe_counts = Counter({b["address"]: b["count"] for b in res["backends"]})
     assert sum(probe_counts.values()) == n and len(probe_counts) == 3
 
-    log_counts = wait_for(lambda: (c := _lb_log_counts(p.name, marker)) and sum(c.values()) >= n and c,
+    log_counts = wait_for(lambda: (c := _lb_log_counts(p.name, "/api/whoami", since)) and sum(c.values()) >= n and c,
                           timeout=20, what=f"{n} access-log lines")
     assert log_counts == probe_counts

@@ -56,7 +56,7 @@ def test_backend_is_one_dnsrr_service_with_start_first_updates_and_health_check(
     assert "build" not in backend  # Swarm ignores build: scaleout builds the image itself
     assert backend["image"].startswith("${SCALEOUT_BACKEND_IMAGE:?")
     assert backend["environment"]["GREETING"] == "cost $$5"  # a literal $ survives stack deploy's interpolation
-    assert backend["environment"]["SCALEOUT_REPLICA"] == "backend-{{.Task.Slot}}"
+    assert backend["environment"]["SCALEOUT_REPLICA_NAME"] == "backend-{{.Task.Slot}}"
 
 
 def test_prebuilt_image_is_used_as_is(tmp_path):
@@ -220,7 +220,7 @@ def test_values_a_cluster_would_expand_are_escaped(tmp_path):
     stack = _yaml.safe_load(render_swarm(cfg)["stack.yml"])
     env = stack["services"]["backend"]["environment"]
     assert "{{.Node" not in env["GREETING"].replace('{{"{{"}}', "")
-    assert env["SCALEOUT_REPLICA"] == "backend-{{.Task.Slot}}"  # scaleout's own template stays live
+    assert env["SCALEOUT_REPLICA_NAME"] == "backend-{{.Task.Slot}}"  # scaleout's own template stays live
     docs = [d for d in _yaml.safe_load_all(render_k8s(cfg, {}, None, image="r/x:1")["backend.yaml"]) if d]
     [container] = [d for d in docs if d["kind"] == "Deployment"][0]["spec"]["template"]["spec"]["containers"]
     [k8s_value] = [e["value"] for e in container["env"] if e["name"] == "GREETING"]

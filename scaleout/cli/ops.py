@@ -26,6 +26,8 @@ def logs(
     timestamps: bool = typer.Option(False, "--timestamps", "-t", help="Show the engine's timestamp of each line."),
     no_color: bool = typer.Option(False, "--no-color", help="No colours (also: NO_COLOR set, or not a terminal)."),
     no_prefix: bool = typer.Option(False, "--no-log-prefix", help="Do not prefix lines with the service name."),
+    requests: bool = typer.Option(False, "--requests", help="The balancer's request record: one line per request "
+                                  "with the replica that served it."),
 ) -> None:
     """Output of the stack's containers, merged in time order, each line prefixed with its service."""
     import os
@@ -41,26 +43,32 @@ def logs(
     lines_per_container = parse_tail(tail)
     st = state_of(ctx)
     stack = ops_stack(ctx, "logs")
-    chosen = select(stack, services or [], "logs")
+    chosen = select(stack, ["lb"] if requests else services or [], "logs")
     out = st.console.out
     color = not no_color and not os.environ.get("NO_COLOR") and out.isatty()
     printer = report.LogPrinter(list(chosen), color=color, timestamps=timestamps, prefix=not no_prefix)
+    if requests:
+        from scaleout.targets.requests import RequestPrinter
+
+        printer = RequestPrinter(stack, timestamps=timestamps)
     started = time.time()
     try:
         with engine_errors("reading logs"):
             history = read_history(chosen, since=since_s, tail=lines_per_container)
-        out.write("".join(printer.format(ln) + "\n" for ln in history))
+        out.write("".join(text + "\n" for ln in history if (text := printer.format(ln)) is not None))
         out.flush()
         if follow:
 
             def emit(ln) -> None:
-                out.write(printer.format(ln) + "\n")
-                out.flush()
+                if (text := printer.format(ln)) is not None:
+                    out.write(text + "\n")
+                    out.flush()
 
             wanted = set(services or [])
 
             def rescan():
-                return [(s, c) for s, c in stack.service_containers() if not wanted or s in wanted]
+                return [(s, c) for s, c in stack.service_containers()
+                        if (s == "lb" if requests else not wanted or s in wanted)]
 
             with engine_errors("following logs"):
                 follow_logs(chosen, history, started, emit, rescan=rescan)

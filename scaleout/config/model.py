@@ -298,6 +298,7 @@ class BalancerConfig(_Model):
     retries: int = Field(3, ge=1, le=10, description="tries across replicas for a failed idempotent request")
     keepalive: int = Field(32, ge=0, le=1024, description="idle keep-alive connections to replicas per worker")
     client_max_body_size: str = "10m"
+    request_log: bool = Field(True, description="one line per request for `scaleout top` and `logs --requests`")
     limits: LimitsConfig = LimitsConfig(memory="256m", pids=1024)
 
     @field_validator("bind")

@@ -65,7 +65,7 @@ def compose_data(config: Config, assets: str | None = None) -> dict[str, Any]:
                 "dockerfile": b.dockerfile,
                 "args": {"BASE_IMAGE": config.images.base},
             }
-        env = {"PORT": str(b.port), "SCALEOUT_REPLICA": r.name}
+        env = {"PORT": str(b.port), "SCALEOUT_REPLICA": r.name.rsplit("-", 1)[-1], "SCALEOUT_REPLICA_NAME": r.name}
         if assets is not None:
             env[ENV_ASSETS] = escape_dollar(assets)
         # as written in scaleout.yaml, in Compose's syntax: ${VAR} is resolved by the engine at run time, so

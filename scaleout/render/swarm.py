@@ -241,7 +241,7 @@ def swarm_stack_data(config: Config, nginx_text: str, assets: str | None = None,
     b, h = config.backend, config.backend.health
     labels = {"io.scaleout.project": config.name}
     slot = f"{BACKEND_SERVICE}-{{{{.Task.Slot}}}}"  # Swarm expands Go templates in hostname and env
-    env = {"PORT": str(b.port), "SCALEOUT_REPLICA": slot}
+    env = {"PORT": str(b.port), "SCALEOUT_REPLICA": "{{.Task.Slot}}", "SCALEOUT_REPLICA_NAME": slot}
     if assets is not None:
         env[ENV_ASSETS] = escape_go_template(escape_dollar(assets))
     # in Compose syntax as written: `docker stack deploy` resolves ${VAR} from the shell and .env
