@@ -106,7 +106,7 @@ def _conf(tmp_path, extra: str = "") -> str:
 
 
 def test_request_log_is_on_by_default_and_switches_off(tmp_path):
-    assert "access_log /dev/stdout scaleout;" in _conf(tmp_path)
+    assert "access_log /dev/stdout scaleout buffer=32k flush=1s;" in _conf(tmp_path)
     conf = _conf(tmp_path, "balancer:\n  request_log: false\n")
     assert "access_log off;" in conf and "scaleout-request" not in conf
 

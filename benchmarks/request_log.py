@@ -1,0 +1,85 @@
+"""Cost of the balancer's request record: probe throughput through an nginx proxy with the record on
+(the rendered log_format, to the container's stdout) and off (`access_log off;`), interleaved round by
+round, the order rotated. Run: `python benchmarks/request_log.py [rounds] [requests]`."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from run import IMAGE, free_port, run_probe, sh, wait_http  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from scaleout.render.templates import templates_dir  # noqa: E402
+
+
+def _record_directives() -> str:
+    """The log_format and access_log lines as the template renders them (request_log on)."""
+    text = (templates_dir() / "nginx" / "nginx.conf.j2").read_text()
+    start = text.index("    log_format scaleout")
+    return text[start:text.index(";", text.index("access_log /dev/stdout scaleout", start)) + 1]
+
+
+CONF = """worker_processes auto;
+pid /tmp/nginx.pid;
+error_log stderr warn;
+events {{ worker_connections 4096; }}
+http {{
+{log}
+    upstream backend {{ server 127.0.0.1:{up}; keepalive 32; }}
+    server {{ listen 127.0.0.1:{up}; access_log off; location / {{ return 200 "ok\\n"; }} }}
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{ proxy_pass http://backend; proxy_http_version 1.1; proxy_set_header Connection ""; }}
+    }}
+}}
+"""
+
+
+class Proxy:
+    def __init__(self, record: bool) -> None:
+        self.port, up = free_port(), free_port()
+        self.dir = Path(tempfile.mkdtemp(prefix="scaleout-bench-reqlog-"))
+        log = _record_directives() if record else "    access_log off;"
+        (self.dir / "nginx.conf").write_text(CONF.format(log=log, up=up, port=self.port))
+        self.name = f"scaleout-bench-reqlog-{uuid.uuid4().hex[:8]}"
+        self.url = f"http://127.0.0.1:{self.port}/"
+
+    def __enter__(self) -> Proxy:
+        r = sh(["docker", "run", "-d", "--rm", "--name", self.name, "--network", "host", "-v", f"{self.dir}:/conf:ro",
+                IMAGE, "nginx", "-c", "/conf/nginx.conf", "-g", "daemon off;"])
+        if r.returncode:
+            raise SystemExit(f"could not start nginx: {r.stderr.strip()}")
+        wait_http(self.url, 30)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        sh(["docker", "rm", "-f", self.name])
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def main() -> None:
+    rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 5
+    n = int(sys.argv[2]) if len(sys.argv) > 2 else 20000
+    res: dict[str, list[float]] = {"on": [], "off": []}
+    with Proxy(True) as on, Proxy(False) as off:
+        for i in range(rounds):
+            order = [("on", on), ("off", off)][:: 1 if i % 2 == 0 else -1]
+            for key, px in order:
+                res[key].append(run_probe(px.url, n, 32))
+    load = os.getloadavg()[0]
+    ratios = [a / b for a, b in zip(res["on"], res["off"], strict=True)]
+    print(f"record on : {[round(x) for x in res['on']]} median {statistics.median(res['on']):,.0f} req/s")
+    print(f"record off: {[round(x) for x in res['off']]} median {statistics.median(res['off']):,.0f} req/s")
+    print(f"on/off per round: {[round(r, 3) for r in ratios]}; median ratio {statistics.median(ratios):.3f}; "
+          f"load average (1 min) {load:.1f}")
+
+
+if __name__ == "__main__":
+    main()
