@@ -34,6 +34,9 @@ def top(
         raise UsageError("top: the balancer's request record is off (balancer.request_log: false in scaleout.yaml)",
                          hint="set balancer.request_log: true and run `scaleout up`")
     stack = open_target(resolve_target(cfg.project_dir, None), cfg)
+    if not hasattr(stack, "containers"):
+        raise UsageError("top: reads the balancer's request record of the Compose stack on this machine; "
+                         "this project was last brought up on Swarm", hint="on Swarm use `docker service logs`")
     out = sys.stdout
     live = not once and not json_out and out.isatty()
     color = live and not os.environ.get("NO_COLOR")
@@ -46,7 +49,7 @@ def top(
             now = time.time()
             with engine_errors("reading the balancer's request record"):
                 status = stack.status()
-                lb = balancer_container(stack) if hasattr(stack, "containers") else None
+                lb = balancer_container(stack)
                 if lb is None:
                     raise NotRunningError(f"project {cfg.project}: the balancer is not running",
                                           hint="run `scaleout up` first")

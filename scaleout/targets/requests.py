@@ -39,13 +39,16 @@ class RequestPrinter:
     read again when an address is not in it (a replica added since)."""
 
     def __init__(self, stack: Any, timestamps: bool = False) -> None:
-        self.stack, self.timestamps, self._map = stack, timestamps, None
+        self.stack, self.timestamps, self._map, self._read_at = stack, timestamps, None, 0.0
 
     def _name(self, addr: str) -> str:
         if not addr:
             return "lb"
-        if self._map is None or addr not in self._map:
-            self._map = self.stack.address_map()
+        import time
+
+        # an unknown address: a replica added since (read the map again, at most once a second) or one gone
+        if self._map is None or (addr not in self._map and time.monotonic() - self._read_at > 1.0):
+            self._map, self._read_at = self.stack.address_map(), time.monotonic()
         return self._map.get(addr, addr)
 
     def format(self, ln: Any) -> str | None:
