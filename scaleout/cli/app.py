@@ -53,9 +53,9 @@ def _main(
 
 def _register_commands() -> None:
     """Every command module adds its commands; the order here is the order `--help` lists them."""
-    from scaleout.cli import completion, export, ops, probe, project, stack, trust
+    from scaleout.cli import completion, export, ops, probe, project, replay, stack, trust
 
-    for module in (project, stack, ops, completion, export, trust, probe):
+    for module in (project, stack, ops, completion, export, trust, probe, replay):
         module.register(app)
 
 

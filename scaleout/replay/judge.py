@@ -75,7 +75,8 @@ def _kind(steps: Sequence[Step], j: int, k: int, runs_j: Answer, expected: Answe
     return "state"
 
 
-def judge(steps: Sequence[Step], replicas: Sequence[str], send: Send, progress=lambda msg: None) -> Verdict:
+def judge(steps: Sequence[Step], replicas: Sequence[str], send: Send, progress=lambda msg: None,
+          parallel: int = 1) -> Verdict:
     a, b = replicas[0], replicas[1]
     n = len(steps)
     runs: dict[str, list[Answer]] = {}
@@ -96,10 +97,21 @@ def judge(steps: Sequence[Step], replicas: Sequence[str], send: Send, progress=l
     drift = [i + 1 for i in range(n) if differences(pinned[a][i], pinned[b][i], noise[a][i])]
     findings: list[Finding] = []
     explained: set[int] = set()
-    for label, plan in (("mixed", [a if i % 2 == 0 else b for i in range(n)]),
-                        ("mixed, other order", [b if i % 2 == 0 else a for i in range(n)])):
+    plans = [("mixed", [a if i % 2 == 0 else b for i in range(n)]),
+             ("mixed, other order", [b if i % 2 == 0 else a for i in range(n)])]
+    mixed_runs = []
+    for label, plan in plans:
         progress(f"{label}: steps alternate between {a} and {b}")
-        mixed = send(plan, label)
+        mixed_runs.append((label, plan, send(plan, label)))
+    if parallel > 1:
+        from concurrent.futures import ThreadPoolExecutor
+
+        progress(f"{parallel} mixed copies at once, each with its own cookie jar")
+        spread = [(f"parallel copy {c + 1}", [a if (i + c) % 2 == 0 else b for i in range(n)]) for c in range(parallel)]
+        with ThreadPoolExecutor(parallel) as pool:
+            answers = list(pool.map(lambda lp: send(lp[1], lp[0]), spread))
+        mixed_runs += [(label, plan, got) for (label, plan), got in zip(spread, answers, strict=True)]
+    for label, plan, mixed in mixed_runs:
         runs[label] = mixed
         for k in range(2, n + 1):
             if k in explained:
