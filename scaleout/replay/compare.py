@@ -142,3 +142,41 @@ def _body_differences(expected: Answer, got: Answer, noise: Noise) -> list[str]:
             out.append(f"body word {i + 1} is {b[:40]!r} instead of {a[:40]!r}")
             break
     return out
+
+
+def links(run: list[Answer], k: int, noise: Noise) -> set[tuple[str, int, str]]:
+    """(path in step k, earlier step j, path in step j) where a varying value of step k (a noise path) equals
+    a value of step j in this run: a value written by j and read back by k, an id handed on."""
+    if k >= len(run):
+        return set()
+    doc = _json(run[k])
+    if doc is None:
+        return set()
+    mine = {p: v for p, v in _flatten(doc).items() if p in noise.paths and isinstance(v, (str, int, float))
+            and not isinstance(v, bool) and str(v) not in ("", "{}", "[0]")}
+    found = set()
+    for j in range(k):
+        other = _json(run[j])
+        if other is None:
+            continue
+        for p2, v2 in _flatten(other).items():
+            for p, v in mine.items():
+                if v == v2 and not isinstance(v2, bool):
+                    found.add((p, j + 1, p2))
+    return found
+
+
+def broken_links(expected: set[tuple[str, int, str]], run: list[Answer], k: int) -> list[str]:
+    """The links of step k that held in every pinned run and do not hold in `run`."""
+    out = []
+    doc = _json(run[k]) if k < len(run) else None
+    if doc is None:
+        return out
+    mine = _flatten(doc)
+    for p, j, p2 in sorted(expected):
+        other = _json(run[j - 1])
+        theirs = _flatten(other) if other is not None else {}
+        if mine.get(p, object()) != theirs.get(p2, object()):
+            out.append(f"{p} is {json.dumps(mine.get(p))[:80]}, not step {j}'s {p2} "
+                       f"{json.dumps(theirs.get(p2))[:80]}")
+    return out

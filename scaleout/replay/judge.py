@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
-from scaleout.replay.compare import Noise, differences, learn_noise
+from scaleout.replay.compare import Noise, broken_links, differences, learn_noise, links
 from scaleout.replay.flow import Answer, Step
 
 __all__ = ["Finding", "Verdict", "judge", "KINDS"]
@@ -68,7 +68,7 @@ def _kind(steps: Sequence[Step], j: int, k: int, runs_j: Answer, expected: Answe
             return "session"
     if got.status in (400, 403, 419, 422) and expected.status < 400:
         return "token"
-    if got.status == expected.status and sj.method in ("POST", "PUT", "PATCH", "DELETE"):
+    if got.status == expected.status and (sj.method in ("POST", "PUT", "PATCH", "DELETE") or k - j > 1):
         return "cache"
     if runs_j.set_cookie_names():
         return "session"
@@ -94,6 +94,16 @@ def judge(steps: Sequence[Step], replicas: Sequence[str], send: Send, progress=l
         if all(r[i].status >= 400 or r[i].error for r in runs.values())
         and len({(r[i].status, r[i].error) for r in runs.values()}) == 1
     ]
+    invariants = []
+    for i in range(n):
+        sets = [links(r, i, noise[a][i] if label.startswith(f"pinned {a}") else noise[b][i])
+                for label, r in runs.items()]
+        invariants.append(set.intersection(*sets) if sets else set())
+
+    def changed(rep: str, k: int, got: list[Answer]) -> list[str]:
+        return differences(pinned[rep][k - 1], got[k - 1], noise[rep][k - 1]) or broken_links(
+            invariants[k - 1], got, k - 1)
+
     drift = [i + 1 for i in range(n) if differences(pinned[a][i], pinned[b][i], noise[a][i])]
     findings: list[Finding] = []
     explained: set[int] = set()
@@ -117,7 +127,7 @@ def judge(steps: Sequence[Step], replicas: Sequence[str], send: Send, progress=l
             if k in explained:
                 continue
             rep_k = plan[k - 1]
-            changes = differences(pinned[rep_k][k - 1], mixed[k - 1], noise[rep_k][k - 1])
+            changes = changed(rep_k, k, mixed)
             if not changes:
                 continue
             other = b if rep_k == a else a
@@ -128,7 +138,7 @@ def judge(steps: Sequence[Step], replicas: Sequence[str], send: Send, progress=l
                 progress(f"step {k} changed; moving step {j} to {other}")
                 got = send(moved, f"step {j} on {other}")
                 runs[f"step {j} on {other} (for step {k})"] = got
-                again = differences(pinned[rep_k][k - 1], got[k - 1], noise[rep_k][k - 1])
+                again = changed(rep_k, k, got)
                 if again:
                     found = (j, got, again)
                     break
