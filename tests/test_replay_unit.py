@@ -120,6 +120,7 @@ class Replica:
     def __init__(self, name, bug, shared):
         self.name, self.bug, self.shared = name, bug, shared
         self.sessions, self.files, self.cache = set(), set(), {}
+        self.shared_value = _SHARED_VALUE
 
     def answer(self, step, jar):
         noisy = {"time": f"2026-12-03T08:{next(_clock) % 60:02d}:00Z", "rid": str(uuid.uuid4()), "host": self.name}
@@ -141,6 +142,17 @@ class Replica:
             jar["file"] = uuid.uuid4().hex
             (self.files if self.bug == "disk" else self.shared).add(jar["file"])
             return Answer(201, [("Content-Type", "application/json")], json.dumps(noisy).encode())
+        if step == "write":
+            jar["v"] = uuid.uuid4().hex
+            self.shared.add(("v", jar["v"]))
+            self.cache["v"] = jar["v"]
+            self.shared_value[0] = jar["v"]
+            return Answer(200, [("Content-Type", "application/json")], json.dumps({"value": jar["v"]}).encode())
+        if step == "read":
+            if self.bug != "cache" or "v" not in self.cache:
+                self.cache["v"] = self.shared_value[0]
+            return Answer(200, [("Content-Type", "application/json")],
+                          json.dumps({**noisy, "value": self.cache["v"]}).encode())
         if step == "get":
             ok = jar.get("file") in (self.files if self.bug == "disk" else self.shared)
             return Answer(200 if ok else 404, [("Content-Type", "text/plain")], b"hello" if ok else b"nope")
@@ -148,6 +160,7 @@ class Replica:
 
 
 _clock = itertools.count()
+_SHARED_VALUE = [""]
 
 
 def _send_for(bug, steps):
@@ -164,20 +177,21 @@ def _send_for(bug, steps):
 def _steps(names):
     from scaleout.replay.flow import Step
 
-    return [Step(i + 1, "POST" if n in ("login", "upload") else "GET", f"/{n}") for i, n in enumerate(names)]
+    return [Step(i + 1, "POST" if n in ("login", "upload", "write") else "GET", f"/{n}") for i, n in enumerate(names)]
 
 
 @pytest.mark.parametrize("bug,names,step,depends_on,kind", [
     ("session", ["login", "me"], 2, 1, "session"),
     ("session", ["login", "me", "me"], 2, 1, "session"),
     ("disk", ["login", "upload", "get"], 3, 2, "local-disk"),
+    ("cache", ["read", "write", "read"], 3, 2, "cache"),
 ])
 def test_judge_names_the_step_and_what_it_depends_on(bug, names, step, depends_on, kind):
     verdict = judge(_steps(names), ["a", "b"], _send_for(bug, names))
     assert [(f.step, f.depends_on, f.kind) for f in verdict.findings] == [(step, depends_on, kind)]
 
 
-@pytest.mark.parametrize("names", [["login", "me"], ["login", "upload", "get", "me"]])
+@pytest.mark.parametrize("names", [["login", "me"], ["login", "upload", "get", "me"], ["read", "write", "read"]])
 def test_stateless_controls_with_noise_and_hostnames_pass(names):
     verdict = judge(_steps(names), ["a", "b"], _send_for(None, names))
     assert verdict.findings == []
