@@ -71,7 +71,12 @@ def up(
     with project_lock(cfg.project_dir, lock_wait):
         stack = open_target(tgt, cfg, progress=con.progress, log=con.log, registry=registry)
         stack.preflight()  # engine, CLI, port: before anything is written or built
-        plan = plan_for(tgt, cfg, balancer_nginx_version(cfg), pin=_pin(tgt, cfg))
+        pin = _pin(tgt, cfg)
+        plan = plan_for(tgt, cfg, balancer_nginx_version(cfg), pin=pin)  # checks the project before any write
+        if pin is not None:
+            from scaleout.replay.secret import save_secret
+
+            save_secret(cfg.project_dir, pin)
         remember_target(cfg.project_dir, tgt)  # before up: a half-started stack is still where `down` looks
         status = stack.up(plan, build=build, timeout_s=timeout, force=force)
         remember_strategy(cfg.project_dir, cfg.balancer.strategy)
@@ -99,9 +104,9 @@ def _pin(tgt: str, cfg) -> str | None:
     """The replay pin secret on Compose (made on first `up`); Swarm has no pin route yet."""
     if tgt != "compose":
         return None
-    from scaleout.replay.secret import ensure_secret
+    from scaleout.replay.secret import current_or_new
 
-    return ensure_secret(cfg.project_dir)
+    return current_or_new(cfg.project_dir)
 
 
 def _watch_and_roll(
@@ -126,8 +131,13 @@ def _watch_and_roll(
         with project_lock(now.project_dir, lock_wait):
             stack = open_target(tgt, now, progress=con.progress, log=con.log, registry=registry)
             stack.preflight()
-            status = stack.up(plan_for(tgt, now, balancer_nginx_version(now), pin=_pin(tgt, now)), build=True,
-                              timeout_s=timeout)
+            pin = _pin(tgt, now)
+            plan = plan_for(tgt, now, balancer_nginx_version(now), pin=pin)
+            if pin is not None:
+                from scaleout.replay.secret import save_secret
+
+                save_secret(now.project_dir, pin)
+            status = stack.up(plan, build=True, timeout_s=timeout)
             remember_strategy(now.project_dir, now.balancer.strategy)
         n = len(status.replicas)
         con.message(f"ready: {now.url}/  ({n} replica{'s' if n != 1 else ''})")

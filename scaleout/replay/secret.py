@@ -28,13 +28,21 @@ def read_secret(project_dir: Path) -> str | None:
     return text if _VALID.fullmatch(text) else None
 
 
-def ensure_secret(project_dir: Path) -> str:
-    found = read_secret(project_dir)
-    if found:
-        return found
-    value = secrets.token_hex(32)
+def current_or_new(project_dir: Path) -> str:
+    """The stack's secret, or a new one not yet saved (save it with save_secret once `up` may write)."""
+    return read_secret(project_dir) or secrets.token_hex(32)
+
+
+def save_secret(project_dir: Path, value: str) -> None:
+    if read_secret(project_dir) == value:
+        return
     (project_dir / OUT_DIR).mkdir(parents=True, exist_ok=True)
     atomic_write(project_dir / SECRET_FILE, value + "\n", mode=0o600)
+
+
+def ensure_secret(project_dir: Path) -> str:
+    value = current_or_new(project_dir)
+    save_secret(project_dir, value)
     return value
 
 
