@@ -53,9 +53,9 @@ def _main(
 
 def _register_commands() -> None:
     """Every command module adds its commands; the order here is the order `--help` lists them."""
-    from scaleout.cli import completion, export, ops, probe, project, stack, top, trust
+    from scaleout.cli import completion, export, ops, probe, project, replay, stack, top, trust
 
-    for module in (project, stack, ops, completion, export, trust, probe, top):
+    for module in (project, stack, ops, completion, export, trust, probe, replay, top):
         module.register(app)
 
 

@@ -71,7 +71,12 @@ def up(
     with project_lock(cfg.project_dir, lock_wait):
         stack = open_target(tgt, cfg, progress=con.progress, log=con.log, registry=registry)
         stack.preflight()  # engine, CLI, port: before anything is written or built
-        plan = plan_for(tgt, cfg, balancer_nginx_version(cfg))
+        pin = _pin(tgt, cfg)
+        plan = plan_for(tgt, cfg, balancer_nginx_version(cfg), pin=pin)  # checks the project before any write
+        if pin is not None:
+            from scaleout.replay.secret import save_secret
+
+            save_secret(cfg.project_dir, pin)
         remember_target(cfg.project_dir, tgt)  # before up: a half-started stack is still where `down` looks
         status = stack.up(plan, build=build, timeout_s=timeout, force=force)
         remember_strategy(cfg.project_dir, cfg.balancer.strategy)
@@ -93,6 +98,15 @@ def up(
             )
     if watch_:
         _watch_and_roll(st, tgt, overrides, timeout, lock_wait, registry)  # every rebuild with the same flags
+
+
+def _pin(tgt: str, cfg) -> str | None:
+    """The replay pin secret on Compose (made on first `up`); Swarm has no pin route yet."""
+    if tgt != "compose":
+        return None
+    from scaleout.replay.secret import current_or_new
+
+    return current_or_new(cfg.project_dir)
 
 
 def _watch_and_roll(
@@ -117,7 +131,13 @@ def _watch_and_roll(
         with project_lock(now.project_dir, lock_wait):
             stack = open_target(tgt, now, progress=con.progress, log=con.log, registry=registry)
             stack.preflight()
-            status = stack.up(plan_for(tgt, now, balancer_nginx_version(now)), build=True, timeout_s=timeout)
+            pin = _pin(tgt, now)
+            plan = plan_for(tgt, now, balancer_nginx_version(now), pin=pin)
+            if pin is not None:
+                from scaleout.replay.secret import save_secret
+
+                save_secret(now.project_dir, pin)
+            status = stack.up(plan, build=True, timeout_s=timeout)
             remember_strategy(now.project_dir, now.balancer.strategy)
         n = len(status.replicas)
         con.message(f"ready: {now.url}/  ({n} replica{'s' if n != 1 else ''})")
@@ -184,6 +204,9 @@ def down(
     with project_lock(cfg.project_dir, lock_wait):
         stack = open_target(resolve_target(cfg.project_dir, value_of(target)), cfg, progress=con.progress, log=con.log)
         n = stack.down(volumes=volumes)
+        from scaleout.replay.secret import forget_secret
+
+        forget_secret(cfg.project_dir)  # the next `up` makes a new pin secret
     con.message(f"removed project {cfg.project} ({n} container(s){', volumes too' if volumes else ''})")
 
 

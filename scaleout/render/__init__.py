@@ -40,12 +40,13 @@ def check_project_files(config: Config) -> None:
         raise ConfigError(problems, hint="create it, or point the key at an existing folder (or set backend.image)")
 
 
-def plan_for(target: str, config: Config, nginx_version: tuple[int, int, int] | None = None) -> Plan:
+def plan_for(target: str, config: Config, nginx_version: tuple[int, int, int] | None = None,
+             pin: str | None = None) -> Plan:
     """Every generated file `up` (or `render`) writes for `target`: the engine's files, the balancer's,
     the service worker and the fingerprinted asset copies, keyed by path relative to the project.
     With balancer.tls also the certificate and its key (see scaleout/tls/certs.py; on Swarm they become secrets
     too), and `nginx_version`, the balancer image's (scaleout/targets/nginx_version.py), is required: the
-    HTTP/2 syntax depends on it."""
+    HTTP/2 syntax depends on it. `pin` (scaleout/replay/secret.py, Compose only) adds the replay pin route."""
     from scaleout.render.assets import asset_files, plan_assets
     from scaleout.render.worker import render_worker
 
@@ -75,7 +76,7 @@ def plan_for(target: str, config: Config, nginx_version: tuple[int, int, int] | 
     else:
         from scaleout.render.compose import render
 
-        files = dict(render(config, worker=worker, assets=assets.env_value(), nginx_version=nginx_version))
+        files = dict(render(config, worker=worker, assets=assets.env_value(), nginx_version=nginx_version, pin=pin))
     files.update(copies)
     files.update(tls_plan)
     return Plan(files, keep, modes)

@@ -139,7 +139,7 @@ def render_compose(config: Config, assets: str | None = None) -> str:
 
 
 def render(config: Config, worker: str | None = None, assets: str | None = None,
-           nginx_version: tuple[int, int, int] | None = None) -> dict[str, str]:
+           nginx_version: tuple[int, int, int] | None = None, pin: str | None = None) -> dict[str, str]:
     """Every generated file for `config`, keyed by path relative to the project folder.
 
     `worker` is the generated service worker's text (see `scaleout.render.worker`), rendered by the caller
@@ -149,7 +149,7 @@ def render(config: Config, worker: str | None = None, assets: str | None = None,
     """
     files = {
         COMPOSE_FILE: render_compose(config, assets),
-        NGINX_CONF: render_nginx(config, nginx_version=nginx_version),
+        NGINX_CONF: render_nginx(config, nginx_version=nginx_version, pin=pin),
         WATCH_ENV: render_watch_env(config),
         LB_SCRIPT: render_lb_script(),
     }

@@ -122,11 +122,15 @@ def render_nginx(
     dynamic: dict[str, Any] | None = None,
     nginx_version: tuple[int, int, int] | None = None,
     replicas: list[Replica] | None = None,
+    pin: str | None = None,
 ) -> str:
     """The balancer's nginx.conf. `dynamic` ({target, host, resolver, valid}) makes it find the
     replicas through DNS per request instead of a fixed upstream block (Swarm and Kubernetes).
     With balancer.tls nginx serves HTTPS and HTTP/2 in the syntax of `nginx_version`.
-    `replicas` replaces the upstream's servers (a rolling update names containers while it swaps them)."""
+    `replicas` replaces the upstream's servers (a rolling update names containers while it swaps them).
+    `pin` (the stack's replay secret, hex) adds the route that sends a request carrying it to one replica."""
+    if pin is not None and not re.fullmatch(r"[0-9a-f]{32,128}", pin):
+        raise ValueError("the pin secret must be 32 to 128 lowercase hex digits")
     env = template_env()
     return env.get_template("nginx/nginx.conf.j2").render(
         dynamic=dynamic,
@@ -137,6 +141,7 @@ def render_nginx(
         balancer=config.balancer,
         strategy_directive=strategy_directive(config),
         static_locations=_static_locations(config),
+        pin=pin,
     )
 
 

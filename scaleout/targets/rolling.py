@@ -177,6 +177,7 @@ class RollingUpdate:
         ones: this configuration only lives while the update runs). With `once_healthy`, only once the
         balancer's own check passes for those names (see ComposeStack.reload): whether it was installed."""
         from scaleout.render.nginx import render_nginx, render_watch_env
+        from scaleout.replay.secret import read_secret
 
         servers = upstream(self.config, self.entries)
         version = None
@@ -184,7 +185,8 @@ class RollingUpdate:
             from scaleout.targets.nginx_version import nginx_version_for
 
             version = nginx_version_for(self.config)
-        done = self.stack.reload(render_nginx(self.config, nginx_version=version, replicas=servers),
+        done = self.stack.reload(render_nginx(self.config, nginx_version=version, replicas=servers,
+                                             pin=read_secret(self.config.project_dir)),
                                  render_watch_env(self.config, servers), record=False, quiet=True,
                                  once_healthy=once_healthy)
         self.reloaded = self.reloaded or done

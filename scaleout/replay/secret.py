@@ -1,0 +1,53 @@
+"""The per-stack secret that unlocks the balancer's pin route (`X-Scaleout-Pin: SECRET:REPLICA`).
+
+`up` makes it when there is none (kept 0600 in .scaleout/replay-secret), `down` removes it so the next `up`
+makes a new one. Rendering takes it as an input; it is never made inside scaleout/render/.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from pathlib import Path
+
+from scaleout.files import atomic_write
+from scaleout.layout import OUT_DIR
+
+__all__ = ["SECRET_FILE", "PIN_HEADER", "ensure_secret", "read_secret", "forget_secret"]
+
+SECRET_FILE = f"{OUT_DIR}/replay-secret"
+PIN_HEADER = "X-Scaleout-Pin"
+_VALID = re.compile(r"[0-9a-f]{64}")
+
+
+def read_secret(project_dir: Path) -> str | None:
+    try:
+        text = (project_dir / SECRET_FILE).read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return text if _VALID.fullmatch(text) else None
+
+
+def current_or_new(project_dir: Path) -> str:
+    """The stack's secret, or a new one not yet saved (save it with save_secret once `up` may write)."""
+    return read_secret(project_dir) or secrets.token_hex(32)
+
+
+def save_secret(project_dir: Path, value: str) -> None:
+    if read_secret(project_dir) == value:
+        return
+    (project_dir / OUT_DIR).mkdir(parents=True, exist_ok=True)
+    atomic_write(project_dir / SECRET_FILE, value + "\n", mode=0o600)
+
+
+def ensure_secret(project_dir: Path) -> str:
+    value = current_or_new(project_dir)
+    save_secret(project_dir, value)
+    return value
+
+
+def forget_secret(project_dir: Path) -> None:
+    try:
+        (project_dir / SECRET_FILE).unlink()
+    except FileNotFoundError:
+        pass
