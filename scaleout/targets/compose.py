@@ -109,7 +109,7 @@ class BalancerCreation:
         try:
             run_compose(self.stack.config.project, self.stack.compose_file, ["up", "--no-start", "--no-build",
                         LB_SERVICE], on_line=self.lines.append, action="creating the load balancer",
-                        extra_env=dict(self.stack.config.dotenv))
+                        dotenv=self.stack.config.dotenv)
             self.created = self.stack.containers(LB_SERVICE)
         except BaseException as exc:  # handed to the main thread by start()
             self.error = exc
@@ -356,7 +356,7 @@ class ComposeStack:
     def _compose(self, args: list[str], action: str, *, error=None, check: bool = True):
         kwargs = {"error": error} if error is not None else {}
         return run_compose(self.config.project, self.compose_file, args, on_line=self.log, action=action,
-                           check=check, extra_env=dict(self.config.dotenv), **kwargs)
+                           check=check, dotenv=self.config.dotenv, **kwargs)
 
     def _require_built_image(self) -> None:
         """With --no-build, scaleout's own backend image must exist: Compose would otherwise pull a

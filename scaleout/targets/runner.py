@@ -11,7 +11,7 @@ import ssl
 import subprocess
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -122,34 +122,35 @@ def run_compose(
     action: str = "compose",
     check: bool = True,
     error: type[StackError] | type = StackError,
-    extra_env: dict[str, str] | None = None,
+    dotenv: Mapping[str, str] | None = None,
 ) -> ComposeResult:
-    """Run the Compose CLI on the generated file, streaming its output lines to `on_line`.
-    `extra_env` (e.g. the project's .env variables) fills in what the shell does not set."""
-    cmd = [*compose_cli(), "-p", project, "-f", str(compose_file), *args]
-    env = {**(extra_env or {}), **os.environ}
-    env.setdefault("COMPOSE_PROGRESS", "plain")  # v2: line output, not a TTY animation
-    env.setdefault("BUILDKIT_PROGRESS", "plain")
+    """Run the Compose CLI on the generated file, streaming its output lines to `on_line`. `dotenv` (the
+    project's .env variables) resolves the file's references; it never enters Compose's environment
+    (see targets.childenv)."""
+    from scaleout.targets.childenv import child_environment, compose_inputs
+
     tail: deque[str] = deque(maxlen=30)
-    try:
-        proc = subprocess.Popen(
-            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace", env=env,
-            cwd=compose_file.parent,
-        )
-    except OSError as exc:
-        raise ComposeUnavailableError(f"cannot run {' '.join(cmd[:2])}: {exc}") from None
-    assert proc.stdout is not None
-    try:
-        for line in proc.stdout:
-            line = line.rstrip("\n")
-            tail.append(line)
-            if on_line:
-                on_line(line)
-        proc.wait()
-    except BaseException:
-        proc.kill()
-        proc.wait()
-        raise
+    with compose_inputs(compose_file, dotenv or {}) as (file, env_file):
+        cmd = [*compose_cli(), "-p", project, "-f", str(file), "--env-file", str(env_file), *args]
+        try:
+            proc = subprocess.Popen(
+                cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace",
+                env=child_environment(), cwd=compose_file.parent,
+            )
+        except OSError as exc:
+            raise ComposeUnavailableError(f"cannot run {' '.join(cmd[:2])}: {exc}") from None
+        assert proc.stdout is not None
+        try:
+            for line in proc.stdout:
+                line = line.rstrip("\n")
+                tail.append(line)
+                if on_line:
+                    on_line(line)
+            proc.wait()
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
     result = ComposeResult(proc.returncode, list(tail))
     if check and proc.returncode != 0:
         raise_for_output(action, proc.returncode, result.tail, error)
@@ -165,12 +166,15 @@ def raise_for_output(action: str, returncode: int, tail: list[str],
     raise error(f"{action} failed (exit {returncode}); last output:\n{text}")
 
 
-def run_docker(args: list[str], *, cwd: Path, env: dict[str, str], action: str,
+def run_docker(args: list[str], *, cwd: Path, action: str, extra_env: Mapping[str, str] | None = None,
                on_line: Callable[[str], None] | None = None, timeout_s: float = 300) -> list[str]:
-    """Run the `docker` CLI (e.g. `docker stack deploy`); returns its output lines, raises on failure."""
+    """Run the `docker` CLI (e.g. `docker stack deploy`) in the user's environment plus `extra_env`
+    (values scaleout chose); returns its output lines, raises on failure."""
+    from scaleout.targets.childenv import child_environment
+
     try:
-        proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, errors="replace",
-                              timeout=timeout_s)
+        proc = subprocess.run(args, cwd=cwd, env=child_environment(extra_env), capture_output=True, text=True,
+                              errors="replace", timeout=timeout_s)
     except FileNotFoundError:
         raise DockerUnavailableError(f"the `docker` command is not installed; scaleout runs `{' '.join(args[:3])}`",
                                      hint="install the Docker CLI") from None

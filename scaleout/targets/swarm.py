@@ -333,17 +333,21 @@ class SwarmStack:
             )
 
     def _deploy(self, images: dict[str, str]) -> None:
-        args = ["docker", "stack", "deploy", "-c", STACK_FILE, "--prune", "--resolve-image", "never"]
-        if _deploy_has_detach():
-            args.append("--detach=true")  # scaleout waits itself, with better messages
-        if self.registry:
-            args.append("--with-registry-auth")
-        args.append(self.config.project)
-        # .env's variables too: the stack file keeps ${VAR} references for `docker stack deploy` to resolve
-        self._docker(args, {**self.config.engine_environment(), **images}, "deploying the stack")
+        from scaleout.targets.childenv import resolved_file
 
-    def _docker(self, args: list[str], env: dict[str, str], action: str) -> None:
-        run_docker(args, cwd=self.stack_file.parent, env=env, action=action, on_line=self.log)
+        # the stack file keeps ${VAR} references: resolved into a private copy, never through the
+        # CLI's environment (.env is the project's, see targets.childenv); the image names are scaleout's
+        with resolved_file(self.stack_file, self.config.dotenv, {**os.environ, **images}) as file:
+            args = ["docker", "stack", "deploy", "-c", file.name, "--prune", "--resolve-image", "never"]
+            if _deploy_has_detach():
+                args.append("--detach=true")  # scaleout waits itself, with better messages
+            if self.registry:
+                args.append("--with-registry-auth")
+            args.append(self.config.project)
+            self._docker(args, images, "deploying the stack")
+
+    def _docker(self, args: list[str], extra_env: dict[str, str], action: str) -> None:
+        run_docker(args, cwd=self.stack_file.parent, extra_env=extra_env, action=action, on_line=self.log)
 
     def wait_converged(self, timeout_s: float, known: set[str] = frozenset()) -> None:
         """Poll until every service has its tasks running (= healthy) on its current spec: first the
@@ -515,7 +519,7 @@ class SwarmStack:
                          or client.secrets.list(filters=label))
         if services or leftovers:
             self.progress(f"removing stack {self.config.project}")
-            self._docker(["docker", "stack", "rm", self.config.project], dict(os.environ), "removing the stack")
+            self._docker(["docker", "stack", "rm", self.config.project], {}, "removing the stack")
         deadline = time.monotonic() + timeout_s
         while True:
             with engine_errors("waiting for the stack's containers to stop"):
