@@ -9,6 +9,8 @@
     python benchmarks/run.py rolling    # rolling update of 3 replicas (4 s boot) under load; watch: save -> served
     python benchmarks/run.py memory     # a 10-minute probe against 3 replicas: resident memory, summary time
     python benchmarks/run.py hotpath    # recording one answer: histogram vs per-request arrays (vs hdrhistogram)
+    python benchmarks/run.py rescale    # `up --replicas 32` from 1 running, then back to 4
+    python benchmarks/run.py ratios     # every ratio of issue 22 side by side (speed, https, compose, rescale, rolling)
     python benchmarks/run.py all        # every section but memory (10 minutes on its own)
 
 Each section prints a Markdown table and the results go to --out (JSON, default
@@ -760,8 +762,70 @@ def hotpath(args) -> dict:
                                        ["load average", res["load_avg_1m"]]]))
     return res
 
+# --- rescale and ratios: every ratio of the issue side by side ----------------------------------------
+
+def rescale(args) -> dict:
+    """`scaleout up --replicas 32` from a running 1-replica stack, then back to 4: wall seconds of each."""
+    res: dict = {"steps": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        name = f"bench{uuid.uuid4().hex[:8]}"
+        proj = Path(tmp) / name
+        sh([*SCALEOUT, "init", str(proj), "--name", name], check=True)
+        port = free_port()
+        cfg = proj / "scaleout.yaml"
+        cfg.write_text(cfg.read_text().replace("port: 8080", f"port: {port}"))
+        try:
+            r = sh([*SCALEOUT, "-C", str(proj), "up", "--replicas", "1"])
+            if r.returncode:
+                raise SystemExit(r.stderr)
+            for n in (32, 4):
+                load = round(os.getloadavg()[0], 2)
+                t0 = time.perf_counter()
+                r = sh([*SCALEOUT, "-C", str(proj), "up", "--replicas", str(n), "--no-build"])
+                wall = time.perf_counter() - t0
+                if r.returncode:
+                    raise SystemExit(r.stderr)
+                res["steps"].append({"to": n, "s": round(wall, 2), "load_avg_1m": load})
+                print(f"  rescale to {n}: {wall:.2f} s (load {load})", file=sys.stderr)
+        finally:
+            sh([*SCALEOUT, "-C", str(proj), "down"])
+    print("\n### rescale of a running stack 1 -> 32 -> 4\n")
+    print(md_table(["step", "seconds", "load avg"],
+                   [[f"-> {s['to']}", s["s"], s["load_avg_1m"]] for s in res["steps"]]))
+    return res
+
+
+def ratios(args) -> dict:
+    """Every ratio issue 22 asks for, measured in one command and printed side by side."""
+    out: dict = {}
+    args.https = False
+    out["speed"] = speed(args)
+    args.https = True
+    out["speed_https"] = speed(args)
+    args.https = False
+    out["compose"] = compose(args)
+    out["rescale"] = rescale(args)
+    out["rolling"] = rolling(args)
+    up = out["rolling"]["update"]
+    rows = [
+        ["probe / wrk (HTTP)", out["speed"]["median"]["probe/wrk"]],
+        ["probe / hey (HTTP)", out["speed"]["median"]["probe/hey"]],
+        ["probe / wrk (HTTPS)", out["speed_https"]["median"]["probe/wrk"]],
+        ["probe / hey (HTTPS)", out["speed_https"]["median"]["probe/hey"]],
+        ["up cold / compose", out["compose"]["median_round_ratio"]],
+        ["rescale 1 -> 32, s", out["rescale"]["steps"][0]["s"]],
+        ["rescale 32 -> 4, s", out["rescale"]["steps"][1]["s"]],
+        ["rolling / budget", round(statistics.median(u["rolling_s"] / u["budget_s"] for u in up), 2)],
+        ["failed requests during rolling", sum(u["failed"] for u in up)],
+        ["load avg (1 min) at the end", round(os.getloadavg()[0], 2)],
+    ]
+    print("\n### issue 22: every ratio, one run\n")
+    print(md_table(["", "median"], rows))
+    return out
+
 SECTIONS = {"speed": speed, "startup": startup, "compose": compose, "overhead": overhead, "rolling": rolling,
-            "memory": memory, "hotpath": hotpath}
+            "memory": memory, "hotpath": hotpath, "rescale": rescale,
+            "ratios": ratios}
 
 
 def main() -> None:
@@ -786,7 +850,7 @@ def main() -> None:
     out = json.loads(args.out.read_text()) if args.out.exists() else {}
     out["machine"] = machine()
     print(f"machine: {json.dumps(out['machine'])}")
-    for name in [s for s in SECTIONS if s != "memory"] if args.section == "all" else [args.section]:
+    for name in [s for s in SECTIONS if s not in ("memory", "ratios")] if args.section == "all" else [args.section]:
         key = "speed_https" if name == "speed" and (args.https or (args.url or "").startswith("https://")) else name
         out[key] = SECTIONS[name](args)
         out[key]["machine"] = machine()
