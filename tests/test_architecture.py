@@ -109,3 +109,49 @@ def test_imports_run_one_way():
 def test_typer_is_imported_by_the_cli_only():
     users = sorted(m for m, p in MODULES.items() if "import typer" in p.read_text(encoding="utf-8"))
     assert users and all(m.startswith("scaleout.cli.") for m in users), users
+
+
+def _defined_private_attributes(tree: ast.AST) -> set[str]:
+    """`_x` names this module defines itself: methods, class attributes, and `self._x = ...` assignments."""
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.name.startswith("_"):
+            names.add(node.name)
+        elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store) and node.attr.startswith("_"):
+            names.add(node.attr)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store) and node.id.startswith("_"):
+            names.add(node.id)
+        elif isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value.startswith("_"):
+            names.add(node.value)  # __slots__ entries
+    return names
+
+
+def test_no_private_attributes_of_other_modules():
+    """`obj._x` only where this module defines `_x` itself: no reaching into another module's objects."""
+    bad = []
+    for mod, path in MODULES.items():
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        own = _defined_private_attributes(tree)
+        for node in ast.walk(tree):
+            if (isinstance(node, ast.Attribute) and node.attr.startswith("_") and not node.attr.endswith("__")
+                    and node.attr not in own):
+                bad.append(f"{mod}:{node.lineno}: {ast.unparse(node)}")
+    assert not bad, "\n".join(bad)
+
+
+# Modules over the size a newcomer reads in one go, each capped where it stands until it is split (issue 21).
+MAX_MODULE_LINES = 500
+OVERSIZED = {"scaleout.config.model": 900, "scaleout.targets.compose": 600, "scaleout.targets.swarm": 560}
+MAX_FLAT_MODULES = 10  # modules directly in scaleout/, beside the rooms
+
+
+def test_module_sizes():
+    big = {m: len(p.read_text(encoding="utf-8").splitlines()) for m, p in MODULES.items()}
+    bad = [f"{m}: {n} lines (at most {OVERSIZED.get(m, MAX_MODULE_LINES)})" for m, n in sorted(big.items())
+           if n > OVERSIZED.get(m, MAX_MODULE_LINES)]
+    assert not bad, "\n".join(bad)
+
+
+def test_flat_modules_stay_few():
+    flat = sorted(p.name for p in PACKAGE.glob("*.py"))
+    assert len(flat) <= MAX_FLAT_MODULES, flat

@@ -72,10 +72,10 @@ class FakeEngine:
         return self.containers[name]
 
     # --- the stack's methods the update calls ---
-    def _containers(self) -> list[FakeContainer]:
+    def project_containers(self) -> list[FakeContainer]:
         return list(self.containers.values())
 
-    def _compose(self, args: list[str], action: str) -> None:
+    def run_cli(self, args: list[str], action: str) -> None:
         self.event("compose", *args)
         assert "--no-start" in args
         for svc in [a.split("=")[0] for a in args if a.endswith("=2")]:

@@ -72,7 +72,7 @@ def stop(stack: ComposeStack, chosen: dict[str, Any]) -> None:
         with engine_errors(f"stopping {service}"):
             c.stop(timeout=STOP_GRACE_S)
     replicas = [s for s, c in chosen.items() if _role(c) == "backend"]
-    if not replicas or stack._lb() is None:
+    if not replicas or stack.lb_container() is None:
         return
     with engine_errors("reading the balancer's routing"):
         if _wait_routing(stack, replicas, False, ROUTE_WAIT_S):
@@ -103,7 +103,7 @@ def restart(stack: ComposeStack, chosen: dict[str, Any], *, timeout_s: float) ->
     marked failed in nginx's workers for fail_timeout seconds, where a second failing replica would leave
     nginx none to try.)"""
     rolling = {}
-    if stack._lb() is not None:
+    if stack.lb_container() is not None:
         rolling = {s: c for s, c in chosen.items() if _role(c) == "backend" and c.status == "running"}
     for service, c in rolling.items():
         stop(stack, {service: c})
@@ -122,7 +122,7 @@ def _wait_ready(stack: ComposeStack, chosen: dict[str, Any], timeout_s: float) -
     if LB_SERVICE in chosen:
         stack.wait_balancer(timeout_s)
     replicas = [s for s, c in chosen.items() if _role(c) == "backend"]
-    if not replicas or stack._lb() is None:
+    if not replicas or stack.lb_container() is None:
         return
     wait_s = max(timeout_s, ROUTE_WAIT_S)
     with engine_errors("reading the balancer's routing"):

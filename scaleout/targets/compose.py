@@ -127,7 +127,7 @@ class BalancerCreation:
             if self.error is not None:
                 raise self.error
             if not self.created:  # nothing to start by hand: Compose's own start is the way that surely works
-                self.stack._compose(["up", "-d", "--no-build", LB_SERVICE], "starting the load balancer")
+                self.stack.run_cli(["up", "-d", "--no-build", LB_SERVICE], "starting the load balancer")
                 return
             with engine_errors("starting the load balancer"):
                 for c in self.created:
@@ -159,7 +159,7 @@ class ComposeStack:
         self.compose_file = self.dir / COMPOSE_FILE
 
     # --- inspection -------------------------------------------------------------------------
-    def _containers(self, all_: bool = True) -> list:
+    def project_containers(self, all_: bool = True) -> list:
         """This stack's containers: the Compose project's, and labelled as scaleout's."""
         labels = [f"{LABEL_COMPOSE_PROJECT}={self.config.project}", f"{LABEL_PROJECT}={self.config.project}"]
         return list_containers({"label": labels}, all_=all_)
@@ -183,7 +183,7 @@ class ComposeStack:
         services = []
         url = None
         lb = None
-        for c in self._containers():
+        for c in self.project_containers():
             v = ContainerView.of(c)
             address = v.address(self.config.backend.port) if v.role == "backend" else None
             if v.role == "balancer" and v.running:
@@ -203,7 +203,7 @@ class ComposeStack:
     def address_map(self) -> dict[str, str]:
         """`ip:port` of every replica -> its service name, to attribute `X-Upstream-Addr`."""
         out = {}
-        for c in self._containers():
+        for c in self.project_containers():
             v = ContainerView.of(c)
             if v.role != "backend":
                 continue
@@ -213,10 +213,10 @@ class ComposeStack:
 
     def containers(self, service: str) -> list:
         """This stack's containers of one Compose service, in any state."""
-        return [c for c in self._containers() if ContainerView.of(c).service == service]
+        return [c for c in self.project_containers() if ContainerView.of(c).service == service]
 
-    def _lb(self):
-        for c in self._containers(all_=False):
+    def lb_container(self):
+        for c in self.project_containers(all_=False):
             if ContainerView.of(c).service == LB_SERVICE:
                 return c
         return None
@@ -248,7 +248,7 @@ class ComposeStack:
 
         if build and cfg.backend.builds:
             self.progress(f"building the backend image from {cfg.backend.build}/")
-            self._compose(["build", wanted[0]], "building the backend image", error=BuildError)
+            self.run_cli(["build", wanted[0]], "building the backend image", error=BuildError)
         elif cfg.backend.builds:
             self._require_built_image()
 
@@ -261,7 +261,7 @@ class ComposeStack:
         early = None
         if upd.start:
             self.progress(f"starting {len(upd.start)} replica(s): {', '.join(upd.start)}")
-            self._compose(["up", "-d", "--no-build", "--no-deps", *upd.start], "starting the replicas")
+            self.run_cli(["up", "-d", "--no-build", "--no-deps", *upd.start], "starting the replicas")
             # No balancer at all: its container is created while the replicas boot and started once they are
             # healthy (a Compose call costs about a second; the engine starts a created container in a tenth).
             early = BalancerCreation(self) if lb is None else None
@@ -284,7 +284,7 @@ class ComposeStack:
         if early is not None:
             early.start()
         else:
-            self._compose(["up", "-d", "--no-build", LB_SERVICE], "starting the load balancer")
+            self.run_cli(["up", "-d", "--no-build", LB_SERVICE], "starting the load balancer")
         if removed:
             if cfg.backend.drain_seconds:
                 self.progress(f"draining {len(removed)} removed container(s) for {cfg.backend.drain_seconds}s")
@@ -302,7 +302,7 @@ class ComposeStack:
         from scaleout.targets.rolling import plan_update
 
         by_service: dict[str, list[ContainerView]] = {}
-        for c in self._containers():
+        for c in self.project_containers():
             v = ContainerView.of(c)
             if v.role == "backend":
                 by_service.setdefault(v.service, []).append(v)
@@ -353,7 +353,7 @@ class ComposeStack:
         have_ports = {(b.host_port, port) for port in (80, LB_HTTPS_PORT) for b in v.published(port)}
         return v.image_ref != svc.get("image") or have_ports != want_ports or v.bind_targets != want_binds
 
-    def _compose(self, args: list[str], action: str, *, error=None, check: bool = True):
+    def run_cli(self, args: list[str], action: str, *, error=None, check: bool = True):
         kwargs = {"error": error} if error is not None else {}
         return run_compose(self.config.project, self.compose_file, args, on_line=self.log, action=action,
                            check=check, dotenv=self.config.dotenv, **kwargs)
@@ -386,7 +386,7 @@ class ComposeStack:
             cli.join()
         compose_cli()
         self._check_no_foreign_containers("start the stack")
-        lb = self._lb()
+        lb = self.lb_container()
         self._check_port(lb)
         return lb
 
@@ -412,7 +412,7 @@ class ComposeStack:
         are not recorded: the balancer restarts from the rendered files). With `once_healthy`
         (names, seconds, poll interval) the balancer first polls those upstream names' health path and
         installs nothing unless all pass within the seconds: False then, True once installed."""
-        lb = self._lb()
+        lb = self.lb_container()
         if lb is None:
             raise NotRunningError(f"the load balancer of {self.config.project} is not running",
                                   hint="run `scaleout up`")
@@ -447,7 +447,7 @@ class ComposeStack:
     def _routing_lines(self, lb=None) -> list[list[str]]:
         """The balancer's routing file: `name up|down address` per upstream server (of `lb`, else of the
         running balancer)."""
-        lb = lb or self._lb()
+        lb = lb or self.lb_container()
         if lb is None:
             return []
         with engine_errors("reading the balancer's routing"):
@@ -521,7 +521,7 @@ class ComposeStack:
         """Poll the published URL until nginx answers and a request reaches a replica."""
 
         def fail_if_exited() -> None:
-            if self._lb() is None:
+            if self.lb_container() is None:
                 st = next((s for s in self.status().services if s.service == LB_SERVICE), None)
                 if st is not None and st.state in ("exited", "dead"):
                     self._fail_unhealthy(st, "exited")
@@ -532,13 +532,13 @@ class ComposeStack:
     def down(self, *, volumes: bool = False) -> int:
         """Remove containers and network (volumes only when asked). Returns how many containers went."""
         self._check_no_foreign_containers("remove the stack")
-        before = len(self._containers())
+        before = len(self.project_containers())
         if self.compose_file.exists():
             args = ["down", "--remove-orphans", "--timeout", "10"] + (["--volumes"] if volumes else [])
             self.progress("stopping and removing containers")
-            self._compose(args, "removing the stack")
+            self.run_cli(args, "removing the stack")
         # whatever Compose did not know about (a deleted compose file, a renamed service): by label
-        left = self._containers()
+        left = self.project_containers()
         if left:
             self._remove([c.name for c in left])
         with engine_errors("removing the network"):
@@ -561,9 +561,9 @@ class ComposeStack:
         built = [n for n in names if cfg.services[n].build is not None]
         if build and built:
             self.progress(f"building service image(s): {', '.join(built)}")
-            self._compose(["build", *built], "building the services' images", error=BuildError)
+            self.run_cli(["build", *built], "building the services' images", error=BuildError)
         self.progress(f"starting service(s): {', '.join(names)}")
-        self._compose(["up", "-d", "--no-build", *names], "starting the services")
+        self.run_cli(["up", "-d", "--no-build", *names], "starting the services")
         deps = list(cfg.backend.depends_on)
         if deps:
             self.progress(f"waiting for {', '.join(deps)} before starting any replica")
@@ -573,7 +573,7 @@ class ComposeStack:
     def containers_by_service(self) -> dict:
         """This stack's containers (and only this stack's) by Compose service name: replicas in order,
         then the balancer, then dependency services."""
-        views = [(ContainerView.of(c), c) for c in self._containers()]
+        views = [(ContainerView.of(c), c) for c in self.project_containers()]
         order = {"backend": 0, "balancer": 1, "service": 2}
         views.sort(key=lambda vc: (order.get(vc[0].role, 3), replica_index(vc[0].service), vc[0].service))
         return {v.service: c for v, c in views}
@@ -581,4 +581,4 @@ class ComposeStack:
     def service_containers(self) -> list[tuple[str, object]]:
         """Every container of this stack with its Compose service name, the two of a replica that is
         being replaced included (`logs -f` follows a rolling update's new containers)."""
-        return [(ContainerView.of(c).service, c) for c in self._containers()]
+        return [(ContainerView.of(c).service, c) for c in self.project_containers()]

@@ -167,7 +167,7 @@ class RollingUpdate:
     def _views(self, services: Iterable[str]) -> dict[str, list[ContainerView]]:
         wanted = set(services)
         out: dict[str, list[ContainerView]] = {svc: [] for svc in wanted}
-        for v in (ContainerView.of(c) for c in self.stack._containers()):
+        for v in (ContainerView.of(c) for c in self.stack.project_containers()):
             if v.service in wanted:
                 out[v.service].append(v)
         return out
@@ -262,7 +262,7 @@ class RollingUpdate:
             args += ["--scale", f"{svc}=2"]
         wrong = []
         try:
-            self.stack._compose([*args, *services], "creating the new replicas")
+            self.stack.run_cli([*args, *services], "creating the new replicas")
         finally:  # whatever Compose created is known, so that a failure removes it
             for svc, views in self._views(services).items():
                 fresh = [v.name for v in views if v.name != old[svc]]
