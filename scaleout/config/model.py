@@ -579,8 +579,9 @@ class Config(_Model):
         return tuple(sorted({m.source for s in self.services.values() for m in s.volumes if m.kind == "named"}))
 
     def engine_environment(self, environ: Mapping[str, str] | None = None) -> dict[str, str]:
-        """The environment for an engine subprocess (docker compose, docker stack deploy) that resolves
-        the ${VAR} references scaleout writes: .env's variables under the shell's, as Compose orders them."""
+        """The values the ${VAR} references scaleout writes resolve to: .env's variables under the shell's, as
+        Compose orders them. A lookup only: child processes never get .env in their environment
+        (targets/childenv.py resolves their files instead)."""
         return {**self.dotenv, **(os.environ if environ is None else environ)}
 
     def with_overrides(self, overrides: Overrides) -> Config:
