@@ -20,7 +20,9 @@ pytestmark = pytest.mark.e2e
 
 
 def _containers(project: str) -> list:
-    return docker.from_env().containers.list(all=True, filters={"label": f"com.docker.compose.project={project}"})
+    # sparse: no inspect of each one, which races with a container removed meanwhile (404)
+    return docker.from_env().containers.list(all=True, sparse=True,
+                                             filters={"label": f"com.docker.compose.project={project}"})
 
 
 def test_port_in_use_is_detected_before_building(make_project):
