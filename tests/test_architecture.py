@@ -155,3 +155,11 @@ def test_module_sizes():
 def test_flat_modules_stay_few():
     flat = sorted(p.name for p in PACKAGE.glob("*.py"))
     assert len(flat) <= MAX_FLAT_MODULES, flat
+
+
+def test_the_cli_offers_the_templates_scaffold_knows():
+    """layout.TEMPLATE_NAMES (the `--template` choices) and scaffold.TEMPLATES (their settings) list the same."""
+    from scaleout.layout import TEMPLATE_NAMES
+    from scaleout.scaffold import TEMPLATES
+
+    assert tuple(TEMPLATES) == TEMPLATE_NAMES

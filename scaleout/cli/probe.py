@@ -30,6 +30,14 @@ def _parse_headers(values: list[str], host: str | None = None) -> tuple[tuple[st
     return request_headers(values, host)
 
 
+def _check_load_shape(concurrency: int, path: str) -> None:
+    """The limits `probe` and `bench` share: connections, and a request path the load engine can send."""
+    if concurrency < 1 or concurrency > 4096:
+        raise UsageError(f"--concurrency: must be between 1 and 4096 (got {concurrency})")
+    if not path.startswith("/") or any(c in path for c in " \r\n"):
+        raise UsageError(f"--path: {path!r} must start with / and contain no spaces")
+
+
 def probe(
     ctx: typer.Context,
     url: Optional[str] = typer.Option(None, "--url", help="Target (default: this project's balancer)."),
@@ -82,16 +90,13 @@ def probe(
 
     if requests < 1 or requests > 10_000_000:
         raise UsageError(f"--requests: must be between 1 and 10000000 (got {requests})")
-    if concurrency < 1 or concurrency > 4096:
-        raise UsageError(f"--concurrency: must be between 1 and 4096 (got {concurrency})")
+    _check_load_shape(concurrency, path)
     if duration is not None and not 0 < duration <= 3600:
         raise UsageError(f"--duration: must be between 0 and 3600 seconds (got {duration})")
     if rate is not None and not 0 < rate <= 1_000_000:
         raise UsageError(f"--rate: must be between 0 and 1000000 requests per second (got {rate})")
     if not 0 <= workers <= 64:
         raise UsageError(f"--workers: must be between 0 and 64 (got {workers})")
-    if not path.startswith("/") or any(c in path for c in " \r\n"):
-        raise UsageError(f"--path: {path!r} must start with / and contain no spaces")
     if not method.isalpha() or not method.isupper():
         raise UsageError(f"--method: {method!r} must be an HTTP method such as GET")
     if not 0 < tolerance <= 10:
@@ -162,10 +167,7 @@ def bench(
         raise UsageError(f"--replicas: {exc}") from None
     if not 0 < duration <= 600 or not 0 <= warmup <= 600:
         raise UsageError("--duration and --warmup: must be between 0 and 600 seconds")
-    if concurrency < 1 or concurrency > 4096:
-        raise UsageError(f"--concurrency: must be between 1 and 4096 (got {concurrency})")
-    if not path.startswith("/") or any(c in path for c in " \r\n"):
-        raise UsageError(f"--path: {path!r} must start with / and contain no spaces")
+    _check_load_shape(concurrency, path)
     from scaleout.targets import remember_strategy, remember_target, resolve_target
 
     st = state_of(ctx)
