@@ -22,6 +22,7 @@ loaded. Needs: hey, wrk (Debian packages), a Docker engine and the image in $SCA
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -35,6 +36,7 @@ import tempfile
 import time
 import urllib.request
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -334,10 +336,9 @@ def compose(args) -> dict:
 # --- overhead: direct vs through the balancer -------------------------------------------------------
 
 
-def overhead(args) -> dict:
-    import docker
-
-    res: dict[str, list[dict]] = {"direct": [], "balancer": []}
+@contextlib.contextmanager
+def running_project(replicas: int) -> Iterator[tuple[Path, int]]:
+    """A scaffolded project on a free port, up with `replicas` replicas for the block, down after it."""
     with tempfile.TemporaryDirectory() as tmp:
         name = f"bench{uuid.uuid4().hex[:8]}"
         proj = Path(tmp) / name
@@ -346,39 +347,47 @@ def overhead(args) -> dict:
         cfg = proj / "scaleout.yaml"
         cfg.write_text(cfg.read_text().replace("port: 8080", f"port: {port}"))
         try:
-            r = sh([*SCALEOUT, "-C", str(proj), "up", "--replicas", "1"])
+            r = sh([*SCALEOUT, "-C", str(proj), "up", "--replicas", str(replicas)])
             if r.returncode:
                 raise SystemExit(r.stderr)
-            c = docker.from_env().containers.list(
-                filters={"label": [f"com.docker.compose.project={name}", "com.docker.compose.service=backend-1"]}
-            )[0]
-            ip = next(iter(c.attrs["NetworkSettings"]["Networks"].values()))["IPAddress"]
-            targets = {"direct": f"http://{ip}:8000", "balancer": f"http://127.0.0.1:{port}"}
-            for _ in range(args.rounds):
-                for k, url in targets.items():
-                    # the replica's address belongs to this project: the probe allows it when run in the project
-                    r = sh(
-                        [
-                            *SCALEOUT,
-                            "-C",
-                            str(proj),
-                            "probe",
-                            "--url",
-                            url,
-                            "--duration",
-                            str(args.seconds),
-                            "--concurrency",
-                            str(args.concurrency),
-                            "--path",
-                            "/api/whoami",
-                            "--json",
-                            "--no-cache-check",
-                        ]
-                    )
-                    d = json.loads(r.stdout)
-                    res[k].append({"rps": d["rps"], "p50": d["latency_ms"]["p50"], "p99": d["latency_ms"]["p99"]})
+            yield proj, port
         finally:
             sh([*SCALEOUT, "-C", str(proj), "down"])
+
+
+def overhead(args) -> dict:
+    import docker
+
+    res: dict[str, list[dict]] = {"direct": [], "balancer": []}
+    with running_project(1) as (proj, port):
+        c = docker.from_env().containers.list(
+            filters={"label": [f"com.docker.compose.project={proj.name}", "com.docker.compose.service=backend-1"]}
+        )[0]
+        ip = next(iter(c.attrs["NetworkSettings"]["Networks"].values()))["IPAddress"]
+        targets = {"direct": f"http://{ip}:8000", "balancer": f"http://127.0.0.1:{port}"}
+        for _ in range(args.rounds):
+            for k, url in targets.items():
+                # the replica's address belongs to this project: the probe allows it when run in the project
+                r = sh(
+                    [
+                        *SCALEOUT,
+                        "-C",
+                        str(proj),
+                        "probe",
+                        "--url",
+                        url,
+                        "--duration",
+                        str(args.seconds),
+                        "--concurrency",
+                        str(args.concurrency),
+                        "--path",
+                        "/api/whoami",
+                        "--json",
+                        "--no-cache-check",
+                    ]
+                )
+                d = json.loads(r.stdout)
+                res[k].append({"rps": d["rps"], "p50": d["latency_ms"]["p50"], "p99": d["latency_ms"]["p99"]})
     med = {k: {m: round(statistics.median(x[m] for x in v), 2) for m in ("rps", "p50", "p99")} for k, v in res.items()}
     print(f"\n### nginx overhead: one replica directly vs through the balancer ({args.rounds} rounds, median)\n")
     rows = [[k, f"{v['rps']:,.0f}", v["p50"], v["p99"]] for k, v in med.items()]
@@ -660,25 +669,13 @@ def probe_memory(proj: Path, seconds: float, every: float, root: Path) -> dict:
 def memory(args) -> dict:
     """`scaleout probe --duration` against a 3-replica stack: resident memory over time, summary time."""
     res: dict = {"runs": []}
-    with tempfile.TemporaryDirectory() as tmp:
-        name = f"bench{uuid.uuid4().hex[:8]}"
-        proj = Path(tmp) / name
-        sh([*SCALEOUT, "init", str(proj), "--name", name], check=True)
-        port = free_port()
-        cfg = proj / "scaleout.yaml"
-        cfg.write_text(cfg.read_text().replace("port: 8080", f"port: {port}"))
-        try:
-            r = sh([*SCALEOUT, "-C", str(proj), "up", "--replicas", "3"])
-            if r.returncode:
-                raise SystemExit(r.stderr)
-            for root in [ROOT, *args.compare_root]:
-                seconds = args.memory_seconds if root == ROOT else args.compare_seconds or args.memory_seconds
-                run = probe_memory(proj, seconds, args.every, root)
-                brief = {k: v for k, v in run.items() if k != "series_t_pss_rss_procs"}
-                print(f"  {json.dumps(brief)}", file=sys.stderr)
-                res["runs"].append(run)
-        finally:
-            sh([*SCALEOUT, "-C", str(proj), "down"])
+    with running_project(3) as (proj, port):
+        for root in [ROOT, *args.compare_root]:
+            seconds = args.memory_seconds if root == ROOT else args.compare_seconds or args.memory_seconds
+            run = probe_memory(proj, seconds, args.every, root)
+            brief = {k: v for k, v in run.items() if k != "series_t_pss_rss_procs"}
+            print(f"  {json.dumps(brief)}", file=sys.stderr)
+            res["runs"].append(run)
     print("\n### probe memory over a long run (3 replicas, 32 connections)\n")
     print(md_table(["build", "duration, s", "requests", "req/s", "PSS first / last / peak, MB", "RSS sum peak, MB",
                     "growth, MB/min", "summary, s", "load avg"],
@@ -767,28 +764,16 @@ def hotpath(args) -> dict:
 def rescale(args) -> dict:
     """`scaleout up --replicas 32` from a running 1-replica stack, then back to 4: wall seconds of each."""
     res: dict = {"steps": []}
-    with tempfile.TemporaryDirectory() as tmp:
-        name = f"bench{uuid.uuid4().hex[:8]}"
-        proj = Path(tmp) / name
-        sh([*SCALEOUT, "init", str(proj), "--name", name], check=True)
-        port = free_port()
-        cfg = proj / "scaleout.yaml"
-        cfg.write_text(cfg.read_text().replace("port: 8080", f"port: {port}"))
-        try:
-            r = sh([*SCALEOUT, "-C", str(proj), "up", "--replicas", "1"])
+    with running_project(1) as (proj, port):
+        for n in (32, 4):
+            load = round(os.getloadavg()[0], 2)
+            t0 = time.perf_counter()
+            r = sh([*SCALEOUT, "-C", str(proj), "up", "--replicas", str(n), "--no-build"])
+            wall = time.perf_counter() - t0
             if r.returncode:
                 raise SystemExit(r.stderr)
-            for n in (32, 4):
-                load = round(os.getloadavg()[0], 2)
-                t0 = time.perf_counter()
-                r = sh([*SCALEOUT, "-C", str(proj), "up", "--replicas", str(n), "--no-build"])
-                wall = time.perf_counter() - t0
-                if r.returncode:
-                    raise SystemExit(r.stderr)
-                res["steps"].append({"to": n, "s": round(wall, 2), "load_avg_1m": load})
-                print(f"  rescale to {n}: {wall:.2f} s (load {load})", file=sys.stderr)
-        finally:
-            sh([*SCALEOUT, "-C", str(proj), "down"])
+            res["steps"].append({"to": n, "s": round(wall, 2), "load_avg_1m": load})
+            print(f"  rescale to {n}: {wall:.2f} s (load {load})", file=sys.stderr)
     print("\n### rescale of a running stack 1 -> 32 -> 4\n")
     print(md_table(["step", "seconds", "load avg"],
                    [[f"-> {s['to']}", s["s"], s["load_avg_1m"]] for s in res["steps"]]))
