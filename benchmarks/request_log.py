@@ -5,7 +5,6 @@ round, the order rotated. Run: `python benchmarks/request_log.py [rounds] [reque
 from __future__ import annotations
 
 import os
-import shutil
 import statistics
 import sys
 import tempfile
@@ -13,7 +12,7 @@ import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import IMAGE, free_port, run_probe, sh, wait_http  # noqa: E402
+from run import free_port, run_probe, start_host_nginx, stop_host_nginx  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from scaleout.render.templates import templates_dir  # noqa: E402
@@ -52,16 +51,11 @@ class Proxy:
         self.url = f"http://127.0.0.1:{self.port}/"
 
     def __enter__(self) -> Proxy:
-        r = sh(["docker", "run", "-d", "--rm", "--name", self.name, "--network", "host", "-v", f"{self.dir}:/conf:ro",
-                IMAGE, "nginx", "-c", "/conf/nginx.conf", "-g", "daemon off;"])
-        if r.returncode:
-            raise SystemExit(f"could not start nginx: {r.stderr.strip()}")
-        wait_http(self.url, 30)
+        start_host_nginx(self.name, self.dir, self.url)
         return self
 
     def __exit__(self, *exc) -> None:
-        sh(["docker", "rm", "-f", self.name])
-        shutil.rmtree(self.dir, ignore_errors=True)
+        stop_host_nginx(self.name, self.dir)
 
 
 def main() -> None:

@@ -118,6 +118,21 @@ def bench_certificate(folder: Path) -> Path:
     return ca.cert_path
 
 
+def start_host_nginx(name: str, conf_dir: Path, url: str, cafile: Path | None = None) -> None:
+    """nginx on `conf_dir`/nginx.conf in a container sharing the host network (no userland proxy in the
+    path), answering `url` before this returns."""
+    r = sh(["docker", "run", "-d", "--rm", "--name", name, "--network", "host", "-v", f"{conf_dir}:/conf:ro",
+            IMAGE, "nginx", "-c", "/conf/nginx.conf", "-g", "daemon off;"])
+    if r.returncode:
+        raise SystemExit(f"could not start nginx: {r.stderr.strip()}")
+    wait_http(url, 30, cafile=cafile)
+
+
+def stop_host_nginx(name: str, conf_dir: Path) -> None:
+    sh(["docker", "rm", "-f", name])
+    shutil.rmtree(conf_dir, ignore_errors=True)
+
+
 class StaticNginx:
     """nginx `return 200` in a container sharing the host network (no userland proxy in the path)."""
 
@@ -131,16 +146,11 @@ class StaticNginx:
         self.url = f"{'https' if https else 'http'}://127.0.0.1:{self.port}/"
 
     def __enter__(self) -> StaticNginx:
-        r = sh(["docker", "run", "-d", "--rm", "--name", self.name, "--network", "host", "-v", f"{self.dir}:/conf:ro",
-                IMAGE, "nginx", "-c", "/conf/nginx.conf", "-g", "daemon off;"])
-        if r.returncode:
-            raise SystemExit(f"could not start nginx: {r.stderr.strip()}")
-        wait_http(self.url, 30, cafile=self.ca)
+        start_host_nginx(self.name, self.dir, self.url, cafile=self.ca)
         return self
 
     def __exit__(self, *exc) -> None:
-        sh(["docker", "rm", "-f", self.name])
-        shutil.rmtree(self.dir, ignore_errors=True)
+        stop_host_nginx(self.name, self.dir)
 
 
 def run_probe(url: str, n: int, c: int, workers: int | None = None, cacert: Path | None = None,
