@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from scaleout.config.model import default_name, parse_config
+from scaleout.config.load import parse_config
+from scaleout.config.model import default_name
 from scaleout.errors import RenderConflictError, UsageError
 from scaleout.files import atomic_write
 from scaleout.render.templates import templates_dir

@@ -31,18 +31,21 @@ log() { echo "mutation.sh: $*" >&2; }
 # it never picks them for a mutant, and under load their timeouts fail the statistics run.
 hostile="tests/test_config_hostile.py::test_random_text_gives_a_config_or_a_config_error
   tests/test_config_hostile.py::test_random_bytes_in_both_files_give_a_config_or_a_config_error"
+config_tests="tests/test_config.py tests/test_config_interpolation.py tests/test_config_services.py
+  tests/test_config_yaml.py tests/test_lb_render.py tests/test_mutation_kills_config.py $hostile"
 declare -A TESTS=(
   [scaleout.probe.verdict]="tests/test_verdict.py tests/test_probe_project.py tests/test_probe_stats.py"
   [scaleout.probe.stats]="tests/test_probe_stats.py tests/test_verdict.py tests/test_probe_project.py"
-  [scaleout.config.model]="tests/test_config.py tests/test_config_interpolation.py tests/test_config_services.py
-    tests/test_config_yaml.py tests/test_lb_render.py tests/test_mutation_kills_config.py $hostile"
+  [scaleout.config.model]="$config_tests"
+  [scaleout.config.sections]="$config_tests"
+  [scaleout.config.load]="$config_tests"
   [scaleout.config.services]="tests/test_config_services.py tests/test_config.py tests/test_mutation_kills_config.py"
   [scaleout.config.yamlload]="tests/test_config_yaml.py tests/test_config.py tests/test_mutation_kills_config.py tests/test_yamlload_loaders.py $hostile"
   [scaleout.render.nginx]="tests/test_lb_render.py tests/test_golden.py tests/test_websocket_render.py
     tests/test_mutation_kills_render.py"
   [scaleout.files]="tests/test_mutation_kills_files.py tests/test_safety_paths.py tests/test_golden.py"
 )
-ALL=(scaleout.probe.verdict scaleout.probe.stats scaleout.config.model scaleout.config.services scaleout.config.yamlload scaleout.render.nginx
+ALL=(scaleout.probe.verdict scaleout.probe.stats scaleout.config.model scaleout.config.sections scaleout.config.load scaleout.config.services scaleout.config.yamlload scaleout.render.nginx
   scaleout.files)
 
 ci=0

@@ -8,7 +8,7 @@ import tarfile
 import time
 import uuid
 
-from scaleout.config.model import MAX_REPLICAS
+from scaleout.config.sections import MAX_REPLICAS
 from scaleout.layout import LB_CONF_MOUNT
 
 

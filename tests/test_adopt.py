@@ -14,7 +14,8 @@ import yaml
 
 from scaleout.adopt import adopt
 from scaleout.adopt.compose_file import InterpolationError, interpolate, read_dotenv
-from scaleout.config.model import Config, parse_config
+from scaleout.config.load import parse_config
+from scaleout.config.model import Config
 from scaleout.config.values import duration_seconds
 from scaleout.errors import ConfigError, UsageError
 from tests.conftest import run_cli

@@ -310,7 +310,7 @@ def test_websockets_through_a_rolling_update(stack, browser_context):
     version; not one handshake fails on the way."""
     p = stack
     p.cli("up", "--replicas", "3", check=True)  # whatever the tests before left
-    from scaleout.config.model import load_config
+    from scaleout.config.load import load_config
 
     drain_s = load_config(p.path).backend.drain_seconds
     assert drain_s >= 1  # the window the assertions below look at

@@ -6,7 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from scaleout.config.model import MAX_REPLICAS, Overrides, load_config, parse_config
+from scaleout.config.load import load_config, parse_config
+from scaleout.config.model import Overrides
+from scaleout.config.sections import MAX_REPLICAS
 from scaleout.errors import ConfigError, UsageError
 
 P = Path("/tmp/some-project")

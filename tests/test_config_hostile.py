@@ -12,7 +12,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from scaleout.config.model import Config, load_config, parse_config
+from scaleout.config.load import load_config, parse_config
+from scaleout.config.model import Config
 from scaleout.config.yamlload import MAX_BYTES
 from scaleout.errors import ConfigError
 from tests.conftest import run_cli

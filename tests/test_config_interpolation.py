@@ -11,7 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from scaleout.config.interpolation import Budget, DotenvError, InterpolationError, interpolate, parse_dotenv
-from scaleout.config.model import Overrides, parse_config
+from scaleout.config.load import parse_config
+from scaleout.config.model import Overrides
 from scaleout.errors import ConfigError, UsageError
 
 ENV = {"SET": "value", "EMPTY": "", "DOLLAR": "$OTHER", "PORT": "9000"}
@@ -270,7 +271,7 @@ def secret_project(tmp_path: Path) -> Path:
 
 
 def test_values_come_from_dotenv_and_the_compose_text_keeps_the_references(tmp_path):
-    from scaleout.config.model import load_config
+    from scaleout.config.load import load_config
 
     c = load_config(secret_project(tmp_path), env={})
     assert c.backend.env["DATABASE_URL"] == f"postgres://app:{SECRET}@db/app"
@@ -289,7 +290,7 @@ def test_values_come_from_dotenv_and_the_compose_text_keeps_the_references(tmp_p
 
 
 def test_no_compose_text_no_dump_and_no_repr_holds_a_dotenv_value(tmp_path):
-    from scaleout.config.model import load_config
+    from scaleout.config.load import load_config
 
     c = load_config(secret_project(tmp_path), env={})
     compose_texts = [c.backend.env_compose, c.backend.health.command_compose, c.services["db"].environment_compose,
@@ -300,7 +301,7 @@ def test_no_compose_text_no_dump_and_no_repr_holds_a_dotenv_value(tmp_path):
 
 
 def test_overrides_keep_dotenv_warnings_and_compose_text(tmp_path):
-    from scaleout.config.model import load_config
+    from scaleout.config.load import load_config
 
     c = load_config(secret_project(tmp_path), env={})
     o = c.with_overrides(Overrides(replicas=2, port=9999))
@@ -323,7 +324,7 @@ def test_compose_text_fields_are_not_keys_of_the_file():
 
 
 def test_models_built_in_code_get_literal_compose_text():
-    from scaleout.config.model import BackendConfig
+    from scaleout.config.sections import BackendConfig
 
     b = BackendConfig(env={"A": "cost $5"})
     assert b.env_compose == {"A": "cost $$5"}
@@ -332,7 +333,7 @@ def test_models_built_in_code_get_literal_compose_text():
 # --- .env on disk -----------------------------------------------------------------------------------------------
 
 def test_dotenv_is_read_beside_scaleout_yaml(tmp_path):
-    from scaleout.config.model import load_config
+    from scaleout.config.load import load_config
 
     (tmp_path / "scaleout.yaml").write_text("name: ${NAME}\n")
     (tmp_path / ".env").write_text("NAME=from-dotenv\n")
@@ -341,7 +342,7 @@ def test_dotenv_is_read_beside_scaleout_yaml(tmp_path):
 
 
 def test_dotenv_link_inside_the_project_is_fine_outside_is_refused(tmp_path):
-    from scaleout.config.model import load_config
+    from scaleout.config.load import load_config
 
     proj = tmp_path / "proj"
     proj.mkdir()
@@ -357,7 +358,7 @@ def test_dotenv_link_inside_the_project_is_fine_outside_is_refused(tmp_path):
 
 
 def test_dotenv_problems_are_config_errors_naming_the_file(tmp_path):
-    from scaleout.config.model import load_config
+    from scaleout.config.load import load_config
 
     (tmp_path / "scaleout.yaml").write_text("name: x\n")
     (tmp_path / ".env").write_bytes(b"A=1\nB=\xff\n")

@@ -11,7 +11,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from scaleout.config.model import Config, Overrides, PortMapping, VolumeMount, parse_config
+from scaleout.config.load import parse_config
+from scaleout.config.model import Config, Overrides
+from scaleout.config.services import PortMapping, VolumeMount
 from scaleout.config.values import duration_seconds as parse_duration
 from scaleout.errors import ConfigError
 

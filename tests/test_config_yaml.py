@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from scaleout.config.model import load_config, parse_config
+from scaleout.config.load import load_config, parse_config
 from scaleout.config.yamlload import MAX_BYTES, load_yaml, read_capped
 from scaleout.errors import ConfigError
 

@@ -9,7 +9,7 @@ import time
 import docker
 import pytest
 
-from scaleout.config.model import load_config
+from scaleout.config.load import load_config
 from scaleout.errors import BalancerConfigError
 from scaleout.targets.compose import ComposeStack as Stack
 from tests.conftest import wait_for

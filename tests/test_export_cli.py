@@ -103,7 +103,7 @@ def test_bad_options_are_explained(project, args, message):
 
 def test_exported_stack_file_is_the_one_up_deploys(project):
     """`up --target swarm` writes .scaleout/swarm/{stack.yml,nginx.conf}: the same text as the export."""
-    from scaleout.config.model import load_config
+    from scaleout.config.load import load_config
     from scaleout.render import plan_for
 
     assert export(project, "swarm", "--out", "deploy/swarm").returncode == 0

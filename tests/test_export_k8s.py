@@ -12,7 +12,7 @@ import pytest
 import yaml
 from kubernetes.client import ApiClient
 
-from scaleout.config.model import parse_config
+from scaleout.config.load import parse_config
 from scaleout.errors import UsageError
 from scaleout.render.k8s import read_static_files, render_k8s
 from scaleout.render.nginx import render_nginx

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from scaleout.config.model import parse_config
+from scaleout.config.load import parse_config
 from scaleout.export import export_files, write_export
 from scaleout.layout import TLS_CERT, TLS_KEY
 from scaleout.render.k8s import read_static_files, render_k8s

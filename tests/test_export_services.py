@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from scaleout.config.model import parse_config
+from scaleout.config.load import parse_config
 from scaleout.render.common import health_command_compose
 from scaleout.render.envfiles import stack_deploy_env, stack_deploy_notes
 from scaleout.render.swarm import render_swarm, render_swarm_files, service_image_vars, swarm_notes

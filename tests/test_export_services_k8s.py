@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from scaleout.config.model import parse_config
+from scaleout.config.load import parse_config
 from scaleout.errors import UsageError
 from scaleout.render.envfiles import read_env_files
 from scaleout.render.k8s import render_k8s

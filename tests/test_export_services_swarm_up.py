@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from scaleout.config.model import parse_config
+from scaleout.config.load import parse_config
 from scaleout.errors import PortInUseError, UnhealthyError, UsageError
 from scaleout.targets import swarm as swarm_target
 from scaleout.targets.swarm import SwarmStack

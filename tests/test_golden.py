@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from scaleout.config.model import load_config
+from scaleout.config.load import load_config
 from scaleout.layout import OUT_DIR
 from scaleout.render.assets import plan_assets
 from scaleout.render.compose import render

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.x509.oid import NameOID
 
-from scaleout.config.model import load_config
+from scaleout.config.load import load_config
 from scaleout.render.assets import plan_assets
 from scaleout.render.k8s import read_static_files, render_k8s
 from scaleout.render.swarm import SwarmTls, render_swarm

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from scaleout.config.model import parse_config
+from scaleout.config.load import parse_config
 from scaleout.layout import COMPOSE_FILE, LB_CONF_MOUNT, LB_SCRIPT, NGINX_CONF, WATCH_ENV
 from scaleout.render.compose import render
 

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from scaleout.config.model import Overrides, default_name, load_config, parse_config
+from scaleout.config.load import load_config, parse_config
+from scaleout.config.model import Overrides, default_name
 from scaleout.errors import ConfigError, UsageError
 
 
@@ -836,7 +837,7 @@ def test_two_port_clashes_are_two_lines(proj):
 def test_models_built_in_code_keep_env_and_its_compose_text_together():
     from pydantic import ValidationError
 
-    from scaleout.config.model import BackendConfig
+    from scaleout.config.sections import BackendConfig
 
     assert BackendConfig(env={"A": "x$y"}).env_compose == {"A": "x$$y"}
     with pytest.raises(ValidationError) as err:
@@ -1061,7 +1062,7 @@ def test_a_health_path_may_end_in_any_letter(proj):
 
 
 def test_health_command_compose_text_of_a_model_built_in_code():
-    from scaleout.config.model import HealthConfig
+    from scaleout.config.sections import HealthConfig
 
     h = HealthConfig(command="curl -f localhost:$PORT")
     assert h.command == "curl -f localhost:$PORT" and h.command_compose == "curl -f localhost:$$PORT"

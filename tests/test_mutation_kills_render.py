@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from scaleout.config.model import parse_config
+from scaleout.config.load import parse_config
 from scaleout.render.common import Replica
 from scaleout.render.nginx import TLS12_CIPHERS, render_lb_script, render_nginx, render_watch_env
 from scaleout.render.templates import templates_dir

@@ -9,7 +9,7 @@ import threading
 
 import pytest
 
-from scaleout.config.model import load_config
+from scaleout.config.load import load_config
 from scaleout.errors import ProbeTargetError, UsageError
 from scaleout.probe.cachecheck import check_cache_headers
 from scaleout.probe.engine import LoadSpec, run_load

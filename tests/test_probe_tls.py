@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from scaleout.config.model import parse_config
+from scaleout.config.load import parse_config
 from scaleout.errors import ProbeTargetError, UsageError
 from scaleout.layout import TLS_CA
 from scaleout.probe.cachecheck import check_cache_headers

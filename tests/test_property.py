@@ -10,7 +10,7 @@ import yaml
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from scaleout.config.model import parse_config
+from scaleout.config.load import parse_config
 from scaleout.errors import ConfigError
 from scaleout.layout import COMPOSE_FILE, NGINX_CONF
 from scaleout.render.compose import render

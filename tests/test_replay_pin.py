@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from scaleout.config.model import parse_config
+from scaleout.config.load import parse_config
 from scaleout.render.nginx import render_nginx
 from scaleout.replay.secret import SECRET_FILE, ensure_secret, forget_secret, read_secret
 

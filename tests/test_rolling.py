@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from scaleout.config.model import parse_config
+from scaleout.config.load import parse_config
 from scaleout.errors import ConfigError
 from scaleout.render.nginx import render_nginx, render_watch_env
 from scaleout.targets.rolling import batches, is_current, parse_hashes, plan_update, upstream

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import docker.errors
 import pytest
 
-from scaleout.config.model import parse_config
+from scaleout.config.load import parse_config
 from scaleout.errors import UnhealthyError
 from scaleout.targets.rolling import RollingUpdate
 

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from scaleout.config.model import load_config
+from scaleout.config.load import load_config
 from scaleout.errors import ScaleoutError
 from scaleout.files import Plan, project_lock, write_plan
 from scaleout.render import plan_for

@@ -10,7 +10,8 @@ import crossplane
 import pytest
 import yaml
 
-from scaleout.config.model import Overrides, parse_config
+from scaleout.config.load import parse_config
+from scaleout.config.model import Overrides
 from scaleout.errors import UsageError
 from scaleout.layout import TARGET_FILE
 from scaleout.render.common import check_dynamic_balancing, health_command
@@ -207,7 +208,7 @@ def test_values_a_cluster_would_expand_are_escaped(tmp_path):
     """Swarm expands Go templates in env values, Kubernetes $(VAR): a value must arrive as written."""
     import yaml as _yaml
 
-    from scaleout.config.model import parse_config
+    from scaleout.config.load import parse_config
     from scaleout.render.k8s import render_k8s
 
     (tmp_path / "public").mkdir()

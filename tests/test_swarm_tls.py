@@ -13,7 +13,7 @@ import crossplane
 import pytest
 import yaml
 
-from scaleout.config.model import parse_config
+from scaleout.config.load import parse_config
 from scaleout.export import export_files, write_export
 from scaleout.files import write_plan
 from scaleout.layout import TLS_CERT, TLS_KEY

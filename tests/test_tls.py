@@ -17,7 +17,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from scaleout.config.model import Overrides, parse_config
+from scaleout.config.load import parse_config
+from scaleout.config.model import Overrides
 from scaleout.errors import CertificateError, ConfigError
 from scaleout.files import write_plan
 from scaleout.layout import COMPOSE_FILE, NGINX_CONF, TLS_CA, TLS_CERT, TLS_KEY

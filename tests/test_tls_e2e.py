@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from scaleout.config.model import parse_config
+from scaleout.config.load import parse_config
 from scaleout.render.nginx import render_nginx
 from tests.conftest import Project, free_port
 from tests.test_e2e_cache import _check_headers

@@ -97,7 +97,7 @@ def test_request_line_names_the_replica():
 
 
 def _conf(tmp_path, extra: str = "") -> str:
-    from scaleout.config.model import parse_config
+    from scaleout.config.load import parse_config
     from scaleout.render.nginx import render_nginx
 
     (tmp_path / "backend").mkdir(exist_ok=True)

@@ -13,7 +13,8 @@ from pathlib import Path
 import crossplane
 import pytest
 
-from scaleout.config.model import Overrides, parse_config
+from scaleout.config.load import parse_config
+from scaleout.config.model import Overrides
 from scaleout.errors import ConfigError
 from scaleout.render.nginx import render_nginx
 from scaleout.render.swarm import swarm_nginx

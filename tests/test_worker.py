@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from scaleout.config.model import load_config
+from scaleout.config.load import load_config
 from scaleout.errors import ConfigError
 from scaleout.files import write_plan
 from scaleout.layout import ASSETS_DIR, COMPOSE_FILE, NGINX_CONF
@@ -281,7 +281,7 @@ def test_worker_precaches_only_what_the_balancer_serves(tmp_path):
     fetch would make cache.addAll reject and the worker never install."""
     import shutil
 
-    from scaleout.config.model import load_config
+    from scaleout.config.load import load_config
     from scaleout.render.worker import precache_files
 
     shutil.copytree(Path(__file__).resolve().parent.parent / "examples" / "python-demo", tmp_path / "p")
@@ -297,7 +297,7 @@ def test_worker_precaches_only_what_the_balancer_serves(tmp_path):
 def test_offline_page_must_be_a_static_route(tmp_path):
     import shutil
 
-    from scaleout.config.model import load_config
+    from scaleout.config.load import load_config
     from scaleout.errors import ConfigError
     from scaleout.render.worker import precache_files
 

@@ -233,7 +233,8 @@ def _validate(adoption: Adoption, env: Mapping[str, str]) -> None:
     """The adopted data must pass scaleout's own validation (as far as this version's Config knows it)."""
     import yaml
 
-    from scaleout.config.model import Config, parse_config
+    from scaleout.config.load import parse_config
+    from scaleout.config.model import Config
 
     text = yaml.safe_dump(_known_part(adoption.data, Config), sort_keys=False)
     try:

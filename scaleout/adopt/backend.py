@@ -36,7 +36,7 @@ def _container_port(ctx: Context, name: str, svc: dict[str, Any], dockerfile: st
     if port is None:
         port = DEFAULT_PORT
         ctx.note(name, "ports", "", f"none given: scaleout assumes the app listens on {port} (edit backend.port)")
-    from scaleout.config.model import BalancerConfig
+    from scaleout.config.sections import BalancerConfig
 
     lb = BalancerConfig()
     for p in ports:
@@ -71,7 +71,7 @@ def _flatten(prefix: str, value: Any) -> list[tuple[str, Any]]:
 
 
 def _replicas(ctx: Context, name: str, svc: dict[str, Any]) -> int:
-    from scaleout.config.model import MAX_REPLICAS
+    from scaleout.config.sections import MAX_REPLICAS
 
     deploy = svc.get("deploy") if isinstance(svc.get("deploy"), dict) else {}
     for key, raw in (("deploy.replicas", deploy.get("replicas")), ("scale", svc.get("scale"))):

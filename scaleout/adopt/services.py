@@ -134,7 +134,7 @@ def _service_depends_on(ctx: Context, name: str, svc: dict[str, Any], web: str) 
 
 
 def _service_ports(ctx: Context, name: str, svc: dict[str, Any]) -> list[str]:
-    from scaleout.config.model import BalancerConfig
+    from scaleout.config.sections import BalancerConfig
 
     bind = BalancerConfig().bind
     out = []

@@ -54,7 +54,8 @@ def load_for(st: State, overrides: Overrides | None = None) -> Config:
     """scaleout.yaml of the project, its warnings shown, with the command line's values (and -p) applied."""
     from dataclasses import replace
 
-    from scaleout.config.model import Overrides, load_config
+    from scaleout.config.load import load_config
+    from scaleout.config.model import Overrides
 
     cfg = load_config(st.project_dir)
     for warning in cfg.warnings:
@@ -105,7 +106,7 @@ def balancer_nginx_version(cfg):
 
 def complete_services(ctx: typer.Context, incomplete: str) -> list[str]:
     """Service names for shell completion, from scaleout.yaml alone (no engine): backend-1..N and lb."""
-    from scaleout.config.model import load_config
+    from scaleout.config.load import load_config
     from scaleout.layout import LB_SERVICE, replica_name
 
     root = ctx.find_root().params

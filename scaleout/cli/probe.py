@@ -156,7 +156,7 @@ def bench(
 ) -> None:
     """Measure requests/s and p99 latency at each replica count (scale-out efficiency), plot them."""
     from scaleout import report
-    from scaleout.config.model import MAX_REPLICAS
+    from scaleout.config.sections import MAX_REPLICAS
     from scaleout.files import atomic_write, project_lock
     from scaleout.probe.bench import parse_counts, run_bench
     from scaleout.render import plan_for

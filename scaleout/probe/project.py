@@ -409,7 +409,7 @@ def probe_project(project_dir: Path, ask: ProbeAsk, announce: Callable[[str], No
     """The whole `scaleout probe`: find the target and the replicas the balancer routes to now, refuse a
     target that is not this machine or this project's, send the load, check the cache headers, judge.
     `announce` gets one line before the load starts; `tick` the progress of the load."""
-    from scaleout.config.model import load_config
+    from scaleout.config.load import load_config
     from scaleout.errors import DockerUnavailableError, NotRunningError, ScaleoutError
     from scaleout.targets import applied_strategy, open_target, resolve_target
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from scaleout.config.model import Config, LimitsConfig
+from scaleout.config.model import Config
+from scaleout.config.sections import LimitsConfig
 from scaleout.layout import (
     COMPOSE_FILE,
     ENV_ASSETS,

@@ -28,7 +28,8 @@ from typing import Any
 
 import yaml
 
-from scaleout.config.model import Config, check_image
+from scaleout.config.model import Config
+from scaleout.config.services import check_image
 from scaleout.errors import UsageError
 from scaleout.files import inside
 from scaleout.layout import (

@@ -22,7 +22,8 @@ import shlex
 from collections.abc import Mapping
 from typing import Any
 
-from scaleout.config.model import Config, Healthcheck, ServiceConfig
+from scaleout.config.model import Config
+from scaleout.config.services import Healthcheck, ServiceConfig
 from scaleout.errors import UsageError
 from scaleout.render.common import escape_k8s
 

@@ -27,7 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scaleout.config.model import Config, TlsFiles
+from scaleout.config.model import Config
+from scaleout.config.sections import TlsFiles
 from scaleout.errors import CertificateError, ConfigError, UnsafePathError
 from scaleout.files import atomic_write, confined, read_project_file
 from scaleout.layout import CONFIG_FILE, TLS_CA, TLS_CERT, TLS_KEY
