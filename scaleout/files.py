@@ -27,7 +27,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from scaleout.errors import LockedError, RenderConflictError, UnsafePathError, UsageError
+from scaleout.errors import ConfigError, LockedError, RenderConflictError, ScaleoutError, UnsafePathError, UsageError
 from scaleout.layout import CHECKSUMS, CONFIG_FILE
 
 Content = str | bytes
@@ -92,6 +92,46 @@ def inside(root: Path, path: Path) -> bool:
     return real == root or root in real.parents
 
 
+def read_capped(path: Path, *, display: str, limit: int = 1 << 20, error: type[ScaleoutError] = ConfigError) -> bytes:
+    """The bytes of a regular file of at most `limit` bytes: the one bounded reader of untrusted files
+    (scaleout.yaml, .env, env files, Compose files, Dockerfiles, static files, certificates).
+
+    Opened with O_NONBLOCK so that a FIFO cannot block the open, then checked with fstat on the open
+    descriptor (no race with a swapped path); a symlink is followed, and what it points at must be a
+    regular file too, so a link to /dev/zero is refused before a single byte is read. Never more than
+    `limit` + 1 bytes are read, also from a file that grows meanwhile. Problems raise `error` with
+    `display: ...`; a missing file raises FileNotFoundError for the caller to word."""
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
+    try:
+        fd = os.open(path, flags)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise error(f"{display}: cannot be read: {exc.strerror or exc}") from None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            kind = "a folder" if stat.S_ISDIR(st.st_mode) else "not a regular file (a device, FIFO or socket?)"
+            raise error(f"{display}: is {kind}; scaleout reads only regular files")
+        if st.st_size > limit:
+            raise error(f"{display}: is {st.st_size} bytes; at most {limit} bytes are allowed")
+        chunks: list[bytes] = []
+        total = 0
+        while total <= limit:
+            chunk = os.read(fd, min(1 << 16, limit + 1 - total))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+        if total > limit:  # the file grew after fstat
+            raise error(f"{display}: is larger than {limit} bytes")
+        return b"".join(chunks)
+    except OSError as exc:
+        raise error(f"{display}: cannot be read: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
+
+
 def read_project_file(root: Path, rel: str, *, max_bytes: int, what: str) -> bytes:
     """A user's file inside the project (an env file, a static file): a regular file whose real path
     stays inside `root`, at most `max_bytes`. Never blocks on a FIFO or a device."""
@@ -99,22 +139,9 @@ def read_project_file(root: Path, rel: str, *, max_bytes: int, what: str) -> byt
     if not inside(root, path):
         raise UnsafePathError(f"{what} {rel}: it leads outside the project folder (a symbolic link?)")
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    except OSError as exc:
-        raise UnsafePathError(f"{what} {rel}: cannot be read ({exc.strerror})") from None
-    try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode):
-            raise UnsafePathError(f"{what} {rel}: not a regular file")
-        if st.st_size > max_bytes:
-            raise UnsafePathError(f"{what} {rel}: larger than {max_bytes // 1024} KiB")
-        with os.fdopen(os.dup(fd), "rb") as fh:
-            data = fh.read(max_bytes + 1)
-    finally:
-        os.close(fd)
-    if len(data) > max_bytes:
-        raise UnsafePathError(f"{what} {rel}: larger than {max_bytes // 1024} KiB")
-    return data
+        return read_capped(path, display=f"{what} {rel}", limit=max_bytes, error=UnsafePathError)
+    except FileNotFoundError:
+        raise UnsafePathError(f"{what} {rel}: cannot be read (No such file or directory)") from None
 
 
 # --- writing -----------------------------------------------------------------------------------------

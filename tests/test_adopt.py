@@ -13,8 +13,8 @@ import pytest
 import yaml
 
 from scaleout.adopt import adopt
-from scaleout.adopt.compose_file import InterpolationError, interpolate, read_dotenv
-from scaleout.config.load import parse_config
+from scaleout.config.interpolation import MAX_NESTING, InterpolationError, interpolate
+from scaleout.config.load import parse_config, read_dotenv
 from scaleout.config.model import Config
 from scaleout.config.values import duration_seconds
 from scaleout.errors import ConfigError, UsageError
@@ -572,28 +572,48 @@ def test_choosing_the_service(tmp_path):
     ("${MISSING}", {}, ""),
 ])
 def test_interpolate(text, env, expected):
-    assert interpolate(text, env) == expected
+    """A user's Compose file is read with Compose v2's whole syntax (the extended mode)."""
+    assert interpolate(text, env.get, extended=True).value == expected
 
 
-@pytest.mark.parametrize("text", ["${A:?set A}", "${A?}", "${A", "${1A}", "${A:x}"])
+@pytest.mark.parametrize("text", ["${A:?set A}", "${A?}", "${A", "${1A}", "${A:x}", "${A:-${B}"])
 def test_interpolate_errors(text):
     with pytest.raises(InterpolationError):
-        interpolate(text, {})
+        interpolate(text, {}.get, extended=True)
+
+
+def test_nested_defaults_are_bounded_not_a_recursion_error(tmp_path):
+    ok = "${A:-" * MAX_NESTING + "x" + "}" * MAX_NESTING
+    assert interpolate(ok, {}.get, extended=True).value == "x"
+    deep = "${A:-" * 5000 + "x" + "}" * 5000
+    with pytest.raises(InterpolationError, match=f"nested deeper than {MAX_NESTING} levels"):
+        interpolate(deep, {}.get, extended=True)
+    compose = write_project(tmp_path, web(f'ports: ["{deep}"]'))
+    r = run_cli(["init", "--from", compose.name], cwd=compose.parent)
+    assert r.returncode == 2 and f"nested deeper than {MAX_NESTING} levels" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr and not (compose.parent / "scaleout.yaml").exists()
 
 
 def test_a_required_variable_in_a_value_scaleout_resolves(tmp_path):
     with pytest.raises(ConfigError) as err:
         adopted(tmp_path / "a", web('ports: ["${PORT:?set PORT in .env}"]'))
-    assert "compose.yaml:4: services.web.ports.0: PORT is not set: set PORT in .env" in str(err.value)
+    assert "compose.yaml:4: services.web.ports.0: required variable PORT is not set: set PORT in .env" \
+        in str(err.value)
     a = adopted(tmp_path / "b", web('ports: ["${PORT:?set PORT in .env}"]'), files={".env": "PORT=7070\n"})
     assert a.data["backend"]["port"] == 7070
 
 
-def test_read_dotenv(tmp_path):
+def test_the_compose_projects_dotenv_is_read_by_the_one_dotenv_reader(tmp_path):
+    """`init --from` and `up` read the same .env the same way: the strict reader, a bad line is an error."""
     p = tmp_path / ".env"
-    p.write_text('# c\nA=1\nexport B="two words"\nC=\'$x\'\nD=plain # comment\nbad line\n E = 5 \nF="a\\nb"\n')
-    assert read_dotenv(p, ".env") == {"A": "1", "B": "two words", "C": "$x", "D": "plain", "E": "5", "F": "a\nb"}
-    assert read_dotenv(tmp_path / "missing", "x") == {}
+    p.write_text('# c\nA=1\nexport B="two words"\nC=\'$x\'\nD=plain # comment\n E = 5 \nF="a\\nb"\n')
+    values, _ = read_dotenv(tmp_path, {}, ".env")
+    assert values == {"A": "1", "B": "two words", "C": "$x", "D": "plain", "E": "5", "F": "a\nb"}
+    assert read_dotenv(tmp_path / "missing", {}, "x") == ({}, [])
+    a = adopted(tmp_path / "ok", web('ports: ["${PORT}"]'), files={".env": "export PORT=7070\n"})
+    assert a.data["backend"]["port"] == 7070
+    with pytest.raises(ConfigError, match=r"compose.yaml: .env:2: expected KEY=VALUE"):
+        adopted(tmp_path / "bad", web('ports: ["${PORT}"]'), files={".env": "PORT=7070\nbad line\n"})
 
 
 # --- the command -----------------------------------------------------------------------------------------------

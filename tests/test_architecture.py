@@ -19,7 +19,7 @@ ALLOWED = {
 # nothing below these layers may import them
 FORBIDDEN_PREFIXES = {
     "scaleout.render": ("scaleout.targets", "scaleout.cli", "scaleout.probe", "scaleout.export", "scaleout.report"),
-    "scaleout.config": ("scaleout.render", "scaleout.targets", "scaleout.cli", "scaleout.files", "scaleout.probe",
+    "scaleout.config": ("scaleout.render", "scaleout.targets", "scaleout.cli", "scaleout.probe",
                         "scaleout.adopt", "scaleout.export", "scaleout.report"),
     "scaleout.targets": ("scaleout.cli", "scaleout.report", "scaleout.probe"),
     "scaleout.probe": ("scaleout.cli", "scaleout.report"),

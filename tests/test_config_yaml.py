@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 from scaleout.config.load import load_config, parse_config
-from scaleout.config.yamlload import MAX_BYTES, load_yaml, read_capped
+from scaleout.config.yamlload import MAX_BYTES, load_yaml
 from scaleout.errors import ConfigError
+from scaleout.files import read_capped
 
 P = Path("/tmp/scaleout-config-yaml-tests/proj")  # never created: no .env is read from it
 

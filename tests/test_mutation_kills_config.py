@@ -938,7 +938,7 @@ def test_service_compose_text_of_a_model_built_in_code():
 
 
 def test_read_capped_reads_big_files_whole_and_refuses_what_is_not_a_file(tmp_path):
-    from scaleout.config.yamlload import read_capped
+    from scaleout.files import read_capped
 
     data = bytes(range(256)) * 800  # 200 KiB: several reads
     (tmp_path / "big").write_bytes(data)
@@ -968,7 +968,7 @@ def test_read_capped_reads_big_files_whole_and_refuses_what_is_not_a_file(tmp_pa
 def test_read_capped_stops_at_the_limit_when_the_file_grew(tmp_path, monkeypatch, limit):
     import os
 
-    from scaleout.config.yamlload import read_capped
+    from scaleout.files import read_capped
 
     (tmp_path / "f").write_bytes(b"x" * (2 * limit + 70_000))
     real_fstat = os.fstat
@@ -1160,7 +1160,7 @@ def test_read_capped_reports_a_read_error(tmp_path, monkeypatch):
     import errno
     import os
 
-    from scaleout.config.yamlload import read_capped
+    from scaleout.files import read_capped
 
     (tmp_path / "f").write_text("name: x\n")
 

@@ -104,16 +104,16 @@ def test_read_project_file(tmp_path):
     (tmp_path / "big.txt").write_bytes(b"x" * 2049)
     with pytest.raises(UnsafePathError) as err:
         read_project_file(tmp_path, "big.txt", max_bytes=2048, what="env file")
-    assert err.value.message == "env file big.txt: larger than 2 KiB"
+    assert err.value.message == "env file big.txt: is 2049 bytes; at most 2048 bytes are allowed"
     (tmp_path / "dir").mkdir()
     with pytest.raises(UnsafePathError) as err:
         read_project_file(tmp_path, "dir", max_bytes=2048, what="static file")
-    assert err.value.message == "static file dir: not a regular file"
+    assert err.value.message == "static file dir: is a folder; scaleout reads only regular files"
     with pytest.raises(UnsafePathError) as err:
         read_project_file(tmp_path, "missing.txt", max_bytes=2048, what="env file")
     assert err.value.message == "env file missing.txt: cannot be read (No such file or directory)"
     os.mkfifo(tmp_path / "fifo")
-    with pytest.raises(UnsafePathError, match="fifo: not a regular file"):  # and does not block
+    with pytest.raises(UnsafePathError, match="fifo: is not a regular file"):  # and does not block
         read_project_file(tmp_path, "fifo", max_bytes=2048, what="env file")
     (tmp_path / "link").symlink_to(tmp_path.parent)
     with pytest.raises(UnsafePathError) as err:
@@ -133,7 +133,7 @@ def test_read_project_file_reads_a_file_that_grew_to_the_limit_only(tmp_path, mo
     monkeypatch.setattr(os, "fstat", small_fstat)
     with pytest.raises(UnsafePathError) as err:
         read_project_file(tmp_path, "f", max_bytes=2048, what="env file")
-    assert err.value.message == "env file f: larger than 2 KiB"
+    assert err.value.message == "env file f: is larger than 2048 bytes"
 
 
 # --- writing -----------------------------------------------------------------------------------------

@@ -240,7 +240,7 @@ def _render_fails(project: Path, yaml_balancer: str, expect: str, command: str =
     ("not_yet", "is not valid before"),
     ("encrypted", "the private key is encrypted"),
     ("missing", "balancer.tls.cert: certs/dev.pem: cannot be read"),
-    ("folder", "not a regular file"),
+    ("folder", "is a folder; scaleout reads only regular files"),
     ("link_out", "leads outside the project"),
 ])
 def test_own_files_are_checked_before_anything_is_written(project, tmp_path, case, expect):

@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from scaleout.adopt.backend import map_backend
-from scaleout.adopt.compose_file import ComposeFile, load_compose_file, read_dotenv
+from scaleout.adopt.compose_file import ComposeFile, load_compose_file
 from scaleout.adopt.context import NETWORK, SECRETS, TOP_LEVEL_KEYS, Context, dns_label, show, show_line
 from scaleout.adopt.services import map_service
+from scaleout.config.load import read_dotenv
 from scaleout.errors import ConfigError, RenderConflictError, UsageError
 from scaleout.layout import CONFIG_FILE, LB_SERVICE, is_replica_name
 
@@ -183,8 +184,9 @@ def adopt(compose_path: Path, *, service: str | None = None, project_dir: Path |
     """Map a Compose file to scaleout.yaml data. Nothing is written; raises ConfigError/UsageError (exit 2)."""
     cf = load_compose_file(compose_path, source)
     root = (project_dir or cf.folder).resolve()
-    dotenv = read_dotenv(cf.folder / ".env", f"{cf.source}: .env")
-    ctx = Context(cf, root, {**dotenv, **(os.environ if env is None else env)})
+    environ = os.environ if env is None else env
+    dotenv, _ = read_dotenv(cf.folder, environ, display=f"{cf.source}: .env")
+    ctx = Context(cf, root, {**dotenv, **environ})
     services = _services(cf)
     web = pick_service(cf, services, service)
     _check_names(cf, services, web)

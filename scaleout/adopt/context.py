@@ -10,7 +10,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from scaleout.adopt.compose_file import ComposeFile, InterpolationError, interpolate
+from scaleout.adopt.compose_file import ComposeFile
+from scaleout.config.interpolation import Budget, InterpolationError, interpolate
 from scaleout.errors import ConfigError
 from scaleout.files import inside
 
@@ -141,6 +142,7 @@ class Context:
     def __init__(self, cf: ComposeFile, root: Path, env: Mapping[str, str]) -> None:
         self.cf, self.root, self.env = cf, root, env
         self.notes: list[str] = []
+        self.budget = Budget()  # what interpolation may produce for the whole file
 
     def note(self, svc: str, key: str, value: Any, text: str) -> None:
         """One line: `service: key value: what scaleout does instead`."""
@@ -153,7 +155,7 @@ class Context:
     def resolve(self, value: Any, keys: tuple[object, ...]) -> str:
         """Compose's interpolation of a value scaleout must understand."""
         try:
-            return interpolate(str(value), self.env)
+            return interpolate(str(value), self.env.get, self.budget, extended=True).value
         except InterpolationError as exc:
             raise self.error(keys, str(exc)) from None
 

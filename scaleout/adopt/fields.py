@@ -9,9 +9,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from scaleout.adopt.compose_file import read_bounded
 from scaleout.adopt.context import Context, show
-from scaleout.files import inside
+from scaleout.errors import ConfigError
+from scaleout.files import inside, read_capped
 
 _PORT = re.compile(
     r"^(?:(?P<ip>\[[0-9A-Fa-f:.]+\]|[0-9]{1,3}(?:\.[0-9]{1,3}){3}):)?(?:(?P<published>[0-9]+(?:-[0-9]+)?)?:)?"
@@ -132,8 +132,11 @@ def read_dockerfile(ctx: Context, name: str, build: dict[str, Any]) -> str:
     path = ctx.root / rel
     if not inside(ctx.root, path):
         raise ctx.error(("services", name, "build"), f"{rel} leads outside the project folder (a link?)")
-    data = read_bounded(path, f"{ctx.cf.where('services', name, 'build')}: services.{name}.build: {rel}",
-                        max_bytes=256 * 1024)
+    display = f"{ctx.cf.where('services', name, 'build')}: services.{name}.build: {rel}"
+    try:
+        data = read_capped(path, display=display, limit=256 * 1024)
+    except FileNotFoundError:
+        raise ConfigError(f"{display}: not found") from None
     return data.decode("utf-8", errors="replace")
 
 

@@ -8,6 +8,10 @@ v2 does. Not supported, because Compose v1.29 (which scaleout also drives) does 
 scaleout writes references into the Compose file for the engine to resolve: `${VAR:+x}`, `${VAR+x}`,
 and a `$` or `{` inside a default or message (nesting).
 
+The *extended* mode reads a user's own Compose file (`init --from`) the way Compose v2 does: also
+`${VAR:+alt}` and `${VAR+alt}`, and references nested in defaults, alternatives and messages
+(`${A:-${B:-x}}`), at most `MAX_NESTING` levels deep, each default resolved only when it is used.
+
 Each interpolated string also yields its *Compose text*: the references exactly as written and every
 literal `$` as `$$`, so that values coming from `.env` never need to be written into generated files.
 
@@ -29,6 +33,7 @@ __all__ = ["Budget", "Interpolated", "InterpolationError", "interpolate", "parse
 
 _NAME = re.compile(r"[_A-Za-z][_A-Za-z0-9]*")
 MAX_VALUE_CHARS = 256 * 1024  # one interpolated value
+MAX_NESTING = 16  # `${A:-${B:-...}}` levels in extended mode; a real file nests two or three
 MAX_TOTAL_CHARS = 8 * 1024 * 1024  # everything one config interpolates: `${BIG}` x 100,000 stays cheap
 
 
@@ -56,9 +61,10 @@ class Interpolated:
     variables: tuple[str, ...] = field(default=())  # every variable looked up
 
 
-def interpolate(text: str, lookup: Callable[[str], str | None], budget: Budget | None = None) -> Interpolated:
+def interpolate(text: str, lookup: Callable[[str], str | None], budget: Budget | None = None, *,
+                extended: bool = False, nesting: int = 0) -> Interpolated:
     """Resolve the references in `text`; InterpolationError for a required variable that is missing
-    or a reference that is not valid."""
+    or a reference that is not valid. `extended`: Compose v2's whole syntax (module docstring)."""
     out: list[str] = []
     compose: list[str] = []
     unset: list[str] = []
@@ -80,12 +86,15 @@ def interpolate(text: str, lookup: Callable[[str], str | None], budget: Budget |
             i = j + 2
             continue
         if nxt == "{":
-            end = text.find("}", j + 2)
+            end = _closing_brace(text, j + 2) if extended else text.find("}", j + 2)
             if end < 0:
                 raise InterpolationError(f"{_shown(text[j:])}: '${{' is never closed with '}}' "
                                          "(write $$ for a literal $)")
             raw = text[j:end + 1]
-            name, value, missing = _braced(raw, text[j + 2:end], lookup)
+            if extended:
+                name, value, missing = _braced_extended(raw, text[j + 2:end], lookup, budget, nesting)
+            else:
+                name, value, missing = _braced(raw, text[j + 2:end], lookup)
             i = end + 1
         else:
             m = _NAME.match(text, j + 1)
@@ -145,6 +154,62 @@ def _braced(raw: str, inner: str, lookup: Callable[[str], str | None]) -> tuple[
         state = "not set" if value is None else "empty"
         raise InterpolationError(f"required variable {name} is {state}: {arg or 'set it in the shell or in .env'}")
     return name, value or "", False
+
+
+def _closing_brace(text: str, start: int) -> int:
+    """Index of the `}` that closes the `${` opened just before `start`, nested `${...}` skipped; -1 if none."""
+    depth, i, n = 1, start, len(text)
+    while i < n:
+        if text.startswith("$$", i):
+            i += 2
+            continue
+        if text.startswith("${", i):
+            depth += 1
+            i += 2
+            continue
+        if text[i] == "}":
+            depth -= 1
+            if depth == 0:
+                return i
+        i += 1
+    return -1
+
+
+_EXTENDED_OPS = (":-", ":?", ":+", "-", "?", "+")
+
+
+def _braced_extended(raw: str, inner: str, lookup: Callable[[str], str | None], budget: Budget | None,
+                     nesting: int) -> tuple[str, str, bool]:
+    """(name, value, unset-without-default) of one `${...}` in Compose v2's syntax; the argument of an
+    operator is itself interpolated, and only when it is used."""
+    m = _NAME.match(inner)
+    if not m:
+        raise InterpolationError(f"{_shown(raw)}: not a variable reference (a name is [A-Za-z_][A-Za-z0-9_]*; "
+                                 "write $$ for a literal $)")
+    name, rest = m.group(0), inner[m.end():]
+    value = lookup(name)
+    if rest == "":
+        return name, value or "", value is None
+    op = next((o for o in _EXTENDED_OPS if rest.startswith(o)), None)
+    if op is None:
+        raise InterpolationError(f"{_shown(raw)}: not a variable reference Compose knows "
+                                 "(${VAR}, ${VAR:-x}, ${VAR-x}, ${VAR:?x}, ${VAR?x}, ${VAR:+x}, ${VAR+x})")
+    unset = value is None or (op.startswith(":") and value == "")
+
+    def arg() -> str:
+        if nesting + 1 > MAX_NESTING:
+            raise InterpolationError(f"{_shown(raw)}: references nested deeper than {MAX_NESTING} levels")
+        return interpolate(rest[len(op):], lookup, budget, extended=True, nesting=nesting + 1).value
+
+    if op.endswith("-"):
+        return name, arg() if unset else str(value), False
+    if op.endswith("?"):
+        if unset:
+            state = "not set" if value is None else "empty"
+            message = arg() or "set it in the shell or in .env"
+            raise InterpolationError(f"required variable {name} is {state}: {message}")
+        return name, str(value), False
+    return name, "" if unset else arg(), False
 
 
 def _shown(text: str) -> str:

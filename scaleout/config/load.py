@@ -15,8 +15,9 @@ from pydantic import ValidationError
 
 from scaleout.config.interpolation import Budget, DotenvError, InterpolationError, interpolate, parse_dotenv
 from scaleout.config.model import Config, default_name, describe_error, resolves_within
-from scaleout.config.yamlload import MAX_BYTES, Document, decode_text, load_yaml, read_capped
+from scaleout.config.yamlload import MAX_BYTES, Document, decode_text, load_yaml
 from scaleout.errors import ConfigError
+from scaleout.files import read_capped
 from scaleout.layout import CONFIG_FILE
 
 DOTENV_FILE = ".env"

@@ -13,9 +13,9 @@ from collections.abc import Mapping
 
 from scaleout.config.interpolation import DotenvError, InterpolationError, parse_dotenv
 from scaleout.config.model import Config
-from scaleout.config.yamlload import MAX_BYTES, decode_text, read_capped
+from scaleout.config.yamlload import MAX_BYTES, decode_text
 from scaleout.errors import ConfigError
-from scaleout.files import inside
+from scaleout.files import inside, read_capped
 
 _WHITESPACE = re.compile(r"\s")
 
