@@ -123,13 +123,18 @@ def interpolate(text: str, lookup: Callable[[str], str | None], budget: Budget |
     return Interpolated(result, "".join(compose), tuple(dict.fromkeys(unset)), tuple(dict.fromkeys(used)))
 
 
-def _braced(raw: str, inner: str, lookup: Callable[[str], str | None]) -> tuple[str, str, bool]:
-    """(name, value, unset-without-default) of one `${...}`."""
+def _name_of(raw: str, inner: str) -> tuple[str, str]:
+    """The variable's name at the start of a `${...}` body, and what follows it."""
     m = _NAME.match(inner)
     if not m:
         raise InterpolationError(f"{_shown(raw)}: not a variable reference (a name is [A-Za-z_][A-Za-z0-9_]*; "
                                  "write $$ for a literal $)")
-    name, rest = m.group(0), inner[m.end():]
+    return m.group(0), inner[m.end():]
+
+
+def _braced(raw: str, inner: str, lookup: Callable[[str], str | None]) -> tuple[str, str, bool]:
+    """(name, value, unset-without-default) of one `${...}`."""
+    name, rest = _name_of(raw, inner)
     value = lookup(name)
     if rest == "":
         return name, value or "", value is None
@@ -182,11 +187,7 @@ def _braced_extended(raw: str, inner: str, lookup: Callable[[str], str | None], 
                      nesting: int) -> tuple[str, str, bool]:
     """(name, value, unset-without-default) of one `${...}` in Compose v2's syntax; the argument of an
     operator is itself interpolated, and only when it is used."""
-    m = _NAME.match(inner)
-    if not m:
-        raise InterpolationError(f"{_shown(raw)}: not a variable reference (a name is [A-Za-z_][A-Za-z0-9_]*; "
-                                 "write $$ for a literal $)")
-    name, rest = m.group(0), inner[m.end():]
+    name, rest = _name_of(raw, inner)
     value = lookup(name)
     if rest == "":
         return name, value or "", value is None
