@@ -261,7 +261,7 @@ def test_strategies_health_gating_and_safe_reload(make_project):
     assert bad != good
     stack = Stack(load_config(p.path, env=p.env))
     with pytest.raises(BalancerConfigError) as err:
-        stack.reload(bad, (p.path / ".scaleout" / "nginx" / "watch.env").read_text())
+        stack.balancer.reload(bad, (p.path / ".scaleout" / "nginx" / "watch.env").read_text())
     assert 'unknown directive "no_such_directive"' in str(err.value) and "keeps serving" in str(err.value)
     assert conf.read_text() == good
     assert _strategy_directive(p) == "hash $cookie_session consistent;"

@@ -148,7 +148,7 @@ def test_update_keys_default_and_validate(tmp_path):
 
 
 def test_status_says_in_lb_only_for_the_container_the_balancer_routes():
-    from scaleout.targets.compose import routed_to
+    from scaleout.targets.balancer import routed_to
     from scaleout.targets.status import ServiceStatus
 
     def row(container: str, address: str) -> ServiceStatus:

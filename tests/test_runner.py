@@ -10,7 +10,7 @@ import time
 import pytest
 
 from scaleout.errors import UnhealthyError
-from scaleout.targets.compose import health_poll_interval
+from scaleout.targets.health import health_poll_interval
 from scaleout.targets.runner import http_status, poll_balancer
 
 

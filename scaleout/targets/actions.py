@@ -15,6 +15,7 @@ from scaleout.config.model import Config
 from scaleout.errors import DockerUnavailableError, NotRunningError, UnhealthyError, UsageError
 from scaleout.layout import LB_SERVICE, WATCH_FALL, WATCH_INTERVAL_S
 from scaleout.targets.compose import ComposeStack
+from scaleout.targets.health import wait_healthy
 from scaleout.targets.runner import Progress, engine_errors, quiet
 from scaleout.targets.views import ContainerView
 
@@ -54,7 +55,7 @@ def _wait_routing(stack: ComposeStack, replicas: list[str], routed: bool, timeou
     """Poll the balancer's watcher until each of `replicas` is (or is no longer) routed to."""
     deadline = time.monotonic() + timeout_s
     while True:
-        now = stack.routing()
+        now = stack.balancer.routing()
         if now and all(now.get(r, False) is routed for r in replicas):
             return True
         if time.monotonic() >= deadline:
@@ -80,7 +81,7 @@ def stop(stack: ComposeStack, chosen: dict[str, Any]) -> None:
         else:
             stack.progress(f"note: the balancer still lists {', '.join(replicas)} after {ROUTE_WAIT_S}s; "
                            "nginx retries failed requests on the other replicas meanwhile")
-        routed = stack.routing()
+        routed = stack.balancer.routing()
     if routed and not any(routed.values()):
         stack.progress("note: no replica is left running: the balancer has nowhere to send requests "
                        "(`scaleout start` brings them back)")
@@ -118,9 +119,9 @@ def restart(stack: ComposeStack, chosen: dict[str, Any], *, timeout_s: float) ->
 
 
 def _wait_ready(stack: ComposeStack, chosen: dict[str, Any], timeout_s: float) -> None:
-    stack.wait_healthy(list(chosen), timeout_s)
+    wait_healthy(stack, list(chosen), timeout_s)
     if LB_SERVICE in chosen:
-        stack.wait_balancer(timeout_s)
+        stack.balancer.wait(timeout_s)
     replicas = [s for s, c in chosen.items() if _role(c) == "backend"]
     if not replicas or stack.lb_container() is None:
         return

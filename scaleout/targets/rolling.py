@@ -185,7 +185,7 @@ class RollingUpdate:
             from scaleout.targets.nginx_version import nginx_version_for
 
             version = nginx_version_for(self.config)
-        done = self.stack.reload(render_nginx(self.config, nginx_version=version, replicas=servers,
+        done = self.stack.balancer.reload(render_nginx(self.config, nginx_version=version, replicas=servers,
                                              pin=read_secret(self.config.project_dir)),
                                  render_watch_env(self.config, servers), record=False, quiet=True,
                                  once_healthy=once_healthy)
@@ -406,14 +406,14 @@ class RollingUpdate:
     def _finish(self, check: bool) -> None:
         """Back to the rendered configuration (service names: each now resolves to one container)."""
         self.entries.clear()
-        self.stack.reload(*self.final, quiet=True)
+        self.stack.balancer.reload(*self.final, quiet=True)
         if not check:
             return
         want = self.replaced
         addresses = {s.service: s.address for s in self.stack.status(routing=False).replicas}
         deadline = time.monotonic() + ROUTE_TIMEOUT_S
         while True:
-            routing = self.stack.routing_addresses()
+            routing = self.stack.balancer.routing_addresses()
             wrong = [n for n in want if routing.get(n) != addresses.get(n)]
             if not wrong:
                 return

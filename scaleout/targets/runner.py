@@ -7,6 +7,7 @@ import contextlib
 import http.client
 import os
 import shutil
+import socket
 import ssl
 import subprocess
 import time
@@ -255,3 +256,15 @@ def http_status(url: str, *, timeout_s: float, verify: ssl.SSLContext | bool = T
         return conn.getresponse().status
     finally:
         conn.close()
+
+
+def port_free(bind: str, port: int) -> bool:
+    """Whether this machine can bind `port` on `bind` now (a listener already there makes it busy)."""
+    family = socket.AF_INET6 if ":" in bind else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((bind, port))
+        except OSError:
+            return False
+    return True

@@ -38,7 +38,6 @@ from scaleout.layout import (
 )
 from scaleout.render.envfiles import stack_deploy_notes
 from scaleout.render.swarm import ENV_BACKEND_IMAGE, ENV_BALANCER_IMAGE, service_image_vars, swarm_notes
-from scaleout.targets.compose import port_free
 from scaleout.targets.runner import (
     ENGINE_HINT,
     Progress,
@@ -46,6 +45,7 @@ from scaleout.targets.runner import (
     docker_client,
     engine_errors,
     poll_balancer,
+    port_free,
     quiet,
     run_docker,
 )
