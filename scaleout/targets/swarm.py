@@ -50,6 +50,7 @@ from scaleout.targets.runner import (
     run_docker,
 )
 from scaleout.targets.status import ServiceStatus, StackStatus
+from scaleout.targets.swarm_converge import ServiceSnapshot, Stop, judge
 from scaleout.targets.views import ContainerView, TaskView
 
 STACK_DIR = SWARM_DIR
@@ -57,7 +58,6 @@ STACK_FILE = SWARM_STACK_FILE
 IMAGES_FILE = SWARM_IMAGES_FILE
 LB = LB_SERVICE
 LABEL_NAMESPACE = LABEL_STACK_NAMESPACE
-MAX_FAILED_TASKS = 3  # new tasks that fail before `up` gives up instead of waiting for the timeout
 
 
 def swarm_problem(info: dict[str, Any]) -> str | None:
@@ -218,8 +218,7 @@ class SwarmStack:
         self._deploy(images)
         self.wait_converged(timeout_s, known)
         self.wait_balancer(timeout_s)
-        self._remove_old_configs()
-        self._remove_old_secrets()
+        self._remove_unused_objects()
         return self.status()
 
     def preflight(self) -> dict[str, Any]:
@@ -351,13 +350,9 @@ class SwarmStack:
 
     def wait_converged(self, timeout_s: float, known: set[str] = frozenset()) -> None:
         """Poll until every service has its tasks running (= healthy) on its current spec: first the
-        services the backend depends on, then the backend's `replicas` and the balancer. Fail early when
-        new tasks keep failing, with their errors and logs. `known` holds the task IDs (and update start
-        times, as "update:<time>") from before the deploy.
-
-        Swarm starts everything at once: backend tasks that fail while a dependency is not ready yet
-        (a replica that cannot reach its database) are forgiven, and the backend is reported ready only
-        after its dependencies."""
+        services the backend depends on, then the backend's `replicas` and the balancer (the rules are
+        targets/swarm_converge.py). Fail early when new tasks keep failing, with their errors and logs.
+        `known` holds the task IDs (and update start times, as "update:<time>") from before the deploy."""
         cfg = self.config
         deps = [d for d in cfg.backend.depends_on if d in cfg.services]
         # dependencies first, so that a pass sees them before it judges the backend
@@ -373,78 +368,47 @@ class SwarmStack:
         deps_reported = False
         while True:
             services = self._services()
-            pending = []
-            ready_now: set[str] = set()
-            for short, n in want.items():
-                waiting_for_deps = short == BACKEND_SERVICE and not all(d in ready_now for d in deps)
+            snapshots = {}
+            for short in want:
                 svc = services.get(short)
-                if svc is None:
-                    pending.append(f"{short} (not created)")
-                    continue
-                svc.reload()
-                status = svc.attrs.get("UpdateStatus") or {}
-                update = status.get("State")
-                new_update = f"update:{status.get('StartedAt')}" not in known  # not a rollback of an earlier deploy
-                if (
-                    new_update
-                    and update in ("rollback_started", "rollback_completed", "rollback_paused", "paused")
-                    and not waiting_for_deps
-                ):
-                    raise UnhealthyError(
-                        f"the update of {short} was stopped by Swarm ({update}): "
-                        f"{(svc.attrs.get('UpdateStatus') or {}).get('Message', '')}\n" + self._logs(svc),
-                        hint=f"fix {short}, then `scaleout up --target swarm` again",
-                    )
-                tasks = self._tasks(svc, running_only=False)
-                # a task started by this deploy that has ended already: it crashed or never became healthy
-                failed = [
-                    t
-                    for t in tasks
-                    if t.id not in known
-                    and t.desired_state != "running"
-                    and t.state in ("failed", "rejected", "complete", "shutdown", "orphaned")
-                ]
-                if waiting_for_deps:
-                    forgiven |= {t.id for t in failed}
-                failed = [t for t in failed if t.id not in forgiven]
-                if len(failed) >= MAX_FAILED_TASKS:
-                    errs = sorted({self._task_failure(t) for t in failed})
-                    raise UnhealthyError(
-                        f"{len(failed)} new task(s) of {short} stopped before becoming ready:\n"
-                        + "\n".join(f"  {e}" for e in errs)
-                        + "\n"
-                        + self._logs(svc),
-                        hint="fix the cause, then `scaleout up --target swarm` again; "
-                        "`scaleout down --target swarm` removes the stack",
-                    )
-                live = [t for t in tasks if t.desired_state == "running"]
-                ready = [t for t in live if t.state == "running"]
-                if waiting_for_deps:
-                    pending.append(f"{short} (waiting for {', '.join(d for d in deps if d not in ready_now)})")
-                    continue
-                if short == BACKEND_SERVICE and deps and not deps_reported:
-                    deps_reported = True
-                    self.progress(
-                        f"{', '.join(deps)} ready: now waiting for the backend "
-                        "(replicas that failed before are replaced by Swarm)"
-                    )
-                for t in ready:
-                    label = f"{short}-{t.slot}" if short == BACKEND_SERVICE else short
-                    if t.id not in reported and t.id not in known:
-                        reported.add(t.id)
-                        self.progress(f"{label} is ready")
-                if len(ready) != n or len(live) != n or update == "updating":
-                    pending.append(f"{short} ({len(ready)}/{n} ready)")
-                else:
-                    ready_now.add(short)
-            if not pending:
+                if svc is not None:
+                    svc.reload()
+                    snapshots[short] = ServiceSnapshot.of(svc.attrs, [t.attrs for t in self._tasks(svc, False)])
+            verdict = judge(want, deps, snapshots, known, forgiven, BACKEND_SERVICE)
+            forgiven = verdict.forgiven
+            if verdict.stop is not None:
+                self._fail_converging(verdict.stop, services[verdict.stop.service])
+            if verdict.deps_ready and not deps_reported:
+                deps_reported = True
+                self.progress(f"{', '.join(deps)} ready: now waiting for the backend "
+                              "(replicas that failed before are replaced by Swarm)")
+            for label, t in verdict.ready:
+                if t.id not in reported and t.id not in known:
+                    reported.add(t.id)
+                    self.progress(f"{label} is ready")
+            if verdict.converged:
                 return
             if time.monotonic() >= deadline:
                 raise UnhealthyError(
-                    f"the stack did not become ready within {timeout_s:.0f}s: {', '.join(pending)}",
+                    f"the stack did not become ready within {timeout_s:.0f}s: {', '.join(verdict.pending)}",
                     hint="`docker stack ps " + self.config.project + " --no-trunc` shows why",
                 )
             time.sleep(0.5)
+
+    def _fail_converging(self, stop: Stop, svc) -> None:
+        if stop.kind == "update":
+            raise UnhealthyError(
+                f"the update of {stop.service} was stopped by Swarm ({stop.update_state}): "
+                f"{stop.update_message}\n" + self._logs(svc),
+                hint=f"fix {stop.service}, then `scaleout up --target swarm` again",
+            )
+        errs = sorted({self._task_failure(t) for t in stop.failed})
+        raise UnhealthyError(
+            f"{len(stop.failed)} new task(s) of {stop.service} stopped before becoming ready:\n"
+            + "\n".join(f"  {e}" for e in errs) + "\n" + self._logs(svc),
+            hint="fix the cause, then `scaleout up --target swarm` again; "
+                 "`scaleout down --target swarm` removes the stack",
+        )
 
     def _task_failure(self, task: TaskView) -> str:
         """Why a task ended: Swarm's error, or the last health check's output where the container is local."""
@@ -474,38 +438,25 @@ class SwarmStack:
         url = f"{self.config.balancer.scheme}://127.0.0.1:{self.config.balancer.port}"
         poll_balancer(url, timeout_s, verify=balancer_verify(self.config.balancer.tls, self.dir))
 
-    def _remove_old_configs(self) -> None:
-        """Earlier nginx.conf versions (configs are immutable, one per content hash) once unused."""
+    def _remove_unused_objects(self) -> None:
+        """Earlier nginx.conf versions, TLS certificates and keys (configs and secrets are immutable, one per
+        content hash) once the stack file names them no more; one still used by a stopping task goes next time."""
         import docker.errors
         import yaml
 
         try:
-            current = yaml.safe_load(self.stack_file.read_text(encoding="utf-8"))["configs"]["nginx_conf"]["name"]
-        except (OSError, KeyError, TypeError, yaml.YAMLError):
-            return
-        with engine_errors("listing swarm configs"):
-            configs = docker_client().configs.list(filters={"label": f"{LABEL_NAMESPACE}={self.config.project}"})
-        for c in configs:
-            if c.name != current:
-                with contextlib.suppress(docker.errors.APIError):  # still in use by a stopping task: next time
-                    c.remove()
-
-    def _remove_old_secrets(self) -> None:
-        """Earlier TLS certificates and keys (secrets are immutable, one per content hash) once unused."""
-        import docker.errors
-        import yaml
-
-        try:
-            current = {s["name"] for s in (yaml.safe_load(self.stack_file.read_text(encoding="utf-8"))
-                                           .get("secrets") or {}).values()}
+            data = yaml.safe_load(self.stack_file.read_text(encoding="utf-8"))
+            current = {data["configs"]["nginx_conf"]["name"]}
+            current |= {o["name"] for kind in ("configs", "secrets") for o in (data.get(kind) or {}).values()}
         except (OSError, AttributeError, KeyError, TypeError, yaml.YAMLError):
             return
-        with engine_errors("listing swarm secrets"):
-            secrets = docker_client().secrets.list(filters={"label": f"{LABEL_NAMESPACE}={self.config.project}"})
-        for s in secrets:
-            if s.name not in current:
-                with contextlib.suppress(docker.errors.APIError):  # still in use by a stopping task: next time
-                    s.remove()
+        label = {"label": f"{LABEL_NAMESPACE}={self.config.project}"}
+        with engine_errors("listing swarm configs and secrets"):
+            objects = docker_client().configs.list(filters=label) + docker_client().secrets.list(filters=label)
+        for obj in objects:
+            if obj.name not in current:
+                with contextlib.suppress(docker.errors.APIError):
+                    obj.remove()
 
     def down(self, *, volumes: bool = False, timeout_s: float = 60.0) -> int:
         """`docker stack rm`, then wait until no task, container, network, config or secret of the stack is
