@@ -62,6 +62,7 @@ class FakeEngine:
         self.log: list[tuple] = []
         self.polls: list[float] = []  # the poll interval the balancer was given, each time
         self.containers_api = SimpleNamespace(get=self.get)
+        self.balancer = self  # its control channel too (reload, routing_addresses)
 
     def event(self, *what) -> None:
         self.log.append(what)

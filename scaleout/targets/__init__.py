@@ -7,7 +7,6 @@ typed views over `docker inspect` data in targets/views.py; what `status` report
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
@@ -15,13 +14,13 @@ from scaleout.config.model import STRATEGIES, Config
 from scaleout.errors import UnsafePathError, UsageError
 from scaleout.files import Plan, atomic_write, confined
 from scaleout.layout import STRATEGY_FILE, TARGET_FILE, TARGETS
+from scaleout.targets.runner import Progress, quiet
 from scaleout.targets.status import StackStatus
 
 __all__ = ["TARGETS", "Target", "applied_strategy", "open_target", "remember_strategy", "remember_target",
            "resolve_target"]
 
 ENV_TARGET = "SCALEOUT_TARGET"
-Progress = Callable[[str], None]
 
 
 class Target(Protocol):
@@ -79,11 +78,7 @@ def applied_strategy(project_dir: Path) -> str | None:
     return value if value in STRATEGIES else None
 
 
-def _quiet(_: str) -> None:
-    pass
-
-
-def open_target(target: str, config: Config, progress: Progress = _quiet, log: Progress = _quiet,
+def open_target(target: str, config: Config, progress: Progress = quiet, log: Progress = quiet,
                 registry: str | None = None) -> Target:
     """The stack of `config` on `target`."""
     if target == "swarm":

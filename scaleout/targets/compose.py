@@ -29,7 +29,6 @@ from scaleout.layout import (
     LB_SERVICE,
     NGINX_CONF,
     WATCH_ENV,
-    replica_index,
 )
 from scaleout.render.common import backend_image, replicas_of
 from scaleout.targets.balancer import Balancer, BalancerCreation, routed_to
@@ -44,7 +43,7 @@ from scaleout.targets.runner import (
     quiet,
     run_compose,
 )
-from scaleout.targets.status import ServiceStatus, StackStatus
+from scaleout.targets.status import ServiceStatus, StackStatus, listing_key
 from scaleout.targets.views import ContainerView
 
 
@@ -100,8 +99,7 @@ class ComposeStack:
                 # a balancer that publishes its TLS port serves HTTPS there (port 80 then only redirects)
                 url = v.url(LB_HTTPS_PORT, "https") or v.url(80)
             services.append(ServiceStatus(v.service, c.name, v.state, v.health, address, v.role))
-        order = {"backend": 0, "balancer": 1, "service": 2}
-        services.sort(key=lambda s: (order.get(s.role, 3), replica_index(s.service), s.service))
+        services.sort(key=lambda s: listing_key(s.role, s.service))
         if routing and lb is not None:
             lines = self.balancer.routing_lines(lb)
             for s in services:
@@ -351,8 +349,7 @@ class ComposeStack:
         """This stack's containers (and only this stack's) by Compose service name: replicas in order,
         then the balancer, then dependency services."""
         views = [(ContainerView.of(c), c) for c in self.project_containers()]
-        order = {"backend": 0, "balancer": 1, "service": 2}
-        views.sort(key=lambda vc: (order.get(vc[0].role, 3), replica_index(vc[0].service), vc[0].service))
+        views.sort(key=lambda vc: listing_key(vc[0].role, vc[0].service))
         return {v.service: c for v, c in views}
 
     def service_containers(self) -> list[tuple[str, object]]:

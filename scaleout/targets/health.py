@@ -50,19 +50,29 @@ def wait_healthy(stack: ComposeStack, services: list[str], timeout_s: float) -> 
         time.sleep(health_poll_interval(len(services)))
 
 
+def last_words(logs: str, health: str = "") -> str:
+    """The end of a failure message: the last health check's output (if any), then the last log lines."""
+    text = f"\n  last health check said: {health[-300:]}" if health else ""
+    return text + "\n  last log lines:\n" + ("\n".join("    " + line for line in logs.splitlines()) or "    (none)")
+
+
+def container_last_words(container) -> str:
+    """`last_words` of a container (None: none could be read), best effort: never an error of its own."""
+    logs, health = "", ""
+    if container is not None:
+        with contextlib.suppress(Exception):  # logs are a courtesy in an error message, never the error
+            logs = container.logs(tail=20).decode(errors="replace").rstrip()
+            health = ContainerView.of(container).last_health_output
+    return last_words(logs, health)
+
+
 def fail_unhealthy(st: ServiceStatus, why: str) -> None:
     """Raise the UnhealthyError of a container that exited or failed its checks, with what it last said."""
-    client = docker_client()
-    logs, health_out = "", ""
+    container = None
     with contextlib.suppress(Exception):  # logs are a courtesy in an error message, never the error
-        c = client.containers.get(st.container)
-        logs = c.logs(tail=20).decode(errors="replace").rstrip()
-        health_out = ContainerView.of(c).last_health_output
+        container = docker_client().containers.get(st.container)
     what = {"backend": "replica", "service": "service", "balancer": "the balancer"}.get(st.role, "container")
-    msg = f"{what} {st.service} {why}."
-    if health_out:
-        msg += f"\n  last health check said: {health_out[-300:]}"
-    msg += "\n  last log lines:\n" + ("\n".join("    " + line for line in logs.splitlines()) or "    (none)")
+    msg = f"{what} {st.service} {why}." + container_last_words(container)
     raise UnhealthyError(
         msg, hint="fix the backend, then `scaleout up` again; `scaleout down` removes what started"
     )

@@ -57,6 +57,7 @@ from dataclasses import dataclass, field
 
 from scaleout.errors import ScaleoutError, StackError, UnhealthyError
 from scaleout.render.common import Replica, replicas_of
+from scaleout.targets.health import container_last_words
 from scaleout.targets.views import ContainerView
 
 LABEL_CONFIG_HASH = "com.docker.compose.config-hash"
@@ -392,15 +393,8 @@ class RollingUpdate:
                 time.sleep(0.25)
 
     def _fail(self, svc: str, container, why: str) -> None:
-        logs, health = "", ""
-        with contextlib.suppress(Exception):  # logs are a courtesy in an error message, never the error
-            logs = container.logs(tail=20).decode(errors="replace").rstrip()
-            health = ContainerView.of(container).last_health_output
         msg = (f"rolling update stopped: the new container of {svc} ({container.name}) {why}; "
-               "the replicas not yet replaced keep serving the running version.")
-        if health:
-            msg += f"\n  last health check said: {health[-300:]}"
-        msg += "\n  last log lines:\n" + ("\n".join("    " + line for line in logs.splitlines()) or "    (none)")
+               "the replicas not yet replaced keep serving the running version." + container_last_words(container))
         raise UnhealthyError(msg, hint="fix the backend, then `scaleout up` again")
 
     def _finish(self, check: bool) -> None:

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from scaleout.layout import replica_index
+
 STATUS_SCHEMA = "scaleout.status/1"
+_ROLE_ORDER = {"backend": 0, "balancer": 1, "service": 2}
+
+
+def listing_key(role: str, service: str) -> tuple[int, int, str]:
+    """The order every listing of a stack uses: replicas by index, then the balancer, then the services."""
+    return _ROLE_ORDER.get(role, 3), replica_index(service), service
 
 
 @dataclass

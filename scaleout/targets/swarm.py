@@ -34,10 +34,10 @@ from scaleout.layout import (
     SWARM_IMAGES_FILE,
     SWARM_STACK_FILE,
     WORKER_DIR,
-    replica_index,
 )
 from scaleout.render.envfiles import stack_deploy_notes
 from scaleout.render.swarm import ENV_BACKEND_IMAGE, ENV_BALANCER_IMAGE, service_image_vars, swarm_notes
+from scaleout.targets.health import last_words
 from scaleout.targets.runner import (
     ENGINE_HINT,
     Progress,
@@ -49,7 +49,7 @@ from scaleout.targets.runner import (
     quiet,
     run_docker,
 )
-from scaleout.targets.status import ServiceStatus, StackStatus
+from scaleout.targets.status import ServiceStatus, StackStatus, listing_key
 from scaleout.targets.swarm_converge import ServiceSnapshot, Stop, judge
 from scaleout.targets.views import ContainerView, TaskView
 
@@ -173,8 +173,7 @@ class SwarmStack:
                 published = t.published_port(self._lb_port) if role == "balancer" and t.state == "running" else None
                 if published:
                     url = f"{self.config.balancer.scheme}://127.0.0.1:{published}"
-        order = {"backend": 0, "balancer": 1, "service": 2}
-        out.sort(key=lambda s: (order[s.role], replica_index(s.service), s.service, s.container))
+        out.sort(key=lambda s: (*listing_key(s.role, s.service), s.container))
         return StackStatus(self.config.project, url, out)
 
     @property
@@ -431,7 +430,7 @@ class SwarmStack:
         with contextlib.suppress(Exception):  # logs are a courtesy in an error message, never the error
             raw = b"".join(svc.logs(stdout=True, stderr=True, tail=10))  # 10 per task: keep the last 15 in all
             lines = "\n".join(raw.decode(errors="replace").rstrip().splitlines()[-15:])
-        return "  last log lines:\n" + ("\n".join("    " + line for line in lines.splitlines()) or "    (none)")
+        return last_words(lines).lstrip("\n")
 
     def wait_balancer(self, timeout_s: float) -> None:
         """Poll the published port until nginx answers and a request reaches a backend task."""
