@@ -29,21 +29,21 @@ log() { echo "mutation.sh: $*" >&2; }
 # mutated function in the test process)
 # CLI tests that run scaleout in a subprocess are left out: mutmut cannot tell which function they reach, so
 # it never picks them for a mutant, and under load their timeouts fail the statistics run.
-hostile="tests/test_config_hostile.py::test_random_text_gives_a_config_or_a_config_error
-  tests/test_config_hostile.py::test_random_bytes_in_both_files_give_a_config_or_a_config_error"
-config_tests="tests/test_config.py tests/test_config_interpolation.py tests/test_config_services.py
-  tests/test_config_yaml.py tests/test_lb_render.py tests/test_mutation_kills_config.py $hostile"
+hostile="tests/unit/config/test_hostile.py::test_random_text_gives_a_config_or_a_config_error
+  tests/unit/config/test_hostile.py::test_random_bytes_in_both_files_give_a_config_or_a_config_error"
+config_tests="tests/unit/config/test_model.py tests/unit/config/test_load.py tests/unit/config/test_interpolation.py
+  tests/unit/config/test_services.py tests/unit/config/test_yamlload.py tests/unit/render/test_nginx.py $hostile"
 declare -A TESTS=(
-  [scaleout.probe.verdict]="tests/test_verdict.py tests/test_probe_project.py tests/test_probe_stats.py"
-  [scaleout.probe.stats]="tests/test_probe_stats.py tests/test_verdict.py tests/test_probe_project.py"
+  [scaleout.probe.verdict]="tests/unit/probe/test_verdict.py tests/unit/probe/test_project.py tests/unit/probe/test_stats.py"
+  [scaleout.probe.stats]="tests/unit/probe/test_stats.py tests/unit/probe/test_verdict.py tests/unit/probe/test_project.py"
   [scaleout.config.model]="$config_tests"
   [scaleout.config.sections]="$config_tests"
   [scaleout.config.load]="$config_tests"
-  [scaleout.config.services]="tests/test_config_services.py tests/test_config.py tests/test_mutation_kills_config.py"
-  [scaleout.config.yamlload]="tests/test_config_yaml.py tests/test_config.py tests/test_mutation_kills_config.py tests/test_yamlload_loaders.py $hostile"
-  [scaleout.render.nginx]="tests/test_lb_render.py tests/test_golden.py tests/test_websocket_render.py
-    tests/test_mutation_kills_render.py"
-  [scaleout.files]="tests/test_mutation_kills_files.py tests/test_safety_paths.py tests/test_golden.py"
+  [scaleout.config.services]="tests/unit/config/test_services.py tests/unit/config/test_model.py"
+  [scaleout.config.yamlload]="tests/unit/config/test_yamlload.py tests/unit/config/test_model.py
+    tests/unit/config/test_yamlload_loaders.py $hostile"
+  [scaleout.render.nginx]="tests/unit/render/test_nginx.py tests/unit/render/test_golden.py tests/unit/render/test_websocket.py"
+  [scaleout.files]="tests/unit/test_files.py tests/unit/test_files_safety.py tests/unit/render/test_golden.py"
 )
 ALL=(scaleout.probe.verdict scaleout.probe.stats scaleout.config.model scaleout.config.sections scaleout.config.load scaleout.config.services scaleout.config.yamlload scaleout.render.nginx
   scaleout.files)

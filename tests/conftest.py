@@ -4,25 +4,23 @@ failure, never a skip, on a developer machine as in CI. A quick run without them
 
 from __future__ import annotations
 
-import contextlib
 import os
-import shutil
-import socket
-import subprocess
-import sys
-import time
 import uuid
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-LOCAL_IMAGE = os.environ.get("SCALEOUT_LOCAL_IMAGE", "scaleout-local/bookworm:1")
-
+from tests.helpers import (
+    LOCAL_IMAGE,
+    Project,
+    engine_available,
+    free_port,
+    remove_project,
+    run_cli,
+    unavailable,
+)
 
 FAST = os.environ.get("SCALEOUT_TESTS", "") == "fast"
 NEEDS_ENGINE = ("docker_engine", "images", "make_project", "nginx_checker")
-MISSING_HINT = " (for a quick run without it: SCALEOUT_TESTS=fast, or scripts/test.sh --fast)"
 _LEFT_OUT = pytest.StashKey[int]()
 
 
@@ -49,18 +47,6 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
                                     "or Chromium; run without SCALEOUT_TESTS=fast for the full suite", yellow=True)
 
 
-def unavailable(msg: str) -> None:
-    """A missing engine or browser fails the test: a skipped e2e test proves nothing."""
-    pytest.fail(msg + MISSING_HINT, pytrace=False)
-
-
-def engine_available() -> bool:
-    if not shutil.which("docker"):
-        return False
-    r = subprocess.run(["docker", "info"], capture_output=True, timeout=30)
-    return r.returncode == 0
-
-
 @pytest.fixture(scope="session")
 def docker_engine():
     """The real engine; without one the test fails."""
@@ -83,68 +69,6 @@ def images(docker_engine) -> dict[str, str]:
         except Exception:  # noqa: BLE001
             pytest.fail(f"image {image} is missing: run scripts/setup-docker.sh")
     return env
-
-
-def free_port() -> int:
-    """A port free on 127.0.0.1 now, below Linux's ephemeral range (32768-60999): a port the kernel hands
-    out (port 0) can be taken by any outgoing connection before the balancer binds it."""
-    import random
-
-    for _ in range(200):
-        port = random.randint(20000, 32000)
-        with socket.socket() as s:
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                s.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free port between 20000 and 32000 on 127.0.0.1")
-
-
-def run_cli(args: list[str], cwd: Path, env: dict[str, str] | None = None, timeout: float = 300, check: bool = False):
-    """Run the real `scaleout` CLI (python -m scaleout) and return the CompletedProcess."""
-    # this checkout's package, whatever is installed (several worktrees may share one machine)
-    full_env = {**os.environ, "PYTHONPATH": str(ROOT), **(env or {})}
-    r = subprocess.run([sys.executable, "-m", "scaleout", *args], cwd=cwd, env=full_env, capture_output=True,
-                       text=True, timeout=timeout)
-    if check and r.returncode != 0:
-        raise AssertionError(f"scaleout {' '.join(args)} exited {r.returncode}\n"
-                             f"stdout:\n{r.stdout}\nstderr:\n{r.stderr}")
-    return r
-
-
-def remove_project(project: str) -> None:
-    """Remove every container and network labelled with the Compose project (cleanup by label)."""
-    import docker
-
-    client = docker.from_env()
-    for c in client.containers.list(all=True, filters={"label": f"com.docker.compose.project={project}"}):
-        with contextlib.suppress(Exception):
-            c.remove(force=True)
-    for n in client.networks.list(filters={"label": f"com.docker.compose.project={project}"}):
-        with contextlib.suppress(Exception):
-            n.remove()
-    # the images scaleout built for it (scaleout/PROJECT-backend, -balancer on Swarm): no disk creep
-    for image in client.images.list():
-        if any(tag.startswith(f"scaleout/{project}-") for tag in image.tags):
-            for tag in image.tags:
-                with contextlib.suppress(Exception):
-                    client.images.remove(tag, noprune=False)
-
-
-class Project:
-    """A scaffolded project in a temp folder with a unique name and a free port."""
-
-    def __init__(self, path: Path, name: str, port: int, env: dict[str, str]):
-        self.path, self.name, self.port, self.env = path, name, port, env
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def cli(self, *args: str, check: bool = False, timeout: float = 300):
-        return run_cli(list(args), self.path, self.env, timeout=timeout, check=check)
 
 
 @pytest.fixture
@@ -173,22 +97,10 @@ def make_project(tmp_path, images):
         remove_project(p.name)
 
 
-def wait_for(predicate, timeout: float = 30.0, interval: float = 0.25, what: str = "condition"):
-    """Poll `predicate` until it returns a truthy value; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
-
-
 @pytest.fixture(scope="session")
 def nginx_checker(docker_engine, images):
-    """nginx -t for rendered configs (see tests/nginx_check.py)."""
-    from tests.nginx_check import NginxChecker
+    """nginx -t for rendered configs (see tests/helpers/nginx_check.py)."""
+    from tests.helpers.nginx_check import NginxChecker
 
     checker = NginxChecker(docker_engine, images["SCALEOUT_LB_IMAGE"])
     yield checker

@@ -1,4 +1,4 @@
-"""A backend with one state bug per path prefix, and stateless controls (for tests/test_e2e_replay.py).
+"""A backend with one state bug per path prefix, and stateless controls (for tests/e2e/test_replay.py).
 
 /session/*  the session kept in this process's memory      /disk/*   uploads written to this container's disk
 /cache/*    an in-process cache that goes stale on writes    /key/*    a cookie signed with a per-process key
