@@ -90,7 +90,7 @@ def render(
 ) -> None:
     """Write .scaleout/docker-compose.yml and .scaleout/nginx/nginx.conf (deterministic, atomic)."""
     from scaleout.config.model import Overrides
-    from scaleout.files import project_lock, write_plan
+    from scaleout.files import project_lock, report_removed, write_plan
     from scaleout.render import plan_for
 
     st = state_of(ctx)
@@ -101,6 +101,7 @@ def render(
         result = write_plan(cfg.project_dir.resolve(), plan, force=force)
     for rel in sorted(plan.files):
         st.console.message(f"{'wrote    ' if rel in result.written else 'unchanged'} {rel}")
+    report_removed(result, st.console.message)
 
 
 def register(app: typer.Typer) -> None:

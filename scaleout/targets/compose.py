@@ -25,7 +25,7 @@ from scaleout.errors import (
     ScaleoutError,
     UnhealthyError,
 )
-from scaleout.files import Plan, atomic_write, confined, write_plan
+from scaleout.files import Plan, atomic_write, confined, report_removed, write_plan
 from scaleout.layout import (
     COMPOSE_FILE,
     LABEL_COMPOSE_PROJECT,
@@ -279,7 +279,8 @@ class ComposeStack:
         elif running:
             self.progress("testing the new nginx configuration inside the running balancer")
             self.reload(plan.text(NGINX_CONF), plan.text(WATCH_ENV))
-        write_plan(self.dir, plan, force=True)  # records checksums of everything, nginx.conf included
+        # records checksums of everything, nginx.conf included; says which stale files it removed
+        report_removed(write_plan(self.dir, plan, force=True), self.progress)
         self.progress("checking the load balancer" if running else "starting the load balancer")
         if early is not None:
             early.start()
