@@ -18,6 +18,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
+from scaleout.config.bounds import max_items
 from scaleout.config.interpolation import Budget, DotenvError, InterpolationError, interpolate, parse_dotenv
 from scaleout.config.services import (
     Healthcheck,
@@ -804,7 +805,8 @@ def parse_config(text: str, project_dir: Path, source: str = CONFIG_FILE, env: M
     dotenv_warnings: list[str] = []
     if dotenv is None:
         dotenv, dotenv_warnings = read_dotenv(Path(project_dir), env, _dotenv_display(source), budget)
-    doc = load_yaml(text, display=source)
+    # every list and map bounded while parsing: before any check that compares items with each other
+    doc = load_yaml(text, display=source, max_items=max_items)
     data = doc.data
     if data is None:
         data = {}

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import stat
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -102,11 +103,13 @@ class Document:
 class _Frame:
     """A mapping or sequence being built."""
 
-    __slots__ = ("value", "path", "key", "key_line", "duplicate", "first_lines")
+    __slots__ = ("value", "path", "key", "key_line", "duplicate", "first_lines", "limit", "line")
 
-    def __init__(self, value: dict | list, path: tuple[str, ...]) -> None:
+    def __init__(self, value: dict | list, path: tuple[str, ...], limit: int | None = None, line: int = 0) -> None:
         self.value = value
         self.path = path
+        self.limit = limit  # the most items it may hold (None: no bound beyond MAX_NODES)
+        self.line = line
         self.key: Any = _NO_KEY
         self.key_line = 0
         self.duplicate = False  # the pending key was set before: its value is dropped
@@ -116,14 +119,15 @@ class _Frame:
 _NO_KEY = object()
 
 
-def load_yaml(text: str, *, display: str) -> Document:
-    """Parse one YAML document under the bounds described in the module docstring."""
+def load_yaml(text: str, *, display: str, max_items: Callable[[tuple[str, ...]], int] | None = None) -> Document:
+    """Parse one YAML document under the bounds described in the module docstring. `max_items(path)`, when
+    given, bounds each list or map by its key path: the parse stops at the first item too many."""
     import yaml
 
     if len(text) > MAX_BYTES:
         raise ConfigError(f"{display}: is larger than {MAX_BYTES} bytes")
     loader_cls = getattr(yaml, "CSafeLoader", None) or yaml.SafeLoader
-    builder = _Builder(display)
+    builder = _Builder(display, max_items)
     try:
         loader = loader_cls(text)
         try:
@@ -155,11 +159,12 @@ def load_yaml(text: str, *, display: str) -> Document:
 class _Builder:
     """Turns parser events into plain data, checking every bound as it goes (no recursion)."""
 
-    def __init__(self, display: str) -> None:
+    def __init__(self, display: str, max_items: Callable[[tuple[str, ...]], int] | None = None) -> None:
         import yaml
 
         self.yaml = yaml
         self.display = display
+        self.max_items = max_items
         self.stack: list[_Frame] = []
         self.root: Any = None
         self.lines: dict[tuple[str, ...], int] = {}
@@ -212,7 +217,8 @@ class _Builder:
             value: dict | list = {} if isinstance(event, ev.MappingStartEvent) else []
             path = self._here()
             self._attach(value, event)
-            self.stack.append(_Frame(value, path))
+            limit = self.max_items(path) if self.max_items is not None else None
+            self.stack.append(_Frame(value, path, limit, self.lines.get(path, event.start_mark.line + 1)))
         elif isinstance(event, (ev.MappingEndEvent, ev.SequenceEndEvent)):
             self.stack.pop()
         elif isinstance(event, ev.ScalarEvent):
@@ -247,6 +253,10 @@ class _Builder:
             return
         top = self.stack[-1]
         line = event.start_mark.line + 1
+        if top.limit is not None and len(top.value) >= top.limit and (isinstance(top.value, list) or not top.duplicate):
+            key = ".".join(top.path) or "the file"
+            kind = "items" if isinstance(top.value, list) else "keys"
+            raise ConfigError(f"{self.display}:{top.line}: {key}: at most {top.limit} {kind} are allowed")
         if isinstance(top.value, list):
             self.lines[(*top.path, str(len(top.value)))] = line
             top.value.append(value)
