@@ -19,6 +19,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from scaleout.config.bounds import max_items
+from scaleout.config.exposure import hidden_route_problem, static_dir_problems
 from scaleout.config.interpolation import Budget, DotenvError, InterpolationError, interpolate, parse_dotenv
 from scaleout.config.services import (
     Healthcheck,
@@ -418,6 +419,8 @@ class StaticConfig(_Model):
                 raise ValueError("'/' cannot be a static route: it belongs to the replicas")
             if p.startswith("/_scaleout/"):
                 raise ValueError(f"{p!r}: /_scaleout/ is reserved for scaleout's own endpoints")
+            if hidden_route_problem(p):
+                raise ValueError(hidden_route_problem(p))
         if len(set(v)) != len(v):
             dup = sorted({p for p in v if v.count(p) > 1})
             raise ValueError(f"each path may appear once (repeated: {', '.join(dup)})")
@@ -428,6 +431,8 @@ class StaticConfig(_Model):
     def _path(cls, v: str | None) -> str | None:
         if v is not None and not is_url_path(v):
             raise ValueError(f"must be a URL path such as / {URL_PATH_RULE}")
+        if v is not None and hidden_route_problem(v):
+            raise ValueError(hidden_route_problem(v))
         return v
 
 
@@ -515,6 +520,8 @@ class Config(_Model):
             problem = _env_file_problem(root, rel)
             if problem:
                 problems.append(f"{key}.{i}: {rel}: {problem}")
+        if not problems:  # secrets the balancer would publish (scaleout/config/exposure.py)
+            problems += static_dir_problems(root, self.static.dir, [rel for _, _, rel in files])
         if problems:
             raise ValueError("\n".join(problems))
         return self
