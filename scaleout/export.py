@@ -34,7 +34,7 @@ _SYSTEM_DIRS = (
 def check_out_dir(out: Path, project_dir: Path) -> Path:
     """The resolved output folder, or a UsageError saying why it is not a sensible place (a symbolic
     link on the way to it included: a cloned repository may hold one leading anywhere)."""
-    check_no_links(out.expanduser(), what="--out")
+    check_no_links(out.expanduser(), what="--out", trusted=project_dir)
     target = out.expanduser().resolve()
     project = project_dir.resolve()
     if target.exists() and not target.is_dir():

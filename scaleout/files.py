@@ -85,13 +85,15 @@ def confined(root: Path, rel: str, *, what: str = "file") -> Path:
     return current
 
 
-def check_no_links(path: Path, *, what: str) -> None:
+def check_no_links(path: Path, *, what: str, trusted: Path | None = None) -> None:
     """Refuse a folder the user named (`init DIR`, `export --out DIR`) when a component of its path, as
-    written, is a symbolic link: a cloned repository may commit `deploy -> ~/.ssh`. Only links the system
-    itself keeps at the top of the filesystem (root-owned, such as /tmp on macOS) and the components of the
-    home folder's own path are allowed. `..` is taken after the folder before it was checked to be real."""
+    written, is a symbolic link: a cloned repository may commit `deploy -> ~/.ssh`. The way to `trusted`
+    (the folder the user works in: the current one, the project), the home folder's own path and the links
+    the system keeps at the top of the filesystem (root-owned, such as /tmp on macOS) are the user's own,
+    and allowed. `..` is taken after the folder before it was checked to be real."""
     absolute = path if path.is_absolute() else Path.cwd() / path
-    allowed = {Path(p) for p in _prefixes(Path.home())}
+    base = trusted if trusted is not None else Path.cwd()
+    allowed = {Path(p) for p in _prefixes(Path.home()) + _prefixes(base if base.is_absolute() else Path.cwd() / base)}
     current = Path(absolute.anchor)
     for part in absolute.parts[1:]:
         if part in ("", "."):

@@ -40,11 +40,13 @@ def scaffold_files(name: str, template: str) -> dict[str, bytes]:
     return dict(sorted(files.items()))
 
 
-def init_project(target: Path, template: str = "python", *, name: str | None = None, force: bool = False) -> list[str]:
+def init_project(target: Path, template: str = "python", *, name: str | None = None, force: bool = False,
+                 trusted: Path | None = None) -> list[str]:
     """Write a new project into `target`. Refuses to overwrite any existing file unless `force`, and
     refuses (even with `force`) a symbolic link on the way to any file it writes: the folder may be a
-    cloned repository whose `public/static` leads elsewhere. Everything is checked before the first write."""
-    check_no_links(target, what="init")
+    cloned repository whose `public/static` leads elsewhere (`trusted`, default the current folder: where the
+    user works, whose own path may hold links). Everything is checked before the first write."""
+    check_no_links(target, what="init", trusted=trusted)
     target = target.resolve()
     name = name or default_name(target)
     files = scaffold_files(name, template)

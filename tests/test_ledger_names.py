@@ -129,3 +129,16 @@ def test_export_out_through_a_linked_folder_is_refused(tmp_path, out):
     assert r.returncode == 2, r.stderr
     assert "symbolic link" in r.stderr and "Traceback" not in r.stderr
     assert list(outside.iterdir()) == []
+
+
+def test_the_users_own_way_to_the_project_may_go_through_a_link(tmp_path):
+    (tmp_path / "real" / "work").mkdir(parents=True)
+    (tmp_path / "work").symlink_to(tmp_path / "real" / "work")  # e.g. ~/work -> /mnt/data/work
+    project = tmp_path / "work"
+    check_no_links(project / "deploy" / "k8s", what="--out", trusted=project)
+    (tmp_path / "real" / "work" / "deploy").symlink_to(tmp_path)  # but the repository's own links are refused
+    with pytest.raises(UnsafePathError, match="deploy is a symbolic link"):
+        check_no_links(project / "deploy" / "k8s", what="--out", trusted=project)
+    r = run_cli(["init", "fresh"], cwd=project)  # cwd reached through the user's link
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "real" / "work" / "fresh" / "scaleout.yaml").is_file()

@@ -55,7 +55,7 @@ def init(
     directory = directory or Path(".")
     chosen = template.value if template is not None else "python"
     target = directory if directory.is_absolute() else st.project_dir / directory
-    written = init_project(target, chosen, name=name or st.project_name, force=force)
+    written = init_project(target, chosen, name=name or st.project_name, force=force, trusted=st.project_dir)
     st.console.message(f"created {len(written)} files in {target} ({chosen} backend)")
     st.console.message(f"next: cd {directory} && scaleout up --replicas 3 && scaleout probe")
 
