@@ -44,6 +44,16 @@ def sha256(content: Content) -> str:
     return hashlib.sha256(_bytes(content)).hexdigest()
 
 
+def _sha256_file(path: Path) -> str:
+    """The checksum of a file read in chunks: a committed multi-GB file under .scaleout/ costs no memory."""
+    digest = hashlib.sha256()
+    # non-blocking: a FIFO swapped in after the caller's lstat cannot hang the open
+    with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW), "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def _umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
@@ -259,7 +269,7 @@ class Ledger:
             return None
         if not stat.S_ISREG(st.st_mode):
             return "not-a-file"
-        return sha256(path.read_bytes())
+        return _sha256_file(path)
 
     def edited(self, plan: Plan) -> list[str]:
         """Files the plan would replace or remove that differ from what scaleout last wrote there, or

@@ -142,3 +142,17 @@ def test_the_users_own_way_to_the_project_may_go_through_a_link(tmp_path):
     r = run_cli(["init", "fresh"], cwd=project)  # cwd reached through the user's link
     assert r.returncode == 0, r.stderr
     assert (tmp_path / "real" / "work" / "fresh" / "scaleout.yaml").is_file()
+
+
+def test_a_recorded_file_is_hashed_in_chunks_never_read_whole(tmp_path, monkeypatch):
+    (tmp_path / ".scaleout").mkdir()
+    big = tmp_path / ".scaleout" / "big.bin"
+    with open(big, "wb") as fh:
+        fh.truncate(3 << 20)
+    _ledger(tmp_path, CHECKSUMS, {".scaleout/big.bin": "\0" * (3 << 20)})
+
+    def whole(*_a, **_k):
+        raise AssertionError("a whole file was read into memory")
+
+    monkeypatch.setattr(Path, "read_bytes", whole)
+    assert write_plan(tmp_path, Plan({})).removed == [".scaleout/big.bin"]
