@@ -11,7 +11,7 @@ from pathlib import Path
 
 from scaleout.config.model import Config
 from scaleout.errors import UsageError
-from scaleout.files import Plan, WriteResult, write_plan
+from scaleout.files import Plan, WriteResult, check_no_links, write_plan
 from scaleout.layout import EXPORT_KINDS, EXPORT_MANIFEST, OUT_DIR, TLS_CERT, TLS_KEY
 
 _SYSTEM_DIRS = (
@@ -32,7 +32,9 @@ _SYSTEM_DIRS = (
 
 
 def check_out_dir(out: Path, project_dir: Path) -> Path:
-    """The resolved output folder, or a UsageError saying why it is not a sensible place."""
+    """The resolved output folder, or a UsageError saying why it is not a sensible place (a symbolic
+    link on the way to it included: a cloned repository may hold one leading anywhere)."""
+    check_no_links(out.expanduser(), what="--out", trusted=project_dir)
     target = out.expanduser().resolve()
     project = project_dir.resolve()
     if target.exists() and not target.is_dir():
@@ -63,6 +65,16 @@ def check_out_dir(out: Path, project_dir: Path) -> Path:
 SECRETS_FILE = "secrets.yaml"
 SWARM_TLS_DIR = "tls"  # `export swarm` with balancer.tls: the certificate and its key, beside stack.yml
 PRIVATE_FILES = (f"{SWARM_TLS_DIR}/key.pem",)  # 0600 whatever the umask
+# every name an export writes: the only names its ledger may ever replace or remove (a committed
+# ledger listing .git/HEAD or a source file is ignored there)
+EXPORT_NAMES = frozenset({
+    "backend.yaml", "services.yaml", "balancer.yaml", "ingress.yaml", SECRETS_FILE,  # k8s
+    "stack.yml", "nginx.conf", f"{SWARM_TLS_DIR}/cert.pem", f"{SWARM_TLS_DIR}/key.pem",  # swarm
+})
+
+
+def is_export_name(rel: str) -> bool:
+    return rel in EXPORT_NAMES
 
 
 def write_export(out: Path, files: dict[str, str | bytes], *, kind: str, force: bool = False) -> WriteResult:
@@ -70,6 +82,7 @@ def write_export(out: Path, files: dict[str, str | bytes], *, kind: str, force: 
     there (or that was edited since) is never replaced without `force`; files of an earlier export that
     this one no longer has are removed only when unchanged. An export that holds Secrets is readable by
     its owner only (0600), whatever the umask, and so is a private key."""
+    check_no_links(out, what="--out")
     out.mkdir(parents=True, exist_ok=True)
     mode = 0o600 if SECRETS_FILE in files else None
     return write_plan(
@@ -80,6 +93,7 @@ def write_export(out: Path, files: dict[str, str | bytes], *, kind: str, force: 
         mode=mode,
         ledger_extra={"generator": "scaleout", "kind": kind},
         conflict_hint="choose another --out folder, or pass --force to overwrite them",
+        owned=is_export_name,
     )
 
 

@@ -9,7 +9,9 @@ Every file scaleout writes, copies or removes goes through this module, for `ren
 - files are written atomically (a temporary file in the same folder, then rename), with the user's umask;
 - the ledger (`.scaleout/checksums.json`, or the manifest of an `--out` folder) records each file with
   its checksum; only a file recorded there, whose bytes still match, is ever removed or replaced
-  without --force.
+  without --force. A ledger is a file in a cloned repository too: only the names scaleout itself
+  generates in that folder (`owned`: under `.scaleout/`, or an export's own file names) are ever taken
+  from it; any other entry (`.git/HEAD`, a source file, a link) is ignored, never removed.
 """
 
 from __future__ import annotations
@@ -23,12 +25,12 @@ import os
 import stat
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from scaleout.errors import ConfigError, LockedError, RenderConflictError, ScaleoutError, UnsafePathError, UsageError
-from scaleout.layout import CHECKSUMS, CONFIG_FILE
+from scaleout.layout import CHECKSUMS, CONFIG_FILE, OUT_DIR
 
 Content = str | bytes
 MAX_LEDGER_BYTES = 4 * 1024 * 1024
@@ -40,6 +42,16 @@ def _bytes(content: Content) -> bytes:
 
 def sha256(content: Content) -> str:
     return hashlib.sha256(_bytes(content)).hexdigest()
+
+
+def _sha256_file(path: Path) -> str:
+    """The checksum of a file read in chunks: a committed multi-GB file under .scaleout/ costs no memory."""
+    digest = hashlib.sha256()
+    # non-blocking: a FIFO swapped in after the caller's lstat cannot hang the open
+    with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW), "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _umask() -> int:
@@ -81,6 +93,42 @@ def confined(root: Path, rel: str, *, what: str = "file") -> Path:
         if not last and not stat.S_ISDIR(st.st_mode):
             raise UnsafePathError(f"{current} is not a folder")
     return current
+
+
+def check_no_links(path: Path, *, what: str, trusted: Path | None = None) -> None:
+    """Refuse a folder the user named (`init DIR`, `export --out DIR`) when a component of its path, as
+    written, is a symbolic link: a cloned repository may commit `deploy -> ~/.ssh`. The way to `trusted`
+    (the folder the user works in: the current one, the project), the home folder's own path and the links
+    the system keeps at the top of the filesystem (root-owned, such as /tmp on macOS) are the user's own,
+    and allowed. `..` is taken after the folder before it was checked to be real."""
+    absolute = path if path.is_absolute() else Path.cwd() / path
+    base = trusted if trusted is not None else Path.cwd()
+    allowed = {Path(p) for p in _prefixes(Path.home()) + _prefixes(base if base.is_absolute() else Path.cwd() / base)}
+    current = Path(absolute.anchor)
+    for part in absolute.parts[1:]:
+        if part in ("", "."):
+            continue
+        if part == "..":
+            current = current.parent
+            continue
+        current = current / part
+        try:
+            st = os.lstat(current)
+        except FileNotFoundError:
+            return  # created by scaleout from here on: real folders
+        except OSError as exc:
+            raise UnsafePathError(f"{what}: cannot inspect {current}: {exc.strerror}") from None
+        if stat.S_ISLNK(st.st_mode):
+            system = current.parent == Path(current.anchor) and st.st_uid == 0
+            if not (system or current in allowed):
+                raise UnsafePathError(
+                    f"{what}: {current} is a symbolic link; scaleout does not write through links",
+                    hint="name the real folder, or remove the link",
+                )
+
+
+def _prefixes(path: Path) -> list[str]:
+    return [str(p) for p in (path, *path.parents)]
 
 
 def inside(root: Path, path: Path) -> bool:
@@ -201,13 +249,24 @@ class WriteResult:
     kept: list[str] = field(default_factory=list)  # recorded, gone from the plan, but edited: left alone
 
 
-class Ledger:
-    """The record of generated files under `root`: relative path -> sha256 of what scaleout wrote."""
+Owned = Callable[[str], bool]
 
-    def __init__(self, root: Path, rel: str = CHECKSUMS, extra: dict | None = None) -> None:
+
+def under_out_dir(rel: str) -> bool:
+    """The project ledger's names: files below `.scaleout/` (never the ledger itself)."""
+    return rel.startswith(f"{OUT_DIR}/") and rel != CHECKSUMS
+
+
+class Ledger:
+    """The record of generated files under `root`: relative path -> sha256 of what scaleout wrote.
+    Entries whose name `owned` rejects are dropped when it is read: scaleout never generated them there."""
+
+    def __init__(self, root: Path, rel: str = CHECKSUMS, extra: dict | None = None,
+                 owned: Owned = under_out_dir) -> None:
         self.root = root
         self.rel = rel
         self.extra = extra or {}
+        self.owned = owned
         self.files = self._read()
 
     def _read(self) -> dict[str, str]:
@@ -223,7 +282,7 @@ class Ledger:
         out = {}
         for k, v in files.items() if isinstance(files, dict) else ():
             with contextlib.suppress(UnsafePathError):
-                if isinstance(k, str) and isinstance(v, str):
+                if isinstance(k, str) and isinstance(v, str) and k != self.rel and self.owned(k):
                     check_relative(k)
                     out[k] = v
         return out
@@ -237,7 +296,7 @@ class Ledger:
             return None
         if not stat.S_ISREG(st.st_mode):
             return "not-a-file"
-        return sha256(path.read_bytes())
+        return _sha256_file(path)
 
     def edited(self, plan: Plan) -> list[str]:
         """Files the plan would replace or remove that differ from what scaleout last wrote there, or
@@ -264,13 +323,19 @@ class Ledger:
 def write_plan(root: Path, plan: Plan, *, force: bool = False, prune: bool = True, ledger_rel: str = CHECKSUMS,
                ledger_extra: dict | None = None, mode: int | None = None, dry_run: bool = False,
                conflict_hint: str = "move your changes into scaleout.yaml, or pass --force to overwrite them",
-               ) -> WriteResult:
+               owned: Owned = under_out_dir) -> WriteResult:
     """Check every path and every hand edit first, then write what changed, remove recorded files the
-    plan no longer has (only when unchanged since scaleout wrote them), and save the ledger.
+    plan no longer has (only when unchanged since scaleout wrote them, and only names `owned` accepts:
+    files scaleout generates in that folder), and save the ledger.
     A refusal (UnsafePathError, RenderConflictError) writes nothing; `dry_run` only checks."""
-    ledger = Ledger(root, ledger_rel, ledger_extra)
-    for rel in sorted(set(plan.files) | set(ledger.files) | {ledger_rel}):
+    ledger = Ledger(root, ledger_rel, ledger_extra, owned)
+    for rel in sorted(set(plan.files) | {ledger_rel}):
         confined(root, rel)
+    for rel in sorted(set(ledger.files) - set(plan.files)):
+        try:  # a recorded name that now leads through a link, or is no file: never touched, forgotten
+            confined(root, rel)
+        except UnsafePathError:
+            del ledger.files[rel]
     edited = ledger.edited(plan) if not force else []
     replaced = [rel for rel in edited if rel in plan.files and rel in ledger.files]
     foreign = [rel for rel in edited if rel in plan.files and rel not in ledger.files]
@@ -300,7 +365,7 @@ def write_plan(root: Path, plan: Plan, *, force: bool = False, prune: bool = Tru
     if prune:
         for rel in sorted(set(ledger.files) - set(plan.files) - set(plan.keep)):
             now = ledger.current_sha(rel)
-            if now is None:
+            if now is None or now == "not-a-file":
                 del ledger.files[rel]
             elif now == ledger.files[rel]:
                 os.unlink(confined(root, rel))
@@ -312,6 +377,14 @@ def write_plan(root: Path, plan: Plan, *, force: bool = False, prune: bool = Tru
                 del ledger.files[rel]  # edited by the user: theirs now, never removed later
     ledger.save()
     return result
+
+
+def report_removed(result: WriteResult, say: Callable[[str], None]) -> None:
+    """One line per file a write removed (no longer generated), and per stale file left because it was edited."""
+    for rel in result.removed:
+        say(f"removed {rel} (no longer generated)")
+    for rel in result.kept:
+        say(f"kept {rel} (no longer generated, but edited by hand: yours now)")
 
 
 def _prune_empty(root: Path, folder: Path) -> None:

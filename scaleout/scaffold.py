@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from scaleout.config.load import parse_config
 from scaleout.config.model import default_name
 from scaleout.errors import RenderConflictError, UsageError
-from scaleout.files import atomic_write
+from scaleout.files import atomic_write, check_no_links, confined
 from scaleout.render.templates import templates_dir
 
 TEMPLATES = {
@@ -40,20 +41,25 @@ def scaffold_files(name: str, template: str) -> dict[str, bytes]:
     return dict(sorted(files.items()))
 
 
-def init_project(target: Path, template: str = "python", *, name: str | None = None, force: bool = False) -> list[str]:
-    """Write a new project into `target`. Refuses to overwrite any existing file unless `force`."""
+def init_project(target: Path, template: str = "python", *, name: str | None = None, force: bool = False,
+                 trusted: Path | None = None) -> list[str]:
+    """Write a new project into `target`. Refuses to overwrite any existing file unless `force`, and
+    refuses (even with `force`) a symbolic link on the way to any file it writes: the folder may be a
+    cloned repository whose `public/static` leads elsewhere (`trusted`, default the current folder: where the
+    user works, whose own path may hold links). Everything is checked before the first write."""
+    check_no_links(target, what="init", trusted=trusted)
     target = target.resolve()
     name = name or default_name(target)
     files = scaffold_files(name, template)
     # the scaffolded config must itself be valid
     parse_config(files["scaleout.yaml"].decode(), target, env={})
-    existing = [rel for rel in files if (target / rel).exists()]
+    paths = {rel: confined(target, rel) for rel in files}  # UnsafePathError before anything is written
+    existing = [rel for rel, path in paths.items() if os.path.lexists(path)]
     if existing and not force:
         raise RenderConflictError(
             f"{target}: would overwrite existing file(s): {', '.join(existing)}",
             hint="choose an empty folder, or pass --force to overwrite them",
         )
     for rel, data in files.items():
-        path = target / rel
-        atomic_write(path, data.decode("utf-8"))
+        atomic_write(confined(target, rel), data.decode("utf-8"))
     return list(files)

@@ -55,7 +55,7 @@ def init(
     directory = directory or Path(".")
     chosen = template.value if template is not None else "python"
     target = directory if directory.is_absolute() else st.project_dir / directory
-    written = init_project(target, chosen, name=name or st.project_name, force=force)
+    written = init_project(target, chosen, name=name or st.project_name, force=force, trusted=st.project_dir)
     st.console.message(f"created {len(written)} files in {target} ({chosen} backend)")
     st.console.message(f"next: cd {directory} && scaleout up --replicas 3 && scaleout probe")
 
@@ -90,7 +90,7 @@ def render(
 ) -> None:
     """Write .scaleout/docker-compose.yml and .scaleout/nginx/nginx.conf (deterministic, atomic)."""
     from scaleout.config.model import Overrides
-    from scaleout.files import project_lock, write_plan
+    from scaleout.files import project_lock, report_removed, write_plan
     from scaleout.render import plan_for
 
     st = state_of(ctx)
@@ -101,6 +101,7 @@ def render(
         result = write_plan(cfg.project_dir.resolve(), plan, force=force)
     for rel in sorted(plan.files):
         st.console.message(f"{'wrote    ' if rel in result.written else 'unchanged'} {rel}")
+    report_removed(result, st.console.message)
 
 
 def register(app: typer.Typer) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from scaleout.config.bounds import max_items
 from scaleout.config.interpolation import Budget, DotenvError, InterpolationError, interpolate, parse_dotenv
 from scaleout.config.model import Config, default_name, describe_error, resolves_within
 from scaleout.config.yamlload import MAX_BYTES, Document, decode_text, load_yaml
@@ -145,7 +146,8 @@ def parse_config(text: str, project_dir: Path, source: str = CONFIG_FILE, env: M
     dotenv_warnings: list[str] = []
     if dotenv is None:
         dotenv, dotenv_warnings = read_dotenv(Path(project_dir), env, _dotenv_display(source), budget)
-    doc = load_yaml(text, display=source)
+    # every list and map bounded while parsing: before any check that compares items with each other
+    doc = load_yaml(text, display=source, max_items=max_items)
     data = doc.data
     if data is None:
         data = {}

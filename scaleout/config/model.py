@@ -18,6 +18,7 @@ from typing import Any
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
+from scaleout.config.exposure import static_dir_problems
 from scaleout.config.sections import BackendConfig, BalancerConfig, ImagesConfig, StaticConfig, StrictModel
 from scaleout.config.services import ServiceConfig, ServiceName
 from scaleout.errors import UsageError
@@ -98,6 +99,8 @@ class Config(StrictModel):
             problem = _env_file_problem(root, rel)
             if problem:
                 problems.append(f"{key}.{i}: {rel}: {problem}")
+        if not problems:  # secrets the balancer would publish (scaleout/config/exposure.py)
+            problems += static_dir_problems(root, self.static.dir, [rel for _, _, rel in files])
         if problems:
             raise ValueError("\n".join(problems))
         return self

@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from scaleout.config.exposure import hidden_route_problem
 from scaleout.config.services import (
     check_image,
     check_relative_path,
@@ -381,6 +382,8 @@ class StaticConfig(StrictModel):
                 raise ValueError("'/' cannot be a static route: it belongs to the replicas")
             if p.startswith("/_scaleout/"):
                 raise ValueError(f"{p!r}: /_scaleout/ is reserved for scaleout's own endpoints")
+            if hidden_route_problem(p):
+                raise ValueError(hidden_route_problem(p))
         if len(set(v)) != len(v):
             dup = sorted({p for p in v if v.count(p) > 1})
             raise ValueError(f"each path may appear once (repeated: {', '.join(dup)})")
@@ -391,6 +394,8 @@ class StaticConfig(StrictModel):
     def _path(cls, v: str | None) -> str | None:
         if v is not None and not is_url_path(v):
             raise ValueError(f"must be a URL path such as / {URL_PATH_RULE}")
+        if v is not None and hidden_route_problem(v):
+            raise ValueError(hidden_route_problem(v))
         return v
 
 

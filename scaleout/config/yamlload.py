@@ -21,6 +21,7 @@ Compose's Go parser (`yes`/`on` stay strings, `0755` is decimal, `22:22` is a st
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,12 +86,14 @@ class _Frame:
     """A mapping or sequence being built."""
 
     __slots__ = ("value", "path", "key", "key_line", "duplicate", "first_lines", "anchor", "nodes_before", "deepest",
-                 "merges")
+                 "merges", "limit", "line")
 
     def __init__(self, value: dict | list, path: tuple[str, ...], anchor: str | None = None, nodes_before: int = 0,
-                 depth: int = 0) -> None:
+                 depth: int = 0, limit: int | None = None, line: int = 0) -> None:
         self.value = value
         self.path = path
+        self.limit = limit  # the most items it may hold (None: no bound beyond the dialect's max_nodes)
+        self.line = line
         self.key: Any = _NO_KEY
         self.key_line = 0
         self.duplicate = False  # the pending key was set before: its value is dropped
@@ -114,14 +117,16 @@ _NO_KEY = object()
 _MERGE = object()  # the pending key of a frame is `<<`
 
 
-def load_yaml(text: str, *, display: str, dialect: Dialect = SCALEOUT) -> Document:
-    """Parse one YAML document under the bounds described in the module docstring."""
+def load_yaml(text: str, *, display: str, dialect: Dialect = SCALEOUT,
+              max_items: Callable[[tuple[str, ...]], int] | None = None) -> Document:
+    """Parse one YAML document under the bounds described in the module docstring. `max_items(path)`, when
+    given, bounds each list or map by its key path: the parse stops at the first item too many."""
     import yaml
 
     if len(text) > MAX_BYTES:
         raise ConfigError(f"{display}: is larger than {MAX_BYTES} bytes")
     loader_cls = getattr(yaml, "CSafeLoader", None) or yaml.SafeLoader
-    builder = _Builder(display, dialect)
+    builder = _Builder(display, dialect, max_items)
     try:
         loader = loader_cls(text)
         try:
@@ -153,12 +158,14 @@ def load_yaml(text: str, *, display: str, dialect: Dialect = SCALEOUT) -> Docume
 class _Builder:
     """Turns parser events into plain data, checking every bound as it goes (no recursion)."""
 
-    def __init__(self, display: str, dialect: Dialect = SCALEOUT) -> None:
+    def __init__(self, display: str, dialect: Dialect = SCALEOUT,
+                 max_items: Callable[[tuple[str, ...]], int] | None = None) -> None:
         import yaml
 
         self.yaml = yaml
         self.display = display
         self.dialect = dialect
+        self.max_items = max_items
         self.anchors: dict[str, _Anchor] = {}
         self.defined_at: dict[int, tuple[str, ...]] = {}  # id of an anchored mapping -> where it was defined
         self.stack: list[_Frame] = []
@@ -234,7 +241,9 @@ class _Builder:
         self._attach(value, event)
         if anchor is not None:
             self.anchors[anchor] = _Anchor(value, path, 0, 0, complete=False)
-        self.stack.append(_Frame(value, path, anchor, self.nodes - 1, len(self.stack) + 1))
+        limit = self.max_items(path) if self.max_items is not None else None
+        self.stack.append(_Frame(value, path, anchor, self.nodes - 1, len(self.stack) + 1, limit,
+                                 self.lines.get(path, event.start_mark.line + 1)))
 
     def _end(self) -> None:
         frame = self.stack.pop()
@@ -301,6 +310,10 @@ class _Builder:
             return
         top = self.stack[-1]
         line = event.start_mark.line + 1
+        if top.limit is not None and len(top.value) >= top.limit and (isinstance(top.value, list) or not top.duplicate):
+            key = ".".join(top.path) or "the file"
+            kind = "items" if isinstance(top.value, list) else "keys"
+            raise ConfigError(f"{self.display}:{top.line}: {key}: at most {top.limit} {kind} are allowed")
         if top.key is _MERGE:
             top.merges.append((value, top.key_line))
             top.key = _NO_KEY

@@ -22,7 +22,7 @@ from pathlib import Path, PurePosixPath
 
 from scaleout.config.model import Config
 from scaleout.errors import ConfigError, UnsafePathError
-from scaleout.files import inside
+from scaleout.files import inside, read_project_file
 from scaleout.layout import ASSETS_DIR, ASSETS_MANIFEST, ENV_ASSETS
 from scaleout.render.common import FINGERPRINT_RE
 
@@ -89,6 +89,12 @@ def _candidates(folder: Path, project_root: Path, route: str) -> list[Path]:
     return found
 
 
+def _read_asset(project_root: Path, src: Path) -> bytes:
+    """A static file's bytes, its size checked on the open file before one byte is read."""
+    return read_project_file(project_root, src.relative_to(project_root).as_posix(), max_bytes=MAX_ASSET_BYTES,
+                             what="static.routes: the static file")
+
+
 def plan_assets(config: Config) -> AssetPlan:
     """Hash every asset under the prefix routes. Reads the static folder, writes nothing."""
     project_root = config.project_dir.resolve()
@@ -101,7 +107,7 @@ def plan_assets(config: Config) -> AssetPlan:
             rel = src.relative_to(folder).as_posix()
             if route + rel in config.static.service_workers:
                 continue  # a worker's URL must never change: browsers find updates at the same URL
-            data = src.read_bytes()
+            data = _read_asset(project_root, src)
             hashed = str(PurePosixPath(rel).parent / fingerprinted_name(src.name, data)).removeprefix("./")
             url = route + hashed
             key = rel if rel not in urls else route + rel
@@ -142,11 +148,9 @@ def asset_files(config: Config, plan: AssetPlan) -> tuple[dict[str, bytes], froz
     """The files to write under .scaleout/assets/ (path relative to the project -> bytes) and the
     previous generation's copies to keep. Reads the sources; writes nothing."""
     files: dict[str, bytes] = {}
+    project_root = config.project_dir.resolve()
     for rel, src in plan.copies.items():
-        data = src.read_bytes()
-        if len(data) > MAX_ASSET_BYTES:
-            raise ConfigError(f"static.routes: {src} is larger than {MAX_ASSET_BYTES // (1024 * 1024)} MiB")
-        files[f"{ASSETS_DIR}/{rel}"] = data
+        files[f"{ASSETS_DIR}/{rel}"] = _read_asset(project_root, src)
     current = sorted(plan.copies)
     previous = sorted(r for r in _read_previous(config.project_dir) if r not in plan.copies)
     manifest = {"assets": plan.urls, "files": current, "previous": previous}

@@ -31,7 +31,7 @@ import yaml
 from scaleout.config.model import Config
 from scaleout.config.services import check_image
 from scaleout.errors import UsageError
-from scaleout.files import inside
+from scaleout.files import inside, read_project_file
 from scaleout.layout import (
     LB_CONF_MOUNT,
     LB_HTTPS_PORT,
@@ -56,15 +56,30 @@ _INGRESS_NGINX = "nginx.ingress.kubernetes.io"
 
 
 def read_static_files(config: Config) -> dict[str, bytes]:
-    """Every regular file under static.dir, by path relative to it (the only disk read of the export)."""
+    """Every regular file under static.dir, by path relative to it (the only disk read of the export).
+    Never a hidden file or folder (`.env`, `.git/`) nor an env file the config names: nginx does not serve
+    them either. Sizes are checked before reading: the files stop being read once they exceed what a
+    ConfigMap holds (the manifest then refuses them, naming the folder)."""
     project_root = config.project_dir.resolve()
     root = project_root / config.static.dir
     if not root.is_dir() or not inside(project_root, root):
         return {}
-    out = {}
+    named = [*config.backend.env_file, *(rel for svc in config.services.values() for rel in svc.env_file)]
+    env_files = {(project_root / rel).resolve() for rel in named}
+    out: dict[str, bytes] = {}
+    total = 0
     for p in sorted(root.rglob("*")):
-        if p.is_file() and not p.is_symlink() and inside(project_root, p):
-            out[p.relative_to(root).as_posix()] = p.read_bytes()
+        rel = p.relative_to(root)
+        if any(part.startswith(".") for part in rel.parts) or p.is_symlink() or not p.is_file():
+            continue
+        if not inside(project_root, p) or p.resolve() in env_files:
+            continue
+        data = read_project_file(project_root, p.relative_to(project_root).as_posix(), max_bytes=CONFIGMAP_LIMIT,
+                                 what=f"static.dir: {config.static.dir}/ holds")
+        out[rel.as_posix()] = data
+        total += len(data)
+        if total > CONFIGMAP_LIMIT:
+            break  # more than a ConfigMap holds: _static_configmap refuses it
     return out
 
 

@@ -77,7 +77,18 @@ def _static_locations(config: Config) -> list[dict[str, Any]]:
                     "headers": [("Cache-Control", REVALIDATE, True), nosniff],
                 }
             )
-    keys = {"root": None, "try_files": None, "open_file_cache": False}
+    folders = [r for r in st.routes if r.endswith("/") and r not in workers]
+    if folders:
+        # first of the regular-expression locations (nginx takes the first that matches), so it wins over
+        # the fingerprinted-asset one too; a hidden name in the route itself (/.well-known/) is not matched
+        routes = "|".join(re.escape(r) for r in folders)
+        locations.insert(0, {
+            "comment": "hidden files and folders under the static routes (.env, .git/): never served",
+            "match": f'~ "^(?:{routes})(?:.*/)?\\."',
+            "deny": True,
+            "headers": [],
+        })
+    keys = {"root": None, "try_files": None, "open_file_cache": False, "deny": False}
     return [{**keys, **loc} for loc in locations]
 
 

@@ -8,11 +8,13 @@ from pathlib import Path, PurePosixPath
 
 from scaleout.config.model import Config
 from scaleout.errors import ConfigError
-from scaleout.files import inside
+from scaleout.files import inside, read_project_file
 from scaleout.render.common import served_by_balancer
 from scaleout.render.templates import template_env
 
 CACHE_PREFIX = "scaleout-offline-"
+MAX_OFFLINE_PAGE_BYTES = 4 * 1024 * 1024  # the page is scanned for the files it references
+MAX_PRECACHED_BYTES = 64 * 1024 * 1024  # each file the worker precaches (the same bound as an asset's)
 _REF = re.compile(r"""(?:href|src)\s*=\s*["']([^"'#?]+)["']""", re.IGNORECASE)
 
 
@@ -42,7 +44,7 @@ def precache_files(config: Config) -> dict[str, bytes]:
             f"static.offline_page: {page} not found in {config.static.dir}/",
             hint="create the page, or set static.generate_worker: false to bring your own worker",
         )
-    files = {page: page_file.read_bytes()}
+    files = {page: _read(project_root, page_file, MAX_OFFLINE_PAGE_BYTES, "static.offline_page:")}
     html = files[page].decode("utf-8", errors="replace")
     for ref in _REF.findall(html):
         if not ref.startswith("/") or ref.startswith("//"):
@@ -51,8 +53,13 @@ def precache_files(config: Config) -> dict[str, bytes]:
         # failed fetch makes `cache.addAll` reject, so the worker would never install
         f = _public_file(project_root, static_root, ref) if served_by_balancer(ref, config) else None
         if f is not None:
-            files[ref] = f.read_bytes()
+            files[ref] = _read(project_root, f, MAX_PRECACHED_BYTES, f"static.offline_page: {page} references")
     return dict(sorted(files.items()))
+
+
+def _read(project_root: Path, path: Path, max_bytes: int, what: str) -> bytes:
+    """The bytes of a file in the static folder, its size checked before it is read."""
+    return read_project_file(project_root, path.relative_to(project_root).as_posix(), max_bytes=max_bytes, what=what)
 
 
 def cache_name(files: dict[str, bytes]) -> str:

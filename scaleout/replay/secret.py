@@ -10,7 +10,8 @@ import re
 import secrets
 from pathlib import Path
 
-from scaleout.files import atomic_write
+from scaleout.errors import UnsafePathError
+from scaleout.files import atomic_write, confined, read_project_file
 from scaleout.layout import OUT_DIR
 
 __all__ = ["SECRET_FILE", "PIN_HEADER", "ensure_secret", "read_secret", "forget_secret"]
@@ -21,9 +22,13 @@ _VALID = re.compile(r"[0-9a-f]{64}")
 
 
 def read_secret(project_dir: Path) -> str | None:
+    # a committed link to /dev/zero or to a huge file must not hang or fill memory: a regular file of the
+    # project, its size checked before it is read
+    root = project_dir.resolve()
     try:
-        text = (project_dir / SECRET_FILE).read_text(encoding="ascii").strip()
-    except (OSError, UnicodeDecodeError):
+        confined(root, SECRET_FILE)
+        text = read_project_file(root, SECRET_FILE, max_bytes=256, what=SECRET_FILE).decode("ascii").strip()
+    except (OSError, UnicodeDecodeError, UnsafePathError):
         return None
     return text if _VALID.fullmatch(text) else None
 

@@ -12,7 +12,6 @@ import contextlib
 import shutil
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from scaleout.errors import BalancerConfigError, NotRunningError, ScaleoutError
 from scaleout.files import Plan, atomic_write, confined
@@ -27,13 +26,10 @@ from scaleout.layout import (
     ROUTING_FILE,
     WATCH_ENV,
 )
-from scaleout.targets.health import fail_unhealthy
+from scaleout.targets.health import RunningStack, fail_unhealthy
 from scaleout.targets.runner import balancer_verify, engine_errors, poll_balancer, run_compose
 from scaleout.targets.status import ServiceStatus
 from scaleout.targets.views import ContainerView
-
-if TYPE_CHECKING:
-    from scaleout.targets.compose import ComposeStack
 
 
 def routed_to(s: ServiceStatus, lines: list[list[str]]) -> bool:
@@ -53,7 +49,7 @@ class BalancerCreation:
     replica is healthy, but the Compose call no longer waits in line. Abandoned (a replica failed, Ctrl-C),
     the never-started container is removed, so that what is left is what started."""
 
-    def __init__(self, stack: ComposeStack) -> None:
+    def __init__(self, stack: RunningStack) -> None:
         self.stack = stack
         self.lines: list[str] = []
         self.error: BaseException | None = None
@@ -105,7 +101,7 @@ class BalancerCreation:
 class Balancer:
     """The control channel of one stack's running balancer."""
 
-    def __init__(self, stack: ComposeStack) -> None:
+    def __init__(self, stack: RunningStack) -> None:
         self.stack = stack
 
     def changes(self, lb, plan: Plan) -> bool:

@@ -20,7 +20,7 @@ from scaleout.errors import (
     RenderConflictError,
     ScaleoutError,
 )
-from scaleout.files import Plan, write_plan
+from scaleout.files import Plan, report_removed, write_plan
 from scaleout.layout import (
     COMPOSE_FILE,
     LABEL_COMPOSE_PROJECT,
@@ -186,7 +186,8 @@ class ComposeStack:
         elif running:
             self.progress("testing the new nginx configuration inside the running balancer")
             self.balancer.reload(plan.text(NGINX_CONF), plan.text(WATCH_ENV))
-        write_plan(self.dir, plan, force=True)  # records checksums of everything, nginx.conf included
+        # records checksums of everything, nginx.conf included; says which stale files it removed
+        report_removed(write_plan(self.dir, plan, force=True), self.progress)
         self.progress("checking the load balancer" if running else "starting the load balancer")
         if early is not None:
             early.start()

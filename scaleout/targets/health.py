@@ -5,15 +5,32 @@ from __future__ import annotations
 
 import contextlib
 import time
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import Any, Protocol
 
+from scaleout.config.model import Config
 from scaleout.errors import UnhealthyError
-from scaleout.targets.runner import docker_client
-from scaleout.targets.status import ServiceStatus
+from scaleout.targets.runner import Progress, docker_client
+from scaleout.targets.status import ServiceStatus, StackStatus
 from scaleout.targets.views import ContainerView
 
-if TYPE_CHECKING:
-    from scaleout.targets.compose import ComposeStack
+
+class RunningStack(Protocol):
+    """What health waiting and the balancer's control channel need of a Compose stack (targets/compose.py)."""
+
+    config: Config
+    dir: Path
+    compose_file: Path
+    progress: Progress
+    log: Progress
+
+    def status(self, routing: bool = True) -> StackStatus: ...
+
+    def lb_container(self) -> Any: ...
+
+    def containers(self, service: str) -> list: ...
+
+    def run_cli(self, args: list[str], action: str, *, error: Any = None, check: bool = True) -> Any: ...
 
 
 def health_poll_interval(n_services: int) -> float:
@@ -22,7 +39,7 @@ def health_poll_interval(n_services: int) -> float:
     return min(0.5, 0.08 + 0.02 * n_services)
 
 
-def wait_healthy(stack: ComposeStack, services: list[str], timeout_s: float) -> None:
+def wait_healthy(stack: RunningStack, services: list[str], timeout_s: float) -> None:
     """Poll until every service's container is running and healthy; fail with its logs otherwise."""
     deadline = time.monotonic() + timeout_s
     reported: set[str] = set()

@@ -24,7 +24,7 @@ from typing import Any
 
 from scaleout.config.model import Config
 from scaleout.errors import DockerUnavailableError, PortInUseError, StackError, UnhealthyError, UsageError
-from scaleout.files import Plan, atomic_write, confined, write_plan
+from scaleout.files import Plan, atomic_write, confined, report_removed, write_plan
 from scaleout.layout import (
     BACKEND_SERVICE,
     LABEL_STACK_NAMESPACE,
@@ -200,7 +200,7 @@ class SwarmStack:
         cfg = self.config
         write_plan(self.dir, plan, force=force, dry_run=True)
         services = self.preflight()
-        write_plan(self.dir, plan, force=force)
+        report_removed(write_plan(self.dir, plan, force=force), self.progress)
 
         images = self._images(plan, build)
         if cfg.balancer.bind not in ("0.0.0.0", "::"):

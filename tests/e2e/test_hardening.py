@@ -15,6 +15,12 @@ def test_balancer_and_replicas_run_hardened(make_project, docker_engine):
     (p.path / "public" / "static").mkdir(exist_ok=True)
     (p.path / "public" / "static" / "leak.txt").symlink_to("/etc/passwd")
     (p.path / "public" / "static" / "again.html").symlink_to("../offline.html")
+    # hidden files under a folder route (a committed .env, a .git/ folder) are never served
+    (p.path / "public" / "static" / ".env").write_text("SECRET=hidden-value\n")
+    (p.path / "public" / "static" / "sub" / ".git").mkdir(parents=True)
+    (p.path / "public" / "static" / "sub" / ".git" / "config").write_text("hidden-value\n")
+    (p.path / "public" / "static" / "sub" / ".hidden.0123456789ab.js").write_text("hidden-value\n")
+    (p.path / "public" / "static" / "sub" / "shown.txt").write_text("shown\n")
     r = p.cli("up", "-q")
     assert r.returncode == 0, r.stderr
     by_service = {c.labels["com.docker.compose.service"]: c
@@ -31,5 +37,11 @@ def test_balancer_and_replicas_run_hardened(make_project, docker_engine):
     for link in ("/static/leak.txt", "/static/again.html"):  # no symlink is followed, not even one inside public/
         r = httpx.get(p.url + link, trust_env=False)
         assert r.status_code == 403 and "root:" not in r.text, (link, r.status_code)
+    for hidden in ("/static/.env", "/static/sub/.git/config", "/static/sub/.hidden.0123456789ab.js",
+                   "/static/%2eenv"):
+        r = httpx.get(p.url + hidden, trust_env=False)
+        assert r.status_code == 403 and "hidden-value" not in r.text, (hidden, r.status_code)
+    shown = httpx.get(p.url + "/static/sub/shown.txt", trust_env=False)
+    assert shown.status_code == 200 and shown.headers["cache-control"] == "no-cache"
     code, _ = by_service["lb"].exec_run(["sh", "-c", "touch /etc/x"])
     assert code != 0  # the root filesystem is read-only

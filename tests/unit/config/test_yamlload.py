@@ -136,7 +136,9 @@ def test_the_text_size_is_capped():
 
 def test_too_many_values_are_refused():
     msg = problem("backend:\n  env: [" + ", ".join(["1"] * 100_001) + "]\n")
-    assert "more than 100000 values" in msg
+    assert msg == "scaleout.yaml:2: backend.env: at most 512 items are allowed"  # the list's own bound first
+    with pytest.raises(ConfigError, match="more than 100000 values"):  # the loader's bound without one
+        load_yaml("[" + ", ".join(["1"] * 100_001) + "]", display="x.yaml")
 
 
 # --- trailing newlines and other full-match rules -----------------------------------------------------
