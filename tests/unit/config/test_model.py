@@ -557,7 +557,7 @@ def test_more_limits_and_optional_values(proj):
         "scaleout.yaml:2: static.routes: each path may appear once (repeated: /a)")
     names = ", ".join(f"n{i}.test" for i in range(33))
     assert problem(proj, f"balancer:\n  tls: local\n  tls_names: [{names}]") == (
-        "scaleout.yaml:3: balancer.tls_names: at most 32 names")
+        "scaleout.yaml:3: balancer.tls_names: at most 32 items are allowed")  # scaleout/config/bounds.py
 
 
 @pytest.mark.parametrize(
