@@ -1,6 +1,11 @@
 """Cost of the balancer's request record: probe throughput through an nginx proxy with the record on
 (the rendered log_format, to the container's stdout) and off (`access_log off;`), interleaved round by
-round, the order rotated. Run: `python benchmarks/request_log.py [rounds] [requests]`."""
+round, the order rotated. Run: `python benchmarks/request_log.py [rounds] [requests]`.
+
+`python benchmarks/request_log.py stack [rounds] [requests]`: the same on real scaleout stacks (balancer +
+2 replicas of the scaffold's python backend), one with `balancer.request_log` on and one with it off, up
+side by side; the probe runs against each in turn, the order rotated, with the 1-minute load average
+printed beside every number."""
 
 from __future__ import annotations
 
@@ -12,7 +17,7 @@ import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from run import free_port, run_probe, start_host_nginx, stop_host_nginx  # noqa: E402
+from run import free_port, run_probe, running_project, start_host_nginx, stop_host_nginx  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from scaleout.render.templates import templates_dir  # noqa: E402
@@ -58,7 +63,38 @@ class Proxy:
         stop_host_nginx(self.name, self.dir)
 
 
+def _record_off(text: str) -> str:
+    return text.replace("balancer:\n", "balancer:\n  request_log: false\n", 1)
+
+
+def _records(proj: Path) -> bool:
+    """Whether the balancer of `proj` has the record on (the nginx.conf that `up` rendered and mounted)."""
+    return "scaleout-request" in (proj / ".scaleout" / "nginx" / "nginx.conf").read_text()
+
+
+def stack(rounds: int, n: int) -> None:
+    res: dict[str, list[tuple[float, float]]] = {"on": [], "off": []}
+    with running_project(2) as (p_on, port_on), running_project(2, _record_off) as (p_off, port_off):
+        assert _records(p_on) and not _records(p_off), "the two stacks do not differ in the record"
+        urls = {"on": f"http://127.0.0.1:{port_on}/", "off": f"http://127.0.0.1:{port_off}/"}
+        run_probe(urls["on"], n // 4, 16)  # warm-up of both
+        run_probe(urls["off"], n // 4, 16)
+        for i in range(rounds):
+            for key in (["on", "off"] if i % 2 == 0 else ["off", "on"]):
+                rps = run_probe(urls[key], n, 16)
+                res[key].append((rps, os.getloadavg()[0]))
+                print(f"round {i + 1} record {key:<3}: {rps:8,.0f} req/s  (load average 1 min {res[key][-1][1]:.1f})",
+                      flush=True)
+    on, off = ([x for x, _ in res[k]] for k in ("on", "off"))
+    ratios = [a / b for a, b in zip(on, off, strict=True)]
+    print(f"record on : median {statistics.median(on):,.0f} req/s; off: median {statistics.median(off):,.0f} req/s")
+    print(f"on/off per round: {[round(r, 3) for r in ratios]}; median ratio {statistics.median(ratios):.3f}")
+
+
 def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "stack":
+        stack(int(sys.argv[2]) if len(sys.argv) > 2 else 3, int(sys.argv[3]) if len(sys.argv) > 3 else 3000)
+        return
     rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 5
     n = int(sys.argv[2]) if len(sys.argv) > 2 else 20000
     res: dict[str, list[float]] = {"on": [], "off": []}
