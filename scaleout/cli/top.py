@@ -19,6 +19,8 @@ def top(
     once: bool = typer.Option(False, "--once", help="Print one frame and exit."),
     json_out: bool = typer.Option(False, "--json", help="One JSON object per interval (schema scaleout.top/1)."),
     interval: float = typer.Option(1.0, "--interval", min=0.2, max=60.0, help="Seconds between frames."),
+    span: float = typer.Option(10.0, "--window", min=1.0, max=3600.0,
+                               help="Seconds of traffic the rates, counts and percentiles cover."),
 ) -> None:
     """Live per-replica view of real traffic from the balancer's request record, like `docker stats`."""
     from scaleout.errors import NotRunningError, UsageError
@@ -37,7 +39,7 @@ def top(
     out = sys.stdout
     live = not once and not json_out and out.isatty()
     color = live and not os.environ.get("NO_COLOR")
-    window = Window()
+    window = Window(span_s=span)
     reader = RecordReader(since=time.time() - window.span_s)
     try:
         if live:
@@ -45,13 +47,13 @@ def top(
         while True:
             now = time.time()
             with engine_errors("reading the balancer's request record"):
-                status = stack.status()
                 lbs = balancer_containers(stack)
                 if not lbs:
                     raise NotRunningError(f"project {cfg.project}: the balancer is not running"
                                           + (" on this swarm node" if stack.name == "swarm" else ""),
                                           hint="run `scaleout up` first")
                 window.add(reader.read(lbs), namer(stack.address_map()))
+                status = stack.status()  # last: the state shown is as fresh as the frame
             f = frame(status, window, now)
             if json_out:
                 out.write(json.dumps(f) + "\n")
