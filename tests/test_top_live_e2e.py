@@ -11,26 +11,14 @@ import sys
 import threading
 import time
 import uuid
-from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
-import httpx
 import pytest
 
 from tests.conftest import ROOT, wait_for
+from tests.test_top_e2e import _send
 
 pytestmark = pytest.mark.e2e
-
-
-def _send(url: str, n: int) -> Counter:
-    """n requests from this test (not the probe), all 200; per replica address (X-Upstream-Addr)."""
-    seen: Counter = Counter()
-    with httpx.Client(timeout=10) as c:
-        for _ in range(n):
-            r = c.get(f"{url}/api/whoami")
-            assert r.status_code == 200
-            seen[r.headers["X-Upstream-Addr"]] += 1
-    return seen
 
 
 def _rows(screen: str) -> dict[str, list[str]]:
