@@ -13,6 +13,7 @@ import os
 import statistics
 import sys
 import tempfile
+import time
 import uuid
 from pathlib import Path
 
@@ -47,10 +48,11 @@ http {{
 
 
 class Proxy:
-    def __init__(self, record: bool) -> None:
+    def __init__(self, record: bool | str) -> None:
+        """`record`: the template's record (True), `access_log off;` (False), or these directives."""
         self.port, up = free_port(), free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="scaleout-bench-reqlog-"))
-        log = _record_directives() if record else "    access_log off;"
+        log = record if isinstance(record, str) else _record_directives() if record else "    access_log off;"
         (self.dir / "nginx.conf").write_text(CONF.format(log=log, up=up, port=self.port))
         self.name = f"scaleout-bench-reqlog-{uuid.uuid4().hex[:8]}"
         self.url = f"http://127.0.0.1:{self.port}/"
@@ -91,7 +93,53 @@ def stack(rounds: int, n: int) -> None:
     print(f"on/off per round: {[round(r, 3) for r in ratios]}; median ratio {statistics.median(ratios):.3f}")
 
 
+def _cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a process used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _container_cpu_s(name: str) -> float:
+    import docker
+
+    return docker.from_env().containers.get(name).stats(stream=False)["cpu_stats"]["cpu_usage"]["total_usage"] / 1e9
+
+
+def profile(rounds: int, n: int) -> None:
+    """Where the record's cost goes: CPU time per request of dockerd (it reads the container's output and
+    stores every line) and of the nginx container, for variants of the record. CPU time per request
+    depends far less on a busy machine than throughput does."""
+    import subprocess
+
+    dockerd = int(subprocess.run(["pgrep", "-x", "dockerd"], capture_output=True, text=True).stdout.split()[0])
+    rec = _record_directives()
+    variants = {
+        "off": False,
+        "record (template)": True,
+        "record, buffer=256k": rec.replace("buffer=32k", "buffer=256k"),
+        "short line (no keys)": rec.replace("scaleout-request t=$msec st=$status m=$request_method rt=$request_time",
+                                            "$msec $status $request_method $request_time")
+                                   .replace("urt=$upstream_response_time b=$body_bytes_sent upstream=$upstream_addr "
+                                            "p=$uri", "$upstream_response_time $body_bytes_sent $upstream_addr $uri"),
+        "to a file on tmpfs (/dev/shm)": rec.replace("/dev/stdout", "/dev/shm/record.log"),
+    }
+    for name, record in variants.items():
+        with Proxy(record) as px:
+            run_probe(px.url, n // 4, 32)  # warm-up
+            for _ in range(rounds):
+                d0, c0 = _cpu_s(dockerd), _container_cpu_s(px.name)
+                rps = run_probe(px.url, n, 32)
+                time.sleep(1.5)  # the last buffer flushed and stored
+                d1, c1 = _cpu_s(dockerd), _container_cpu_s(px.name)
+                print(f"{name:<30} {rps:8,.0f} req/s  dockerd {(d1 - d0) / n * 1e6:6.1f} us/req  "
+                      f"nginx {(c1 - c0) / n * 1e6:6.1f} us/req  (load average 1 min {os.getloadavg()[0]:.1f})",
+                      flush=True)
+
+
 def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "profile":
+        profile(int(sys.argv[2]) if len(sys.argv) > 2 else 2, int(sys.argv[3]) if len(sys.argv) > 3 else 10000)
+        return
     if len(sys.argv) > 1 and sys.argv[1] == "stack":
         stack(int(sys.argv[2]) if len(sys.argv) > 2 else 3, int(sys.argv[3]) if len(sys.argv) > 3 else 3000)
         return
