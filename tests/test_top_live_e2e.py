@@ -166,3 +166,36 @@ def test_replicas_appear_and_leave_while_top_runs_through_a_rescale(make_project
         assert live.proc.poll() is None  # still running through both rescales
     finally:
         live.stop()
+
+
+def test_a_rolling_update_while_top_runs_names_the_new_containers(make_project):
+    p = make_project()
+    p.cli("up", "--replicas", "2", check=True)
+
+    def replicas() -> dict[str, tuple[str, str]]:
+        """name -> (container, address), from `status --json`."""
+        r = p.cli("status", "--json", check=True)
+        return {x["service"]: (x["container"], x["address"]) for x in json.loads(r.stdout)["replicas"]}
+
+    live = JsonTop(p)
+    try:
+        old = replicas()
+        live.frame_with(lambda f: len(f["replicas"]) == 2, "a frame of the 2 replicas")
+        cfg = p.path / "scaleout.yaml"
+        cfg.write_text(cfg.read_text().replace('CPU_WORK_MS: "0"', 'CPU_WORK_MS: "1"'))
+        r = p.cli("up", "--replicas", "2")  # the replicas' settings changed: a rolling update replaces both containers
+        assert r.returncode == 0, r.stdout + r.stderr
+        new = replicas()
+        assert set(new) == {"backend-1", "backend-2"}
+        assert not {c for c, _ in new.values()} & {c for c, _ in old.values()}, (old, new)  # all replaced
+        at = {n: a for n, (_, a) in new.items()}
+        f = live.frame_with(lambda f: {x["name"]: x["address"] for x in f["replicas"]} == at,
+                            "the view showing the new containers")
+        before = {x["name"]: x["total"] for x in f["replicas"]}
+        sent = _send(p.url, 20)
+        assert set(sent) == set(at.values())  # only the new containers answer
+        f = live.frame_with(lambda f: sum(x["total"] for x in f["replicas"]) - sum(before.values()) >= 20,
+                            "the 20 requests, named after the new containers")
+        assert {x["address"]: x["total"] - before[x["name"]] for x in f["replicas"]} == dict(sent)
+    finally:
+        live.stop()
