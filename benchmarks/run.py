@@ -36,7 +36,7 @@ import tempfile
 import time
 import urllib.request
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -347,15 +347,17 @@ def compose(args) -> dict:
 
 
 @contextlib.contextmanager
-def running_project(replicas: int) -> Iterator[tuple[Path, int]]:
-    """A scaffolded project on a free port, up with `replicas` replicas for the block, down after it."""
+def running_project(replicas: int, yaml_edit: Callable[[str], str] | None = None) -> Iterator[tuple[Path, int]]:
+    """A scaffolded project on a free port, up with `replicas` replicas for the block, down after it;
+    `yaml_edit` changes its scaleout.yaml before `up`."""
     with tempfile.TemporaryDirectory() as tmp:
         name = f"bench{uuid.uuid4().hex[:8]}"
         proj = Path(tmp) / name
         sh([*SCALEOUT, "init", str(proj), "--name", name], check=True)
         port = free_port()
         cfg = proj / "scaleout.yaml"
-        cfg.write_text(cfg.read_text().replace("port: 8080", f"port: {port}"))
+        text = cfg.read_text().replace("port: 8080", f"port: {port}")
+        cfg.write_text(yaml_edit(text) if yaml_edit else text)
         try:
             r = sh([*SCALEOUT, "-C", str(proj), "up", "--replicas", str(replicas)])
             if r.returncode:

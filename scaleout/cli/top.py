@@ -19,11 +19,13 @@ def top(
     once: bool = typer.Option(False, "--once", help="Print one frame and exit."),
     json_out: bool = typer.Option(False, "--json", help="One JSON object per interval (schema scaleout.top/1)."),
     interval: float = typer.Option(1.0, "--interval", min=0.2, max=60.0, help="Seconds between frames."),
+    span: float = typer.Option(10.0, "--window", min=1.0, max=3600.0,
+                               help="Seconds of traffic the rates, counts and percentiles cover."),
 ) -> None:
     """Live per-replica view of real traffic from the balancer's request record, like `docker stats`."""
     from scaleout.errors import NotRunningError, UsageError
     from scaleout.targets import open_target, resolve_target
-    from scaleout.targets.requests import balancer_container, namer, read_since
+    from scaleout.targets.requests import RecordReader, balancer_containers, namer
     from scaleout.targets.runner import engine_errors
     from scaleout.top.view import frame, text
     from scaleout.top.window import Window
@@ -34,27 +36,24 @@ def top(
         raise UsageError("top: the balancer's request record is off (balancer.request_log: false in scaleout.yaml)",
                          hint="set balancer.request_log: true and run `scaleout up`")
     stack = open_target(resolve_target(cfg.project_dir, None), cfg)
-    if not hasattr(stack, "containers"):
-        raise UsageError("top: reads the balancer's request record of the Compose stack on this machine; "
-                         "this project was last brought up on Swarm", hint="on Swarm use `docker service logs`")
     out = sys.stdout
     live = not once and not json_out and out.isatty()
     color = live and not os.environ.get("NO_COLOR")
-    window = Window()
-    since = time.time() - window.span_s
+    window = Window(span_s=span)
+    reader = RecordReader(since=time.time() - window.span_s)
     try:
         if live:
             out.write(_HIDE)
         while True:
             now = time.time()
             with engine_errors("reading the balancer's request record"):
-                status = stack.status()
-                lb = balancer_container(stack)
-                if lb is None:
-                    raise NotRunningError(f"project {cfg.project}: the balancer is not running",
+                lbs = balancer_containers(stack)
+                if not lbs:
+                    raise NotRunningError(f"project {cfg.project}: the balancer is not running"
+                                          + (" on this swarm node" if stack.name == "swarm" else ""),
                                           hint="run `scaleout up` first")
-                window.add(read_since(lb, since, now), namer(stack.address_map()))
-            since = now
+                window.add(reader.read(lbs), namer(stack.address_map()))
+                status = stack.status()  # last: the state shown is as fresh as the frame
             f = frame(status, window, now)
             if json_out:
                 out.write(json.dumps(f) + "\n")

@@ -1,32 +1,51 @@
-"""The balancer's request record, read from the engine: lines of the balancer container's output since a
-time, parsed by scaleout/top/records.py. Addresses are named through the stack's own address map, read
-again on every call, so it stays right across rescales, rolling updates and restarts."""
+"""The balancer's request record, read from the engine: lines of the balancer container's output (a Compose
+container, or the balancer task's container on this swarm node), each read once, parsed by
+scaleout/top/records.py. Addresses are named through the stack's own address map, read again on every
+call, so it stays right across rescales, rolling updates and restarts."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from scaleout.layout import LB_SERVICE
-from scaleout.top.records import Request, parse
+from scaleout.layout import LABEL_STACK_NAMESPACE, LB_SERVICE
+from scaleout.top.records import Cursor, Request, fresh, parse
+
+SWARM_SERVICE_LABEL = "com.docker.swarm.service.name"
 
 
-def balancer_container(stack: Any):
-    """The running balancer container of a Compose stack, or None."""
-    for c in stack.containers(LB_SERVICE):
-        if c.status == "running":
-            return c
-    return None
+def balancer_containers(stack: Any) -> list:
+    """The running balancer containers of the stack: the Compose service's, or on Swarm the containers of
+    the balancer service's tasks that run on this node (found by the stack's labels; two for a moment
+    while a task is replaced)."""
+    if getattr(stack, "name", "") == "swarm":
+        from scaleout.targets.runner import docker_client
+
+        project = stack.config.project
+        return docker_client().containers.list(filters={"label": [
+            f"{LABEL_STACK_NAMESPACE}={project}", f"{SWARM_SERVICE_LABEL}={project}_{LB_SERVICE}"]})
+    return [c for c in stack.containers(LB_SERVICE) if c.status == "running"]
 
 
-def read_since(container: Any, since: float, until: float) -> list[Request]:
-    """Requests the balancer logged in [since, until) (engine timestamps), in order."""
-    raw = container.logs(stdout=True, stderr=False, since=since, until=until, timestamps=False)
-    out = []
-    for line in raw.decode("utf-8", "replace").splitlines():
-        r = parse(line)
-        if r is not None:
-            out.append(r)
-    return out
+class RecordReader:
+    """Reads the record of the balancer containers from where the last read ended: every line once. A
+    container seen for the first time is read from `since` (epoch seconds)."""
+
+    def __init__(self, since: float) -> None:
+        self.since = since
+        self._cursors: dict[str, Cursor] = {}
+
+    def read(self, containers: list) -> list[Request]:
+        out: list[Request] = []
+        for c in containers:
+            cur = self._cursors.get(c.id, Cursor())
+            # whole seconds: the engine's bound is inclusive and exact; the cursor drops the overlap
+            start = cur.second or self.since
+            raw = c.logs(stdout=True, stderr=False, since=start, timestamps=True)
+            lines, self._cursors[c.id] = fresh(raw.decode("utf-8", "replace").splitlines(), cur)
+            out += [r for r in map(parse, lines) if r is not None]
+        if len(containers) > 1:
+            out.sort(key=lambda r: r.time)
+        return out
 
 
 def namer(address_map: dict[str, str]):

@@ -68,3 +68,50 @@ def line_of(r: Request, replica: str, stamp: str = "") -> str:
     urt = "-" if r.upstream_time is None else f"{r.upstream_time * 1000:.1f}ms"
     return (f"{stamp + ' ' if stamp else ''}{replica:<12} {r.status} {r.method} {r.path} "
             f"{r.request_time * 1000:.1f}ms upstream={urt} {r.bytes}B")
+
+
+@dataclass(frozen=True)
+class Cursor:
+    """How far a container's output has been read: the engine's timestamp of the last line read
+    (RFC 3339, nanoseconds, UTC, as `docker logs --timestamps` prints it) and how many of the lines read
+    carried that very timestamp. The engine's `since` includes its bound (and its `until` too), so reads
+    that meet at a boundary overlap; the cursor drops what was read already, and nothing else."""
+
+    stamp: str = ""
+    same: int = 0
+
+    @property
+    def second(self) -> int:
+        """The whole second of `stamp` (epoch seconds), where the next read starts; 0 before any line."""
+        if not self.stamp:
+            return 0
+        import calendar
+        import time
+
+        return calendar.timegm(time.strptime(self.stamp[:19], "%Y-%m-%dT%H:%M:%S"))
+
+
+def _key(stamp: str) -> tuple[str, str]:
+    """Orders engine timestamps (a fraction of any length, trailing zeros dropped or not)."""
+    whole, _, frac = stamp.rstrip("Z").partition(".")
+    return whole, frac.ljust(9, "0")
+
+
+def fresh(lines: list[str], cursor: Cursor) -> tuple[list[str], Cursor]:
+    """The lines (`<stamp> <text>`, in the engine's order) that come after `cursor`, without their stamp,
+    and the cursor after them."""
+    out = []
+    at = _key(cursor.stamp) if cursor.stamp else None
+    stamp, skip, same = cursor.stamp, cursor.same, cursor.same
+    for line in lines:
+        s, _, text = line.partition(" ")
+        k = _key(s)
+        if at is not None and (k < at or (k == at and skip > 0)):
+            skip -= k == at
+            continue
+        out.append(text)
+        if at == k:
+            same += 1
+        else:
+            at, stamp, same, skip = k, s, 1, 0
+    return out, Cursor(stamp, same)
