@@ -9,9 +9,9 @@ import json
 
 import pytest
 
-from tests.conftest import wait_for
-from tests.test_swarm_e2e import swarm, swarm_project  # noqa: F401  (fixtures)
-from tests.test_top_e2e import _send
+from tests.e2e.test_swarm import swarm, swarm_project  # noqa: F401  (fixtures)
+from tests.e2e.test_top import _send
+from tests.helpers import wait_for
 
 pytestmark = pytest.mark.e2e
 

@@ -15,8 +15,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.conftest import ROOT, wait_for
-from tests.test_top_e2e import _send
+from tests.e2e.test_top import _send
+from tests.helpers import ROOT, wait_for
 
 pytestmark = pytest.mark.e2e
 
