@@ -40,3 +40,48 @@ def test_secret_made_once_0600_and_forgotten(tmp_path):
     forget_secret(tmp_path)
     assert read_secret(tmp_path) is None
     assert ensure_secret(tmp_path) != first
+
+
+def _locations(text: str, tmp_path: Path) -> dict[str, list[dict]]:
+    """location name -> its directives, from crossplane's parse of the rendered nginx.conf."""
+    import crossplane
+
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(text)
+    parsed = crossplane.parse(str(conf), single=True, check_ctx=False, check_args=False)
+
+    def walk(block):
+        for d in block:
+            if d["directive"] == "location":
+                yield " ".join(d["args"]), d.get("block", [])
+            yield from walk(d.get("block", []))
+
+    return dict(walk(parsed["config"][0]["parsed"]))
+
+
+def test_every_location_to_the_replicas_drops_the_pin_header(tmp_path):
+    locations = _locations(render_nginx(_cfg(tmp_path), pin="ab" * 32), tmp_path)
+    to_replicas = {name: block for name, block in locations.items()
+                   if any(d["directive"] == "proxy_pass" for d in block)}
+    assert {"/", "@websocket", "@pinned"} <= set(to_replicas)
+    for name, block in to_replicas.items():
+        headers = [d["args"] for d in block if d["directive"] == "proxy_set_header"]
+        assert ["X-Scaleout-Pin", ""] in headers, f"location {name} passes X-Scaleout-Pin to the replica"
+
+
+def test_render_writes_the_nginx_conf_up_writes(tmp_path):
+    from scaleout.config.model import load_config
+    from scaleout.render import plan_for
+    from tests.conftest import run_cli
+
+    assert run_cli(["init", "proj"], tmp_path).returncode == 0
+    project = tmp_path / "proj"
+    assert run_cli(["render"], project).returncode == 0
+    secret = read_secret(project)
+    assert secret is not None and (project / SECRET_FILE).stat().st_mode & 0o777 == 0o600
+    conf = (project / ".scaleout" / "nginx" / "nginx.conf").read_text()
+    up_plan = plan_for("compose", load_config(project, env={}), None, pin=secret)  # what `up` renders
+    assert conf == up_plan.files[".scaleout/nginx/nginx.conf"]
+    assert run_cli(["render"], project).returncode == 0 and read_secret(project) == secret  # kept, not rotated
+    assert secret not in "".join(p.read_text() for p in project.rglob("*")
+                                 if p.is_file() and ".scaleout" not in p.parts)
