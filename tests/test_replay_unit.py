@@ -202,3 +202,35 @@ def test_flow_failing_everywhere_is_not_a_finding():
     names = ["me", "me"]
     verdict = judge(_steps(names), ["a", "b"], _send_for(None, names))
     assert verdict.findings == [] and verdict.failing_everywhere == [1, 2]
+
+
+@pytest.mark.parametrize("bug,names,step,depends_on,kind", [
+    ("session", ["login", "me"], 2, 1, "session"),
+    ("disk", ["login", "upload", "get"], 3, 2, "local-disk"),
+])
+def test_every_replica_is_compared_not_only_the_first_two(bug, names, step, depends_on, kind):
+    """Three replicas, the bug only in the third (one that drifted): it is found, and named."""
+    shared = set()
+    reps = {"a": Replica("web-1", None, shared), "b": Replica("web-2", None, shared),
+            "c": Replica("web-3", bug, shared)}
+
+    def send(plan, label):
+        jar = {}
+        return [reps[r].answer(names[i], jar) for i, r in enumerate(plan)]
+
+    verdict = judge(_steps(names), ["a", "b", "c"], send)
+    assert [(f.step, f.depends_on, f.kind) for f in verdict.findings] == [(step, depends_on, kind)]
+    assert "c" in verdict.findings[0].replicas
+    assert {"pinned a", "pinned b", "pinned c"} <= set(verdict.runs)
+
+
+def test_three_healthy_replicas_pass():
+    names = ["login", "upload", "get", "me"]
+    shared = set()
+    reps = {r: Replica(f"web-{r}", None, shared) for r in "abc"}
+
+    def send(plan, label):
+        jar = {}
+        return [reps[r].answer(names[i], jar) for i, r in enumerate(plan)]
+
+    assert judge(_steps(names), list(reps), send).passed
