@@ -71,3 +71,16 @@ def test_pin_route_needs_the_secret(stack):
                  for _ in range(6)}
     assert len(pinned) == 1
     assert len(wrong) == 2  # round robin over both replicas: the wrong secret pins nothing
+
+
+def test_a_third_replica_takes_part(stack):
+    """Rescaled to 3: every replica is pinned and compared (the pin map follows the rescale)."""
+    stack.cli("up", "--replicas", "3", check=True, timeout=600)
+    r = stack.cli("replay", "session.http", "--json", timeout=180)
+    assert r.returncode == 1, r.stdout + r.stderr
+    out = json.loads(r.stdout)
+    assert out["replicas"] == ["backend-1", "backend-2", "backend-3"], r.stderr
+    assert {"pinned backend-3", "mixed, offset 2"} <= set(out["steps"][0]["runs"])
+    assert [(f["step"], f["depends_on"], f["kind"]) for f in out["findings"]] == [(2, 1, "session")]
+    r = stack.cli("replay", "ok.http", "--json", timeout=180)
+    assert r.returncode == 0, r.stdout + r.stderr
