@@ -234,3 +234,19 @@ def test_three_healthy_replicas_pass():
         return [reps[r].answer(names[i], jar) for i, r in enumerate(plan)]
 
     assert judge(_steps(names), list(reps), send).passed
+
+
+@pytest.mark.parametrize("template", ["python", "node"])
+def test_scaffold_ships_the_demo_flow_and_its_readme(tmp_path, template):
+    from scaleout.scaffold import scaffold_files
+
+    files = scaffold_files("demo", template)
+    (tmp_path / "requests.http").write_bytes(files["requests.http"])
+    flow = read_http(tmp_path / "requests.http")
+    assert [s.method for s in flow.steps] == ["POST", "GET", "POST", "GET", "GET", "POST", "GET", "POST", "GET"]
+    readme = files["README.md"].decode()
+    for needle in ("Save all as HAR", "scaleout replay requests.http", "SCALEOUT_DEMO_BUG"):
+        assert needle in readme
+    for bug in ("session", "disk", "cache", "secret", "csrf"):
+        assert f"`{bug}`" in readme
+    assert "# SCALEOUT_DEMO_BUG: session" in files["scaleout.yaml"].decode()
