@@ -85,3 +85,27 @@ def test_render_writes_the_nginx_conf_up_writes(tmp_path):
     assert run_cli(["render"], project).returncode == 0 and read_secret(project) == secret  # kept, not rotated
     assert secret not in "".join(p.read_text() for p in project.rglob("*")
                                  if p.is_file() and ".scaleout" not in p.parts)
+
+
+def test_bench_renders_the_pin_route_up_renders(tmp_path, monkeypatch):
+    """The stack `bench` leaves running answers `replay`: its nginx.conf carries the pin route and the secret."""
+    import scaleout.probe.bench as bench
+    from scaleout.cli.app import main
+    from scaleout.errors import NotRunningError
+    from tests.conftest import run_cli
+
+    assert run_cli(["init", "proj"], tmp_path).returncode == 0
+    project = tmp_path / "proj"
+    plans = []
+
+    def fake_bench(cfg, counts, render_files, **kw):  # no engine: look at what each size would render
+        plans.append(render_files(cfg))
+        raise NotRunningError("stopped here by the test")
+
+    monkeypatch.setattr(bench, "run_bench", fake_bench)
+    monkeypatch.chdir(project)
+    with pytest.raises(SystemExit) as exit_:
+        main(["bench", "--replicas", "2"])
+    assert exit_.value.code == 7
+    secret = read_secret(project)
+    assert secret is not None and f'"{secret}:backend-1"' in plans[0].files[".scaleout/nginx/nginx.conf"]
