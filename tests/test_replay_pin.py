@@ -8,7 +8,7 @@ import pytest
 
 from scaleout.config.model import parse_config
 from scaleout.render.nginx import render_nginx
-from scaleout.replay.secret import SECRET_FILE, ensure_secret, forget_secret, read_secret
+from scaleout.replay.secret import SECRET_FILE, ensure_secret, forget_secret, read_secret, save_secret
 
 
 def _cfg(tmp_path: Path):
@@ -109,3 +109,18 @@ def test_bench_renders_the_pin_route_up_renders(tmp_path, monkeypatch):
     assert exit_.value.code == 7
     secret = read_secret(project)
     assert secret is not None and f'"{secret}:backend-1"' in plans[0].files[".scaleout/nginx/nginx.conf"]
+
+
+def test_secret_is_never_written_read_or_removed_through_a_link(tmp_path):
+    from scaleout.errors import UnsafePathError
+
+    outside, project = tmp_path / "outside", tmp_path / "proj"
+    outside.mkdir()
+    project.mkdir()
+    (outside / "replay-secret").write_text("cd" * 32 + "\n")
+    (project / ".scaleout").symlink_to(outside, target_is_directory=True)
+    with pytest.raises(UnsafePathError, match="symbolic link"):
+        save_secret(project, "ab" * 32)
+    assert read_secret(project) is None
+    forget_secret(project)
+    assert (outside / "replay-secret").read_text() == "cd" * 32 + "\n"

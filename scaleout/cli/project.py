@@ -101,8 +101,8 @@ def render(
         pin = current_or_new(cfg.project_dir)
         # everything computed (and refused) before anything is written
         plan = plan_for("compose", cfg, balancer_nginx_version(cfg), pin=pin)
-        save_secret(cfg.project_dir, pin)
         result = write_plan(cfg.project_dir.resolve(), plan, force=force)
+        save_secret(cfg.project_dir, pin)
     for rel in sorted(plan.files):
         st.console.message(f"{'wrote    ' if rel in result.written else 'unchanged'} {rel}")
 

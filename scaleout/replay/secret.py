@@ -10,7 +10,8 @@ import re
 import secrets
 from pathlib import Path
 
-from scaleout.files import atomic_write
+from scaleout.errors import UnsafePathError
+from scaleout.files import atomic_write, confined
 from scaleout.layout import OUT_DIR
 
 __all__ = ["SECRET_FILE", "PIN_HEADER", "ensure_secret", "read_secret", "forget_secret"]
@@ -20,10 +21,15 @@ PIN_HEADER = "X-Scaleout-Pin"
 _VALID = re.compile(r"[0-9a-f]{64}")
 
 
+def _path(project_dir: Path) -> Path:
+    """The secret's file, never through a symbolic link (UnsafePathError)."""
+    return confined(project_dir.resolve(), SECRET_FILE, what="replay secret")
+
+
 def read_secret(project_dir: Path) -> str | None:
     try:
-        text = (project_dir / SECRET_FILE).read_text(encoding="ascii").strip()
-    except (OSError, UnicodeDecodeError):
+        text = _path(project_dir).read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError, UnsafePathError):
         return None
     return text if _VALID.fullmatch(text) else None
 
@@ -36,8 +42,9 @@ def current_or_new(project_dir: Path) -> str:
 def save_secret(project_dir: Path, value: str) -> None:
     if read_secret(project_dir) == value:
         return
-    (project_dir / OUT_DIR).mkdir(parents=True, exist_ok=True)
-    atomic_write(project_dir / SECRET_FILE, value + "\n", mode=0o600)
+    path = _path(project_dir)  # a linked .scaleout/ is refused: the secret is never written outside the project
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, value + "\n", mode=0o600)
 
 
 def ensure_secret(project_dir: Path) -> str:
@@ -48,6 +55,6 @@ def ensure_secret(project_dir: Path) -> str:
 
 def forget_secret(project_dir: Path) -> None:
     try:
-        (project_dir / SECRET_FILE).unlink()
-    except FileNotFoundError:
-        pass
+        _path(project_dir).unlink()
+    except (FileNotFoundError, UnsafePathError):
+        pass  # nothing to remove, or a link: nothing is removed through it
