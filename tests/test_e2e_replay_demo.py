@@ -62,3 +62,4 @@ def test_demo_flow(demo, bug, expected):
     assert out["verdict"] == ("fail" if expected else "pass")
     assert {(f["step"], f["depends_on"], f["kind"]) for f in out["findings"]} == expected
     assert out["failing_everywhere"] == [] and len(out["steps"]) == 9
+    assert [s["path"] for s in out["steps"]][:3] == ["/api/login", "/api/me", "/api/notes"]  # not {{base}}/...
