@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The main job on a fresh machine: install scaleout, make Docker usable (engine, Compose, images),
-# then `scaleout init demo`, `scaleout up --replicas 3` and `scaleout probe`.
+# then `scaleout init demo`, `scaleout up --replicas 3`, `scaleout probe` and `scaleout replay requests.http`.
 # Usage: scripts/demo.sh [DIR]   (default: ./demo; an existing project there is reused)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,6 +21,9 @@ fi
 cd "$dir"
 "$scaleout" up --replicas 3
 "$scaleout" probe
+if [ -f requests.http ]; then  # the scaffold's demo flow, its steps pinned to different replicas
+  "$scaleout" replay requests.http
+fi
 echo
 echo "demo is running at $("$scaleout" status --json | "$venv/bin/python" -c 'import json,sys; print(json.load(sys.stdin)["url"])')/"
 echo "stop it with: cd $dir && $scaleout down"

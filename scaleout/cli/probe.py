@@ -187,10 +187,13 @@ def bench(
     with project_lock(cfg.project_dir, lock_wait):
         nginx_version = balancer_nginx_version(cfg)  # balancer.tls: the HTTP/2 syntax of the image's nginx
         remember_target(cfg.project_dir, "compose")
+        from scaleout.replay.secret import ensure_secret
+
+        pin = ensure_secret(cfg.project_dir)  # the stack bench leaves up keeps the replay pin route, as `up` does
         result = run_bench(
             cfg,
             counts,
-            render_files=lambda c: plan_for("compose", c, nginx_version),
+            render_files=lambda c: plan_for("compose", c, nginx_version, pin=pin),
             duration_s=duration,
             warmup_s=warmup,
             concurrency=concurrency,

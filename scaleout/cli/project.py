@@ -92,13 +92,17 @@ def render(
     from scaleout.config.model import Overrides
     from scaleout.files import project_lock, report_removed, write_plan
     from scaleout.render import plan_for
+    from scaleout.replay.secret import current_or_new, save_secret
 
     st = state_of(ctx)
     cfg = load_for(st, Overrides(replicas=replicas, port=port, strategy=value_of(strategy), tls=tls or None))
     with project_lock(cfg.project_dir, lock_wait):
+        # the replay pin route as `up` renders it, so that `render` and `up` write the same nginx.conf
+        pin = current_or_new(cfg.project_dir)
         # everything computed (and refused) before anything is written
-        plan = plan_for("compose", cfg, balancer_nginx_version(cfg))
+        plan = plan_for("compose", cfg, balancer_nginx_version(cfg), pin=pin)
         result = write_plan(cfg.project_dir.resolve(), plan, force=force)
+        save_secret(cfg.project_dir, pin)
     for rel in sorted(plan.files):
         st.console.message(f"{'wrote    ' if rel in result.written else 'unchanged'} {rel}")
     report_removed(result, st.console.message)

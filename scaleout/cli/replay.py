@@ -94,11 +94,11 @@ def replay(
     runner = Runner(flow, cfg.url, secret, timeout=timeout, verify=verify)
     if flow.skipped_other_origins:
         con.message(f"replay: {flow.skipped_other_origins} request(s) to other origins left out")
-    con.message(f"replay: {len(flow.steps)} step(s) from {file} on {replicas[0]} and {replicas[1]}")
-    verdict = judge(flow.steps, replicas[:2], runner.run, progress=lambda m: con.message(f"replay: {m}"),
+    con.message(f"replay: {len(flow.steps)} step(s) from {file} on {', '.join(replicas)}")
+    verdict = judge(flow.steps, replicas, runner.run, progress=lambda m: con.message(f"replay: {m}"),
                     parallel=parallel)
     runner.check_pinned()
-    out = to_dict(flow, verdict, replicas[:2])
+    out = to_dict(flow, verdict, replicas)
     if json_out:
         con.print(json.dumps(out, indent=2))
     else:

@@ -112,7 +112,23 @@ def _parse_block(path, block, index, variables, names) -> Step | None:
         for bn, bl in body_lines:
             _check_refs(path, bn, bl, variables, names)
         body = "\n".join(bl for _, bl in body_lines).encode("utf-8")
-    return Step(index, method, target, tuple(headers), body, name, where)
+    return Step(index, method, _shown_target(target, variables), tuple(headers), body, name, where)
+
+
+def _shown_target(target: str, variables: Mapping[str, str]) -> str:
+    """The target with the file's variables filled in and an absolute URL's origin dropped, as reports show it
+    (`/api/me`, not `{{base}}/api/me`); references to earlier answers stay, resolved when the step is sent."""
+    for _ in range(8):  # variables may name variables; a loop of them is left as it is
+        filled = _REF.sub(lambda m: variables.get(m.group(1), m.group(0)) if "." not in m.group(1) else m.group(0),
+                          target)
+        if filled == target:
+            break
+        target = filled
+    origin = re.match(r"https?://[^/?#]*", target)
+    if origin and "{{" not in origin.group(0):
+        rest = target[origin.end():]
+        return rest if rest.startswith("/") else "/" + rest
+    return target
 
 
 def _headers(path, block, i, target, variables, names):

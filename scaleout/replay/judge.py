@@ -1,10 +1,13 @@
 """Which step's answer depends on the replica that served an earlier step, found by moving steps.
 
-Runs (each with its own cookie jar, all through the balancer):
-1. the flow pinned to replica A twice and to B twice: what differs within one replica is noise;
-2. a mixed run, steps alternating A/B: each step is compared with the pinned run of the replica that served it;
+Runs (each with its own cookie jar, all through the balancer), over every running replica R1..Rn:
+1. the flow pinned to each replica twice: what differs within one replica is noise;
+2. n mixed runs, step i on replica R((i + offset) mod n) for each offset (with 2 replicas: A/B and B/A), so
+   consecutive steps always land on different replicas and every step runs on every replica once; each step is
+   compared with the pinned run of the replica that served it;
 3. for each step k that changed, runs with the flow pinned to k's replica and ONE earlier step j moved to the
-   other replica: the first j whose move alone reproduces the change is the step whose replica holds the state.
+   replica that served j in the mixed run: the first j whose move alone reproduces the change is the step whose
+   replica holds the state.
 """
 
 from __future__ import annotations
@@ -75,19 +78,30 @@ def _kind(steps: Sequence[Step], j: int, k: int, runs_j: Answer, expected: Answe
     return "state"
 
 
-def judge(steps: Sequence[Step], replicas: Sequence[str], send: Send, progress=lambda msg: None,
-          parallel: int = 1) -> Verdict:
-    a, b = replicas[0], replicas[1]
-    n = len(steps)
+def _pinned_runs(reps: Sequence[str], n: int, send: Send, progress) -> tuple[dict, dict, dict]:
+    """Each replica's two pinned runs: (runs by label, noise per replica and step, replica of each run)."""
     runs: dict[str, list[Answer]] = {}
-    noise = {a: [Noise() for _ in steps], b: [Noise() for _ in steps]}
-    for rep in (a, b):
+    noise = {rep: [Noise() for _ in range(n)] for rep in reps}
+    owner: dict[str, str] = {}
+    for rep in reps:
         progress(f"pinned to {rep} (twice)")
         first, second = send([rep] * n, f"pinned {rep}"), send([rep] * n, f"pinned {rep} again")
         runs[f"pinned {rep}"], runs[f"pinned {rep} again"] = first, second
+        owner[f"pinned {rep}"] = owner[f"pinned {rep} again"] = rep
         for i in range(n):
             learn_noise(noise[rep][i], first[i], second[i])
-    pinned = {a: runs[f"pinned {a}"], b: runs[f"pinned {b}"]}
+    return runs, noise, owner
+
+
+def judge(steps: Sequence[Step], replicas: Sequence[str], send: Send, progress=lambda msg: None,
+          parallel: int = 1) -> Verdict:
+    reps = list(replicas)
+    if len(reps) < 2:
+        raise ValueError("judge needs at least 2 replicas")
+    a = reps[0]
+    n = len(steps)
+    runs, noise, owner = _pinned_runs(reps, n, send, progress)
+    pinned = {rep: runs[f"pinned {rep}"] for rep in reps}
     failing = [
         i + 1
         for i in range(n)
@@ -96,31 +110,35 @@ def judge(steps: Sequence[Step], replicas: Sequence[str], send: Send, progress=l
     ]
     invariants = []
     for i in range(n):
-        sets = [links(r, i, noise[a][i] if label.startswith(f"pinned {a}") else noise[b][i])
-                for label, r in runs.items()]
+        sets = [links(r, i, noise[owner[label]][i]) for label, r in runs.items()]
         invariants.append(set.intersection(*sets) if sets else set())
 
     def changed(rep: str, k: int, got: list[Answer]) -> list[str]:
         return differences(pinned[rep][k - 1], got[k - 1], noise[rep][k - 1]) or broken_links(
             invariants[k - 1], got, k - 1)
 
-    drift = [i + 1 for i in range(n) if differences(pinned[a][i], pinned[b][i], noise[a][i])]
+    drift = [i + 1 for i in range(n) if any(differences(pinned[a][i], pinned[rep][i], noise[a][i])
+                                           for rep in reps[1:])]
     findings: list[Finding] = []
     explained: set[int] = set()
-    plans = [("mixed", [a if i % 2 == 0 else b for i in range(n)]),
-             ("mixed, other order", [b if i % 2 == 0 else a for i in range(n)])]
+
+    def spread(offset: int) -> list[str]:
+        return [reps[(i + offset) % len(reps)] for i in range(n)]
+
+    plans = [("mixed" if o == 0 else "mixed, other order" if len(reps) == 2 else f"mixed, offset {o}", spread(o))
+             for o in range(len(reps))]
     mixed_runs = []
     for label, plan in plans:
-        progress(f"{label}: steps alternate between {a} and {b}")
+        progress(f"{label}: steps go round {', '.join(plan[:len(reps)])}")
         mixed_runs.append((label, plan, send(plan, label)))
     if parallel > 1:
         from concurrent.futures import ThreadPoolExecutor
 
         progress(f"{parallel} mixed copies at once, each with its own cookie jar")
-        spread = [(f"parallel copy {c + 1}", [a if (i + c) % 2 == 0 else b for i in range(n)]) for c in range(parallel)]
+        copies = [(f"parallel copy {c + 1}", spread(c)) for c in range(parallel)]
         with ThreadPoolExecutor(parallel) as pool:
-            answers = list(pool.map(lambda lp: send(lp[1], lp[0]), spread))
-        mixed_runs += [(label, plan, got) for (label, plan), got in zip(spread, answers, strict=True)]
+            answers = list(pool.map(lambda lp: send(lp[1], lp[0]), copies))
+        mixed_runs += [(label, plan, got) for (label, plan), got in zip(copies, answers, strict=True)]
     for label, plan, mixed in mixed_runs:
         runs[label] = mixed
         for k in range(2, n + 1):
@@ -130,9 +148,10 @@ def judge(steps: Sequence[Step], replicas: Sequence[str], send: Send, progress=l
             changes = changed(rep_k, k, mixed)
             if not changes:
                 continue
-            other = b if rep_k == a else a
             found = None
             for j in range(k - 1, 0, -1):
+                # where j ran in this mixed run (another replica than k's, or the next one round)
+                other = plan[j - 1] if plan[j - 1] != rep_k else reps[(reps.index(rep_k) + 1) % len(reps)]
                 moved = [rep_k] * k
                 moved[j - 1] = other
                 progress(f"step {k} changed; moving step {j} to {other}")

@@ -21,12 +21,17 @@ PIN_HEADER = "X-Scaleout-Pin"
 _VALID = re.compile(r"[0-9a-f]{64}")
 
 
+def _path(project_dir: Path) -> Path:
+    """The secret's file, never through a symbolic link (UnsafePathError)."""
+    return confined(project_dir.resolve(), SECRET_FILE, what="replay secret")
+
+
 def read_secret(project_dir: Path) -> str | None:
     # a committed link to /dev/zero or to a huge file must not hang or fill memory: a regular file of the
     # project, its size checked before it is read
     root = project_dir.resolve()
     try:
-        confined(root, SECRET_FILE)
+        _path(project_dir)
         text = read_project_file(root, SECRET_FILE, max_bytes=256, what=SECRET_FILE).decode("ascii").strip()
     except (OSError, UnicodeDecodeError, UnsafePathError):
         return None
@@ -41,8 +46,9 @@ def current_or_new(project_dir: Path) -> str:
 def save_secret(project_dir: Path, value: str) -> None:
     if read_secret(project_dir) == value:
         return
-    (project_dir / OUT_DIR).mkdir(parents=True, exist_ok=True)
-    atomic_write(project_dir / SECRET_FILE, value + "\n", mode=0o600)
+    path = _path(project_dir)  # a linked .scaleout/ is refused: the secret is never written outside the project
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(path, value + "\n", mode=0o600)
 
 
 def ensure_secret(project_dir: Path) -> str:
@@ -53,6 +59,6 @@ def ensure_secret(project_dir: Path) -> str:
 
 def forget_secret(project_dir: Path) -> None:
     try:
-        (project_dir / SECRET_FILE).unlink()
-    except FileNotFoundError:
-        pass
+        _path(project_dir).unlink()
+    except (FileNotFoundError, UnsafePathError):
+        pass  # nothing to remove, or a link: nothing is removed through it

@@ -79,7 +79,7 @@ def test_a_third_replica_takes_part(stack):
     r = stack.cli("replay", "session.http", "--json", timeout=180)
     assert r.returncode == 1, r.stdout + r.stderr
     out = json.loads(r.stdout)
-    assert out["replicas"] == ["backend-1", "backend-2", "backend-3"]
+    assert out["replicas"] == ["backend-1", "backend-2", "backend-3"], r.stderr
     assert {"pinned backend-3", "mixed, offset 2"} <= set(out["steps"][0]["runs"])
     assert [(f["step"], f["depends_on"], f["kind"]) for f in out["findings"]] == [(2, 1, "session")]
     r = stack.cli("replay", "ok.http", "--json", timeout=180)

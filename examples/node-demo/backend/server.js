@@ -2,7 +2,8 @@
 // every response names the replica (X-Backend-Id header and body). GET /healthz answers 200.
 // GET /ws is a WebSocket (RFC 6455, by hand on the server's 'upgrade' event): its first message says
 // which replica it reached ("hello from backend-2"), then it echoes every message.
-// Environment: PORT (default 3000), CPU_WORK_MS, SCALEOUT_ASSETS (see scaleout.yaml).
+// Environment: PORT (default 3000), CPU_WORK_MS, SCALEOUT_ASSETS (see scaleout.yaml), SECRET_KEY (signs the
+// session cookie and form tokens; every replica must share it), SCALEOUT_DEMO_BUG (off by default: see below).
 const crypto = require('crypto');
 const express = require('express');
 const os = require('os');
@@ -47,6 +48,99 @@ app.get('/', (req, res) => {
 });
 
 app.get('/api/whoami', (req, res) => res.json({ backend: hostname }));
+
+// The demo flow of requests.http: log in, read the session, save a note and read it back, submit a form
+// with its token, change a greeting and read it. Every answer works on any replica. SCALEOUT_DEMO_BUG
+// turns on one classic bug of state kept in one process, for `scaleout replay` to find:
+//   session  sessions kept in this process's memory       disk    notes written to this container's disk
+//   cache    greetings cached in this process's memory    secret  a signing key made by each process
+//   csrf     form tokens remembered by this process
+const demoBug = process.env.SCALEOUT_DEMO_BUG || '';
+const secretKey = demoBug === 'secret' ? crypto.randomBytes(32) : (process.env.SECRET_KEY || 'dev-only: set SECRET_KEY');
+const sessions = new Map(); const formTokens = new Set(); const greetings = new Map();
+const notesDir = '/tmp/notes';
+const fs = require('fs');
+const path = require('path');
+
+const sign = (value) => `${value}.${crypto.createHmac('sha256', secretKey).update(value).digest('hex').slice(0, 32)}`;
+const verified = (token) => { // the signed value, or null when the signature is not ours
+  const value = token.slice(0, Math.max(token.lastIndexOf('.'), 0));
+  const good = Buffer.from(sign(value)); const got = Buffer.from(token);
+  return value && good.length === got.length && crypto.timingSafeEqual(good, got) ? value : null;
+};
+const cookies = (req) => Object.fromEntries((req.headers.cookie || '').split(';').map((c) => c.trim())
+  .filter((c) => c.includes('=')).map((c) => [c.slice(0, c.indexOf('=')), c.slice(c.indexOf('=') + 1)])
+  .map(([k, v]) => { try { return [k, decodeURIComponent(v.replace(/^"|"$/g, ''))]; } catch { return [k, '']; } }));
+const field = (req, name) => (req.body && typeof req.body[name] === 'string' ? req.body[name] : '');
+// what changes on every answer (when, which replica, which request): replay masks it as noise
+const answer = (res, status, doc) => res.status(status)
+  .json({ ...doc, backend: hostname, at: new Date().toISOString(), request_id: crypto.randomUUID() });
+
+app.use('/api', express.json(), express.text());
+app.post('/api/login', (req, res) => {
+  const user = field(req, 'user').replace(/[^\w.-]/g, '').slice(0, 40) || 'guest';
+  let token;
+  if (demoBug === 'session') {
+    token = crypto.randomBytes(16).toString('hex');
+    sessions.set(token, user);
+  } else { // the session is in the cookie, signed with the key every replica shares
+    token = sign(`${user}:${crypto.randomBytes(8).toString('hex')}`);
+  }
+  res.cookie('session', token, { path: '/', httpOnly: true, sameSite: 'lax' });
+  answer(res, 200, { user });
+});
+app.get('/api/me', (req, res) => {
+  const session = cookies(req).session || '';
+  const user = demoBug === 'session' ? sessions.get(session) : (verified(session) || '').split(':')[0];
+  if (user) answer(res, 200, { user }); else answer(res, 401, { error: 'log in first' });
+});
+app.post('/api/notes', (req, res) => {
+  const text = typeof req.body === 'string' ? req.body : '';
+  let id;
+  if (demoBug === 'disk') {
+    id = crypto.randomUUID().replace(/-/g, '');
+    fs.mkdirSync(notesDir, { recursive: true });
+    fs.writeFileSync(path.join(notesDir, id), text);
+  } else { // no store at all: the id is the note (a real app: a shared volume or an object store)
+    id = Buffer.from(text).toString('base64url');
+  }
+  res.location(`/api/notes/${id}`);
+  answer(res, 201, { id });
+});
+app.get('/api/notes/:id', (req, res) => {
+  const { id } = req.params;
+  let text;
+  if (demoBug === 'disk') {
+    try { text = fs.readFileSync(path.join(notesDir, id.replace(/[^0-9a-f]/g, '') || 'none'), 'utf8'); } catch { text = null; }
+  } else {
+    text = /^[\w-]*$/.test(id) ? Buffer.from(id, 'base64url').toString('utf8') : null;
+  }
+  if (text === null) answer(res, 404, { error: 'no such note' }); else answer(res, 200, { id, text });
+});
+app.get('/api/form', (req, res) => {
+  let token = crypto.randomBytes(16).toString('hex');
+  if (demoBug === 'csrf') formTokens.add(token); else token = sign(token);
+  answer(res, 200, { token });
+});
+app.post('/api/form', (req, res) => {
+  const token = field(req, 'token');
+  const ok = demoBug === 'csrf' ? formTokens.has(token) : verified(token) !== null;
+  if (ok) answer(res, 200, { saved: true }); else answer(res, 403, { error: 'invalid form token' });
+});
+app.post('/api/greeting', (req, res) => { // the greeting is kept in a cookie: the demo has no database
+  const greeting = field(req, 'greeting').replace(/[^\w .,!-]/g, '').slice(0, 80);
+  if (demoBug === 'cache') greetings.set(cookies(req).session || '', greeting);
+  res.cookie('greeting', greeting, { path: '/', sameSite: 'lax' });
+  answer(res, 200, { greeting });
+});
+app.get('/api/greeting', (req, res) => {
+  const jar = cookies(req);
+  const session = jar.session || '';
+  if (demoBug === 'cache' && greetings.has(session)) return answer(res, 200, { greeting: greetings.get(session) });
+  const greeting = jar.greeting || 'Hello';
+  if (demoBug === 'cache') greetings.set(session, greeting);
+  return answer(res, 200, { greeting });
+});
 
 app.get('/ws', (req, res) => res.status(426).set({ Upgrade: 'websocket', 'Sec-WebSocket-Version': '13' })
   .type('text/plain').send('this is a WebSocket endpoint (RFC 6455, version 13)\n'));

@@ -5,18 +5,27 @@ through the load balancer is visible. GET /healthz answers 200 while the server 
 GET /ws is a WebSocket (RFC 6455, by hand): its first message says which replica it reached
 ("hello from backend-2"), then it echoes every message.
 Environment: PORT (default 8000), CPU_WORK_MS (busy work per request, to make scaling visible),
-SCALEOUT_ASSETS (JSON map of static asset -> fingerprinted URL, written by `scaleout render`).
+SCALEOUT_ASSETS (JSON map of static asset -> fingerprinted URL, written by `scaleout render`),
+SECRET_KEY (signs the session cookie and form tokens; every replica must share it),
+SCALEOUT_DEMO_BUG (off by default; see "The demo flow" below and the README).
 """
 
 import base64
+import binascii
 import hashlib
+import hmac
 import json
 import os
+import re
+import secrets
 import signal
 import socket
 import sys
 import threading
 import time
+import uuid
+from datetime import datetime, timezone
+from http.cookies import CookieError, SimpleCookie
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 PORT = int(os.environ.get("PORT", "8000"))
@@ -27,6 +36,97 @@ ASSETS = json.loads(os.environ.get("SCALEOUT_ASSETS") or "{}")
 
 def asset(name):
     return ASSETS.get(name, "/static/" + name)
+
+
+# The demo flow of requests.http: log in, read the session, save a note and read it back, submit a form
+# with its token, change a greeting and read it. Every answer works on any replica. SCALEOUT_DEMO_BUG
+# turns on one classic bug of state kept in one process, for `scaleout replay` to find:
+#   session  sessions kept in this process's memory       disk    notes written to this container's disk
+#   cache    greetings cached in this process's memory    secret  a signing key made by each process
+#   csrf     form tokens remembered by this process
+DEMO_BUG = os.environ.get("SCALEOUT_DEMO_BUG", "")
+SECRET_KEY = (secrets.token_bytes(32) if DEMO_BUG == "secret"
+              else os.environ.get("SECRET_KEY", "dev-only: set SECRET_KEY").encode())
+SESSIONS, FORM_TOKENS, GREETINGS = {}, set(), {}
+NOTES_DIR = "/tmp/notes"
+
+
+def sign(value):
+    return value + "." + hmac.new(SECRET_KEY, value.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def verified(token):
+    """The signed value, or None when the signature is not ours."""
+    value = token.rpartition(".")[0]
+    return value if value and hmac.compare_digest(sign(value), token) else None
+
+
+def field(body, name):
+    try:
+        value = json.loads(body or b"{}").get(name, "")
+    except (ValueError, AttributeError):
+        return ""
+    return value if isinstance(value, str) else ""
+
+
+def demo(method, path, body, cookies):
+    """(status, document, headers) for the demo flow's routes; None for any other path."""
+    session = cookies.get("session", "")
+    if (method, path) == ("POST", "/api/login"):
+        user = re.sub(r"[^\w.-]", "", field(body, "user"))[:40] or "guest"
+        if DEMO_BUG == "session":
+            token = secrets.token_hex(16)
+            SESSIONS[token] = user
+        else:  # the session is in the cookie, signed with the key every replica shares
+            token = sign(f"{user}:{secrets.token_hex(8)}")
+        return 200, {"user": user}, [("Set-Cookie", f"session={token}; Path=/; HttpOnly; SameSite=Lax")]
+    if (method, path) == ("GET", "/api/me"):
+        user = SESSIONS.get(session) if DEMO_BUG == "session" else (verified(session) or "").rpartition(":")[0]
+        return (200, {"user": user}, []) if user else (401, {"error": "log in first"}, [])
+    if (method, path) == ("POST", "/api/notes"):
+        if DEMO_BUG == "disk":
+            note_id = uuid.uuid4().hex
+            os.makedirs(NOTES_DIR, exist_ok=True)
+            with open(os.path.join(NOTES_DIR, note_id), "wb") as f:
+                f.write(body)
+        else:  # no store at all: the id is the note (a real app: a shared volume or an object store)
+            note_id = base64.urlsafe_b64encode(body).decode().rstrip("=")
+        return 201, {"id": note_id}, [("Location", f"/api/notes/{note_id}")]
+    if method == "GET" and path.startswith("/api/notes/"):
+        note_id = path.rsplit("/", 1)[1]
+        try:
+            if DEMO_BUG == "disk":
+                with open(os.path.join(NOTES_DIR, re.sub(r"[^0-9a-f]", "", note_id)), "rb") as f:
+                    text = f.read()
+            else:
+                text = base64.urlsafe_b64decode(note_id + "=" * (-len(note_id) % 4))
+        except (OSError, binascii.Error, ValueError):
+            return 404, {"error": "no such note"}, []
+        return 200, {"id": note_id, "text": text.decode("utf-8", "replace")}, []
+    if (method, path) == ("GET", "/api/form"):
+        token = secrets.token_hex(16)
+        if DEMO_BUG == "csrf":
+            FORM_TOKENS.add(token)
+        else:
+            token = sign(token)
+        return 200, {"token": token}, []
+    if (method, path) == ("POST", "/api/form"):
+        token = field(body, "token")
+        ok = token in FORM_TOKENS if DEMO_BUG == "csrf" else verified(token) is not None
+        return (200, {"saved": True}, []) if ok else (403, {"error": "invalid form token"}, [])
+    if path == "/api/greeting" and method in ("GET", "POST"):
+        if method == "POST":  # the greeting is kept in a cookie: the demo has no database
+            greeting = re.sub(r"[^\w .,!-]", "", field(body, "greeting"))[:80]
+            if DEMO_BUG == "cache":
+                GREETINGS[session] = greeting
+            return 200, {"greeting": greeting}, [("Set-Cookie", f'greeting="{greeting}"; Path=/; SameSite=Lax')]
+        if DEMO_BUG == "cache" and session in GREETINGS:
+            return 200, {"greeting": GREETINGS[session]}, []
+        greeting = cookies.get("greeting", "Hello")
+        if DEMO_BUG == "cache":
+            GREETINGS[session] = greeting
+        return 200, {"greeting": greeting}, []
+    return None
 
 
 PAGE = """<!doctype html>
@@ -238,9 +338,27 @@ class Handler(BaseHTTPRequestHandler):
             return self._send(200, page, "text/html; charset=utf-8")
         if path == "/api/whoami":
             return self._send(200, json.dumps({"backend": HOSTNAME}) + "\n", "application/json")
+        if self._demo(path, b""):
+            return None
         return self._send(404, "not found\n", "text/plain; charset=utf-8")
 
     do_HEAD = do_GET
+
+    def _demo(self, path, body):
+        """Answer a route of the demo flow; False for any other path."""
+        try:
+            cookies = {k: m.value for k, m in SimpleCookie(self.headers.get("Cookie") or "").items()}
+        except CookieError:
+            cookies = {}
+        answer = demo(self.command, path, body, cookies)
+        if answer is None:
+            return False
+        status, doc, headers = answer
+        # what changes on every answer (when, which replica, which request): replay masks it as noise
+        doc = {**doc, "backend": HOSTNAME, "at": datetime.now(timezone.utc).isoformat(),
+               "request_id": str(uuid.uuid4())}
+        self._send(status, json.dumps(doc) + "\n", "application/json", headers)
+        return True
 
     def _websocket(self):
         key = self.headers.get("Sec-WebSocket-Key", "")
@@ -277,7 +395,9 @@ class Handler(BaseHTTPRequestHandler):
     @IN_FLIGHT
     def do_POST(self):
         length = int(self.headers.get("Content-Length") or 0)
-        self.rfile.read(min(length, 1 << 20))
+        body = self.rfile.read(min(length, 1 << 20))
+        if self._demo(self.path.split("?", 1)[0], body):
+            return None
         return self._send(200, json.dumps({"backend": HOSTNAME, "received": length}) + "\n", "application/json")
 
     def log_message(self, fmt, *args):  # one short line per request on stdout

@@ -1,9 +1,9 @@
 """A backend with one state bug per path prefix, and stateless controls (for tests/e2e/test_replay.py).
 
 /session/*  the session kept in this process's memory      /disk/*   uploads written to this container's disk
-/cache/*    an in-process cache that goes stale on writes    /key/*    a cookie signed with a per-process key
-/csrf/*     a CSRF token remembered by this process          /ok/*     stateless: timestamps, ids, hostname
-Shared state (the "database") lives in /shared, a volume every replica mounts; per-process state does not.
+/key/*      a cookie signed with a per-process key          /csrf/*   a CSRF token remembered by this process
+/ok/*       stateless: timestamps, ids, hostname
+(The in-process cache, which needs a store the replicas share, is tests/apps/replay_cache/app.py.)
 """
 
 import hashlib
@@ -17,10 +17,9 @@ import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-SESSIONS, CACHE, CSRF = set(), {}, set()
+SESSIONS, CSRF = set(), set()
 KEY = secrets.token_bytes(16)
 LOCAL = Path("/tmp/uploads")
-SHARED = Path("/shared")
 
 
 def _sign(v):
@@ -64,11 +63,6 @@ class H(BaseHTTPRequestHandler):
         if p.startswith("/disk/files/"):
             f = LOCAL / p.rsplit("/", 1)[1]
             return self._send(200, {"text": f.read_text()}) if f.is_file() else self._send(404, {"error": "none"})
-        if p == "/cache/value":
-            if "v" not in CACHE:
-                f = SHARED / "value"
-                CACHE["v"] = f.read_text() if f.exists() else ""
-            return self._send(200, {"value": CACHE["v"]})
         if p == "/key/me":
             c = self._cookie("auth") or ""
             v, _, sig = c.partition(".")
@@ -93,13 +87,6 @@ class H(BaseHTTPRequestHandler):
             LOCAL.mkdir(exist_ok=True)
             (LOCAL / name).write_bytes(body)
             return self._send(201, {"id": name}, location=f"/disk/files/{name}")
-        if p == "/cache/value":
-            v = json.loads(body or b"{}").get("value", "")
-            tmp = SHARED / f".v{uuid.uuid4().hex}"
-            tmp.write_text(v)
-            tmp.replace(SHARED / "value")
-            CACHE["v"] = v
-            return self._send(200, {"value": v})
         if p == "/key/login":
             return self._send(200, {"ok": True}, cookie=f"auth=ann.{_sign('ann')}")
         if p == "/csrf/submit":

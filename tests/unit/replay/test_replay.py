@@ -90,7 +90,8 @@ def test_http_file_variables_and_named_requests(tmp_path):
     variables = dict(flow.variables)
     assert resolve(login.body.decode(), variables, {}) == '{"user": "ann"}'
     ans = Answer(200, [("Location", "/home")], b'{"items": [{"id": 7}]}')
-    assert resolve(item.target, variables, {"login": ans}) == "http://localhost:3000/items/7"
+    assert item.target == "/items/{{login.response.body.$.items[0].id}}"  # as reports show it
+    assert resolve(item.target, variables, {"login": ans}) == "/items/7"
     assert resolve(item.headers[0][1], variables, {"login": ans}) == "/home"
     with pytest.raises(TemplateError):
         resolve(item.target, variables, {"login": Answer(200, [], b"{}")})
@@ -202,3 +203,54 @@ def test_flow_failing_everywhere_is_not_a_finding():
     names = ["me", "me"]
     verdict = judge(_steps(names), ["a", "b"], _send_for(None, names))
     assert verdict.findings == [] and verdict.failing_everywhere == [1, 2]
+
+
+@pytest.mark.parametrize("bug,names,step,depends_on,kind", [
+    ("session", ["login", "me"], 2, 1, "session"),
+    ("disk", ["login", "upload", "get"], 3, 2, "local-disk"),
+])
+def test_every_replica_is_compared_not_only_the_first_two(bug, names, step, depends_on, kind):
+    """Three replicas, the bug only in the third (one that drifted): it is found, and named."""
+    shared = set()
+    reps = {"a": Replica("web-1", None, shared), "b": Replica("web-2", None, shared),
+            "c": Replica("web-3", bug, shared)}
+
+    def send(plan, label):
+        jar = {}
+        return [reps[r].answer(names[i], jar) for i, r in enumerate(plan)]
+
+    verdict = judge(_steps(names), ["a", "b", "c"], send)
+    assert [(f.step, f.depends_on, f.kind) for f in verdict.findings] == [(step, depends_on, kind)]
+    assert "c" in verdict.findings[0].replicas
+    assert {"pinned a", "pinned b", "pinned c"} <= set(verdict.runs)
+
+
+def test_three_healthy_replicas_pass():
+    names = ["login", "upload", "get", "me"]
+    shared = set()
+    reps = {r: Replica(f"web-{r}", None, shared) for r in "abc"}
+
+    def send(plan, label):
+        jar = {}
+        return [reps[r].answer(names[i], jar) for i, r in enumerate(plan)]
+
+    assert judge(_steps(names), list(reps), send).passed
+
+
+@pytest.mark.parametrize("template", ["python", "node"])
+def test_scaffold_ships_the_demo_flow_and_its_readme(tmp_path, template):
+    from scaleout.scaffold import scaffold_files
+
+    files = scaffold_files("demo", template)
+    (tmp_path / "requests.http").write_bytes(files["requests.http"])
+    flow = read_http(tmp_path / "requests.http")
+    assert [(s.method, s.target) for s in flow.steps] == [
+        ("POST", "/api/login"), ("GET", "/api/me"), ("POST", "/api/notes"),
+        ("GET", "/api/notes/{{note.response.body.$.id}}"), ("GET", "/api/form"), ("POST", "/api/form"),
+        ("GET", "/api/greeting"), ("POST", "/api/greeting"), ("GET", "/api/greeting")]
+    readme = files["README.md"].decode()
+    for needle in ("Save all as HAR", "scaleout replay requests.http", "SCALEOUT_DEMO_BUG"):
+        assert needle in readme
+    for bug in ("session", "disk", "cache", "secret", "csrf"):
+        assert f"`{bug}`" in readme
+    assert "# SCALEOUT_DEMO_BUG: session" in files["scaleout.yaml"].decode()
