@@ -116,7 +116,14 @@ class SwarmStack:
 
     # --- inspection -------------------------------------------------------------------------
     def _client(self):
+        from scaleout.targets.engine import current
+
         client = docker_client()
+        engine = current()
+        if engine is not None and engine.podman:
+            raise UsageError(f"the swarm target needs Docker's Swarm mode, which {engine.label} does not have",
+                             hint="use the Compose target (the default) on Podman, or point DOCKER_HOST at a "
+                             "Docker engine that is a swarm manager")
         with engine_errors("reading the swarm state"):
             info = client.info()
         problem = swarm_problem(info)
@@ -174,7 +181,10 @@ class SwarmStack:
                 if published:
                     url = f"{self.config.balancer.scheme}://127.0.0.1:{published}"
         out.sort(key=lambda s: (*listing_key(s.role, s.service), s.container))
-        return StackStatus(self.config.project, url, out)
+        from scaleout.targets.engine import current
+
+        engine = current()
+        return StackStatus(self.config.project, url, out, engine.to_dict() if engine else None)
 
     @property
     def _lb_port(self) -> int:
