@@ -107,10 +107,9 @@ class ComposeStack:
             for s in services:
                 if s.role == "backend":
                     s.routed = routed_to(s, lines) if lines else None
-        from scaleout.targets.engine import current
+        from scaleout.targets.engine import current_dict
 
-        engine = current()
-        return StackStatus(self.config.project, url, services, engine.to_dict() if engine else None)
+        return StackStatus(self.config.project, url, services, current_dict())
 
     def address_map(self) -> dict[str, str]:
         """`ip:port` of every replica -> its service name, to attribute `X-Upstream-Addr`."""

@@ -125,6 +125,23 @@ def current() -> EngineInfo | None:
     return _current
 
 
+def current_dict() -> dict[str, Any] | None:
+    """The engine this process connected to, as `status --json` reports it (None: not connected)."""
+    info = current()
+    return info.to_dict() if info is not None else None
+
+
+def require_swarm_mode() -> None:
+    """Refuse the swarm target on an engine that has no Swarm mode (Podman), naming it."""
+    from scaleout.errors import UsageError
+
+    info = current()
+    if info is not None and info.podman:
+        raise UsageError(f"the swarm target needs Docker's Swarm mode, which {info.label} does not have",
+                         hint="use the Compose target (the default) on Podman, or point DOCKER_HOST at a "
+                         "Docker engine that is a swarm manager")
+
+
 def describe_engine() -> str:
     """`Podman Engine 4.3.1 at unix:///run/podman/podman.sock`, or the expected host when none answered yet."""
     info = current()
