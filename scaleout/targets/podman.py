@@ -27,6 +27,7 @@ from scaleout.targets.engine import EngineInfo, current, hint_for
 from scaleout.targets.views import ContainerView
 
 START_POLL_S = 0.5  # how often a container in its start period is checked
+REFUSALS = 3  # checks of one container the engine refuses in a row before the wait fails
 DEFAULT_INTERVAL_S = 30.0  # Docker's and Podman's default health interval
 DEFAULT_TIMEOUT_S = 30.0
 HINT = ("run each container's check by hand (`podman healthcheck run NAME`), or run Podman where systemd runs "
@@ -47,6 +48,7 @@ class HealthDriver:
         self.first_seen: dict[str, float] = {}
         self.last_run: dict[str, float] = {}
         self.pool: ThreadPoolExecutor | None = None
+        self.refused: dict[str, int] = {}  # container -> checks the engine refused to run in a row
 
     def due(self, v: ContainerView, now: float) -> bool:
         """Whether the next check of `v` is due: one waiting for a verdict (`starting`) often in its start
@@ -62,7 +64,7 @@ class HealthDriver:
 
     def drive(self, containers: list[Any]) -> None:
         """Run the checks that are due, side by side; raises UnhealthyError within seconds when the engine
-        refuses to run them (the wait could then only time out)."""
+        refuses to run them REFUSALS times in a row (the wait could then only time out)."""
         now = time.monotonic()
         views = [v for v in (ContainerView.of(c) for c in containers) if self.due(v, now)]
         if not views:
@@ -71,8 +73,13 @@ class HealthDriver:
             self.last_run[v.id] = now
         if self.pool is None:
             self.pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="scaleout-healthcheck")
-        for error in self.pool.map(self._run_one, views):
-            if error is not None:
+        for v, error in zip(views, self.pool.map(self._run_one, views), strict=True):
+            if error is None:
+                self.refused.pop(v.id, None)
+                continue
+            # one refusal can be the engine's hiccup under load; the same one again and again is the cause
+            self.refused[v.id] = self.refused.get(v.id, 0) + 1
+            if self.refused[v.id] >= REFUSALS:
                 raise UnhealthyError(
                     f"{self.info.label} does not run health checks by itself (it schedules them with systemd "
                     f"timers, and none runs here), and running one through its API failed: {error}",
@@ -94,6 +101,9 @@ class HealthDriver:
         # containers while the stack is read); 409: it stopped or has no check. The wait sees that state
         # itself: neither is a failure of the engine to run checks.
         if r.status_code in (404, 409):
+            return None
+        # a check that ran longer than its timeout: a failed check (Podman records it as one), not a refusal
+        if r.status_code == 500 and "exceeded timeout" in text:
             return None
         return f"GET {url.split(api.base_url, 1)[-1]} answered HTTP {r.status_code}: {text[:200]}"
 
