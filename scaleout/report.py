@@ -29,11 +29,13 @@ def table(headers: list[str], rows: list[list[str]], right: set[int] = frozenset
 
 def status_text(st: StackStatus) -> str:
     if not st.services:
-        return f"project {st.project}: not running"
+        return f"project {st.project}: not running" + (f" on {st.engine['name']} {st.engine['version']}"
+                                                        if st.engine else "")
     routed = {True: "yes", False: "no", None: "-"}
     front = [s for s in st.services if s.role != "service"]
     rows = [[s.service, s.state, s.health, routed[s.routed], s.address or "-", s.container] for s in front]
-    lines = [f"project {st.project}" + (f" at {st.url}" if st.url else " (balancer not published)")]
+    lines = [f"project {st.project}" + (f" at {st.url}" if st.url else " (balancer not published)")
+             + (f" on {st.engine['name']} {st.engine['version']}" if st.engine else "")]
     lines.append(table(["service", "state", "health", "in lb", "address", "container"], rows))
     if st.dependencies:
         lines.append("\nservices beside the replicas (not behind the balancer):")

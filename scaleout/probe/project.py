@@ -21,7 +21,15 @@ from scaleout.errors import ProbeTargetError, UsageError
 from scaleout.probe.engine import ERROR_CLASSES, LoadSpec, Sample, Samples, run_load
 from scaleout.probe.samples import TlsSpec, TlsStats
 from scaleout.probe.stats import breakdown, chi_square_p, latency_summary, percentile
-from scaleout.probe.verdict import Expectation, Observed, decide, keys_served, replica_order, routed_replicas
+from scaleout.probe.verdict import (
+    Expectation,
+    Observed,
+    decide,
+    keys_served,
+    replica_order,
+    routed_replicas,
+    unrouted_replicas,
+)
 
 __all__ = ["sticky_carrier", "ERROR_CLASSES", "SCHEMA", "ProbeOptions", "Sample", "Samples", "BackendStats",
            "ProbeResult", "ProbeAsk", "summarize", "observe", "judge", "request_headers", "parse_target",
@@ -118,12 +126,13 @@ def judge(
     tolerance: float = 0.3,
     max_failed: int = 0,
     cache_checks: list[dict] | None = None,
+    unrouted: tuple[str, ...] = (),
 ) -> ProbeResult:
     """Set the verdict of `result` by the rules of scaleout/probe/verdict.py: no failed requests, every expected
     replica served, and the spread the strategy promises (even, weighted, or sticky per key)."""
     expect = Expectation(strategy=strategy, replicas=None if expected is None else tuple(expected),
                          weights=dict(weights or {}), backups=tuple(backups), tolerance=tolerance,
-                         max_failed=max_failed)
+                         max_failed=max_failed, unrouted=tuple(unrouted))
     v = decide(observe(result, samples), expect, cache_checks or ())
     result.strategy = strategy
     result.cache_checks = list(cache_checks or [])
@@ -404,6 +413,14 @@ def _checked_tls(url: str, ask: ProbeAsk, cfg) -> TlsSpec | None:
     return tls
 
 
+def still_unrouted(stack, before: list[str]) -> list[str]:
+    """Those of `before` (replicas not routed when the load began) that the balancer still does not route
+    after it: not a rescale that was under way when the probe began."""
+    if not before or stack is None:
+        return []
+    return [n for n in unrouted_replicas(stack.status().replicas) if n in before]
+
+
 def probe_project(project_dir: Path, ask: ProbeAsk, announce: Callable[[str], None] | None = None,
                   tick: Callable[[int, int | None], None] | None = None) -> ProbeResult:
     """The whole `scaleout probe`: find the target and the replicas the balancer routes to now, refuse a
@@ -435,6 +452,8 @@ def probe_project(project_dir: Path, ask: ProbeAsk, announce: Callable[[str], No
 
     names: dict[str, str] = {}
     expected = None
+    unrouted: list[str] = []
+    stack = None
     if cfg is not None:
         stack = open_target(resolve_target(cfg.project_dir, ask.target), cfg)
         try:
@@ -450,6 +469,7 @@ def probe_project(project_dir: Path, ask: ProbeAsk, announce: Callable[[str], No
             url = running.url
         if running is not None and running.running:
             expected = routed_replicas(running.replicas)
+            unrouted = unrouted_replicas(running.replicas)
     assert url is not None
     # the project's containers are known now: a replica's own address is allowed (and nothing else)
     check_target(url, ask.allow_remote, {a.rsplit(":", 1)[0] for a in names})
@@ -469,6 +489,7 @@ def probe_project(project_dir: Path, ask: ProbeAsk, announce: Callable[[str], No
         from scaleout.probe.cachecheck import check_cache_headers
 
         checks = check_cache_headers(url, cfg, {k: v for k, v in ask.headers if k.lower() == "host"}, tls)
-    return judge(result, samples, strategy=strategy, expected=expected,
+    unrouted = still_unrouted(stack, unrouted)
+    return judge(result, samples, strategy=strategy, expected=expected, unrouted=tuple(unrouted),
                  weights=dict(cfg.backend.weights) if cfg else None,
                  backups=tuple(cfg.backend.backup) if cfg else (), tolerance=ask.tolerance, cache_checks=checks)

@@ -15,12 +15,13 @@ from typing import Any, Protocol
 from scaleout.probe.stats import chi_square_p, max_relative_deviation
 
 __all__ = ["RULES", "STICKY_STRATEGIES", "Expectation", "Finding", "Observed", "Verdict", "decide",
-           "keys_served", "routed_replicas", "split_pool"]
+           "keys_served", "routed_replicas", "split_pool", "unrouted_replicas"]
 
 STICKY_STRATEGIES = ("hash", "ip_hash")
 
 # every way the verdict can fail, in the order `decide` applies them (docs/probe-json.md explains each)
-RULES = ("no_requests", "failed_requests", "no_upstream_header", "unexpected_replica", "backup_served",
+RULES = ("no_requests", "failed_requests", "no_upstream_header", "unexpected_replica", "unrouted_replica",
+         "backup_served",
          "hash_without_keys", "key_split", "ip_hash_split", "keys_on_one_replica", "replica_idle", "share_off",
          "cache_headers")
 
@@ -47,7 +48,8 @@ class Observed:
 
 @dataclass(frozen=True)
 class Expectation:
-    """What the balancer promises. `replicas`: those it routes to now (None: whichever answered)."""
+    """What the balancer promises. `replicas`: those it routes to now (None: whichever answered);
+    `unrouted`: running, healthy replicas of the project that the balancer does not route to."""
 
     strategy: str = "round_robin"
     replicas: tuple[str, ...] | None = None
@@ -55,6 +57,7 @@ class Expectation:
     backups: tuple[str, ...] = ()
     tolerance: float = 0.3
     max_failed: int = 0
+    unrouted: tuple[str, ...] = ()
 
 
 @dataclass
@@ -90,6 +93,13 @@ def routed_replicas(replicas: Iterable[_Replica]) -> list[str]:
     check), and not taken out by the balancer's health watcher (`routed` None: unknown, counted in)."""
     return [r.service for r in replicas
             if r.state == "running" and r.health in ("healthy", "none") and r.routed is not False]
+
+
+def unrouted_replicas(replicas: Iterable[_Replica]) -> list[str]:
+    """The replicas that run and are healthy (or have no health check) but that the balancer does not route
+    to (`routed` False; None, unknown, is not counted)."""
+    return [r.service for r in replicas
+            if r.state == "running" and r.health in ("healthy", "none") and r.routed is False]
 
 
 def keys_served(samples: Iterable[_Sample], names: Mapping[str, str]) -> dict[int, frozenset[str]]:
@@ -147,6 +157,17 @@ def rule_unexpected_replica(seen: Observed, expect: Expectation) -> list[Finding
     return [Finding("unexpected_replica", f"{name} served {n} requests, but the balancer should not route to it "
                     "now (it is not a running, healthy, routed replica of this project)")
             for name, n in seen.counts.items() if n and name not in expect.replicas]
+
+
+def rule_unrouted_replica(seen: Observed, expect: Expectation) -> list[Finding]:
+    """A replica that runs and is healthy but got no traffic because the balancer does not route it (a rescale
+    whose reload never took): the stack serves with fewer replicas than it runs."""
+    idle = [name for name in expect.unrouted if not seen.counts.get(name)]
+    if not idle:
+        return []
+    return [Finding("unrouted_replica", f"{', '.join(idle)} {'runs' if len(idle) == 1 else 'run'} and "
+                    f"{'is' if len(idle) == 1 else 'are'} healthy but got no traffic: the balancer does not "
+                    "route to " + ("it" if len(idle) == 1 else "them") + " (`scaleout up` reloads it)")]
 
 
 def rule_backup_served(seen: Observed, expect: Expectation, backups_idle: bool) -> list[Finding]:
@@ -218,7 +239,7 @@ def decide(seen: Observed, expect: Expectation, cache_checks: Iterable[Mapping[s
     primaries, backups_idle = split_pool(expect, seen.counts)
     findings = [*rule_no_requests(seen), *rule_failed_requests(seen, expect.max_failed),
                 *rule_no_upstream_header(seen), *rule_unexpected_replica(seen, expect),
-                *rule_backup_served(seen, expect, backups_idle)]
+                *rule_unrouted_replica(seen, expect), *rule_backup_served(seen, expect, backups_idle)]
     sticky = None
     if expect.strategy in STICKY_STRATEGIES:
         findings += [*rule_hash_without_keys(seen, expect.strategy), *rule_key_split(seen),

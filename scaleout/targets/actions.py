@@ -157,7 +157,10 @@ def exec_command(stack: ComposeStack, service: str, command: Sequence[str], *, t
         args += ["--workdir", workdir]
     for item in env:
         args += ["--env", item]
-    proc = subprocess.Popen([*args, c.id, *command])
+    from scaleout.targets.childenv import child_environment
+    from scaleout.targets.engine import cli_env
+
+    proc = subprocess.Popen([*args, c.id, *command], env=child_environment(cli_env()))
     while True:
         try:
             return proc.wait()

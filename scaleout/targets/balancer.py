@@ -27,7 +27,7 @@ from scaleout.layout import (
     WATCH_ENV,
 )
 from scaleout.targets.health import RunningStack, fail_unhealthy
-from scaleout.targets.runner import balancer_verify, engine_errors, poll_balancer, run_compose
+from scaleout.targets.runner import balancer_verify, docker_client, engine_errors, poll_balancer, run_compose
 from scaleout.targets.status import ServiceStatus
 from scaleout.targets.views import ContainerView
 
@@ -117,7 +117,11 @@ class Balancer:
             return False
         v = ContainerView.of(lb)
         have_ports = {(b.host_port, port) for port in (80, LB_HTTPS_PORT) for b in v.published(port)}
-        return v.image_ref != svc.get("image") or have_ports != want_ports or v.bind_targets != want_binds
+        from scaleout.targets.images import runs_image
+
+        with engine_errors("looking for the balancer image"):
+            same_image = runs_image(docker_client(), v, svc.get("image"))
+        return not same_image or have_ports != want_ports or v.bind_targets != want_binds
 
     def reload(self, nginx_text: str, watch_env: str, *, record: bool = True, quiet: bool = False,
                once_healthy: tuple[list[str], float, float] | None = None) -> bool:

@@ -91,7 +91,9 @@ class ComposeStack:
         services = []
         url = None
         lb = None
-        for c in self.project_containers():
+        from scaleout.targets.podman import checked_containers
+
+        for c in checked_containers(docker_client(), self.project_containers):
             v = ContainerView.of(c)
             address = v.address(self.config.backend.port) if v.role == "backend" else None
             if v.role == "balancer" and v.running:
@@ -105,7 +107,9 @@ class ComposeStack:
             for s in services:
                 if s.role == "backend":
                     s.routed = routed_to(s, lines) if lines else None
-        return StackStatus(self.config.project, url, services)
+        from scaleout.targets.engine import current_dict
+
+        return StackStatus(self.config.project, url, services, current_dict())
 
     def address_map(self) -> dict[str, str]:
         """`ip:port` of every replica -> its service name, to attribute `X-Upstream-Addr`."""
@@ -189,10 +193,9 @@ class ComposeStack:
         # records checksums of everything, nginx.conf included; says which stale files it removed
         report_removed(write_plan(self.dir, plan, force=True), self.progress)
         self.progress("checking the load balancer" if running else "starting the load balancer")
-        if early is not None:
-            early.start()
-        else:
-            self.run_cli(["up", "-d", "--no-build", LB_SERVICE], "starting the load balancer")
+        from scaleout.targets.verify import start_balancer, verify_routing
+
+        start_balancer(self, early, lb if replaced else None, plan)
         if removed:
             if cfg.backend.drain_seconds:
                 self.progress(f"draining {len(removed)} removed container(s) for {cfg.backend.drain_seconds}s")
@@ -203,6 +206,7 @@ class ComposeStack:
         elif running and not upd.changes and not removed:
             self.progress("every replica already runs the current image and settings")
         self.balancer.wait(timeout_s)
+        verify_routing(self, wanted)
         return self.status()
 
     def plan_update(self, wanted: list[str]):

@@ -40,7 +40,9 @@ def health_poll_interval(n_services: int) -> float:
 
 
 def wait_healthy(stack: RunningStack, services: list[str], timeout_s: float) -> None:
-    """Poll until every service's container is running and healthy; fail with its logs otherwise."""
+    """Poll until every service's container is running and healthy; fail with its logs otherwise. On an
+    engine that does not run health checks itself (Podman without systemd) scaleout runs them meanwhile
+    (ComposeStack.status drives them, targets/podman.py)."""
     deadline = time.monotonic() + timeout_s
     reported: set[str] = set()
     while True:

@@ -375,11 +375,18 @@ class RollingUpdate:
     def _wait_healthy(self, new: dict[str, str]) -> None:
         """Until every new container is running and healthy; the first one that exits or turns unhealthy
         (or the timeout) stops the update with its last log lines."""
+        from scaleout.targets.podman import health_driver
+        from scaleout.targets.runner import docker_client
+
         deadline = time.monotonic() + self.timeout_s
         pending = dict(new)
+        driver = health_driver(docker_client())  # an engine that runs no checks itself: scaleout runs them
         while pending:
             for svc, name in list(pending.items()):
                 c = self._inspect(name)
+                if driver is not None:
+                    driver.drive([c])
+                    c = self._inspect(name)
                 v = ContainerView.of(c)
                 if v.ready:
                     self.progress(f"{svc}: {name} is healthy")

@@ -23,7 +23,8 @@ from scaleout.errors import ComposeUnavailableError, DockerUnavailableError, Sta
 Progress = Callable[[str], None]
 ENV_COMPOSE = "SCALEOUT_COMPOSE"  # force a Compose CLI: "docker compose" or "docker-compose"
 MISS_CHECK_S = 0.3  # poll_balancer: how often a failed try also asks `on_miss` (an engine call)
-ENGINE_HINT = "start Docker (or run scripts/setup-docker.sh), or point DOCKER_HOST at a running engine"
+ENGINE_HINT = ("start Docker (or run scripts/setup-docker.sh), or Podman's API service (scripts/setup-podman.sh), "
+               "or point DOCKER_HOST at a running engine")
 
 
 def quiet(_: str) -> None:
@@ -32,21 +33,24 @@ def quiet(_: str) -> None:
 
 @contextlib.contextmanager
 def engine_errors(action: str) -> Iterator[None]:
-    """Translate Docker SDK errors raised inside the block into user messages."""
+    """Translate Docker SDK errors raised inside the block into user messages naming the engine."""
     import docker.errors
     import requests.exceptions
+
+    from scaleout.targets import engine
 
     try:
         yield
     except docker.errors.DockerException as exc:
         if isinstance(exc, docker.errors.APIError) or not _looks_like_no_engine(exc):
-            detail = getattr(exc, "explanation", None) or exc
-            raise StackError(f"{action}: the Docker engine refused: {detail}") from None
-        raise DockerUnavailableError(f"{action}: cannot reach the Docker engine ({_short(exc)})",
-                                     hint=ENGINE_HINT) from None
+            detail = str(getattr(exc, "explanation", None) or exc)
+            raise StackError(f"{action}: {engine.describe_engine()} refused: {detail}",
+                             hint=engine.hint_for(detail)) from None
+        raise DockerUnavailableError(f"{action}: cannot reach {engine.describe_engine()} ({_short(exc)})",
+                                     hint=engine.unreachable_hint()) from None
     except requests.exceptions.ConnectionError as exc:
-        raise DockerUnavailableError(f"{action}: cannot reach the Docker engine ({_short(exc)})",
-                                     hint=ENGINE_HINT) from None
+        raise DockerUnavailableError(f"{action}: cannot reach {engine.describe_engine()} ({_short(exc)})",
+                                     hint=engine.unreachable_hint()) from None
 
 
 def _looks_like_no_engine(exc: Exception) -> bool:
@@ -78,12 +82,17 @@ def list_containers(filters: dict, *, all_: bool = True, action: str = "listing 
 
 @lru_cache(maxsize=1)
 def docker_client():
-    """A Docker SDK client that has answered a ping. Raises DockerUnavailableError otherwise."""
+    """A Docker SDK client that has answered a ping, on the engine targets/engine.py finds (DOCKER_HOST, else
+    Docker's or Podman's default socket). Raises DockerUnavailableError otherwise."""
     import docker
 
+    from scaleout.targets import engine
+
+    host = engine.find_host()
     with engine_errors("connecting"):
-        client = docker.from_env(timeout=60)
+        client = docker.from_env(timeout=60) if host.from_env else docker.DockerClient(base_url=host.url, timeout=60)
         client.ping()
+        engine.remember(engine.identify(client.version(), host))
         return client
 
 
@@ -129,14 +138,16 @@ def run_compose(
     project's .env variables) resolves the file's references; it never enters Compose's environment
     (see targets.childenv)."""
     from scaleout.targets.childenv import child_environment, compose_inputs
+    from scaleout.targets.engine import cli_env
 
+    _identify_engine()
     tail: deque[str] = deque(maxlen=30)
     with compose_inputs(compose_file, dotenv or {}) as (file, env_file):
         cmd = [*compose_cli(), "-p", project, "-f", str(file), "--env-file", str(env_file), *args]
         try:
             proc = subprocess.Popen(
                 cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace",
-                env=child_environment(), cwd=compose_file.parent,
+                env=child_environment(cli_env()), cwd=compose_file.parent,
             )
         except OSError as exc:
             raise ComposeUnavailableError(f"cannot run {' '.join(cmd[:2])}: {exc}") from None
@@ -158,13 +169,26 @@ def run_compose(
     return result
 
 
+def _identify_engine() -> None:
+    """Connect once before a CLI runs, so that what it needs on this engine (classic builds on Podman) is
+    known; an engine that does not answer is the CLI's own error to report."""
+    with contextlib.suppress(DockerUnavailableError, StackError):
+        docker_client()
+
+
 def raise_for_output(action: str, returncode: int, tail: list[str],
                      error: type[StackError] | type = StackError) -> None:
-    """The error for a CLI that failed: the engine is gone, or `error` with the last output lines."""
+    """The error for a CLI that failed: the engine is gone, or `error` with the last output lines (and the fix,
+    for the failures targets/engine.py knows)."""
+    from scaleout.targets import engine
+
     if any("Cannot connect to the Docker daemon" in t or "Is the docker daemon running" in t for t in tail):
-        raise DockerUnavailableError(f"{action}: cannot reach the Docker engine", hint=ENGINE_HINT)
+        raise DockerUnavailableError(f"{action}: cannot reach {engine.describe_engine()}",
+                                     hint=engine.unreachable_hint())
     text = "\n".join("    " + t for t in tail[-15:])
-    raise error(f"{action} failed (exit {returncode}); last output:\n{text}")
+    on = f" on {engine.current().label}" if engine.current() is not None else ""
+    raise error(f"{action} failed{on} (exit {returncode}); last output:\n{text}",
+                hint=engine.hint_for("\n".join(tail)))
 
 
 def run_docker(args: list[str], *, cwd: Path, action: str, extra_env: Mapping[str, str] | None = None,
@@ -172,10 +196,13 @@ def run_docker(args: list[str], *, cwd: Path, action: str, extra_env: Mapping[st
     """Run the `docker` CLI (e.g. `docker stack deploy`) in the user's environment plus `extra_env`
     (values scaleout chose); returns its output lines, raises on failure."""
     from scaleout.targets.childenv import child_environment
+    from scaleout.targets.engine import cli_env
 
+    _identify_engine()
+    env = child_environment({**cli_env(), **(extra_env or {})})
     try:
-        proc = subprocess.run(args, cwd=cwd, env=child_environment(extra_env), capture_output=True, text=True,
-                              errors="replace", timeout=timeout_s)
+        proc = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, errors="replace",
+                              timeout=timeout_s)
     except FileNotFoundError:
         raise DockerUnavailableError(f"the `docker` command is not installed; scaleout runs `{' '.join(args[:3])}`",
                                      hint="install the Docker CLI") from None

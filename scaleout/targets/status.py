@@ -31,6 +31,7 @@ class StackStatus:
     project: str
     url: str | None
     services: list[ServiceStatus] = field(default_factory=list)
+    engine: dict | None = None  # which engine answered: name, version, api_version, host, host_source
 
     @property
     def replicas(self) -> list[ServiceStatus]:
@@ -58,4 +59,5 @@ class StackStatus:
             "replicas": [asdict(s) for s in self.replicas],
             "balancer": asdict(self.balancer) if self.balancer else None,
             "services": [asdict(s) for s in self.dependencies],
+            "engine": self.engine,
         }

@@ -37,6 +37,7 @@ from scaleout.layout import (
 )
 from scaleout.render.envfiles import stack_deploy_notes
 from scaleout.render.swarm import ENV_BACKEND_IMAGE, ENV_BALANCER_IMAGE, service_image_vars, swarm_notes
+from scaleout.targets.engine import current_dict, require_swarm_mode
 from scaleout.targets.health import last_words
 from scaleout.targets.runner import (
     ENGINE_HINT,
@@ -117,6 +118,7 @@ class SwarmStack:
     # --- inspection -------------------------------------------------------------------------
     def _client(self):
         client = docker_client()
+        require_swarm_mode()
         with engine_errors("reading the swarm state"):
             info = client.info()
         problem = swarm_problem(info)
@@ -174,7 +176,7 @@ class SwarmStack:
                 if published:
                     url = f"{self.config.balancer.scheme}://127.0.0.1:{published}"
         out.sort(key=lambda s: (*listing_key(s.role, s.service), s.container))
-        return StackStatus(self.config.project, url, out)
+        return StackStatus(self.config.project, url, out, current_dict())
 
     @property
     def _lb_port(self) -> int:

@@ -93,8 +93,19 @@ class ContainerView:
 
     @property
     def health(self) -> str:
-        """healthy | unhealthy | starting | none (no health check)."""
-        return str(_dict(self._state.get("Health")).get("Status", "none"))
+        """healthy | unhealthy | starting | none (no health check). Podman reports a container without a
+        health check as an empty status (Docker: no Health at all), and one whose check never ran as empty
+        too on some versions: the container's own Healthcheck decides which of the two it is."""
+        status = str(_dict(self._state.get("Health")).get("Status") or "")
+        if status:
+            return status
+        return "starting" if self.has_healthcheck else "none"
+
+    @property
+    def has_healthcheck(self) -> bool:
+        """Whether the container has a health check to run (`NONE` in an image disables it)."""
+        test = _list(_dict(_dict(self.attrs.get("Config")).get("Healthcheck")).get("Test"))
+        return bool(test) and test[0] != "NONE"
 
     @property
     def ready(self) -> bool:

@@ -75,6 +75,10 @@ CASES = [
      Expectation(replicas=("backend-3", "backend-4"), backups=("backend-3", "backend-4")), []),
     ("unrouted-replica-served", seen({"backend-1": 100, "backend-2": 100, "backend-3": 100}),
      Expectation(replicas=("backend-1", "backend-3"), tolerance=10), ["unexpected_replica"]),
+    ("running-replicas-the-balancer-does-not-route", seen({"backend-1": 150, "backend-2": 150}),
+     Expectation(replicas=("backend-1", "backend-2"), unrouted=("backend-3", "backend-4")), ["unrouted_replica"]),
+    ("an-unrouted-replica-that-served-is-no-idle-one", seen(even()),
+     Expectation(replicas=THREE, unrouted=("backend-3",)), []),
     ("foreign-address-served", seen({**even(), "10.1.2.3:8000": 3}), Expectation(replicas=THREE),
      ["unexpected_replica"]),
     ("hash-without-keys", seen(even()), Expectation(strategy="hash", replicas=THREE), ["hash_without_keys"]),
@@ -115,6 +119,28 @@ def test_every_rule_has_a_failing_case_and_is_documented():
     table = DOCS.read_text().split("| rule id |", 1)[1].split("\n\n", 1)[0]  # the table of "The verdict"
     documented = re.findall(r"^\| `([a-z_]+)` \|", table, re.M)
     assert sorted(documented) == sorted(RULES)
+
+
+def test_unrouted_replicas_are_named_in_the_reason():
+    v = decide(seen({"backend-1": 300}), Expectation(replicas=("backend-1",), unrouted=("backend-4", "backend-5")))
+    assert v.reasons == ["backend-4, backend-5 run and are healthy but got no traffic: the balancer does not route "
+                         "to them (`scaleout up` reloads it)"]
+    v = decide(seen({"backend-1": 300}), Expectation(replicas=("backend-1",), unrouted=("backend-2",)))
+    assert v.reasons == ["backend-2 runs and is healthy but got no traffic: the balancer does not route to it "
+                         "(`scaleout up` reloads it)"]
+
+
+def test_unrouted_replicas_are_those_running_healthy_and_not_routed():
+    from scaleout.probe.verdict import unrouted_replicas
+    from scaleout.targets.status import ServiceStatus
+
+    def r(name, state="running", health="healthy", routed=False):
+        return ServiceStatus(name, name, state, health, None, "backend", routed)
+
+    replicas = [r("backend-1", routed=True), r("backend-2"), r("backend-3", health="none"),
+                r("backend-4", routed=None), r("backend-5", state="exited"), r("backend-6", health="starting"),
+                r("backend-7", health="unhealthy")]
+    assert unrouted_replicas(replicas) == ["backend-2", "backend-3"]
 
 
 def test_one_failed_request_fails_by_default():
