@@ -40,6 +40,7 @@ class Counters:
     handshakes: int = 0  # TLS handshakes completed
     handshake_failures: int = 0
     alpn: set[str] = field(default_factory=set)  # protocols the clients chose
+    sni: set[str | None] = field(default_factory=set)  # server names the clients sent (None: no SNI)
 
 
 class MisbehavingServer:
@@ -49,6 +50,8 @@ class MisbehavingServer:
         if tls is not None:
             tls.set_alpn_protocols(["h2", "http/1.1"])
         self.c = Counters()
+        if tls is not None:
+            tls.sni_callback = lambda _sock, name, _ctx: self.c.sni.add(name)
         self.lock = threading.Lock()
         self.first: float | None = None
         self.sock = socket.socket()
