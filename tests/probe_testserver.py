@@ -159,3 +159,29 @@ class MisbehavingServer:
         if method == "HEAD":
             payload = b""
         return ("\r\n".join(head) + "\r\n\r\n").encode() + payload
+
+
+class Listener:
+    """A TCP listener that counts the connections it is offered and closes them (a would-be proxy, or where
+    a rebound name would point)."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((host, port))
+        self.sock.listen(64)
+        self.url = f"http://{host}:{self.sock.getsockname()[1]}"
+        self.accepted = 0
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            conn.close()
+
+    def close(self) -> None:
+        self.sock.close()

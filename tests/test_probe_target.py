@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import socket
 import ssl
-import threading
 
 import pytest
 
@@ -20,34 +19,15 @@ from scaleout.probe.target import address_url, check_target
 from scaleout.scaffold import init_project
 from scaleout.tls.certs import ensure_ca, issue_leaf
 from tests.cachefake import FakeBalancer
-from tests.probe_testserver import MisbehavingServer
+from tests.probe_testserver import Listener, MisbehavingServer
 
 NAME = "rebind.scaleout.test"
 REAL_GETADDRINFO = socket.getaddrinfo
 
 
-class Decoy:
+def decoy_at(port: int) -> Listener:
     """A listener on 127.0.0.2 at the target's port: where the rebound name points after the check."""
-
-    def __init__(self, port: int) -> None:
-        self.sock = socket.socket()
-        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.sock.bind(("127.0.0.2", port))
-        self.sock.listen(64)
-        self.accepted = 0
-        threading.Thread(target=self._run, daemon=True).start()
-
-    def _run(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.accepted += 1
-            conn.close()
-
-    def close(self) -> None:
-        self.sock.close()
+    return Listener("127.0.0.2", port)
 
 
 @pytest.fixture
@@ -85,7 +65,7 @@ def test_the_load_connects_only_to_the_checked_address(rebinding, tmp_path, work
 
     # a new connection every 10 requests: every reconnect of every worker would be a chance to rebind
     with MisbehavingServer(Behaviour(close_after=10)) as srv:
-        decoy = Decoy(srv.port)
+        decoy = decoy_at(srv.port)
         try:
             result = probe_project(tmp_path, ProbeAsk(url=f"http://{NAME}:{srv.port}", requests=requests,
                                                       concurrency=4, workers=workers, cache_check=False))
@@ -111,7 +91,7 @@ def named_pki(tmp_path_factory):
 def test_over_tls_the_sni_and_host_stay_the_name(rebinding, tmp_path, named_pki):
     cafile, ctx = named_pki
     with MisbehavingServer(tls=ctx) as srv:
-        decoy = Decoy(srv.port)
+        decoy = decoy_at(srv.port)
         try:
             result = probe_project(tmp_path, ProbeAsk(url=f"https://{NAME}:{srv.port}", requests=60,
                                                       concurrency=3, cache_check=False, cacert=str(cafile)))
@@ -130,7 +110,7 @@ def test_the_cache_checks_go_to_the_checked_address_with_the_name_as_host(rebind
     cfg = load_config(tmp_path / "p")
     with FakeBalancer() as fake:
         port = int(fake.url.rsplit(":", 1)[1])
-        decoy = Decoy(port)
+        decoy = decoy_at(port)
         try:
             url = f"http://{NAME}:{port}"
             target = check_target(url, False)
@@ -161,7 +141,7 @@ def test_bench_checks_its_target_and_loads_only_the_checked_address(rebinding, t
 
     monkeypatch.setattr(compose, "ComposeStack", FakeStack)
     with MisbehavingServer() as srv:
-        decoy = Decoy(srv.port)
+        decoy = decoy_at(srv.port)
         try:
             urls["url"] = f"http://{NAME}:{srv.port}"
             result = bench.run_bench(cfg, [1], render_files=lambda _c: None, duration_s=0.3, warmup_s=0,
