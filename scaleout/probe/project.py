@@ -25,9 +25,9 @@ from scaleout.probe.target import CheckedTarget, check_target, parse_target
 from scaleout.probe.verdict import Expectation, Observed, decide, keys_served, replica_order, routed_replicas
 
 __all__ = ["sticky_carrier", "ERROR_CLASSES", "SCHEMA", "ProbeOptions", "Sample", "Samples", "BackendStats",
-           "ProbeResult", "ProbeAsk", "summarize", "observe", "judge", "request_headers", "parse_target",
-           "check_target", "CheckedTarget", "run_probe", "probe_project", "chi_square_p", "latency_summary",
-           "percentile", "tls_settings", "check_handshake", "tls_report"]
+           "ProbeResult", "ProbeAsk", "summarize", "observe", "judge", "check_request_line", "request_headers",
+           "parse_target", "check_target", "CheckedTarget", "run_probe", "probe_project", "chi_square_p",
+           "latency_summary", "percentile", "tls_settings", "check_handshake", "tls_report"]
 
 SCHEMA = "scaleout.probe/1"  # bump on any incompatible change of the JSON (docs/probe-json.md)
 
@@ -143,6 +143,20 @@ REFUSED_HEADERS = frozenset({"connection", "keep-alive", "transfer-encoding", "c
                              "trailer", "expect"})
 TCHAR = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 HOST_RE = re.compile(r"\A(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?\Z")
+
+
+def check_request_line(method: str, path: str) -> None:
+    """The method and path the request line is made of: UsageError unless each is what HTTP/1.1 allows there
+    (a method of upper-case ASCII letters; a path of visible ASCII, no space, tab or control character), so the
+    probe never writes a malformed request line."""
+    if not path.startswith("/") or not all("!" <= c <= "~" for c in path):
+        bad = next((c for c in path if not "!" <= c <= "~"), None)
+        what = f" (it contains {bad!r})" if bad is not None else ""
+        raise UsageError(f"--path: {path!r} must start with / and hold visible ASCII only{what}: no space, tab or "
+                         "control character", hint="percent-encode other characters, e.g. %20 for a space")
+    if not (0 < len(method) <= 32 and method.isascii() and method.isalpha() and method.isupper()):
+        raise UsageError(f"--method: {method!r} must be an HTTP method such as GET (upper-case ASCII letters, "
+                         "at most 32)")
 
 
 def request_headers(values: Iterable[str], host: str | None = None) -> tuple[tuple[str, str], ...]:
@@ -360,6 +374,7 @@ def probe_project(project_dir: Path, ask: ProbeAsk, announce: Callable[[str], No
     from scaleout.errors import DockerUnavailableError, NotRunningError, ScaleoutError
     from scaleout.targets import applied_strategy, open_target, resolve_target
 
+    check_request_line(ask.method, ask.path)
     url = ask.url
     if url is not None:
         parse_target(url)  # a malformed URL is a usage error before a project or an engine is read
