@@ -527,7 +527,7 @@ class ComposeStack:
                     self._fail_unhealthy(st, "exited")
 
         poll_balancer(self.config.url, timeout_s, on_miss=fail_if_exited,
-                      verify=balancer_verify(self.config.balancer.tls, self.dir))
+                      verify=balancer_verify(self.config.balancer.tls, self.dir), path=self.config.backend.health.path)
 
     def down(self, *, volumes: bool = False) -> int:
         """Remove containers and network (volumes only when asked). Returns how many containers went."""

@@ -472,7 +472,8 @@ class SwarmStack:
     def wait_balancer(self, timeout_s: float) -> None:
         """Poll the published port until nginx answers and a request reaches a backend task."""
         url = f"{self.config.balancer.scheme}://127.0.0.1:{self.config.balancer.port}"
-        poll_balancer(url, timeout_s, verify=balancer_verify(self.config.balancer.tls, self.dir))
+        poll_balancer(url, timeout_s, verify=balancer_verify(self.config.balancer.tls, self.dir),
+                      path=self.config.backend.health.path)
 
     def _remove_old_configs(self) -> None:
         """Earlier nginx.conf versions (configs are immutable, one per content hash) once unused."""
