@@ -30,7 +30,7 @@ from scaleout.config.services import (
     env_files,
     env_map,
 )
-from scaleout.config.values import URL_PATH_RULE, is_url_path
+from scaleout.config.values import URL_PATH_RULE, is_url_path, published_ip
 from scaleout.config.yamlload import MAX_BYTES, Document, decode_text, load_yaml, read_capped
 from scaleout.errors import ConfigError, UsageError
 from scaleout.layout import CONFIG_FILE, STRATEGIES, is_replica_name, replica_name
@@ -305,10 +305,10 @@ class BalancerConfig(_Model):
     @classmethod
     def _bind(cls, v: str) -> str:
         try:
-            ipaddress.ip_address(v)
-        except ValueError:
-            raise ValueError("must be an IP address such as 127.0.0.1 "
-                             "(or 0.0.0.0 to expose on all interfaces)") from None
+            published_ip(v)
+        except ValueError as exc:
+            raise ValueError(f"must be an IP address such as 127.0.0.1 (or 0.0.0.0 to expose on all interfaces): "
+                             f"{exc}") from None
         return v
 
     @field_validator("tls", mode="before")

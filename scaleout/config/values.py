@@ -1,5 +1,5 @@
-"""Rules for single values that several readers share: a Compose duration, a URL path. Pure functions,
-one definition each (scaleout.yaml's loader, `init --from` and `logs --since` all use these)."""
+"""Rules for single values that several readers share: a Compose duration, a URL path, a published address.
+Pure functions, one definition each (scaleout.yaml's loader, `init --from` and `logs --since` all use these)."""
 
 from __future__ import annotations
 
@@ -29,3 +29,18 @@ def is_url_path(v: object) -> bool:
         return False
     segments = v.strip("/").split("/")
     return v == "/" or all(seg not in ("", ".", "..") for seg in segments)
+
+
+def published_ip(v: str) -> str:
+    """The address a port is published on, normalized; ValueError for anything but a plain IPv4 or IPv6
+    address. An IPv6 zone (`fe80::1%eth0`) is refused: Docker cannot publish on one, and its text would
+    reach the Compose file as written, where Compose interpolates `$` (`::1%${HOME}`): what scaleout
+    checked must be what Compose reads."""
+    import ipaddress
+
+    if "%" in v:
+        raise ValueError(f"{v!r}: an IPv6 zone (%...) cannot be published on; give a plain address such as ::1")
+    try:
+        return str(ipaddress.ip_address(v))
+    except ValueError:
+        raise ValueError(f"{v!r} is not an IP address") from None
