@@ -97,7 +97,7 @@ def render(
     cfg = load_for(st, Overrides(replicas=replicas, port=port, strategy=value_of(strategy), tls=tls or None))
     with project_lock(cfg.project_dir, lock_wait):
         # everything computed (and refused) before anything is written
-        plan = plan_for("compose", cfg, balancer_nginx_version(cfg))
+        plan = plan_for("compose", cfg, balancer_nginx_version(cfg, pull=False))
         result = write_plan(cfg.project_dir.resolve(), plan, force=force)
     for rel in sorted(plan.files):
         st.console.message(f"{'wrote    ' if rel in result.written else 'unchanged'} {rel}")
