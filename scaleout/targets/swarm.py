@@ -27,7 +27,6 @@ from scaleout.errors import DockerUnavailableError, PortInUseError, StackError, 
 from scaleout.files import Plan, atomic_write, confined, write_plan
 from scaleout.layout import (
     BACKEND_SERVICE,
-    LABEL_PROJECT,
     LABEL_STACK_NAMESPACE,
     LB_HTTPS_PORT,
     LB_SERVICE,
@@ -50,6 +49,7 @@ from scaleout.targets.runner import (
     quiet,
     run_docker,
 )
+from scaleout.targets.stack_owner import check_stack_is_ours
 from scaleout.targets.status import ServiceStatus, StackStatus
 from scaleout.targets.views import ContainerView, TaskView
 
@@ -135,20 +135,6 @@ class SwarmStack:
             services = self._client().services.list(filters={"label": f"{LABEL_NAMESPACE}={self.config.project}"})
         prefix = f"{self.config.project}_"
         return {s.name[len(prefix) :] if s.name.startswith(prefix) else s.name: s for s in services}
-
-    def _check_ours(self, services: dict[str, Any], action: str) -> None:
-        """Refuse to touch a stack of this name that scaleout did not deploy: every service scaleout deploys
-        carries the io.scaleout.project label of its project. Whatever .scaleout/target says (a committed
-        file is no proof), a stack without it is someone else's, and `docker stack rm` would remove it."""
-        foreign = sorted(s.name for s in services.values()
-                         if ((s.attrs.get("Spec") or {}).get("Labels") or {}).get(LABEL_PROJECT) != self.config.project)
-        if foreign:
-            raise UsageError(
-                f"refusing to {action}: the Swarm stack {self.config.project!r} has service(s) that scaleout did not "
-                f"create (no {LABEL_PROJECT}={self.config.project} label): {', '.join(foreign[:5])}"
-                f"{' ...' if len(foreign) > 5 else ''}",
-                hint="it is another stack of the same name: set `name:` in scaleout.yaml to a name of its own, or "
-                     f"remove that stack yourself (`docker stack rm {self.config.project}`) if you mean to")
 
     @staticmethod
     def _tasks(service, running_only: bool = True) -> list[TaskView]:
@@ -263,7 +249,7 @@ class SwarmStack:
                 hint="use a named volume (name:/path), or copy the files into the service's image",
             )
         services = self._services()
-        self._check_ours(services, "deploy over it")
+        check_stack_is_ours(services, self.config.project, "deploy over it")
         self._check_port(services.get(LB))
         for name, svc in sorted(self.config.services.items()):
             for p in svc.ports:
@@ -531,7 +517,7 @@ class SwarmStack:
         left (Swarm removes them asynchronously). Returns how many tasks were running."""
         client = self._client()
         services = self._services()
-        self._check_ours(services, "remove it")
+        check_stack_is_ours(services, self.config.project, "remove it")
         n = sum(len(self._tasks(s)) for s in services.values())
         label = {"label": f"{LABEL_NAMESPACE}={self.config.project}"}
         with engine_errors("listing the stack's networks"):
