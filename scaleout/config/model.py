@@ -30,7 +30,7 @@ from scaleout.config.services import (
     env_files,
     env_map,
 )
-from scaleout.config.values import URL_PATH_RULE, is_url_path, published_ip
+from scaleout.config.values import URL_PATH_RULE, is_url_path, refuse_zone
 from scaleout.config.yamlload import MAX_BYTES, Document, decode_text, load_yaml, read_capped
 from scaleout.errors import ConfigError, UsageError
 from scaleout.layout import CONFIG_FILE, STRATEGIES, is_replica_name, replica_name
@@ -304,11 +304,12 @@ class BalancerConfig(_Model):
     @field_validator("bind")
     @classmethod
     def _bind(cls, v: str) -> str:
+        refuse_zone(v)
         try:
-            published_ip(v)
-        except ValueError as exc:
-            raise ValueError(f"must be an IP address such as 127.0.0.1 (or 0.0.0.0 to expose on all interfaces): "
-                             f"{exc}") from None
+            ipaddress.ip_address(v)
+        except ValueError:
+            raise ValueError("must be an IP address such as 127.0.0.1 "
+                             "(or 0.0.0.0 to expose on all interfaces)") from None
         return v
 
     @field_validator("tls", mode="before")
@@ -695,6 +696,11 @@ _COMPOSE_TEXT = {
     ("services", "*", "command"): "command_compose",
     ("services", "*", "healthcheck", "test"): "test_compose",
 }
+# values written into generated files as scaleout resolved them (an image reference, a volume, a published
+# port: Compose cannot take them as references) and sent to registries: one whose value came from .env or the
+# environment would put that value into a file others may read, or into a request; refused
+_WRITTEN_RESOLVED = (("images", "*"), ("backend", "image"), ("services", "*", "image"),
+                     ("services", "*", "volumes", "*"), ("services", "*", "ports", "*"))
 # model fields that are not keys of scaleout.yaml, shown as the key they come from
 _INTERNAL_FIELDS = {"env_compose": "env", "command_compose": "command", "environment_compose": "environment",
                     "test_compose": "test"}
@@ -730,6 +736,12 @@ class _Interpolation:
                 return node, node
             for name in result.unset:
                 self.warnings.append(f"{self.where(path)}: variable {name} is not set; using an empty string")
+            given = [n for n in result.variables if self.lookup(n) is not None]
+            if given and any(_matches(path, pattern) for pattern in _WRITTEN_RESOLVED):
+                self.problems.append(
+                    f"{self.where(path)}: takes its value from ${{{given[0]}}} (.env or the environment), and scaleout "
+                    "writes this key resolved into generated files: write the value itself here (a default, as in "
+                    f"${{{given[0]}:-value}}, is used only while {given[0]} is unset)")
             return result.value, result.compose
         if isinstance(node, dict):
             values, texts = {}, {}

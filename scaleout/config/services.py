@@ -8,13 +8,14 @@ project folder on disk (a bind mount or env file inside the project) are in `sca
 
 from __future__ import annotations
 
+import ipaddress
 import posixpath
 import re
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from scaleout.config.values import DURATION_HELP, duration_seconds, published_ip
+from scaleout.config.values import DURATION_HELP, duration_seconds, refuse_zone
 
 __all__ = [
     "Healthcheck",
@@ -246,7 +247,11 @@ class PortMapping(_Model):
         ip = parts[0] if len(parts) == 3 else None
         if ip is not None:
             ip = ip[1:-1] if ip.startswith("[") and ip.endswith("]") else ip
-            ip = published_ip(ip)
+            refuse_zone(ip)
+            try:
+                ip = str(ipaddress.ip_address(ip))
+            except ValueError:
+                raise ValueError(f"{ip!r} is not an IP address") from None
         host, container = parts[-2], parts[-1]
         for label, port in (("host", host), ("container", container)):
             if not port.isascii() or not port.isdigit() or len(port) > 5:
@@ -257,7 +262,11 @@ class PortMapping(_Model):
     @classmethod
     def _ip(cls, v: str | None) -> str | None:
         if v is not None:
-            return published_ip(v)
+            refuse_zone(v)
+            try:
+                return str(ipaddress.ip_address(v))
+            except ValueError:
+                raise ValueError("must be an IP address") from None
         return v
 
     def short_syntax(self, default_ip: str) -> str:
