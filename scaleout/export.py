@@ -80,11 +80,12 @@ def is_export_name(rel: str) -> bool:
 def write_export(out: Path, files: dict[str, str | bytes], *, kind: str, force: bool = False) -> WriteResult:
     """Write `files` into `out` atomically, with the user's umask. A file that scaleout did not write
     there (or that was edited since) is never replaced without `force`; files of an earlier export that
-    this one no longer has are removed only when unchanged. An export that holds Secrets is readable by
-    its owner only (0600), whatever the umask, and so is a private key."""
+    this one no longer has are removed only when unchanged. Every file of an export is readable by its
+    owner only (0600), whatever the umask: manifests and stack files carry the environment, Secrets and
+    private keys."""
     check_no_links(out, what="--out")
     out.mkdir(parents=True, exist_ok=True)
-    mode = 0o600 if SECRETS_FILE in files else None
+    mode = 0o600
     return write_plan(
         out.resolve(),
         Plan(files, modes={rel: 0o600 for rel in PRIVATE_FILES if rel in files}),

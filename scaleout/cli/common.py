@@ -93,15 +93,16 @@ def tls_option():
                                              "local certificate authority (as balancer.tls: local).")
 
 
-def balancer_nginx_version(cfg):
-    """The balancer image's nginx version when rendering needs it (balancer.tls), else None."""
+def balancer_nginx_version(cfg, pull: bool = True):
+    """The balancer image's nginx version when rendering needs it (balancer.tls), else None. `pull`: fetch
+    the image when the engine lacks it (False for commands that only write files: no registry request)."""
     if cfg.balancer.tls is None:
         return None
     from scaleout.targets.nginx_version import nginx_version_for
     from scaleout.tls.certs import check_tls_config
 
     check_tls_config(cfg)  # the user's own files are judged before the engine is asked anything
-    return nginx_version_for(cfg)
+    return nginx_version_for(cfg, pull)
 
 
 def complete_services(ctx: typer.Context, incomplete: str) -> list[str]:

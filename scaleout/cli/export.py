@@ -50,7 +50,8 @@ def export(
         ingress_class=ingress_class,
         out=out_dir,
         note=notes.append,
-        nginx_version=balancer_nginx_version(cfg),  # balancer.tls: asked of the balancer image on this engine
+        # balancer.tls: asked of the balancer image on this engine, never pulled (no registry request)
+        nginx_version=balancer_nginx_version(cfg, pull=False),
     )
     result = write_export(out_dir, files, kind=kind.value, force=force)
     for names, label in (

@@ -30,12 +30,13 @@ def _parse_headers(values: list[str], host: str | None = None) -> tuple[tuple[st
     return request_headers(values, host)
 
 
-def _check_load_shape(concurrency: int, path: str) -> None:
-    """The limits `probe` and `bench` share: connections, and a request path the load engine can send."""
+def _check_load_shape(concurrency: int, path: str, method: str = "GET") -> None:
+    """The limits `probe` and `bench` share: connections, and a request line the load engine can send."""
+    from scaleout.probe.project import check_request_line
+
     if concurrency < 1 or concurrency > 4096:
         raise UsageError(f"--concurrency: must be between 1 and 4096 (got {concurrency})")
-    if not path.startswith("/") or any(c in path for c in " \r\n"):
-        raise UsageError(f"--path: {path!r} must start with / and contain no spaces")
+    check_request_line(method, path)
 
 
 def probe(
@@ -90,15 +91,13 @@ def probe(
 
     if requests < 1 or requests > 10_000_000:
         raise UsageError(f"--requests: must be between 1 and 10000000 (got {requests})")
-    _check_load_shape(concurrency, path)
+    _check_load_shape(concurrency, path, method)
     if duration is not None and not 0 < duration <= 3600:
         raise UsageError(f"--duration: must be between 0 and 3600 seconds (got {duration})")
     if rate is not None and not 0 < rate <= 1_000_000:
         raise UsageError(f"--rate: must be between 0 and 1000000 requests per second (got {rate})")
     if not 0 <= workers <= 64:
         raise UsageError(f"--workers: must be between 0 and 64 (got {workers})")
-    if not method.isalpha() or not method.isupper():
-        raise UsageError(f"--method: {method!r} must be an HTTP method such as GET")
     if not 0 < tolerance <= 10:
         raise UsageError("--tolerance: must be between 0 and 10")
     if sticky_keys < 0:

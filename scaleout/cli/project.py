@@ -100,7 +100,7 @@ def render(
         # the replay pin route as `up` renders it, so that `render` and `up` write the same nginx.conf
         pin = current_or_new(cfg.project_dir)
         # everything computed (and refused) before anything is written
-        plan = plan_for("compose", cfg, balancer_nginx_version(cfg), pin=pin)
+        plan = plan_for("compose", cfg, balancer_nginx_version(cfg, pull=False), pin=pin)
         result = write_plan(cfg.project_dir.resolve(), plan, force=force)
         save_secret(cfg.project_dir, pin)
     for rel in sorted(plan.files):

@@ -37,6 +37,11 @@ _COMPOSE_TEXT = {
     ("services", "*", "command"): "command_compose",
     ("services", "*", "healthcheck", "test"): "test_compose",
 }
+# values written into generated files as scaleout resolved them (an image reference, a volume, a published
+# port: Compose cannot take them as references) and sent to registries: one whose value came from .env or the
+# environment would put that value into a file others may read, or into a request; refused
+_WRITTEN_RESOLVED = (("images", "*"), ("backend", "image"), ("services", "*", "image"),
+                     ("services", "*", "volumes", "*"), ("services", "*", "ports", "*"))
 # model fields that are not keys of scaleout.yaml, shown as the key they come from
 _INTERNAL_FIELDS = {"env_compose": "env", "command_compose": "command", "environment_compose": "environment",
                     "test_compose": "test"}
@@ -72,6 +77,12 @@ class _Interpolation:
                 return node, node
             for name in result.unset:
                 self.warnings.append(f"{self.where(path)}: variable {name} is not set; using an empty string")
+            given = [n for n in result.variables if self.lookup(n) is not None]
+            if given and any(_matches(path, pattern) for pattern in _WRITTEN_RESOLVED):
+                self.problems.append(
+                    f"{self.where(path)}: takes its value from ${{{given[0]}}} (.env or the environment), and scaleout "
+                    "writes this key resolved into generated files: write the value itself here (a default, as in "
+                    f"${{{given[0]}:-value}}, is used only while {given[0]} is unset)")
             return result.value, result.compose
         if isinstance(node, dict):
             values, texts = {}, {}

@@ -20,7 +20,7 @@ from scaleout.config.services import (
     env_files,
     env_map,
 )
-from scaleout.config.values import URL_PATH_RULE, is_url_path
+from scaleout.config.values import URL_PATH_RULE, is_url_path, refuse_zone
 from scaleout.layout import is_replica_name
 
 MAX_REPLICAS = 32
@@ -269,6 +269,7 @@ class BalancerConfig(StrictModel):
     @field_validator("bind")
     @classmethod
     def _bind(cls, v: str) -> str:
+        refuse_zone(v)
         try:
             ipaddress.ip_address(v)
         except ValueError:

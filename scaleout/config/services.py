@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from scaleout.config.values import DURATION_HELP, duration_seconds
+from scaleout.config.values import DURATION_HELP, duration_seconds, refuse_zone
 
 __all__ = [
     "Healthcheck",
@@ -247,6 +247,7 @@ class PortMapping(_Model):
         ip = parts[0] if len(parts) == 3 else None
         if ip is not None:
             ip = ip[1:-1] if ip.startswith("[") and ip.endswith("]") else ip
+            refuse_zone(ip)
             try:
                 ip = str(ipaddress.ip_address(ip))
             except ValueError:
@@ -261,6 +262,7 @@ class PortMapping(_Model):
     @classmethod
     def _ip(cls, v: str | None) -> str | None:
         if v is not None:
+            refuse_zone(v)
             try:
                 return str(ipaddress.ip_address(v))
             except ValueError:

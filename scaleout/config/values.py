@@ -1,5 +1,5 @@
-"""Rules for single values that several readers share: a Compose duration, a URL path. Pure functions,
-one definition each (scaleout.yaml's loader, `init --from` and `logs --since` all use these)."""
+"""Rules for single values that several readers share: a Compose duration, a URL path, a published address.
+Pure functions, one definition each (scaleout.yaml's loader, `init --from` and `logs --since` all use these)."""
 
 from __future__ import annotations
 
@@ -29,3 +29,11 @@ def is_url_path(v: object) -> bool:
         return False
     segments = v.strip("/").split("/")
     return v == "/" or all(seg not in ("", ".", "..") for seg in segments)
+
+
+def refuse_zone(v: str) -> None:
+    """ValueError for an address with an IPv6 zone (`fe80::1%eth0`): Docker cannot publish on one, and its
+    text would reach the Compose file as written, where Compose interpolates `$` (`::1%${HOME}`): what
+    scaleout checked must be what Compose reads."""
+    if "%" in v:
+        raise ValueError(f"{v!r}: an IPv6 zone (%...) cannot be published on; give a plain address such as ::1")

@@ -14,6 +14,7 @@ from scaleout.config.model import Config, Overrides
 from scaleout.files import Plan
 from scaleout.probe.engine import LoadSpec, run_load
 from scaleout.probe.project import check_handshake, project_ca, summarize, tls_report, tls_settings
+from scaleout.probe.target import check_target
 
 SCHEMA = "scaleout.bench/1"  # documented in docs/probe-json.md
 
@@ -104,10 +105,13 @@ def run_bench(
         url = (st.url or c.url).rstrip("/")
         result.url = url
         names = stack.address_map()
+        # as `probe` does: resolved once, loopback or this project's containers only, connections to those addresses
+        target = check_target(url, False, {a.rsplit(":", 1)[0] for a in names})
         tls = tls_settings(url, cacert=cacert, insecure=insecure, project_ca=project_ca(c))
-        if tls is not None:
-            check_handshake(url, tls)  # an untrusted certificate: one clear error, not a point of failures
-        spec = LoadSpec(url=url, path=path, concurrency=concurrency, workers=workers, timeout_s=10.0, tls=tls)
+        if tls is not None:  # an untrusted certificate: one clear error, not a point of failures
+            check_handshake(url, tls, address=target.addresses[0])
+        spec = LoadSpec(url=url, path=path, concurrency=concurrency, workers=workers, timeout_s=10.0, tls=tls,
+                        addresses=target.addresses)
         if warmup_s > 0:
             progress(f"bench: warming up {n} replica(s) for {warmup_s:g}s")
             run_load(replace(spec, duration_s=warmup_s))

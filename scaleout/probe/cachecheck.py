@@ -54,18 +54,29 @@ def _worker_verdict(r, scope: str | None) -> tuple[bool, str]:
 
 
 def check_cache_headers(url: str, config: Config, headers: dict[str, str] | None = None,
-                        tls: TlsSpec | None = None) -> list[dict]:
+                        tls: TlsSpec | None = None, address: str | None = None) -> list[dict]:
     """One entry per path checked: {path, kind, ok, detail}. `headers`: sent with each check (probe --host);
-    `tls`: over https://, trust (or not) what the load trusted, and check the same name in the certificate."""
+    `tls`: over https://, trust (or not) what the load trusted, and check the same name in the certificate.
+    `address`: the checked address of the URL's host to connect to (scaleout.probe.target); the Host header
+    and the SNI stay the URL's name."""
+    from urllib.parse import urlsplit
+
     import httpx
 
+    from scaleout.probe.target import address_url, resolve_addresses
+
     verify: object = True
-    extensions: dict = {}
+    name = urlsplit(url).hostname or ""
+    extensions: dict = {"sni_hostname": name} if urlsplit(url).scheme == "https" else {}
     if tls is not None:
         from scaleout.probe.conn import client_context
 
         verify = client_context(tls)
         extensions = {"sni_hostname": tls.server_hostname}
+    headers = dict(headers or {})
+    if not any(k.lower() == "host" for k in headers):
+        headers["Host"] = urlsplit(url).netloc
+    url = address_url(url, address if address is not None else resolve_addresses(url)[0])
 
     checks: list[dict] = []
     st = config.static

@@ -7,6 +7,7 @@ on the same connection. One sweeper timer handles timeouts for every connection.
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
 import time
 from collections import deque
@@ -163,7 +164,9 @@ class Worker:
 
         self.spec = spec
         parts = urlsplit(spec.url)
-        self.host = parts.hostname or "127.0.0.1"
+        # numeric addresses, checked before the load (scaleout.probe.target): no connection looks up the name
+        self.addresses = spec.addresses or (parts.hostname or "127.0.0.1",)
+        self.next_address = key_offset
         self.port = parts.port or (443 if parts.scheme == "https" else 80)
         # over TLS every new connection starts with a handshake (counted in self.s.tls)
         self.tls_args: dict = {}
@@ -249,9 +252,13 @@ class Worker:
             conn.send(t0, key, retried)
 
     async def _connect_and_send(self, t0: float, key: int, retried: bool) -> None:
+        address = self.addresses[self.next_address % len(self.addresses)]
+        self.next_address += 1
         try:
+            # AI_NUMERICHOST: the address is used as it is, never looked up (a name here would be resolved again)
             _, conn = await asyncio.wait_for(
-                self.loop.create_connection(lambda: self.conn_cls(self), self.host, self.port, **self.tls_args),
+                self.loop.create_connection(lambda: self.conn_cls(self), address, self.port,
+                                            flags=socket.AI_NUMERICHOST, **self.tls_args),
                 self.spec.timeout_s)
         except (OSError, asyncio.TimeoutError) as exc:
             # ssl.SSLError is an OSError too: a failed handshake is not a refused connection

@@ -62,6 +62,12 @@ def _plan(spec: LoadSpec) -> list[tuple[int, int, float | None]]:
 def run_load(spec: LoadSpec, progress: Callable[[int, int | None], None] | None = None) -> Samples:
     """Send the load `spec` describes and return what it saw. `progress(done, total)` is called a few
     times a second from this process (total is None for a run by duration)."""
+    if not spec.addresses:  # one lookup here, none per connection (every worker connects to these addresses)
+        from dataclasses import replace
+
+        from scaleout.probe.target import resolve_addresses
+
+        spec = replace(spec, addresses=resolve_addresses(spec.url))
     plan = _plan(spec)
     total = None if spec.duration_s else (spec.requests if spec.rate is None or spec.duration_s is None else None)
     run = _event_loop_runner()

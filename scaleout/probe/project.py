@@ -21,6 +21,7 @@ from scaleout.errors import ProbeTargetError, UsageError
 from scaleout.probe.engine import ERROR_CLASSES, LoadSpec, Sample, Samples, run_load
 from scaleout.probe.samples import TlsSpec, TlsStats
 from scaleout.probe.stats import breakdown, chi_square_p, latency_summary, percentile
+from scaleout.probe.target import CheckedTarget, check_target, parse_target
 from scaleout.probe.verdict import (
     Expectation,
     Observed,
@@ -32,9 +33,9 @@ from scaleout.probe.verdict import (
 )
 
 __all__ = ["sticky_carrier", "ERROR_CLASSES", "SCHEMA", "ProbeOptions", "Sample", "Samples", "BackendStats",
-           "ProbeResult", "ProbeAsk", "summarize", "observe", "judge", "request_headers", "parse_target",
-           "check_target", "run_probe", "probe_project", "chi_square_p", "latency_summary", "percentile",
-           "tls_settings", "check_handshake", "tls_report"]
+           "ProbeResult", "ProbeAsk", "summarize", "observe", "judge", "check_request_line", "request_headers",
+           "parse_target", "check_target", "CheckedTarget", "run_probe", "probe_project", "chi_square_p",
+           "latency_summary", "percentile", "tls_settings", "check_handshake", "tls_report"]
 
 SCHEMA = "scaleout.probe/1"  # bump on any incompatible change of the JSON (docs/probe-json.md)
 
@@ -153,6 +154,20 @@ TCHAR = frozenset("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJ
 HOST_RE = re.compile(r"\A(?:[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?\Z")
 
 
+def check_request_line(method: str, path: str) -> None:
+    """The method and path the request line is made of: UsageError unless each is what HTTP/1.1 allows there
+    (a method of upper-case ASCII letters; a path of visible ASCII, no space, tab or control character), so the
+    probe never writes a malformed request line."""
+    if not path.startswith("/") or not all("!" <= c <= "~" for c in path):
+        bad = next((c for c in path if not "!" <= c <= "~"), None)
+        what = f" (it contains {bad!r})" if bad is not None else ""
+        raise UsageError(f"--path: {path!r} must start with / and hold visible ASCII only{what}: no space, tab or "
+                         "control character", hint="percent-encode other characters, e.g. %20 for a space")
+    if not (0 < len(method) <= 32 and method.isascii() and method.isalpha() and method.isupper()):
+        raise UsageError(f"--method: {method!r} must be an HTTP method such as GET (upper-case ASCII letters, "
+                         "at most 32)")
+
+
 def request_headers(values: Iterable[str], host: str | None = None) -> tuple[tuple[str, str], ...]:
     """`-H 'Name: value'` options as the probe sends them, plus `--host` as the Host header; UsageError otherwise."""
     out = []
@@ -182,64 +197,6 @@ def request_headers(values: Iterable[str], host: str | None = None) -> tuple[tup
             raise UsageError(f"--host: {host!r} must be a host name or address, with an optional :PORT")
         out.append(("Host", host))
     return tuple(out)
-
-
-# --- which targets the probe may load ----------------------------------------------------------
-
-def parse_target(url: str) -> tuple[str, int]:
-    """(host, port) of an http:// or https:// URL, or a UsageError: checked before anything is resolved or sent."""
-    hint = "write it as http://HOST[:PORT] or https://HOST[:PORT], e.g. http://127.0.0.1:8080"
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError as exc:
-        raise UsageError(f"--url: {url!r} is not a valid URL ({exc})", hint=hint) from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise UsageError(f"--url: {url!r} must be an http:// or https:// URL with a host", hint=hint)
-    if port == 0:
-        raise UsageError(f"--url: {url!r}: port 0 cannot be connected to")
-    if parts.username is not None or parts.password is not None:
-        raise UsageError(f"--url: {url!r}: credentials in the URL are not supported",
-                         hint="send them as a header with -H 'Authorization: ...'")
-    return parts.hostname, port or (443 if parts.scheme == "https" else 80)
-
-
-def target_addresses(url: str) -> list[str]:
-    """Every address the URL's host resolves to (a lookup, no connection)."""
-    import socket
-
-    host, port = parse_target(url)
-    try:
-        infos = socket.getaddrinfo(host, port, proto=socket.IPPROTO_TCP)
-    except socket.gaierror as exc:
-        raise ProbeTargetError(f"--url: cannot resolve {host}: {exc.strerror}") from None
-    except UnicodeError:
-        raise UsageError(f"--url: {host!r} is not a valid host name") from None
-    return sorted({str(info[4][0]) for info in infos})
-
-
-def foreign_addresses(addresses: Iterable[str], own_addresses: Iterable[str] = ()) -> list[str]:
-    """The addresses that are neither loopback nor one of this project's containers."""
-    import ipaddress
-
-    own = set(own_addresses)
-    return [a for a in addresses if not (ipaddress.ip_address(a.split("%")[0]).is_loopback or a in own)]
-
-
-def check_target(url: str, allow_remote: bool, own_addresses: Iterable[str] = ()) -> None:
-    """Refuse targets other than loopback or this project's own containers unless allowed. Runs before
-    any connection to the target (the load and the cache checks come after it)."""
-    parse_target(url)
-    if allow_remote:
-        return
-    foreign = foreign_addresses(target_addresses(url), own_addresses)
-    if foreign:
-        host = urlsplit(url).hostname
-        raise ProbeTargetError(
-            f"--url: {host} ({foreign[0]}) is not this machine: the probe only loads loopback or this project's "
-            "containers",
-            hint="pass --allow-remote if you really mean to send load to another host",
-        )
 
 
 # --- TLS ---------------------------------------------------------------------------------------
@@ -286,18 +243,22 @@ def _trusted(tls: TlsSpec) -> str:
     return tls.cafile or "the system's trusted authorities"
 
 
-def check_handshake(url: str, tls: TlsSpec, timeout_s: float = 10.0) -> None:
+def check_handshake(url: str, tls: TlsSpec, timeout_s: float = 10.0, address: str | None = None) -> None:
     """One TLS handshake before the load, so that a certificate the probe cannot verify is one clear error
-    instead of every request failing. A refused or unreachable target is left to the load, which counts it."""
+    instead of every request failing. A refused or unreachable target is left to the load, which counts it.
+    `address`: the checked address to connect to (scaleout.probe.target); SNI stays `tls.server_hostname`."""
     import socket
     import ssl
 
     from scaleout.probe.conn import client_context
+    from scaleout.probe.target import resolve_addresses
 
     host, port = parse_target(url)
     ctx = client_context(tls)
+    if address is None:
+        address = resolve_addresses(url)[0]
     try:
-        sock = socket.create_connection((host, port), timeout=timeout_s)
+        sock = socket.create_connection((address, port), timeout=timeout_s)
     except OSError:
         return
     try:
@@ -403,13 +364,13 @@ def project_ca(cfg) -> Path | None:
     return cfg.project_dir / TLS_CA if cfg is not None and cfg.balancer.tls == "local" else None
 
 
-def _checked_tls(url: str, ask: ProbeAsk, cfg) -> TlsSpec | None:
-    """The TLS settings for `url` (None over plain HTTP), after one handshake that verified them."""
+def _checked_tls(target: CheckedTarget, ask: ProbeAsk, cfg) -> TlsSpec | None:
+    """The TLS settings for the target (None over plain HTTP), after one handshake that verified them."""
     host_header = next((v for k, v in ask.headers if k.lower() == "host"), None)
-    tls = tls_settings(url, cacert=ask.cacert, insecure=ask.insecure, project_ca=project_ca(cfg),
+    tls = tls_settings(target.url, cacert=ask.cacert, insecure=ask.insecure, project_ca=project_ca(cfg),
                        host_header=host_header)
     if tls is not None:
-        check_handshake(url, tls, ask.timeout_s)
+        check_handshake(target.url, tls, ask.timeout_s, target.addresses[0])
     return tls
 
 
@@ -430,6 +391,7 @@ def probe_project(project_dir: Path, ask: ProbeAsk, announce: Callable[[str], No
     from scaleout.errors import DockerUnavailableError, NotRunningError, ScaleoutError
     from scaleout.targets import applied_strategy, open_target, resolve_target
 
+    check_request_line(ask.method, ask.path)
     url = ask.url
     if url is not None:
         parse_target(url)  # a malformed URL is a usage error before a project or an engine is read
@@ -441,8 +403,6 @@ def probe_project(project_dir: Path, ask: ProbeAsk, announce: Callable[[str], No
             cfg = load_config(project_dir)
         except ScaleoutError:
             cfg = None  # --url needs no project
-    if url is not None and cfg is None:
-        check_target(url, ask.allow_remote)  # no project, so no containers of its own: loopback only
     strategy = ask.strategy
     if strategy is None and cfg is not None:
         strategy = applied_strategy(cfg.project_dir)  # what the last `up` deployed (--strategy included)
@@ -471,14 +431,15 @@ def probe_project(project_dir: Path, ask: ProbeAsk, announce: Callable[[str], No
             expected = routed_replicas(running.replicas)
             unrouted = unrouted_replicas(running.replicas)
     assert url is not None
-    # the project's containers are known now: a replica's own address is allowed (and nothing else)
-    check_target(url, ask.allow_remote, {a.rsplit(":", 1)[0] for a in names})
     url = url.rstrip("/")
-    tls = _checked_tls(url, ask, cfg)
-    opts = ProbeOptions(url=url, requests=ask.requests, concurrency=ask.concurrency, duration_s=ask.duration_s,
-                        path=ask.path, method=ask.method, headers=ask.headers, timeout_s=ask.timeout_s,
-                        sticky_keys=ask.sticky_keys, rate=ask.rate, workers=ask.workers, sticky_via=via,
-                        sticky_name=key_name, tls=tls)
+    # the project's containers are known now (none without a project): a replica's own address is allowed,
+    # loopback too, nothing else; resolved once, and every connection below goes to the addresses checked
+    target = check_target(url, ask.allow_remote, {a.rsplit(":", 1)[0] for a in names})
+    tls = _checked_tls(target, ask, cfg)
+    opts = ProbeOptions(url=url, addresses=target.addresses, requests=ask.requests, concurrency=ask.concurrency,
+                        duration_s=ask.duration_s, path=ask.path, method=ask.method, headers=ask.headers,
+                        timeout_s=ask.timeout_s, sticky_keys=ask.sticky_keys, rate=ask.rate, workers=ask.workers,
+                        sticky_via=via, sticky_name=key_name, tls=tls)
     if announce is not None:
         shape = f" at {ask.rate:g} req/s" if ask.rate else ""
         announce(f"probing {url}{ask.path} with {ask.concurrency} connections{shape}"
@@ -488,7 +449,8 @@ def probe_project(project_dir: Path, ask: ProbeAsk, announce: Callable[[str], No
     if ask.cache_check and cfg is not None:
         from scaleout.probe.cachecheck import check_cache_headers
 
-        checks = check_cache_headers(url, cfg, {k: v for k, v in ask.headers if k.lower() == "host"}, tls)
+        checks = check_cache_headers(url, cfg, {k: v for k, v in ask.headers if k.lower() == "host"}, tls,
+                                     address=target.addresses[0])
     unrouted = still_unrouted(stack, unrouted)
     return judge(result, samples, strategy=strategy, expected=expected, unrouted=tuple(unrouted),
                  weights=dict(cfg.backend.weights) if cfg else None,

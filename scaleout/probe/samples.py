@@ -57,6 +57,9 @@ class LoadSpec:
     sticky_name: str = "session"  # the cookie, argument or header name
     workers: int = 0  # processes; 0 = automatic
     tls: TlsSpec | None = None  # set for https:// targets
+    # the checked addresses of the URL's host (scaleout.probe.target): every connection goes to one of these,
+    # the name stays the Host header and the SNI; empty: run_load resolves the host once itself
+    addresses: tuple[str, ...] = ()
 
 
 @dataclass

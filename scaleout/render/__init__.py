@@ -10,7 +10,7 @@ from __future__ import annotations
 from scaleout.config.model import Config
 from scaleout.errors import ConfigError
 from scaleout.files import Plan, inside
-from scaleout.layout import CONFIG_FILE, TLS_CERT, TLS_KEY
+from scaleout.layout import COMPOSE_FILE, CONFIG_FILE, SWARM_DIR, SWARM_STACK_FILE, TLS_CERT, TLS_KEY
 
 
 def check_project_files(config: Config) -> None:
@@ -79,4 +79,6 @@ def plan_for(target: str, config: Config, nginx_version: tuple[int, int, int] | 
         files = dict(render(config, worker=worker, assets=assets.env_value(), nginx_version=nginx_version, pin=pin))
     files.update(copies)
     files.update(tls_plan)
+    # the engine's file carries the environment (references as written, values of the env files): its owner's only
+    modes[f"{SWARM_DIR}/{SWARM_STACK_FILE}" if target == "swarm" else COMPOSE_FILE] = 0o600
     return Plan(files, keep, modes)

@@ -195,4 +195,5 @@ class Balancer:
                     fail_unhealthy(st, "exited")
 
         poll_balancer(self.stack.config.url, timeout_s, on_miss=fail_if_exited,
-                      verify=balancer_verify(self.stack.config.balancer.tls, self.stack.dir))
+                      verify=balancer_verify(self.stack.config.balancer.tls, self.stack.dir),
+                      path=self.stack.config.backend.health.path)

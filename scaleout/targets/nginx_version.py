@@ -71,8 +71,10 @@ def _ask_image(client, image: str) -> str:
             container.remove(force=True)
 
 
-def balancer_nginx_version(config: Config) -> Version:
-    """The nginx version of `config.images.balancer`, from the cache when this image ID was asked before."""
+def balancer_nginx_version(config: Config, pull: bool = True) -> Version:
+    """The nginx version of `config.images.balancer`, from the cache when this image ID was asked before.
+    `pull`: fetch an image the engine lacks (`up`); without it (`render`, `export`) a missing image is a
+    ConfigError: those commands send no request to the registry an image reference names."""
     root = config.project_dir.resolve()
     image = config.images.balancer
     client = docker_client()
@@ -82,6 +84,13 @@ def balancer_nginx_version(config: Config) -> Version:
         try:
             image_id = client.images.get(image).id
         except docker.errors.ImageNotFound:
+            if not pull:
+                raise ConfigError(
+                    f"{CONFIG_FILE}: images.balancer: {image} is not on this engine, and this command does not pull "
+                    "images (it would send a request to the registry the reference names); with balancer.tls the "
+                    "rendered config depends on the image's nginx version",
+                    hint=f"pull or build it first (`docker pull {image}`), or run `scaleout up`, which pulls it",
+                ) from None
             image_id = client.images.pull(image).id
     cache = _read_cache(root)
     hit = cache.get(image_id)
@@ -99,7 +108,7 @@ def balancer_nginx_version(config: Config) -> Version:
     return version
 
 
-def nginx_version_for(config: Config) -> Version | None:
+def nginx_version_for(config: Config, pull: bool = True) -> Version | None:
     """The balancer's nginx version when rendering depends on it (balancer.tls: the HTTP/2 syntax);
-    None otherwise, so that a plain-HTTP render never needs an engine."""
-    return balancer_nginx_version(config) if config.balancer.tls is not None else None
+    None otherwise, so that a plain-HTTP render never needs an engine. `pull`: as balancer_nginx_version."""
+    return balancer_nginx_version(config, pull) if config.balancer.tls is not None else None

@@ -232,10 +232,11 @@ def balancer_verify(tls, project_dir: Path) -> ssl.SSLContext | bool:
 
 
 def poll_balancer(url: str, timeout_s: float, on_miss: Callable[[], None] | None = None,
-                  verify: ssl.SSLContext | bool = True) -> None:
-    """Poll `url` until the balancer answers below 500 (a request reached a replica); `on_miss` runs
+                  verify: ssl.SSLContext | bool = True, *, path: str) -> None:
+    """Poll `url` + `path` until the balancer answers below 500 (a request reached a replica); `on_miss` runs
     after a failed try, at most every MISS_CHECK_S (it may raise to stop early). Raises UnhealthyError
-    after `timeout_s`. `verify`: how an https:// URL's certificate is checked.
+    after `timeout_s`. `verify`: how an https:// URL's certificate is checked. `path` is the backend's
+    health path: scaleout's own requests never visit the app's pages (a page-view counter, a side effect).
 
     The standard library's HTTP client, not httpx: importing httpx costs more than the whole poll on a
     cold `up` (it pulls in its own CLI), and one GET on loopback needs none of it. Tries come quickly
@@ -247,7 +248,7 @@ def poll_balancer(url: str, timeout_s: float, on_miss: Callable[[], None] | None
     last_miss_check = time.monotonic()
     while time.monotonic() < deadline:
         try:
-            code = http_status(url + "/", timeout_s=2.0, verify=verify)
+            code = http_status(url.rstrip("/") + path, timeout_s=2.0, verify=verify)
             if code < 500:
                 return
             last = f"HTTP {code}"

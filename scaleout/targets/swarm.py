@@ -51,6 +51,7 @@ from scaleout.targets.runner import (
     run_docker,
 )
 from scaleout.targets.status import ServiceStatus, StackStatus, listing_key
+from scaleout.targets.swarm_checks import check_stack_is_ours, registry_problem, swarm_problem
 from scaleout.targets.swarm_converge import ServiceSnapshot, Stop, judge
 from scaleout.targets.views import ContainerView, TaskView
 
@@ -59,26 +60,6 @@ STACK_FILE = SWARM_STACK_FILE
 IMAGES_FILE = SWARM_IMAGES_FILE
 LB = LB_SERVICE
 LABEL_NAMESPACE = LABEL_STACK_NAMESPACE
-
-
-def swarm_problem(info: dict[str, Any]) -> str | None:
-    """Why this engine cannot deploy a stack (from `docker info`), or None."""
-    swarm = info.get("Swarm") or {}
-    state = swarm.get("LocalNodeState", "inactive")
-    if state != "active":
-        return f"this Docker engine is not part of a swarm (swarm state: {state or 'inactive'})"
-    if not swarm.get("ControlAvailable"):
-        return "this Docker engine is a swarm worker, not a manager: stacks are deployed from a manager"
-    return None
-
-
-def registry_problem(nodes: int, registry: str | None) -> str | None:
-    """A multi-node swarm cannot run images that exist only on the engine that built them (the
-    balancer image, with the static files, is always built)."""
-    if nodes > 1 and registry is None:
-        return (f"this swarm has {nodes} nodes: the images scaleout builds exist only on this engine, so tasks "
-                "scheduled on the other nodes could not start")
-    return None
 
 
 @lru_cache(maxsize=1)
@@ -248,6 +229,7 @@ class SwarmStack:
                 hint="use a named volume (name:/path), or copy the files into the service's image",
             )
         services = self._services()
+        check_stack_is_ours(services, self.config.project, "deploy over it")
         self._check_port(services.get(LB))
         for name, svc in sorted(self.config.services.items()):
             for p in svc.ports:
@@ -347,7 +329,9 @@ class SwarmStack:
             self._docker(args, images, "deploying the stack")
 
     def _docker(self, args: list[str], extra_env: dict[str, str], action: str) -> None:
-        run_docker(args, cwd=self.stack_file.parent, extra_env=extra_env, action=action, on_line=self.log)
+        # the stack file's folder for its relative paths; `stack rm` in a project whose .scaleout/ is gone runs too
+        cwd = self.stack_file.parent if self.stack_file.parent.is_dir() else self.dir
+        run_docker(args, cwd=cwd, extra_env=extra_env, action=action, on_line=self.log)
 
     def wait_converged(self, timeout_s: float, known: set[str] = frozenset()) -> None:
         """Poll until every service has its tasks running (= healthy) on its current spec: first the
@@ -437,7 +421,8 @@ class SwarmStack:
     def wait_balancer(self, timeout_s: float) -> None:
         """Poll the published port until nginx answers and a request reaches a backend task."""
         url = f"{self.config.balancer.scheme}://127.0.0.1:{self.config.balancer.port}"
-        poll_balancer(url, timeout_s, verify=balancer_verify(self.config.balancer.tls, self.dir))
+        poll_balancer(url, timeout_s, verify=balancer_verify(self.config.balancer.tls, self.dir),
+                      path=self.config.backend.health.path)
 
     def _remove_unused_objects(self) -> None:
         """Earlier nginx.conf versions, TLS certificates and keys (configs and secrets are immutable, one per
@@ -464,6 +449,7 @@ class SwarmStack:
         left (Swarm removes them asynchronously). Returns how many tasks were running."""
         client = self._client()
         services = self._services()
+        check_stack_is_ours(services, self.config.project, "remove it")
         n = sum(len(self._tasks(s)) for s in services.values())
         label = {"label": f"{LABEL_NAMESPACE}={self.config.project}"}
         with engine_errors("listing the stack's networks"):

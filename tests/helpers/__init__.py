@@ -75,9 +75,12 @@ def remove_project(project: str) -> None:
         with contextlib.suppress(Exception):
             n.remove()
     # the images scaleout built for it (scaleout/PROJECT-backend, -balancer on Swarm): no disk creep
-    for image in client.images.list():
-        if any(tag.startswith(f"scaleout/{project}-") for tag in image.tags):
-            for tag in image.tags:
+    # the low-level list: images.list() inspects every image, and one removed meanwhile by another
+    # project's cleanup on the shared engine would fail this one's teardown (404)
+    for image in client.api.images():
+        tags = image.get("RepoTags") or []
+        if any(tag.startswith(f"scaleout/{project}-") for tag in tags):
+            for tag in tags:
                 with contextlib.suppress(Exception):
                     client.images.remove(tag, noprune=False)
 

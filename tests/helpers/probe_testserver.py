@@ -40,6 +40,7 @@ class Counters:
     handshakes: int = 0  # TLS handshakes completed
     handshake_failures: int = 0
     alpn: set[str] = field(default_factory=set)  # protocols the clients chose
+    sni: set[str | None] = field(default_factory=set)  # server names the clients sent (None: no SNI)
 
 
 class MisbehavingServer:
@@ -49,6 +50,8 @@ class MisbehavingServer:
         if tls is not None:
             tls.set_alpn_protocols(["h2", "http/1.1"])
         self.c = Counters()
+        if tls is not None:
+            tls.sni_callback = lambda _sock, name, _ctx: self.c.sni.add(name)
         self.lock = threading.Lock()
         self.first: float | None = None
         self.sock = socket.socket()
@@ -156,3 +159,29 @@ class MisbehavingServer:
         if method == "HEAD":
             payload = b""
         return ("\r\n".join(head) + "\r\n\r\n").encode() + payload
+
+
+class Listener:
+    """A TCP listener that counts the connections it is offered and closes them (a would-be proxy, or where
+    a rebound name would point)."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind((host, port))
+        self.sock.listen(64)
+        self.url = f"http://{host}:{self.sock.getsockname()[1]}"
+        self.accepted = 0
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def _run(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:
+                return
+            self.accepted += 1
+            conn.close()
+
+    def close(self) -> None:
+        self.sock.close()

@@ -4,8 +4,6 @@ and proxy variables (never used: the probe talks to the target directly)."""
 from __future__ import annotations
 
 import json
-import socket
-import threading
 
 import pytest
 
@@ -18,7 +16,7 @@ from scaleout.probe.samples import request_bytes
 from scaleout.scaffold import init_project
 from tests.helpers import run_cli
 from tests.helpers.cachefake import FakeBalancer
-from tests.helpers.probe_testserver import MisbehavingServer
+from tests.helpers.probe_testserver import Listener, MisbehavingServer
 
 
 @pytest.mark.parametrize("url", ["http://127.0.0.1:99999", "http://127.0.0.1:abc", "http://[::1", "http://[::1:80/",
@@ -98,30 +96,6 @@ def test_bad_headers_exit_2_before_any_request(tmp_path):
 
 
 # --- proxy variables -----------------------------------------------------------------------------
-
-class Listener:
-    """A TCP listener on 127.0.0.1 that counts the connections it is offered (a would-be proxy)."""
-
-    def __init__(self) -> None:
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(64)
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        self.accepted = 0
-        threading.Thread(target=self._run, daemon=True).start()
-
-    def _run(self) -> None:
-        while True:
-            try:
-                conn, _ = self.sock.accept()
-            except OSError:
-                return
-            self.accepted += 1
-            conn.close()
-
-    def close(self) -> None:
-        self.sock.close()
-
 
 @pytest.fixture
 def proxy_env(monkeypatch):

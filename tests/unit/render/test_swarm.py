@@ -18,7 +18,7 @@ from scaleout.render.common import check_dynamic_balancing, health_command
 from scaleout.render.nginx import render_nginx
 from scaleout.render.swarm import render_swarm, render_swarm_files
 from scaleout.targets import open_target, resolve_target
-from scaleout.targets.swarm import registry_problem, swarm_problem
+from scaleout.targets.swarm_checks import registry_problem, swarm_problem
 from scaleout.targets.swarm_images import balancer_context, check_registry, content_tag, registry_ref
 
 BASE = """

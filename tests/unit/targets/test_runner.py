@@ -48,7 +48,7 @@ def balancer():
 def test_poll_returns_once_a_request_reaches_a_replica(balancer):
     url = balancer([502, 503, 502, 200])
     t0 = time.monotonic()
-    poll_balancer(url, 10)
+    poll_balancer(url, 10, path="/healthz")
     # the first tries come quickly: three misses cost less than the old fixed 0.3 s pause after each
     assert time.monotonic() - t0 < 0.5
 
@@ -56,7 +56,7 @@ def test_poll_returns_once_a_request_reaches_a_replica(balancer):
 def test_poll_fails_with_the_last_answer_after_the_timeout(balancer):
     url = balancer([502])
     with pytest.raises(UnhealthyError, match="did not answer within 1s .last: HTTP 502"):
-        poll_balancer(url, 1)
+        poll_balancer(url, 1, path="/healthz")
 
 
 def test_poll_without_a_listener_names_the_error_and_on_miss_may_stop_it(balancer):
@@ -64,7 +64,7 @@ def test_poll_without_a_listener_names_the_error_and_on_miss_may_stop_it(balance
     port = int(url.rsplit(":", 1)[1])
     closed = f"http://127.0.0.1:{port + 1 if port < 65535 else port - 1}"
     with pytest.raises(UnhealthyError, match="last: ConnectionRefusedError"):
-        poll_balancer(closed, 0.5)
+        poll_balancer(closed, 0.5, path="/healthz")
 
     calls = []
 
@@ -74,7 +74,7 @@ def test_poll_without_a_listener_names_the_error_and_on_miss_may_stop_it(balance
             raise RuntimeError("the balancer exited")
 
     with pytest.raises(RuntimeError, match="exited"):
-        poll_balancer(closed, 10, on_miss=stop)
+        poll_balancer(closed, 10, on_miss=stop, path="/healthz")
     # on_miss asks the engine: not after every quick try, at most every 0.3 s
     assert calls[1] - calls[0] >= 0.29
 

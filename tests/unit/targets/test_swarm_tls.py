@@ -171,5 +171,5 @@ def test_export_swarm_writes_the_certificate_beside_the_stack_file(project, tmp_
     finally:
         os.umask(old)
     assert stat.S_IMODE(os.lstat(out / "tls/key.pem").st_mode) == 0o600
-    assert stat.S_IMODE(os.lstat(out / "tls/cert.pem").st_mode) == 0o644
+    assert stat.S_IMODE(os.lstat(out / "tls/cert.pem").st_mode) == 0o600  # every exported file is the owner's only
     assert (out / "tls/key.pem").read_bytes() == files["tls/key.pem"]

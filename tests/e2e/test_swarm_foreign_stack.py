@@ -1,0 +1,47 @@
+"""`down` (and `up`) on Swarm touch only a stack scaleout created: a stack of the project's name deployed by
+someone else (its services lack the io.scaleout.project label) is refused with exit 2 and a message, whatever
+a committed .scaleout/target says, and it keeps running. On a real single-node swarm."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from tests.e2e.test_swarm import NS, swarm  # noqa: F401 - the fixture turning the engine into a swarm
+
+pytestmark = pytest.mark.e2e
+
+FOREIGN = """services:
+  web:
+    image: {image}
+    command: ["sleep", "3600"]
+    deploy:
+      labels: {{io.scaleout.project: {other}}}
+  worker:
+    image: {image}
+    command: ["sleep", "3600"]
+"""
+
+
+def test_down_and_up_refuse_a_stack_scaleout_did_not_create(make_project, swarm, tmp_path):  # noqa: F811
+    p = make_project(replace={"  replicas: 3\n": "  replicas: 1\n"})
+    stack_file = tmp_path / "foreign.yml"
+    # one service labelled as another scaleout project's, one without any scaleout label
+    stack_file.write_text(FOREIGN.format(image=p.env["SCALEOUT_BASE_IMAGE"], other=f"{p.name}x"))
+    r = subprocess.run(["docker", "stack", "deploy", "--resolve-image", "never", "-c", str(stack_file), p.name],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    try:
+        (p.path / ".scaleout").mkdir(exist_ok=True)
+        (p.path / ".scaleout" / "target").write_text("swarm\n")  # committed by the repository
+        for args in (["down"], ["down", "--target", "swarm", "--volumes"], ["up", "--target", "swarm", "--no-build"]):
+            r = p.cli(*args, timeout=120)
+            assert r.returncode == 2, (args, r.returncode, r.stdout + r.stderr)
+            assert "refusing to" in r.stderr and "did not create" in r.stderr, r.stderr
+            assert f"{p.name}_web" in r.stderr and f"{p.name}_worker" in r.stderr, r.stderr
+            assert "Traceback" not in r.stderr, r.stderr
+        services = {s.name for s in swarm.services.list(filters={"label": f"{NS}={p.name}"})}
+        assert services == {f"{p.name}_web", f"{p.name}_worker"}  # the other stack is untouched
+    finally:
+        subprocess.run(["docker", "stack", "rm", p.name], capture_output=True, timeout=60)
