@@ -7,7 +7,7 @@ from __future__ import annotations
 import re
 
 from scaleout.config.model import Config
-from scaleout.probe.samples import TlsSpec
+from scaleout.probe.tls import TlsSpec
 from scaleout.render.common import FINGERPRINT_RE, served_by_balancer
 
 _ASSET = re.compile(r"""(?:href|src)\s*=\s*["'](/[^"'#?]+)["']""", re.IGNORECASE)
@@ -69,7 +69,7 @@ def check_cache_headers(url: str, config: Config, headers: dict[str, str] | None
     name = urlsplit(url).hostname or ""
     extensions: dict = {"sni_hostname": name} if urlsplit(url).scheme == "https" else {}
     if tls is not None:
-        from scaleout.probe.conn import client_context
+        from scaleout.probe.tls import client_context
 
         verify = client_context(tls)
         extensions = {"sni_hostname": tls.server_hostname}

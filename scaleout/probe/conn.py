@@ -20,40 +20,12 @@ from scaleout.probe.samples import (
     OTHER_UPSTREAMS,
     LoadSpec,
     Samples,
-    TlsSpec,
-    TlsStats,
     request_bytes,
 )
+from scaleout.probe.tls import TlsStats, client_context, negotiated
 
 _UPSTREAM = b"x-upstream-addr"
 _FRAMING = (b"content-length", b"transfer-encoding")
-
-
-# --- TLS ----------------------------------------------------------------------------------------
-
-def client_context(tls: TlsSpec) -> ssl.SSLContext:
-    """The client side of TLS for the probe: verified against `tls.cafile` (or the system's store) unless
-    the user turned verification off, offering only HTTP/1.1 by ALPN (the engine speaks nothing else,
-    and nginx with HTTP/2 would otherwise choose h2). OSError or ssl.SSLError for an unreadable cafile."""
-    if tls.verify:
-        ctx = ssl.create_default_context(cafile=tls.cafile)
-    else:
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-    ctx.set_alpn_protocols(["http/1.1"])
-    return ctx
-
-
-def negotiated(stats: TlsStats, transport) -> None:
-    """Note what a new TLS connection agreed on (the first one's: every connection asks the same)."""
-    stats.handshakes += 1
-    if not stats.version:
-        obj = transport.get_extra_info("ssl_object")
-        if obj is not None:
-            cipher = obj.cipher()
-            stats.version, stats.cipher = obj.version() or "", cipher[0] if cipher else ""
-            stats.alpn = obj.selected_alpn_protocol() or ""
 
 
 # --- one connection ----------------------------------------------------------------------------

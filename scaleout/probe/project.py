@@ -19,9 +19,9 @@ from urllib.parse import urlsplit
 
 from scaleout.errors import ProbeTargetError, UsageError
 from scaleout.probe.engine import ERROR_CLASSES, LoadSpec, Sample, Samples, run_load
-from scaleout.probe.samples import TlsSpec, TlsStats
 from scaleout.probe.stats import breakdown, chi_square_p, latency_summary, percentile
 from scaleout.probe.target import CheckedTarget, check_target, parse_target
+from scaleout.probe.tls import TlsSpec, TlsStats
 from scaleout.probe.verdict import (
     Expectation,
     Observed,
@@ -211,7 +211,7 @@ def tls_settings(url: str, *, cacert: str | None = None, insecure: bool = False,
     """How the probe speaks to `url`: None for http://. For https:// it trusts --cacert, else the project's
     local authority (`project_ca`, when it exists), else the system's store; --insecure trusts anyone. The
     name checked in the certificate (and sent as SNI) is the --host name when given, else the URL's host."""
-    from scaleout.probe.conn import client_context
+    from scaleout.probe.tls import client_context
 
     if cacert is not None and insecure:
         raise UsageError("--cacert and --insecure exclude each other: one checks the certificate, the other does not")
@@ -250,8 +250,8 @@ def check_handshake(url: str, tls: TlsSpec, timeout_s: float = 10.0, address: st
     import socket
     import ssl
 
-    from scaleout.probe.conn import client_context
     from scaleout.probe.target import resolve_addresses
+    from scaleout.probe.tls import client_context
 
     host, port = parse_target(url)
     ctx = client_context(tls)

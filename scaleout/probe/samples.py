@@ -6,37 +6,13 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from scaleout.probe.histogram import Histogram
+from scaleout.probe.tls import TlsSpec, TlsStats
 
 # "tls": the TLS handshake of a new connection failed (certificate not verified, no common protocol)
 ERROR_CLASSES = ("connect", "timeout", "reset", "protocol", "tls")
 ERR_CODE = {name: i + 1 for i, name in enumerate(ERROR_CLASSES)}  # 0 = no error
 MAX_UPSTREAMS = 1024  # distinct X-Upstream-Addr addresses kept apart; the rest are counted as one
 OTHER_UPSTREAMS = "(other addresses)"
-
-@dataclass(frozen=True)
-class TlsSpec:
-    """How an https:// target is spoken to. Settings, not an ssl.SSLContext: every worker process builds
-    its own context from them (scaleout.probe.conn.client_context)."""
-
-    server_hostname: str  # sent as SNI and matched against the certificate's names
-    cafile: str | None = None  # the authorities to trust; None: the system's store
-    verify: bool = True  # False only when the user asked (--insecure)
-
-
-@dataclass
-class TlsStats:
-    """What the TLS of one run looked like: new TLS connections, and what the first one negotiated."""
-
-    handshakes: int = 0
-    version: str = ""
-    cipher: str = ""
-    alpn: str = ""
-
-    def merge(self, other: TlsStats) -> None:
-        self.handshakes += other.handshakes
-        self.version = self.version or other.version
-        self.cipher = self.cipher or other.cipher
-        self.alpn = self.alpn or other.alpn
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,8 @@ from scaleout.layout import TLS_CA
 from scaleout.probe.cachecheck import check_cache_headers
 from scaleout.probe.engine import LoadSpec, run_load
 from scaleout.probe.project import check_handshake, parse_target, run_probe, tls_settings
-from scaleout.probe.samples import Samples, TlsSpec, TlsStats
+from scaleout.probe.samples import Samples
+from scaleout.probe.tls import TlsSpec, TlsStats
 from scaleout.report import probe_text
 from scaleout.tls.certs import ensure_ca, issue_leaf
 from tests.helpers import run_cli
