@@ -209,7 +209,7 @@ def _code_change(p) -> None:
 
 def test_compose_v1_on_podman(podman_project, podman, monkeypatch):
     """docker-compose v1 (Debian 12's 1.29): build, services with and without a health check, a rescale under
-    load, a rolling update, down."""
+    load, a rolling update, a restart of two replicas under load, down."""
     monkeypatch.delenv("DOCKER_BUILDKIT", raising=False)
     p = podman_project("docker-compose", {"balancer:\n  # Published": SERVICES})
     r = p.cli("up", "--replicas", "2", "--timeout", "90")
@@ -230,5 +230,13 @@ def test_compose_v1_on_podman(podman_project, podman, monkeypatch):
     assert set(served(p)) == {"backend-1", "backend-2", "backend-3"}
     out = run_cli(["exec", "backend-3", "--", "sh", "-c", "curl -s -D - -o /dev/null localhost:8000/"], p.path, p.env)
     assert out.returncode == 0 and "X-App-Version: 2" in out.stdout, out.stdout + out.stderr
+    # restart, one replica at a time behind the balancer: healthy and routed again before it returns
+    with HeyLoad(p.url + "/", concurrency=2) as load:
+        time.sleep(1)
+        r = p.cli("restart", "backend-1", "backend-2", "--timeout", "60")
+        assert r.returncode == 0, r.stdout + r.stderr
+    res = load.result
+    assert res is not None and set(res.status_codes) == {200} and res.errors == {}, res.text if res else ""
+    assert [(s["service"], s["routed"]) for s in status(p)["replicas"]] == [(f"backend-{i}", True) for i in (1, 2, 3)]
     assert p.cli("down").returncode == 0
     assert podman.containers.list(all=True, filters={"label": f"com.docker.compose.project={p.name}"}) == []
