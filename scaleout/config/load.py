@@ -39,9 +39,10 @@ _COMPOSE_TEXT = {
 }
 # values written into generated files as scaleout resolved them (an image reference, a volume, a published
 # port: Compose cannot take them as references) and sent to registries: one whose value came from .env or the
-# environment would put that value into a file others may read, or into a request; refused
-_WRITTEN_RESOLVED = (("images", "*"), ("backend", "image"), ("services", "*", "image"),
-                     ("services", "*", "volumes", "*"), ("services", "*", "ports", "*"))
+# environment would put that value into a file others may read, or into a request; refused. A variable named
+# *_IMAGE (REDIS_IMAGE) may choose an image: an image reference is what it holds by name, not a secret
+_IMAGE_KEYS = (("images", "*"), ("backend", "image"), ("services", "*", "image"))
+_WRITTEN_RESOLVED = (*_IMAGE_KEYS, ("services", "*", "volumes", "*"), ("services", "*", "ports", "*"))
 # model fields that are not keys of scaleout.yaml, shown as the key they come from
 _INTERNAL_FIELDS = {"env_compose": "env", "command_compose": "command", "environment_compose": "environment",
                     "test_compose": "test"}
@@ -78,6 +79,9 @@ class _Interpolation:
             for name in result.unset:
                 self.warnings.append(f"{self.where(path)}: variable {name} is not set; using an empty string")
             given = [n for n in result.variables if self.lookup(n) is not None]
+            if any(_matches(path, pattern) for pattern in _IMAGE_KEYS):
+                # an image override (REDIS_IMAGE, as the scaffolds offer) names an image: that is its purpose
+                given = [n for n in given if not n.endswith("_IMAGE")]
             if given and any(_matches(path, pattern) for pattern in _WRITTEN_RESOLVED):
                 self.problems.append(
                     f"{self.where(path)}: takes its value from ${{{given[0]}}} (.env or the environment), and scaleout "

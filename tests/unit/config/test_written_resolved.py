@@ -54,3 +54,17 @@ def test_a_default_while_the_variable_is_unset_is_the_files_own_text(project):
     cfg.write_text(cfg.read_text().replace("  base: python:3.12-slim", '  base: "python:${PY_TAG:-3.12-slim}"'))
     r = run_cli(["render"], project, timeout=30)
     assert r.returncode == 0, r.stderr
+
+
+def test_an_image_override_variable_may_choose_an_image(tmp_path):
+    """The redis scaffold's `image: ${REDIS_IMAGE:-redis:7-alpine}`: a variable named *_IMAGE holds an image
+    reference by name, and may set one; any other variable beside it is still refused."""
+    from scaleout.config.load import parse_config
+    from scaleout.errors import ConfigError
+
+    text = "services:\n  cache:\n    image: ${REDIS_IMAGE:-redis:7-alpine}\n"
+    cfg = parse_config(text, tmp_path, env={"REDIS_IMAGE": "scaleout-local/redis:1"}, dotenv={})
+    assert cfg.services["cache"].image == "scaleout-local/redis:1"
+    with pytest.raises(ConfigError, match=r"takes its value from \$\{TOKEN\}"):
+        parse_config("services:\n  cache:\n    image: ${REDIS_IMAGE}:${TOKEN}\n", tmp_path,
+                     env={"REDIS_IMAGE": "redis", "TOKEN": "s3cret"}, dotenv={})
