@@ -128,7 +128,7 @@ def valid_configs(draw, strategy: str) -> dict:
         balancer["hash_key"] = draw(st.one_of(st.from_regex(r"\A\$(cookie|arg|http)_[a-z0-9_]{1,12}\Z"),
                                               st.sampled_from(["$remote_addr", "$request_uri", "$host"])))
     static = draw(section({
-        "dir": st.sampled_from(["public", "web/static", ".", "a/b/c"]),
+        "dir": st.sampled_from(["public", "web/static", "a/b/c"]),  # "." publishes the project: refused
         "routes": st.lists(st.from_regex(ROUTE), max_size=5, unique=True),
         "service_workers": st.lists(st.from_regex(r"\A/[a-z0-9-]{1,10}\.js\Z"), max_size=2, unique=True),
         "worker_scope": st.from_regex(r"\A/[a-z0-9/-]{0,10}\Z"),
