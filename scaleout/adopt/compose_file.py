@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from scaleout.config.yamlload import COMPOSE, MAX_BYTES, decode_text, load_yaml
+from scaleout.config.yamlload import COMPOSE, MAX_BYTES, decode_text, line_of, load_yaml
 from scaleout.errors import ConfigError
 from scaleout.files import read_capped
 
@@ -38,11 +38,8 @@ class ComposeFile:
 
     def where(self, *keys: object) -> str:
         """`source:line` of the deepest known key of the path `keys`."""
-        path = tuple(str(k) for k in keys)
-        for n in range(len(path), 0, -1):
-            if path[:n] in self.lines:
-                return f"{self.source}:{self.lines[path[:n]]}"
-        return self.source
+        line = line_of(self.lines, tuple(str(k) for k in keys))
+        return f"{self.source}:{line}" if line else self.source
 
 
 def load_compose_file(path: Path, source: str | None = None) -> ComposeFile:

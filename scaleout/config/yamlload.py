@@ -21,7 +21,7 @@ Compose's Go parser (`yes`/`on` stay strings, `0755` is decimal, `22:22` is a st
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,10 +76,15 @@ class Document:
 
     def line_of(self, path: tuple[str, ...]) -> int | None:
         """The line of `path`, or of its nearest parent that has one."""
-        for n in range(len(path), 0, -1):
-            if path[:n] in self.lines:
-                return self.lines[path[:n]]
-        return None
+        return line_of(self.lines, path)
+
+
+def line_of(lines: Mapping[tuple[str, ...], int], path: tuple[str, ...]) -> int | None:
+    """The line of `path` in a key path -> line map, or of its nearest parent that has one."""
+    for n in range(len(path), 0, -1):
+        if path[:n] in lines:
+            return lines[path[:n]]
+    return None
 
 
 class _Frame:
