@@ -27,7 +27,7 @@ from typing import Any
 
 from scaleout.errors import ConfigError
 
-__all__ = ["COMPOSE", "MAX_BYTES", "MAX_DEPTH", "MAX_NODES", "SCALEOUT", "Dialect", "Document", "decode_text",
+__all__ = ["COMPOSE", "MAX_BYTES", "MAX_DEPTH", "MAX_NODES", "SCALEOUT", "Dialect", "Document", "decode_text", "line_of",
            "load_yaml"]
 
 MAX_BYTES = 1 << 20  # 1 MiB: a real scaleout.yaml is a few KB
