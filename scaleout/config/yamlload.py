@@ -27,8 +27,8 @@ from typing import Any
 
 from scaleout.errors import ConfigError
 
-__all__ = ["COMPOSE", "MAX_BYTES", "MAX_DEPTH", "MAX_NODES", "SCALEOUT", "Dialect", "Document", "decode_text", "line_of",
-           "load_yaml"]
+__all__ = ["COMPOSE", "MAX_BYTES", "MAX_DEPTH", "MAX_NODES", "SCALEOUT", "Dialect", "Document", "decode_text",
+           "line_of", "load_yaml"]
 
 MAX_BYTES = 1 << 20  # 1 MiB: a real scaleout.yaml is a few KB
 MAX_DEPTH = 32  # a real one nests 5 deep
