@@ -189,8 +189,14 @@ def test_a_rolling_update_while_top_runs_names_the_new_containers(make_project):
         assert set(new) == {"backend-1", "backend-2"}
         assert not {c for c, _ in new.values()} & {c for c, _ in old.values()}, (old, new)  # all replaced
         at = {n: a for n, (_, a) in new.items()}
-        f = live.frame_with(lambda f: {x["name"]: x["address"] for x in f["replicas"]} == at,
-                            "the view showing the new containers")
+        live.frame_with(lambda f: {x["name"]: x["address"] for x in f["replicas"]} == at,
+                        "the view showing the new containers")
+        # `up`'s own last requests (its readiness and routing checks) reach the record when nginx flushes
+        # its buffer (every second): count from a frame read after that flush
+        time.sleep(1.5)
+        seen = len(live.frames)
+        f = live.frame_with(lambda f: len(live.frames) > seen + 1 and
+                            {x["name"]: x["address"] for x in f["replicas"]} == at, "a frame after the flush")
         before = {x["name"]: x["total"] for x in f["replicas"]}
         sent = _send(p.url, 20)
         assert set(sent) == set(at.values())  # only the new containers answer
