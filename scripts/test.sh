@@ -74,9 +74,30 @@ fi
 # is a failure here
 log "ruff check"
 "$venv/bin/python" -m ruff check --quiet . || { log "ruff found problems (above)"; exit 1; }
+# The tests run in two parts: most of them on SCALEOUT_TEST_WORKERS processes (pytest-xdist, whole files
+# per process, so a module's shared stack is made once), as the e2e tests mostly wait on the engine; then
+# the ones marked `serial` alone, since they judge spread, latency or a time window that other tests'
+# load on a 2-core machine would skew. SCALEOUT_TEST_WORKERS=1 (or a -m of your own) runs one pytest.
+workers="${SCALEOUT_TEST_WORKERS:-3}"
+own_marker=0
+for arg in "$@"; do
+  case "$arg" in -m|-m*) own_marker=1 ;; esac
+done
 set +e
-"$venv/bin/python" -m pytest -p no:cacheprovider "$@"
-rc=$?
+if [ "$workers" -gt 1 ] && [ "$own_marker" = 0 ]; then
+  log "pytest on $workers processes, then the serial tests alone"
+  "$venv/bin/python" -m pytest -p no:cacheprovider -n "$workers" --dist loadfile --durations=25 -m "not serial" "$@"
+  rc=$?
+  "$venv/bin/python" -m pytest -p no:cacheprovider --durations=10 -m serial "$@"
+  src=$?
+  # exit 5 of one part alone: the arguments selected none of its tests (the other part ran)
+  if [ "$rc" = 5 ] && [ "$src" != 5 ]; then rc=$src
+  elif [ "$src" != 0 ] && [ "$src" != 5 ] && [ "$rc" = 0 ]; then rc=$src
+  fi
+else
+  "$venv/bin/python" -m pytest -p no:cacheprovider --durations=25 "$@"
+  rc=$?
+fi
 set -e
 if [ "$rc" = 5 ]; then
   log "pytest collected no test"; exit 1

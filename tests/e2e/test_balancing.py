@@ -181,6 +181,7 @@ def test_killed_replica_costs_no_failed_request_and_rejoins(make_project):
 
 
 @pytest.mark.nginx_matrix
+@pytest.mark.serial  # a time window or a spread that other tests' load would skew
 def test_strategies_health_gating_and_safe_reload(make_project):
     p = make_project()
     app = p.path / "backend" / "app.py"

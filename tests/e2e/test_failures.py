@@ -79,8 +79,9 @@ def test_port_taken_while_the_replicas_boot_fails_clearly_and_leaves_no_unstarte
 
 
 def test_ctrl_c_during_up_leaves_a_stack_that_down_cleans(make_project):
-    p = make_project()
-    # a slow health endpoint keeps `up` waiting long enough to interrupt it
+    # a long grace period (its failed checks do not count) and a slow health endpoint keep `up` waiting long
+    # enough to interrupt it, however slowly a busy machine creates the containers
+    p = make_project(replace={"start_period: 10 ": "start_period: 600 "})
     app = p.path / "backend" / "app.py"
     never = 'if path == "/healthz" and time.sleep(30) is None and False:'
     app.write_text(app.read_text().replace('if path == "/healthz":', never, 1))

@@ -68,6 +68,7 @@ def test_top_once_json_counts_each_replica_and_logs_requests(make_project):
     assert r.returncode == 0 and r.stdout == "2\nbackend-2\n", r.stdout + r.stderr
 
 
+@pytest.mark.serial  # a time window or a spread that other tests' load would skew
 def test_top_live_view_in_a_terminal_refreshes_and_ctrl_c_exits_0(make_project):
     p = make_project()
     p.cli("up", "--replicas", "2", check=True)

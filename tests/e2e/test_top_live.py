@@ -66,6 +66,7 @@ class JsonTop:
         assert self.proc.returncode in (0, -15), self.proc.stderr.read()
 
 
+@pytest.mark.serial  # a time window or a spread that other tests' load would skew
 def test_a_replica_stopped_with_scaleout_stop_shows_out_of_the_balancer_within_2s(make_project):
     p = make_project()
     p.cli("up", "--replicas", "2", check=True)
