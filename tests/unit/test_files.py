@@ -587,7 +587,8 @@ def test_read_beneath_opens_once_and_never_through_a_link(tmp_path):
     for rel, named in (("ld/f", "ld"), ("d/lf", "d/lf")):
         with pytest.raises(UnsafePathError) as err:
             files.read_beneath(tmp_path, rel, limit=16, display="f")
-        assert err.value.message == f"f: {named} is a symbolic link or not a folder; scaleout does not read through links"
+        assert err.value.message == (f"f: {named} is a symbolic link or not a folder; "
+                                     "scaleout does not read through links")
     os.mkfifo(tmp_path / "d" / "fifo")
     with pytest.raises(UnsafePathError, match="not a regular file"):  # and does not block
         files.read_beneath(tmp_path, "d/fifo", limit=16, display="f")

@@ -37,7 +37,8 @@ CASES = {
     "too many nodes": (WEB + "".join(f"x-wide{j}:\n" + "".join(f"  k{i}: {i}\n" for i in range(1000))
                                      for j in range(MAX_NODES // 1000 + 1)), f"more than {MAX_NODES} values"),
     # each list and map has its own bound too (config/bounds.py COMPOSE_BOUNDS), far below the node count
-    "many ports": ("services:\n  web:\n    image: acme/web:1\n    ports:\n" + "".join(f"      - '{9000 + i}:{9000 + i}'\n" for i in range(300)),
+    "many ports": ("services:\n  web:\n    image: acme/web:1\n    ports:\n"
+                   + "".join(f"      - '{9000 + i}:{9000 + i}'\n" for i in range(300)),
                    "compose.yaml:4: services.web.ports: at most 256 items are allowed"),
     "many depends_on": (WEB + "    depends_on:\n" + "".join(f"      - s{i}\n" for i in range(300)),
                         "compose.yaml:5: services.web.depends_on: at most 256 items are allowed"),
