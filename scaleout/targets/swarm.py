@@ -51,7 +51,13 @@ from scaleout.targets.runner import (
     run_docker,
 )
 from scaleout.targets.status import ServiceStatus, StackStatus, listing_key
-from scaleout.targets.swarm_checks import check_objects_are_ours, check_stack_is_ours, registry_problem, swarm_problem
+from scaleout.targets.swarm_checks import (
+    check_objects_are_ours,
+    check_stack_is_ours,
+    object_is_ours,
+    registry_problem,
+    swarm_problem,
+)
 from scaleout.targets.swarm_converge import ServiceSnapshot, Stop, judge
 from scaleout.targets.views import ContainerView, TaskView
 
@@ -455,7 +461,7 @@ class SwarmStack:
         with engine_errors("listing the stack's networks, configs and secrets"):
             leftovers = [(kind, o.name, (o.attrs.get("Spec") or o.attrs).get("Labels"))
                          for kind, listing in (("network", client.networks), ("config", client.configs),
-                                               ("secret", client.secrets), *((("volume", client.volumes),) * volumes))
+                                               ("secret", client.secrets))
                          for o in listing.list(filters=label)]
         # `stack rm` removes the whole namespace: every object in it must be one scaleout's stack file declares
         check_objects_are_ours(leftovers, self.config.project, "remove it", self.config.named_volumes)
@@ -483,6 +489,10 @@ class SwarmStack:
         if volumes:
             with engine_errors("removing the stack's volumes"):
                 for v in client.volumes.list(filters=label):
+                    if not object_is_ours("volume", v.name, v.attrs.get("Labels"), self.config.project,
+                                          self.config.named_volumes):  # `stack rm` leaves volumes: keep theirs
+                        self.progress(f"kept volume {v.name}: not a volume of this project's scaleout.yaml")
+                        continue
                     with contextlib.suppress(docker.errors.NotFound):
                         v.remove()
         return n

@@ -70,6 +70,18 @@ def test_down_refuses_networks_configs_secrets_of_another_stack_of_the_name(make
         assert {n.name for n in swarm.networks.list(filters={"label": ns})} == {made[0][1]}  # all still there
         assert {c.name for c in swarm.configs.list(filters={"label": ns})} == {made[1][1]}
         assert {s.name for s in swarm.secrets.list(filters={"label": ns})} == {made[2][1]}
+        # `stack rm` never removes volumes and scaleout removes only its own: with those gone, `down --volumes`
+        # goes on and keeps the other stack's volume, saying so
+        for kind, name in reversed(made):
+            subprocess.run(["docker", kind, "rm", name], capture_output=True, timeout=60)
+        made.append(["volume", f"{p.name}_theirs"])
+        r = subprocess.run(["docker", "volume", "create", "--label", ns, made[-1][1]], capture_output=True,
+                           text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        r = p.cli("down", "--target", "swarm", "--volumes", timeout=120)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert f"kept volume {p.name}_theirs" in r.stdout + r.stderr, r.stdout + r.stderr
+        assert {v.name for v in swarm.volumes.list(filters={"label": ns})} == {made[-1][1]}
     finally:
         for kind, name in reversed(made):
             subprocess.run(["docker", kind, "rm", name], capture_output=True, timeout=60)
