@@ -39,6 +39,7 @@ SECRET_FILE_PATTERNS = (
     ".git", ".ssh", ".aws", ".docker", ".gnupg",  # folders of credentials or history
 )
 MAX_SCANNED = 20_000  # entries of static.dir looked at; a larger folder is refused when it is copied
+MAX_FOLDER_DEPTH = 64  # folders within folders under static.dir; a real site nests a handful
 
 
 def _is_secret(name: str) -> bool:
@@ -46,20 +47,33 @@ def _is_secret(name: str) -> bool:
     return any(fnmatch.fnmatchcase(low, pattern) for pattern in SECRET_FILE_PATTERNS)
 
 
-def secret_files(folder: Path, limit: int = MAX_SCANNED) -> list[str]:
+class _TooDeep(Exception):
+    pass
+
+
+def secret_files(folder: Path, limit: int = MAX_SCANNED, max_depth: int = MAX_FOLDER_DEPTH) -> list[str]:
     """The paths (relative to `folder`, POSIX) of the entries below it whose names say they hold secrets.
-    Links are listed by their own name and never followed; at most `limit` entries are looked at."""
+    Links are listed by their own name and never followed; at most `limit` entries are looked at, without
+    recursion. A folder nested deeper than `max_depth` raises _TooDeep."""
     found: list[str] = []
     seen = 0
-    for top, dirs, names in os.walk(folder, followlinks=False, onerror=lambda _: None):
-        rel_top = Path(top).relative_to(folder)
-        for name in sorted(dirs) + sorted(names):
+    pending: list[tuple[Path, tuple[str, ...]]] = [(folder, ())]
+    while pending and seen < limit:
+        path, rel = pending.pop()
+        try:
+            with os.scandir(path) as it:
+                head = zip(range(limit - seen), it, strict=False)  # a folder of a million entries: not all read
+                entries = sorted((e.name, e.is_dir(follow_symlinks=False)) for _, e in head)
+        except OSError:
+            continue
+        for name, is_dir in entries:
             seen += 1
             if _is_secret(name):
-                found.append((rel_top / name).as_posix())
-        dirs[:] = sorted(d for d in dirs if not _is_secret(d))  # one line for .git/, not one per object
-        if seen >= limit:
-            break
+                found.append("/".join((*rel, name)))
+            elif is_dir:  # one line for .git/, not one per object
+                if len(rel) + 1 >= max_depth:
+                    raise _TooDeep("/".join((*rel, name)))
+                pending.append((path / name, (*rel, name)))
     return sorted(found)
 
 
@@ -100,7 +114,11 @@ def static_dir_problems(root: Path, static_dir: str, env_files: Iterable[str]) -
             problems.append(f"static.dir: {static_dir}/ holds the env file {rel}, which nginx would publish; "
                             "move the env file out of the static folder")
     if not problems:  # named env files get their own message above
-        secrets = secret_files(folder) if folder.is_dir() else []
+        try:
+            secrets = secret_files(folder) if folder.is_dir() else []
+        except _TooDeep as deep:
+            return [f"static.dir: {static_dir}/{str(deep)[:80]}...: folders nested deeper than {MAX_FOLDER_DEPTH} "
+                    "levels are not published (a crafted tree?); flatten it"]
         if secrets:
             shown = ", ".join(f"{static_dir}/{rel}" for rel in secrets[:5]) + (" ..." if len(secrets) > 5 else "")
             problems.append(f"static.dir: {shown}: the name says it holds a secret (an env file, a private key or "

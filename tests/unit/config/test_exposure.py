@@ -142,3 +142,19 @@ def test_many_secret_files_are_named_five_at_most(project):
     with pytest.raises(ConfigError) as err:
         load_config(project, env={})
     assert "public/k0.pem, public/k1.pem, public/k2.pem, public/k3.pem, public/k4.pem ...:" in str(err.value)
+
+
+@pytest.mark.timeout(60)
+def test_a_crafted_deep_tree_under_static_dir_is_refused_without_a_traceback(project):
+    import os
+
+    here = os.getcwd()
+    os.chdir(project / "public")
+    try:
+        for _ in range(1100):  # deeper than Python's recursion limit
+            os.mkdir("a")
+            os.chdir("a")
+    finally:
+        os.chdir(here)
+    with pytest.raises(ConfigError, match=r"static.dir: public/a/a/.*: folders nested deeper than 64 levels"):
+        load_config(project, env={})
