@@ -156,6 +156,11 @@ def read_capped(path: Path, *, display: str, limit: int = 1 << 20, error: type[S
         raise
     except OSError as exc:
         raise error(f"{display}: cannot be read: {exc.strerror or exc}") from None
+    return _read_open(fd, display=display, limit=limit, error=error)
+
+
+def _read_open(fd: int, *, display: str, limit: int, error: type[ScaleoutError]) -> bytes:
+    """Read the open descriptor `fd` (closed here): a regular file of at most `limit` bytes."""
     try:
         st = os.fstat(fd)
         if not stat.S_ISREG(st.st_mode):
@@ -178,6 +183,41 @@ def read_capped(path: Path, *, display: str, limit: int = 1 << 20, error: type[S
         raise error(f"{display}: cannot be read: {exc.strerror or exc}") from None
     finally:
         os.close(fd)
+
+
+def read_beneath(root: Path, rel: str, *, limit: int, display: str,
+                 error: type[ScaleoutError] = UnsafePathError) -> bytes:
+    """The bytes of `root/rel`, opened once, component by component with O_NOFOLLOW relative to the folder
+    opened before it: no symbolic link anywhere below `root` is followed, and what is read is what was
+    checked (fstat on the open descriptor, no window between a check of the path and its open). For files
+    scaleout itself keeps in the project (the replay secret). A missing file raises FileNotFoundError."""
+    parts = check_relative(rel).parts
+    nofollow = getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+    dir_flags = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | nofollow
+    file_flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_NOCTTY", 0) | nofollow
+    try:
+        fd = os.open(root, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise error(f"{display}: cannot open {root}: {exc.strerror or exc}") from None
+    try:
+        for i, part in enumerate(parts):
+            last = i == len(parts) - 1
+            try:
+                nxt = os.open(part, file_flags if last else dir_flags, dir_fd=fd)
+            except FileNotFoundError:
+                raise
+            except OSError as exc:
+                if exc.errno in (errno.ELOOP, errno.ENOTDIR, errno.EMLINK):
+                    raise error(f"{display}: {'/'.join(parts[:i + 1])} is a symbolic link or not a folder; "
+                                "scaleout does not read through links") from None
+                raise error(f"{display}: cannot be read: {exc.strerror or exc}") from None
+            os.close(fd)
+            fd = nxt
+        opened, fd = fd, -1
+    finally:
+        if fd >= 0:
+            os.close(fd)
+    return _read_open(opened, display=display, limit=limit, error=error)
 
 
 def read_project_file(root: Path, rel: str, *, max_bytes: int, what: str) -> bytes:

@@ -5,8 +5,10 @@ scaleout.yaml. What scaleout cannot carry over becomes a note: one line, what wa
 scaleout does instead. Compose's `${VAR}` references are kept as written wherever scaleout.yaml passes
 the value on (environment, commands, images and ports of services); values scaleout itself must
 understand (the backend's port, build folder, image, health path, paths of mounts and env files) are
-resolved the way Compose resolves them (the environment, then the `.env` beside the Compose file), and a
-note says so when that changed what was written. The user's files are only read.
+resolved the way Compose resolves them (the environment, then the `.env` beside the Compose file); when a
+variable that is set went into one that scaleout.yaml takes whole (name, build, port, replicas, health
+path, limits), the reference is written instead (`Context.kept`), so no `.env` value lands in the
+scaleout.yaml people commit, and a note says which. The user's files are only read.
 """
 
 from __future__ import annotations
@@ -142,6 +144,8 @@ def _name(ctx: Context, given: str | None) -> str:
     if top is not None:
         resolved = ctx.resolve(top, ("name",))
         label = dns_label(resolved) or "scaleout"
+        if ctx.given(top) and label == resolved:
+            return ctx.kept("name", top, label)
         if label != str(top):
             ctx.note("name", "", top, f"written as {label} (a project name is a DNS label)")
         return label

@@ -16,6 +16,7 @@ from scaleout.adopt.fields import (
     parse_port,
     read_depends_on,
     read_dockerfile,
+    written_build,
 )
 from scaleout.adopt.health import map_health
 
@@ -70,6 +71,26 @@ def _flatten(prefix: str, value: Any) -> list[tuple[str, Any]]:
     return [(prefix, value)]
 
 
+# the container port at the end of a short port mapping, when it is one reference (`${HOST}:${APP_PORT}`)
+_TARGET_REF = re.compile(r"(?:^|:)(\$\{[A-Za-z_][A-Za-z0-9_]*(?::?-[0-9]*)?\}|\$[A-Za-z_][A-Za-z0-9_]*)(?:/tcp)?$")
+
+
+def _written_port(ctx: Context, svc: dict[str, Any], port: int) -> Any:
+    """backend.port: the reference the Compose file gives the balanced port as, kept as written when a
+    variable of .env or the environment sets it (ctx.kept), else the number."""
+    for key in ("ports", "expose"):
+        for entry in svc.get(key) or []:
+            raw = entry.get("target") if isinstance(entry, dict) else entry
+            if not isinstance(raw, (str, int)) or not ctx.given(str(raw)):
+                continue
+            m = _TARGET_REF.search(str(raw))
+            if m and ctx.resolve(m[1], ()) == str(port):
+                return ctx.kept("backend.port", m[1], port)
+            if ctx.resolve(str(raw), ()).rsplit(":", 1)[-1].split("/")[0] == str(port):
+                return ctx.kept("backend.port", str(raw), port, whole=False)
+    return port
+
+
 def _replicas(ctx: Context, name: str, svc: dict[str, Any]) -> int:
     from scaleout.config.sections import MAX_REPLICAS
 
@@ -81,6 +102,8 @@ def _replicas(ctx: Context, name: str, svc: dict[str, Any]) -> int:
         if not text.isdigit():
             raise ctx.error(("services", name, *key.split(".")), f"must be a number (got {show(raw)!r})")
         n = min(max(int(text), 1), MAX_REPLICAS)
+        if ctx.given(raw):
+            return ctx.kept("backend.replicas", raw, n)
         ctx.note(name, key, raw, f"carried over as backend.replicas: {n}"
                  + ("" if str(n) == text else f" (1-{MAX_REPLICAS})"))
         return n
@@ -110,11 +133,11 @@ def _limits(ctx: Context, name: str, svc: dict[str, Any]) -> dict[str, Any]:
             ctx.note(name, "memory limit", candidates["memory"],
                      "not a size scaleout takes (6m or more): not carried over")
         else:
-            limits["memory"] = mem
+            limits["memory"] = ctx.kept("backend.limits.memory", candidates["memory"], mem)
     if candidates["pids"] is not None:
         text = ctx.resolve(candidates["pids"], ("services", name, "deploy"))
         if text.isdigit() and 16 <= int(text) <= 1_000_000:
-            limits["pids"] = int(text)
+            limits["pids"] = ctx.kept("backend.limits.pids", candidates["pids"], int(text))
         else:
             ctx.note(name, "pids limit", candidates["pids"], "scaleout takes 16-1000000: not carried over")
     return limits
@@ -129,15 +152,23 @@ def map_backend(ctx: Context, name: str, svc: dict[str, Any], carried: list[str]
         build = map_build(ctx, name, svc, web=True)
         dockerfile = read_dockerfile(ctx, name, build)
         base_image = build.pop("base_image", None) or base_image_of(dockerfile)
-        out.update(build)
+        out.update(written_build(ctx, "backend", svc, build))
     elif "image" in svc:
         out["image"] = ctx.resolve(svc["image"], ("services", name, "image"))
-        if out["image"] != str(svc["image"]):
+        secret = [v for v in ctx.given(svc["image"]) if not v.endswith("_IMAGE")]
+        if secret:  # an image reference is written resolved into generated files and sent to a registry
+            raise ctx.error(("services", name, "image"), f"takes its value from ${{{secret[0]}}} (.env or the "
+                            "environment), and scaleout writes the image resolved into generated files",
+                            hint=f"write the image itself there, or name the variable *_IMAGE (as {name.upper()}"
+                                 "_IMAGE): a variable of that name may choose an image and is kept as written")
+        if ctx.given(svc["image"]):
+            out["image"] = ctx.kept("backend.image", svc["image"], out["image"])
+        elif out["image"] != str(svc["image"]):
             ctx.note(name, "image", svc["image"], f"written as {show(out['image'])} (scaleout needs the value)")
     else:
         raise ctx.error(("services", name), "has neither image nor build: there is nothing to replicate")
     port = _container_port(ctx, name, svc, dockerfile)
-    out["port"] = port
+    out["port"] = _written_port(ctx, svc, port)
     out["replicas"] = _replicas(ctx, name, svc)
     out["health"] = map_health(ctx, name, svc, port)
     env = map_environment(ctx, name, svc)

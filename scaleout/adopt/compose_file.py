@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from scaleout.config.bounds import compose_max_items
 from scaleout.config.yamlload import COMPOSE, MAX_BYTES, decode_text, line_of, load_yaml
 from scaleout.errors import ConfigError
 from scaleout.files import read_capped
@@ -43,7 +44,8 @@ class ComposeFile:
 
 
 def load_compose_file(path: Path, source: str | None = None) -> ComposeFile:
-    """Read and parse a Compose file within the bounds above. Raises ConfigError (exit 2)."""
+    """Read and parse a Compose file within the bounds above and each list's and map's own
+    (config.bounds.COMPOSE_BOUNDS). Raises ConfigError (exit 2)."""
     source = source or str(path)
     try:
         data = read_capped(path, display=source, limit=MAX_BYTES)
@@ -52,7 +54,7 @@ def load_compose_file(path: Path, source: str | None = None) -> ComposeFile:
     text = decode_text(data, display=source)
     if not text.strip():
         raise ConfigError(f"{source}: the file is empty")
-    doc = load_yaml(text, display=source, dialect=COMPOSE)
+    doc = load_yaml(text, display=source, dialect=COMPOSE, max_items=compose_max_items)
     if doc.data is None:
         raise ConfigError(f"{source}: the file holds no YAML document")
     if not isinstance(doc.data, dict):

@@ -159,6 +159,33 @@ class Context:
         except InterpolationError as exc:
             raise self.error(keys, str(exc)) from None
 
+    def given(self, value: Any) -> tuple[str, ...]:
+        """The variables set in .env or the environment that a Compose value refers to."""
+        if not isinstance(value, str) or "$" not in value:
+            return ()
+        try:
+            result = interpolate(value, self.env.get, Budget(), extended=True)
+        except InterpolationError:
+            return ()
+        return tuple(dict.fromkeys(n for n in result.variables if self.env.get(n) is not None))
+
+    def kept(self, target: str, raw: Any, resolved: Any, *, whole: bool = True, text: str | None = None) -> Any:
+        """What scaleout.yaml gets at `target` for a value resolved from the Compose text `raw`: `resolved`
+        when no variable set in .env or the environment went into it; else `raw` as written when it maps to
+        the key whole (scaleout resolves it from the .env beside scaleout.yaml, so no .env value is copied
+        into a file people commit); else `resolved`, with a note naming the variable. `text`: what `raw` must
+        resolve to, to be kept (default: `resolved`)."""
+        given = self.given(raw)
+        if not given:
+            return resolved
+        ref = "${" + given[0] + "}"
+        if whole and isinstance(raw, str) and _plain(raw, self.env) == (str(resolved) if text is None else text):
+            self.note(target, "", raw, f"kept as written: scaleout resolves {ref} from the .env beside scaleout.yaml")
+            return raw
+        self.note(target, "", raw, f"written resolved as {show(resolved)}: scaleout needs the value itself here; "
+                                   f"edit scaleout.yaml when {given[0]} changes")
+        return resolved
+
     def project_path(self, written: str, keys: tuple[object, ...], *, resolved: bool = False) -> tuple[str | None, str]:
         """A path relative to the Compose file, as a path relative to the project: (path, problem)."""
         resolved_path = written if resolved else self.resolve(written, keys)
@@ -171,6 +198,15 @@ class Context:
         if rel == ".." or rel.startswith("../") or not inside(self.root, Path(full)):
             return None, "outside the project folder"
         return Path(rel).as_posix(), ""
+
+
+def _plain(raw: str, env: Mapping[str, str]) -> str | None:
+    """`raw` resolved with scaleout.yaml's own interpolation (not the extended one), or None if it takes
+    syntax only Compose v2 reads (`${A:+x}`, nested defaults)."""
+    try:
+        return interpolate(raw, env.get, Budget()).value
+    except InterpolationError:
+        return None
 
 
 def dns_label(text: str) -> str:

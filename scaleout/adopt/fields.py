@@ -4,6 +4,7 @@ allows: ports, build, environment, env files, dependencies."""
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,6 +111,19 @@ def map_build(ctx: Context, name: str, svc: dict[str, Any], *, web: bool) -> dic
     return out
 
 
+def written_build(ctx: Context, target: str, svc: dict[str, Any], out: dict[str, Any]) -> dict[str, Any]:
+    """`out` of map_build with its folder and Dockerfile as the Compose file writes them, where a variable of
+    .env or the environment sets them (ctx.kept); call it once the Dockerfile was read."""
+    build = svc["build"] if isinstance(svc["build"], dict) else {"context": svc["build"]}
+    context = build.get("context", ".")
+    as_resolved = ctx.resolve(context, ())
+    same = ctx.root == ctx.cf.folder and os.path.normpath(as_resolved) == out["build"]
+    kept = {**out, "build": ctx.kept(f"{target}.build", context, out["build"], whole=same, text=as_resolved)}
+    if "dockerfile" in out:
+        kept["dockerfile"] = ctx.kept(f"{target}.dockerfile", build.get("dockerfile"), out["dockerfile"])
+    return kept
+
+
 def _build_args(ctx: Context, name: str, args: Any, keys: tuple[object, ...]) -> str | None:
     """BASE_IMAGE from build.args (scaleout passes that one argument); a note for every other one."""
     args = args or {}
@@ -121,6 +135,13 @@ def _build_args(ctx: Context, name: str, args: Any, keys: tuple[object, ...]) ->
     for arg, value in args.items():
         if arg == "BASE_IMAGE" and value is not None:
             base_image = ctx.resolve(value, (*keys, "args", arg))
+            secret = [v for v in ctx.given(value) if not v.endswith("_IMAGE")]
+            if secret:  # images.base is written resolved into generated files: never a value of .env
+                ctx.note(name, "build.args.BASE_IMAGE", value, f"not carried over: it takes its value from "
+                         f"${{{secret[0]}}} (.env); write images.base in scaleout.yaml")
+                base_image = None
+            elif ctx.given(value):
+                base_image = ctx.kept("images.base", value, base_image)
         else:
             ctx.note(name, "build.args", f"{arg}", "scaleout passes only BASE_IMAGE to the build: give the ARG a "
                                                    "default in the Dockerfile")

@@ -103,6 +103,17 @@ def _health_timing(ctx: Context, name: str, hc: dict[str, Any]) -> dict[str, int
     return out
 
 
+def _written_path(ctx: Context, test: Any, path: str) -> str:
+    """backend.health.path as the Compose file writes it in the probe's URL, when a variable of .env or the
+    environment sets it (kept as written: ctx.kept), else the path."""
+    args = test if isinstance(test, list) else str(test or "").split()
+    for arg in args:
+        m = re.match(r"^['\"]?https?://[^/'\"]*(/[^?#'\"]*)?", str(arg))
+        if m and ctx.given(m[1] or ""):
+            return ctx.kept("backend.health.path", m[1], path)
+    return path
+
+
 def map_health(ctx: Context, name: str, svc: dict[str, Any], port: int) -> dict[str, Any]:
     """backend.health: an HTTP probe of the replica's own port becomes `path`, anything else `command`."""
     hc = svc.get("healthcheck")
@@ -124,7 +135,7 @@ def map_health(ctx: Context, name: str, svc: dict[str, Any], port: int) -> dict[
     probe = _probe_argv(ctx, shell, argv)
     path = _http_probe_path(probe, port) if probe else None
     if path is not None:
-        return {"path": path, **timing}
+        return {"path": _written_path(ctx, hc.get("test"), path), **timing}
     command = shell if shell is not None else shlex.join(argv or [])
     command = command.strip()
     if not command or any(c in command for c in "\r\n\0"):

@@ -6,7 +6,15 @@ import re
 from typing import Any
 
 from scaleout.adopt.context import SERVICE_HANDLED, SERVICE_INSTEAD, Context, show, why
-from scaleout.adopt.fields import entries, map_build, map_env_files, map_environment, parse_port, read_depends_on
+from scaleout.adopt.fields import (
+    entries,
+    map_build,
+    map_env_files,
+    map_environment,
+    parse_port,
+    read_depends_on,
+    written_build,
+)
 from scaleout.adopt.health import service_healthcheck
 from scaleout.layout import LB_SERVICE
 
@@ -113,6 +121,7 @@ def _service_source(ctx: Context, name: str, svc: dict[str, Any]) -> dict[str, A
     if "build" in svc:
         build = map_build(ctx, name, svc, web=False)
         build.pop("base_image", None)
+        build = written_build(ctx, f"services.{name}", svc, build)
         if "image" in svc:
             ctx.note(name, "image", svc["image"], "the service is built from build:, its image named by scaleout")
         return build

@@ -285,6 +285,8 @@ class _Builder:
             return
         if top is not None:
             top.deepest = max(top.deepest, len(self.stack) + found.height)
+            if isinstance(found.value, (dict, list)) and top.key is not _MERGE:  # bounded where it lands too
+                self._check_size(found.value, self._here(), event.start_mark.line + 1)
         self._attach(found.value, event)
 
     def _count(self, event: Any) -> None:
@@ -332,6 +334,14 @@ class _Builder:
             top.value[top.key] = value
         top.key, top.duplicate = _NO_KEY, False
 
+    def _check_size(self, value: dict | list, path: tuple[str, ...], line: int) -> None:
+        """A whole list or map arriving at `path` at once (an alias, merged keys) within that path's bound."""
+        limit = self.max_items(path) if self.max_items is not None else None
+        if limit is not None and len(value) > limit:
+            kind = "items" if isinstance(value, list) else "keys"
+            raise ConfigError(f"{self.display}:{line}: {'.'.join(path) or 'the file'}: at most {limit} {kind} are "
+                              f"allowed (it has {len(value)} once aliases and merge keys are expanded)")
+
     def _merge(self, frame: _Frame) -> None:
         """`<<: *a` or `<<: [*a, *b]`: the keys of those mappings that the mapping does not set itself (earlier
         ones win); each merged key keeps the line where its anchor's mapping set it."""
@@ -351,6 +361,8 @@ class _Builder:
                     text = _key_text(key)
                     merged_line = self.lines.get((*origin, text)) if origin is not None else None
                     self.lines[(*frame.path, text)] = merged_line or line
+        if frame.limit is not None and len(target) > frame.limit:
+            self._check_size(target, frame.path, frame.line)
 
     def _scalar(self, event: Any) -> Any:
         yaml = self.yaml

@@ -11,7 +11,7 @@ import secrets
 from pathlib import Path
 
 from scaleout.errors import UnsafePathError
-from scaleout.files import atomic_write, confined, read_project_file
+from scaleout.files import atomic_write, confined, read_beneath
 from scaleout.layout import OUT_DIR
 
 __all__ = ["SECRET_FILE", "PIN_HEADER", "ensure_secret", "read_secret", "forget_secret"]
@@ -27,12 +27,12 @@ def _path(project_dir: Path) -> Path:
 
 
 def read_secret(project_dir: Path) -> str | None:
-    # a committed link to /dev/zero or to a huge file must not hang or fill memory: a regular file of the
-    # project, its size checked before it is read
-    root = project_dir.resolve()
+    """The saved secret, or None. Opened once, never through a link (O_NOFOLLOW on every component below the
+    project, fstat on the open descriptor): a committed link to /dev/zero, to a huge file or out of the
+    project, and a swap of the path between a check and the open, all give None."""
     try:
-        _path(project_dir)
-        text = read_project_file(root, SECRET_FILE, max_bytes=256, what=SECRET_FILE).decode("ascii").strip()
+        raw = read_beneath(project_dir.resolve(), SECRET_FILE, limit=256, display=SECRET_FILE)
+        text = raw.decode("ascii").strip()
     except (OSError, UnicodeDecodeError, UnsafePathError):
         return None
     return text if _VALID.fullmatch(text) else None

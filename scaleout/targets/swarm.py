@@ -51,7 +51,13 @@ from scaleout.targets.runner import (
     run_docker,
 )
 from scaleout.targets.status import ServiceStatus, StackStatus, listing_key
-from scaleout.targets.swarm_checks import check_stack_is_ours, registry_problem, swarm_problem
+from scaleout.targets.swarm_checks import (
+    check_objects_are_ours,
+    check_stack_is_ours,
+    object_is_ours,
+    registry_problem,
+    swarm_problem,
+)
 from scaleout.targets.swarm_converge import ServiceSnapshot, Stop, judge
 from scaleout.targets.views import ContainerView, TaskView
 
@@ -452,9 +458,13 @@ class SwarmStack:
         check_stack_is_ours(services, self.config.project, "remove it")
         n = sum(len(self._tasks(s)) for s in services.values())
         label = {"label": f"{LABEL_NAMESPACE}={self.config.project}"}
-        with engine_errors("listing the stack's networks"):
-            leftovers = (client.networks.list(filters=label) or client.configs.list(filters=label)
-                         or client.secrets.list(filters=label))
+        with engine_errors("listing the stack's networks, configs and secrets"):
+            leftovers = [(kind, o.name, (o.attrs.get("Spec") or o.attrs).get("Labels"))
+                         for kind, listing in (("network", client.networks), ("config", client.configs),
+                                               ("secret", client.secrets))
+                         for o in listing.list(filters=label)]
+        # `stack rm` removes the whole namespace: every object in it must be one scaleout's stack file declares
+        check_objects_are_ours(leftovers, self.config.project, "remove it", self.config.named_volumes)
         if services or leftovers:
             self.progress(f"removing stack {self.config.project}")
             self._docker(["docker", "stack", "rm", self.config.project], {}, "removing the stack")
@@ -479,6 +489,10 @@ class SwarmStack:
         if volumes:
             with engine_errors("removing the stack's volumes"):
                 for v in client.volumes.list(filters=label):
+                    if not object_is_ours("volume", v.name, v.attrs.get("Labels"), self.config.project,
+                                          self.config.named_volumes):  # `stack rm` leaves volumes: keep theirs
+                        self.progress(f"kept volume {v.name}: not a volume of this project's scaleout.yaml")
+                        continue
                     with contextlib.suppress(docker.errors.NotFound):
                         v.remove()
         return n

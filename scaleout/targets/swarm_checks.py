@@ -4,12 +4,14 @@ removes, only a stack it deployed itself)."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
 from typing import Any
 
 from scaleout.errors import UsageError
 from scaleout.layout import LABEL_PROJECT
 
-__all__ = ["check_stack_is_ours", "registry_problem", "swarm_problem"]
+__all__ = ["check_objects_are_ours", "check_stack_is_ours", "object_is_ours", "registry_problem", "swarm_problem"]
 
 
 def check_stack_is_ours(services: dict[str, Any], project: str, action: str) -> None:
@@ -22,6 +24,42 @@ def check_stack_is_ours(services: dict[str, Any], project: str, action: str) -> 
         raise UsageError(
             f"refusing to {action}: the Swarm stack {project!r} has service(s) that scaleout did not create "
             f"(no {LABEL_PROJECT}={project} label): {', '.join(foreign[:5])}{' ...' if len(foreign) > 5 else ''}",
+            hint="it is another stack of the same name: set `name:` in scaleout.yaml to a name of its own, or "
+                 f"remove that stack yourself (`docker stack rm {project}`) if you mean to")
+
+
+def _own_name(kind: str, name: str, project: str, volumes: Iterable[str]) -> bool:
+    """The names `docker stack deploy` gives what scaleout's stack file declares (render/swarm.py)."""
+    p = re.escape(project)
+    patterns = {
+        "network": rf"{p}_default",
+        "config": rf"{p}_nginx_[0-9a-f]{{12}}",
+        "secret": rf"{p}_tls_(?:cert|key)_[0-9a-f]{{12}}",
+        "volume": "|".join(rf"{p}_{re.escape(v)}" for v in volumes) or r"(?!)",
+    }
+    return re.fullmatch(patterns[kind], name) is not None
+
+
+def object_is_ours(kind: str, name: str, labels: dict[str, str] | None, project: str,
+                   volumes: Iterable[str] = ()) -> bool:
+    """Whether a network, config, secret or volume of the stack `project` is one scaleout's stack file
+    declares: it carries the io.scaleout.project label of `project`, or has one of the names the stack file
+    gives (its default network, the nginx config and TLS secrets named by their content, its named volumes)."""
+    return (labels or {}).get(LABEL_PROJECT) == project or _own_name(kind, name, project, volumes)
+
+
+def check_objects_are_ours(objects: Iterable[tuple[str, str, dict[str, str] | None]], project: str, action: str,
+                           volumes: Iterable[str] = ()) -> None:
+    """UsageError naming every (kind, name, labels) of the stack's namespace that scaleout's stack file does
+    not declare: `docker stack rm` removes every network, config and secret of the namespace, also another
+    stack's of the same name (one whose services are gone, or were never there)."""
+    volumes = tuple(volumes)
+    foreign = sorted(f"{kind} {name}" for kind, name, labels in objects
+                     if not object_is_ours(kind, name, labels, project, volumes))
+    if foreign:
+        raise UsageError(
+            f"refusing to {action}: the Swarm stack {project!r} has objects that scaleout's stack file does not "
+            f"declare: {', '.join(foreign[:5])}{' ...' if len(foreign) > 5 else ''}",
             hint="it is another stack of the same name: set `name:` in scaleout.yaml to a name of its own, or "
                  f"remove that stack yourself (`docker stack rm {project}`) if you mean to")
 

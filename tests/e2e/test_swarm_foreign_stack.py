@@ -45,3 +45,43 @@ def test_down_and_up_refuse_a_stack_scaleout_did_not_create(make_project, swarm,
         assert services == {f"{p.name}_web", f"{p.name}_worker"}  # the other stack is untouched
     finally:
         subprocess.run(["docker", "stack", "rm", p.name], capture_output=True, timeout=60)
+
+
+def test_down_refuses_networks_configs_secrets_of_another_stack_of_the_name(make_project, swarm):  # noqa: F811
+    # a stack of the project's name whose services are gone (or never were): `docker stack rm` would remove
+    # its network, config and secret, which scaleout's stack file never declares
+    p = make_project(replace={"  replicas: 3\n": "  replicas: 1\n"})
+    ns = f"{NS}={p.name}"
+    made = [["network", f"{p.name}_frontend"], ["config", f"{p.name}_db_conf"], ["secret", f"{p.name}_db_password"]]
+    try:
+        r = subprocess.run(["docker", "network", "create", "--driver", "overlay", "--label", ns, made[0][1]],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        for kind, name in made[1:]:
+            r = subprocess.run(["docker", kind, "create", "--label", ns, name, "-"], input="theirs",
+                               capture_output=True, text=True, timeout=60)
+            assert r.returncode == 0, r.stderr
+        for args in (["down", "--target", "swarm"], ["down", "--target", "swarm", "--volumes"]):
+            r = p.cli(*args, timeout=120)
+            assert r.returncode == 2, (args, r.returncode, r.stdout + r.stderr)
+            assert "refusing to remove it" in r.stderr and "does not declare" in r.stderr, r.stderr
+            assert all(f"{kind} {name}" in r.stderr for kind, name in made), r.stderr
+            assert "Traceback" not in r.stderr, r.stderr
+        assert {n.name for n in swarm.networks.list(filters={"label": ns})} == {made[0][1]}  # all still there
+        assert {c.name for c in swarm.configs.list(filters={"label": ns})} == {made[1][1]}
+        assert {s.name for s in swarm.secrets.list(filters={"label": ns})} == {made[2][1]}
+        # `stack rm` never removes volumes and scaleout removes only its own: with those gone, `down --volumes`
+        # goes on and keeps the other stack's volume, saying so
+        for kind, name in reversed(made):
+            subprocess.run(["docker", kind, "rm", name], capture_output=True, timeout=60)
+        made.append(["volume", f"{p.name}_theirs"])
+        r = subprocess.run(["docker", "volume", "create", "--label", ns, made[-1][1]], capture_output=True,
+                           text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        r = p.cli("down", "--target", "swarm", "--volumes", timeout=120)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert f"kept volume {p.name}_theirs" in r.stdout + r.stderr, r.stdout + r.stderr
+        assert {v.name for v in swarm.volumes.list(filters={"label": ns})} == {made[-1][1]}
+    finally:
+        for kind, name in reversed(made):
+            subprocess.run(["docker", kind, "rm", name], capture_output=True, timeout=60)

@@ -573,3 +573,26 @@ def test_read_capped_reports_a_read_error(tmp_path, monkeypatch):
     with pytest.raises(ConfigError) as err:
         read_capped(tmp_path / "f", display="f")
     assert str(err.value) == "f: cannot be read: Input/output error"
+
+
+@pytest.mark.timeout(30)
+def test_read_beneath_opens_once_and_never_through_a_link(tmp_path):
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "f").write_bytes(b"ok")
+    assert files.read_beneath(tmp_path, "d/f", limit=16, display="f") == b"ok"
+    with pytest.raises(UnsafePathError, match="is 2 bytes; at most 1 bytes"):
+        files.read_beneath(tmp_path, "d/f", limit=1, display="f")
+    (tmp_path / "ld").symlink_to(tmp_path / "d")
+    (tmp_path / "d" / "lf").symlink_to(tmp_path / "d" / "f")
+    for rel, named in (("ld/f", "ld"), ("d/lf", "d/lf")):
+        with pytest.raises(UnsafePathError) as err:
+            files.read_beneath(tmp_path, rel, limit=16, display="f")
+        assert err.value.message == (f"f: {named} is a symbolic link or not a folder; "
+                                     "scaleout does not read through links")
+    os.mkfifo(tmp_path / "d" / "fifo")
+    with pytest.raises(UnsafePathError, match="not a regular file"):  # and does not block
+        files.read_beneath(tmp_path, "d/fifo", limit=16, display="f")
+    with pytest.raises(FileNotFoundError):
+        files.read_beneath(tmp_path, "d/missing", limit=16, display="f")
+    with pytest.raises(UnsafePathError):
+        files.read_beneath(tmp_path, "../x", limit=16, display="f")

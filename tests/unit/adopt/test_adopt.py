@@ -275,7 +275,10 @@ def test_container_port_from_ports_expose_dockerfile_or_default(tmp_path):
 
 def test_ports_with_a_variable_are_resolved_for_the_port_and_shown_as_written(tmp_path):
     a = adopted(tmp_path, web('ports: ["${WEB_PORT:-8000}:${APP_PORT:-5000}"]'), env={"APP_PORT": "5050"})
-    assert a.data["backend"]["port"] == 5050
+    assert a.data["backend"]["port"] == "${APP_PORT:-5000}"  # set in the environment: kept as written
+    assert notes_about(a, "backend.port: ${APP_PORT:-5000}: kept as written")
+    assert adopted(tmp_path / "d", web('ports: ["${WEB_PORT:-8000}:${APP_PORT:-5000}"]'), env={}).data[
+        "backend"]["port"] == 5000  # only the default: the number
     assert notes_about(a, "web: ports ${WEB_PORT:-8000}:${APP_PORT:-5000}: the replicas are not published")
 
 
@@ -611,7 +614,7 @@ def test_the_compose_projects_dotenv_is_read_by_the_one_dotenv_reader(tmp_path):
     assert values == {"A": "1", "B": "two words", "C": "$x", "D": "plain", "E": "5", "F": "a\nb"}
     assert read_dotenv(tmp_path / "missing", {}, "x") == ({}, [])
     a = adopted(tmp_path / "ok", web('ports: ["${PORT}"]'), files={".env": "export PORT=7070\n"})
-    assert a.data["backend"]["port"] == 7070
+    assert a.data["backend"]["port"] == "${PORT}"  # resolved to 7070 by validation, kept as written
     with pytest.raises(ConfigError, match=r"compose.yaml: .env:2: expected KEY=VALUE"):
         adopted(tmp_path / "bad", web('ports: ["${PORT}"]'), files={".env": "PORT=7070\nbad line\n"})
 

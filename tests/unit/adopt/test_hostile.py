@@ -34,8 +34,27 @@ CASES = {
                            + "v: 1\n", f"nested deeper than {MAX_DEPTH} levels"),
     "deep through aliases": (WEB + "x-a: &a " + "[" * 30 + "1" + "]" * 30 + "\nx-b: " + "[" * 20 + "*a" + "]" * 20
                              + "\n", "once aliases are expanded"),
-    "too many nodes": (WEB + "x-wide:\n" + "".join(f"  k{i}: {i}\n" for i in range(MAX_NODES + 10)),
-                       f"more than {MAX_NODES} values"),
+    "too many nodes": (WEB + "".join(f"x-wide{j}:\n" + "".join(f"  k{i}: {i}\n" for i in range(1000))
+                                     for j in range(MAX_NODES // 1000 + 1)), f"more than {MAX_NODES} values"),
+    # each list and map has its own bound too (config/bounds.py COMPOSE_BOUNDS), far below the node count
+    "many ports": ("services:\n  web:\n    image: acme/web:1\n    ports:\n"
+                   + "".join(f"      - '{9000 + i}:{9000 + i}'\n" for i in range(300)),
+                   "compose.yaml:4: services.web.ports: at most 256 items are allowed"),
+    "many depends_on": (WEB + "    depends_on:\n" + "".join(f"      - s{i}\n" for i in range(300)),
+                        "compose.yaml:5: services.web.depends_on: at most 256 items are allowed"),
+    "many environment keys": (WEB + "    environment:\n" + "".join(f"      V{i}: x\n" for i in range(1100)),
+                              "compose.yaml:5: services.web.environment: at most 1024 keys are allowed"),
+    "many services": (WEB + "".join(f"  s{i}: {{image: r/s:1}}\n" for i in range(300)),
+                      "compose.yaml:1: services: at most 256 keys are allowed"),
+    "many labels in an extension": (WEB + "x-labels:\n" + "".join(f"  l{i}: x\n" for i in range(1100)),
+                                    "compose.yaml:5: x-labels: at most 1024 keys are allowed"),
+    "an aliased list over its key's bound": (
+        "x-many: &many [" + ", ".join(f"s{i}" for i in range(300)) + "]\n" + WEB + "    depends_on: *many\n",
+        "compose.yaml:6: services.web.depends_on: at most 256 items are allowed (it has 300 once aliases"),
+    "merged keys over the bound": (
+        "x-env: &env {" + ", ".join(f"A{i}: x" for i in range(1000)) + "}\n" + WEB
+        + "    environment:\n      <<: *env\n" + "".join(f"      B{i}: y\n" for i in range(100)),
+        "services.web.environment: at most 1024 keys are allowed (it has 1100 once aliases and merge keys"),
     "duplicate service": ("services:\n  web:\n    image: a/b:1\n  web:\n    image: c/d:1\n",
                           "compose.yaml:4: services.web: duplicate key (first set on line 2)"),
     "duplicate environment key": (WEB + "    environment:\n      A: 1\n      A: 2\n",

@@ -80,6 +80,8 @@ def test_well_known_stays_allowed_and_nginx_denies_hidden_names_below_folder_rou
 
 
 def test_export_k8s_reads_no_hidden_file_and_no_env_file(project):
+    # the files appear after the config was checked (which refuses them, below): the export skips them itself
+    cfg = load_config(project, env={})
     static = project / "public"
     (static / "static" / ".env").write_text("SECRET=1\n")
     (static / "sub" / ".git").mkdir(parents=True)
@@ -87,7 +89,6 @@ def test_export_k8s_reads_no_hidden_file_and_no_env_file(project):
     (static / ".hidden.css").write_text("x")
     (static / "conf").mkdir()
     (static / "conf" / "svc.env").write_text("TOKEN=2\n")
-    cfg = load_config(project, env={})
     files = read_static_files(cfg.model_copy(update={"backend": cfg.backend.model_copy(
         update={"env_file": ("public/conf/svc.env",)})}))
     assert not any(rel.startswith(".") or "/." in rel for rel in files), sorted(files)
@@ -99,3 +100,68 @@ def test_yaml_of_the_rendered_nginx_stays_loadable(project):
     # the deny location holds no character that breaks the k8s ConfigMap's YAML
     cfg = _with(project, "")
     assert "deny all;" in yaml.safe_dump({"nginx.conf": render_nginx(cfg)})
+
+
+@pytest.mark.parametrize("rel", [".env.production", "config/.env", "deep/er/app.env", "certs/server.pem", "tls.KEY",
+                                 "id_rsa", "keys/id_ed25519", ".npmrc", ".netrc", "admin/.htpasswd", "sub/.git",
+                                 "home/.ssh", ".aws", "store.p12"])
+def test_a_file_whose_name_says_secret_anywhere_under_static_dir_is_refused(project, rel):
+    path = project / "public" / rel
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if rel.endswith((".git", ".ssh", ".aws")):
+        path.mkdir()
+        (path / "config").write_text("x")
+    else:
+        path.write_text("SECRET=1\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(project, env={})
+    assert f"static.dir: public/{rel}: the name says it holds a secret" in str(err.value), str(err.value)
+    assert "move it out of public/" in str(err.value)
+
+
+def test_a_link_named_like_a_secret_is_refused_and_never_followed(project, tmp_path):
+    (tmp_path / "elsewhere").mkdir()
+    (project / "public" / "id_rsa").symlink_to(tmp_path / "elsewhere")
+    (project / "public" / "loop").symlink_to(project / "public")  # followed, this would never end
+    with pytest.raises(ConfigError, match="public/id_rsa: the name says"):
+        load_config(project, env={})
+
+
+def test_public_files_with_nearby_names_stay_allowed(project):
+    for rel in ("id_rsa.pub", "keys.html", "env.js", "environment.css", "pem/readme.txt", ".well-known/security.txt",
+                "docs/dotenv.md"):
+        path = project / "public" / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("x")
+    assert load_config(project, env={}).static.dir == "public"
+
+
+def test_many_secret_files_are_named_five_at_most(project):
+    for i in range(8):
+        (project / "public" / f"k{i}.pem").write_text("x")
+    with pytest.raises(ConfigError) as err:
+        load_config(project, env={})
+    assert "public/k0.pem, public/k1.pem, public/k2.pem, public/k3.pem, public/k4.pem ...:" in str(err.value)
+
+
+@pytest.mark.timeout(60)
+def test_a_crafted_deep_tree_under_static_dir_is_refused_without_a_traceback(project):
+    import os
+
+    here = os.getcwd()
+    os.chdir(project / "public")
+    try:
+        for _ in range(1100):  # deeper than Python's recursion limit
+            os.mkdir("a")
+            os.chdir("a")
+    finally:
+        os.chdir(here)
+    try:
+        with pytest.raises(ConfigError, match=r"static.dir: public/a/a/.*: folders nested deeper than 64 levels"):
+            load_config(project, env={})
+    finally:  # removed from the bottom up: pytest's own (recursive) cleanup of tmp_path would fail on it
+        deepest = project / "public" / "/".join(["a"] * 1100)
+        for path in (deepest, *deepest.parents):
+            if path == project / "public":
+                break
+            path.rmdir()
