@@ -13,6 +13,7 @@ from scaleout.config.load import parse_config
 from scaleout.render import plan_for
 from scaleout.render.nginx import render_nginx
 from scaleout.render.swarm import render_swarm, swarm_nginx
+from tests.unit.replay.test_pin import _locations
 
 SECRET = "ab" * 32
 
@@ -53,19 +54,7 @@ def test_only_a_task_of_this_stacks_backend_can_be_pinned(tmp_path):
 
 
 def test_every_location_to_the_tasks_drops_the_pin_header(tmp_path):
-    import crossplane
-
-    conf = tmp_path / "nginx.conf"
-    conf.write_text(swarm_nginx(_cfg(tmp_path), pin=SECRET))
-    parsed = crossplane.parse(str(conf), single=True, check_ctx=False, check_args=False)
-
-    def walk(block):
-        for d in block:
-            if d["directive"] == "location":
-                yield " ".join(d["args"]), d.get("block", [])
-            yield from walk(d.get("block", []))
-
-    locations = dict(walk(parsed["config"][0]["parsed"]))
+    locations = _locations(swarm_nginx(_cfg(tmp_path), pin=SECRET), tmp_path)
     to_tasks = {n: b for n, b in locations.items() if any(d["directive"] == "proxy_pass" for d in b)}
     assert {"/", "@websocket", "@pinned"} <= set(to_tasks)
     for name, block in to_tasks.items():
