@@ -2,7 +2,8 @@
 here): two backend tasks running tests/apps/replay/app.py behind the Swarm balancer. Each step is pinned to a
 task through the balancer's published port (the pin header names the task's container, which the engine's DNS
 resolves inside the stack's network); the session bug is found with its step and depends_on, the stateless
-control passes, and without this stack's secret the pin header pins nothing."""
+control passes, and without this stack's secret (or naming another task than a backend's) the pin header
+pins nothing."""
 
 from __future__ import annotations
 
@@ -46,13 +47,15 @@ def test_replay_on_swarm_finds_the_session_and_passes_the_control(swarm_project)
 
     # the pin header with this stack's secret names a task's container; any other secret pins nothing
     secret = secret_file.read_text().strip()
-    task = next(s["container"] for s in json.loads(p.cli("status", "--json", check=True).stdout)["replicas"]
-                if s["service"] == "backend-1")
+    status = json.loads(p.cli("status", "--json", check=True).stdout)
+    task = next(s["container"] for s in status["replicas"] if s["service"] == "backend-1")
+    balancer = status["balancer"]["container"]  # a task of this stack, but not of its backend
     with httpx.Client() as c:
         def hosts(pin: str) -> set[str]:
             return {c.get(f"{p.url}/ok/x", headers={"X-Scaleout-Pin": pin}).json()["host"] for _ in range(20)}
 
         assert hosts(f"{secret}:{task}") == {"backend-1"}
         assert hosts(f"{'0' * 64}:{task}") == {"backend-1", "backend-2"}  # balanced as before
+        assert hosts(f"{secret}:{balancer}") == {"backend-1", "backend-2"}  # only backend tasks can be pinned
     r = p.cli("down", timeout=120)
     assert r.returncode == 0 and not secret_file.exists()  # rotated: the next `up` makes a new secret
