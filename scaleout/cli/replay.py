@@ -9,7 +9,7 @@ from pathlib import Path
 import typer
 
 from scaleout.cli.common import load_for, state_of
-from scaleout.errors import ExitCode, NotRunningError, UsageError
+from scaleout.errors import ExitCode, NotRunningError
 
 SCHEMA = "scaleout.replay/1"
 
@@ -67,7 +67,7 @@ def replay(
     step's answer depends on the replica that served an earlier step."""
     from scaleout.replay.judge import judge
     from scaleout.replay.runner import Runner
-    from scaleout.replay.secret import read_secret
+    from scaleout.replay.secret import SECRET_FILE, read_secret
     from scaleout.targets import open_target, resolve_target
 
     st = state_of(ctx)
@@ -75,13 +75,17 @@ def replay(
     cfg = load_for(st)
     flow = _read_flow(file)
     tgt = resolve_target(cfg.project_dir, None)
-    if tgt != "compose":
-        raise UsageError(f"replay: the pin route exists on the Compose target only (this stack runs on {tgt})")
     status = open_target(tgt, cfg).status()
-    replicas = sorted(s.service for s in status.replicas if s.state == "running")
+    running = [s for s in status.replicas if s.state == "running"]
+    # what the pin header names: the replica's name on Compose (backend-1), its task's container on Swarm
+    pins = {s.service: s.container if tgt == "swarm" else s.service for s in running}
+    replicas = sorted(pins)
     secret = read_secret(cfg.project_dir)
-    if not status.running or secret is None:
+    if not status.running:
         raise NotRunningError("replay: the stack is not up", hint="start it with `scaleout up --replicas 2`")
+    if secret is None:
+        raise NotRunningError(f"replay: the stack runs without the pin route (no {SECRET_FILE})",
+                              hint="run `scaleout up` again: it makes the secret and gives it to the balancer")
     if len(replicas) < 2:
         con.message(f"replay: {len(replicas)} replica running: nothing to compare; "
                     "run `scaleout up --replicas 2` (or more)")
@@ -91,7 +95,7 @@ def replay(
         from scaleout.tls.certs import data_dir
 
         verify = str(data_dir() / "ca.pem")
-    runner = Runner(flow, cfg.url, secret, timeout=timeout, verify=verify)
+    runner = Runner(flow, cfg.url, secret, timeout=timeout, verify=verify, pins=pins)
     if flow.skipped_other_origins:
         con.message(f"replay: {flow.skipped_other_origins} request(s) to other origins left out")
     con.message(f"replay: {len(flow.steps)} step(s) from {file} on {', '.join(replicas)}")

@@ -101,8 +101,8 @@ def up(
 
 
 def _pin(tgt: str, cfg) -> str | None:
-    """The replay pin secret on Compose (made on first `up`); Swarm has no pin route yet."""
-    if tgt != "compose":
+    """The replay pin secret (made on first `up`) on Compose and Swarm."""
+    if tgt not in ("compose", "swarm"):
         return None
     from scaleout.replay.secret import current_or_new
 

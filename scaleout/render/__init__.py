@@ -10,7 +10,7 @@ from __future__ import annotations
 from scaleout.config.model import Config
 from scaleout.errors import ConfigError
 from scaleout.files import Plan, inside
-from scaleout.layout import COMPOSE_FILE, CONFIG_FILE, SWARM_DIR, SWARM_STACK_FILE, TLS_CERT, TLS_KEY
+from scaleout.layout import COMPOSE_FILE, CONFIG_FILE, SWARM_DIR, SWARM_NGINX, SWARM_STACK_FILE, TLS_CERT, TLS_KEY
 
 
 def check_project_files(config: Config) -> None:
@@ -46,7 +46,7 @@ def plan_for(target: str, config: Config, nginx_version: tuple[int, int, int] | 
     the service worker and the fingerprinted asset copies, keyed by path relative to the project.
     With balancer.tls also the certificate and its key (see scaleout/tls/certs.py; on Swarm they become secrets
     too), and `nginx_version`, the balancer image's (scaleout/targets/nginx_version.py), is required: the
-    HTTP/2 syntax depends on it. `pin` (scaleout/replay/secret.py, Compose only) adds the replay pin route."""
+    HTTP/2 syntax depends on it. `pin` (scaleout/replay/secret.py) adds the replay pin route."""
     from scaleout.render.assets import asset_files, plan_assets
     from scaleout.render.worker import render_worker
 
@@ -71,8 +71,10 @@ def plan_for(target: str, config: Config, nginx_version: tuple[int, int, int] | 
         from scaleout.render.swarm import render_swarm_files
 
         files: dict[str, str | bytes] = dict(
-            render_swarm_files(config, worker, assets.env_value(), nginx_version=nginx_version, tls=tls_pair)
+            render_swarm_files(config, worker, assets.env_value(), nginx_version=nginx_version, tls=tls_pair, pin=pin)
         )
+        if pin is not None:  # the stack file names the nginx.conf Swarm config; this copy holds the pin secret
+            modes[f"{SWARM_DIR}/{SWARM_NGINX}"] = 0o600
     else:
         from scaleout.render.compose import render
 

@@ -139,9 +139,14 @@ def render_nginx(
     replicas through DNS per request instead of a fixed upstream block (Swarm and Kubernetes).
     With balancer.tls nginx serves HTTPS and HTTP/2 in the syntax of `nginx_version`.
     `replicas` replaces the upstream's servers (a rolling update names containers while it swaps them).
-    `pin` (the stack's replay secret, hex) adds the route that sends a request carrying it to one replica."""
+    `pin` (the stack's replay secret, hex) adds the route that sends a request carrying it to one replica;
+    with `dynamic` that replica is a task named by its container name, `dynamic["pin_tasks"]`.SLOT.TASKID."""
     if pin is not None and not re.fullmatch(r"[0-9a-f]{32,128}", pin):
         raise ValueError("the pin secret must be 32 to 128 lowercase hex digits")
+    if pin is not None and dynamic is not None:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.-]*", dynamic.get("pin_tasks") or ""):
+            raise ValueError("a pin route on a dynamic target needs the backend service's name (pin_tasks)")
+        dynamic = {**dynamic, "pin_tasks_re": re.escape(dynamic["pin_tasks"])}
     env = template_env()
     return env.get_template("nginx/nginx.conf.j2").render(
         dynamic=dynamic,

@@ -61,11 +61,18 @@ def _required(var: str, what: str) -> str:
     return text
 
 
-def swarm_nginx(config: Config, nginx_version: tuple[int, int, int] | None = None) -> str:
+def backend_service_name(config: Config) -> str:
+    """The backend's service name in the swarm; its tasks' containers are named NAME.SLOT.TASKID."""
+    return f"{config.project}_{BACKEND_SERVICE}"
+
+
+def swarm_nginx(config: Config, nginx_version: tuple[int, int, int] | None = None, pin: str | None = None) -> str:
     """The balancer's nginx.conf on Swarm: every ready task of the backend service, via Docker's DNS.
-    With balancer.tls `nginx_version` (the balancer image's) picks the HTTP/2 syntax, as on Compose."""
+    With balancer.tls `nginx_version` (the balancer image's) picks the HTTP/2 syntax, as on Compose.
+    `pin` (the stack's replay secret) adds the route that sends a request to one task, named by its container."""
     return render_nginx(config, {"target": "Docker Swarm", "host": f"tasks.{BACKEND_SERVICE}",
-                                 "resolver": SWARM_DNS, "valid": DNS_VALID_S}, nginx_version=nginx_version)
+                                 "resolver": SWARM_DNS, "valid": DNS_VALID_S,
+                                 "pin_tasks": backend_service_name(config)}, nginx_version=nginx_version, pin=pin)
 
 
 def nginx_config_name(config: Config, nginx_text: str) -> str:
@@ -315,11 +322,13 @@ def swarm_stack_data(config: Config, nginx_text: str, assets: str | None = None,
 
 
 def render_swarm(config: Config, assets: str | None = None, stack_dir: Path | None = None, *,
-                 nginx_version: tuple[int, int, int] | None = None, tls: SwarmTls | None = None) -> dict[str, str]:
+                 nginx_version: tuple[int, int, int] | None = None, tls: SwarmTls | None = None,
+                 pin: str | None = None) -> dict[str, str]:
     """{stack.yml, nginx.conf}: what `scaleout up --target swarm` deploys with `docker stack deploy`.
-    With balancer.tls: `nginx_version` (the balancer image's) and `tls`, the certificate and its key."""
+    With balancer.tls: `nginx_version` (the balancer image's) and `tls`, the certificate and its key.
+    `pin`: the replay secret (`up` only; an export carries no pin route)."""
     check_dynamic_balancing(config, "Docker Swarm")
-    nginx_text = swarm_nginx(config, nginx_version)
+    nginx_text = swarm_nginx(config, nginx_version, pin)
     data = swarm_stack_data(config, nginx_text, assets, stack_dir, tls)
     built = " ".join(f"{var}=..." for var in service_image_vars(config).values())
     header = (
@@ -347,12 +356,12 @@ def render_swarm(config: Config, assets: str | None = None, stack_dir: Path | No
 
 def render_swarm_files(config: Config, worker: str | None, assets: str | None = None, *,
                        nginx_version: tuple[int, int, int] | None = None,
-                       tls: tuple[bytes, bytes] | None = None) -> dict[str, str]:
+                       tls: tuple[bytes, bytes] | None = None, pin: str | None = None) -> dict[str, str]:
     """The files `up --target swarm` writes under .scaleout/: the stack file, its nginx.conf, the worker.
     `assets` is the SCALEOUT_ASSETS map of the fingerprinted copies (see scaleout.render.assets).
     `tls` is (certificate, key) with balancer.tls: written to .scaleout/tls/ by the caller's Plan."""
     swarm_tls = SwarmTls(tls[0], tls[1], _from_stack(config, None, TLS_DIR)) if tls is not None else None
-    rendered = render_swarm(config, assets, nginx_version=nginx_version, tls=swarm_tls)
+    rendered = render_swarm(config, assets, nginx_version=nginx_version, tls=swarm_tls, pin=pin)
     files = {f"{SWARM_DIR}/{rel}": text for rel, text in rendered.items()}
     if worker is not None and config.static.generate_worker and config.static.service_workers:
         files[f"{WORKER_DIR}/{config.static.service_workers[0].lstrip('/')}"] = worker

@@ -23,8 +23,12 @@ class PinError(ScaleoutError):
 
 
 class Runner:
-    def __init__(self, flow: Flow, origin: str, secret: str, *, timeout: float = 10.0, verify=True) -> None:
+    def __init__(self, flow: Flow, origin: str, secret: str, *, timeout: float = 10.0, verify=True,
+                 pins: dict[str, str] | None = None) -> None:
+        """`pins`: what the pin header names for each replica (default: the replica's own name; on Swarm the
+        container name of its task, which the engine's DNS resolves to that task)."""
         self.flow, self.origin, self.secret = flow, origin.rstrip("/"), secret
+        self.pins = dict(pins or {})
         self.timeout, self.verify = timeout, verify
         self.addresses: dict[str, set[str]] = {}  # replica -> X-Upstream-Addr seen while pinned to it
 
@@ -41,7 +45,7 @@ class Runner:
                 target, headers, body = step.target, list(step.headers), step.body
         except TemplateError as exc:
             return Answer(0, replica=replica, error=f"not sent: {exc}")
-        headers.append((PIN_HEADER, f"{self.secret}:{replica}"))
+        headers.append((PIN_HEADER, f"{self.secret}:{self.pins.get(replica, replica)}"))
         try:
             resp = client.request(step.method, self.origin + target, headers=headers, content=body)
         except httpx.ConnectError as exc:

@@ -55,8 +55,9 @@ app.get('/api/whoami', (req, res) => res.json({ backend: hostname }));
 //   session  sessions kept in this process's memory       disk    notes written to this container's disk
 //   cache    greetings cached in this process's memory    secret  a signing key made by each process
 //   csrf     form tokens remembered by this process
-const demoBug = process.env.SCALEOUT_DEMO_BUG || '';
-const secretKey = demoBug === 'secret' ? crypto.randomBytes(32) : (process.env.SECRET_KEY || 'dev-only: set SECRET_KEY');
+// several at once: a comma-separated list (`session,disk`)
+const demoBugs = new Set((process.env.SCALEOUT_DEMO_BUG || '').split(',').map((b) => b.trim()).filter(Boolean));
+const secretKey = demoBugs.has('secret') ? crypto.randomBytes(32) : (process.env.SECRET_KEY || 'dev-only: set SECRET_KEY');
 const sessions = new Map(); const formTokens = new Set(); const greetings = new Map();
 const notesDir = '/tmp/notes';
 const fs = require('fs');
@@ -80,7 +81,7 @@ app.use('/api', express.json(), express.text());
 app.post('/api/login', (req, res) => {
   const user = field(req, 'user').replace(/[^\w.-]/g, '').slice(0, 40) || 'guest';
   let token;
-  if (demoBug === 'session') {
+  if (demoBugs.has('session')) {
     token = crypto.randomBytes(16).toString('hex');
     sessions.set(token, user);
   } else { // the session is in the cookie, signed with the key every replica shares
@@ -91,13 +92,13 @@ app.post('/api/login', (req, res) => {
 });
 app.get('/api/me', (req, res) => {
   const session = cookies(req).session || '';
-  const user = demoBug === 'session' ? sessions.get(session) : (verified(session) || '').split(':')[0];
+  const user = demoBugs.has('session') ? sessions.get(session) : (verified(session) || '').split(':')[0];
   if (user) answer(res, 200, { user }); else answer(res, 401, { error: 'log in first' });
 });
 app.post('/api/notes', (req, res) => {
   const text = typeof req.body === 'string' ? req.body : '';
   let id;
-  if (demoBug === 'disk') {
+  if (demoBugs.has('disk')) {
     id = crypto.randomUUID().replace(/-/g, '');
     fs.mkdirSync(notesDir, { recursive: true });
     fs.writeFileSync(path.join(notesDir, id), text);
@@ -110,7 +111,7 @@ app.post('/api/notes', (req, res) => {
 app.get('/api/notes/:id', (req, res) => {
   const { id } = req.params;
   let text;
-  if (demoBug === 'disk') {
+  if (demoBugs.has('disk')) {
     try { text = fs.readFileSync(path.join(notesDir, id.replace(/[^0-9a-f]/g, '') || 'none'), 'utf8'); } catch { text = null; }
   } else {
     text = /^[\w-]*$/.test(id) ? Buffer.from(id, 'base64url').toString('utf8') : null;
@@ -119,26 +120,26 @@ app.get('/api/notes/:id', (req, res) => {
 });
 app.get('/api/form', (req, res) => {
   let token = crypto.randomBytes(16).toString('hex');
-  if (demoBug === 'csrf') formTokens.add(token); else token = sign(token);
+  if (demoBugs.has('csrf')) formTokens.add(token); else token = sign(token);
   answer(res, 200, { token });
 });
 app.post('/api/form', (req, res) => {
   const token = field(req, 'token');
-  const ok = demoBug === 'csrf' ? formTokens.has(token) : verified(token) !== null;
+  const ok = demoBugs.has('csrf') ? formTokens.has(token) : verified(token) !== null;
   if (ok) answer(res, 200, { saved: true }); else answer(res, 403, { error: 'invalid form token' });
 });
 app.post('/api/greeting', (req, res) => { // the greeting is kept in a cookie: the demo has no database
   const greeting = field(req, 'greeting').replace(/[^\w .,!-]/g, '').slice(0, 80);
-  if (demoBug === 'cache') greetings.set(cookies(req).session || '', greeting);
+  if (demoBugs.has('cache')) greetings.set(cookies(req).session || '', greeting);
   res.cookie('greeting', greeting, { path: '/', sameSite: 'lax' });
   answer(res, 200, { greeting });
 });
 app.get('/api/greeting', (req, res) => {
   const jar = cookies(req);
   const session = jar.session || '';
-  if (demoBug === 'cache' && greetings.has(session)) return answer(res, 200, { greeting: greetings.get(session) });
+  if (demoBugs.has('cache') && greetings.has(session)) return answer(res, 200, { greeting: greetings.get(session) });
   const greeting = jar.greeting || 'Hello';
-  if (demoBug === 'cache') greetings.set(session, greeting);
+  if (demoBugs.has('cache')) greetings.set(session, greeting);
   return answer(res, 200, { greeting });
 });
 

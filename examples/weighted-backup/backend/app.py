@@ -44,8 +44,9 @@ def asset(name):
 #   session  sessions kept in this process's memory       disk    notes written to this container's disk
 #   cache    greetings cached in this process's memory    secret  a signing key made by each process
 #   csrf     form tokens remembered by this process
-DEMO_BUG = os.environ.get("SCALEOUT_DEMO_BUG", "")
-SECRET_KEY = (secrets.token_bytes(32) if DEMO_BUG == "secret"
+# Several at once are a comma-separated list (`session,disk`).
+DEMO_BUGS = {b.strip() for b in os.environ.get("SCALEOUT_DEMO_BUG", "").split(",") if b.strip()}
+SECRET_KEY = (secrets.token_bytes(32) if "secret" in DEMO_BUGS
               else os.environ.get("SECRET_KEY", "dev-only: set SECRET_KEY").encode())
 SESSIONS, FORM_TOKENS, GREETINGS = {}, set(), {}
 NOTES_DIR = "/tmp/notes"
@@ -74,17 +75,17 @@ def demo(method, path, body, cookies):
     session = cookies.get("session", "")
     if (method, path) == ("POST", "/api/login"):
         user = re.sub(r"[^\w.-]", "", field(body, "user"))[:40] or "guest"
-        if DEMO_BUG == "session":
+        if "session" in DEMO_BUGS:
             token = secrets.token_hex(16)
             SESSIONS[token] = user
         else:  # the session is in the cookie, signed with the key every replica shares
             token = sign(f"{user}:{secrets.token_hex(8)}")
         return 200, {"user": user}, [("Set-Cookie", f"session={token}; Path=/; HttpOnly; SameSite=Lax")]
     if (method, path) == ("GET", "/api/me"):
-        user = SESSIONS.get(session) if DEMO_BUG == "session" else (verified(session) or "").rpartition(":")[0]
+        user = SESSIONS.get(session) if "session" in DEMO_BUGS else (verified(session) or "").rpartition(":")[0]
         return (200, {"user": user}, []) if user else (401, {"error": "log in first"}, [])
     if (method, path) == ("POST", "/api/notes"):
-        if DEMO_BUG == "disk":
+        if "disk" in DEMO_BUGS:
             note_id = uuid.uuid4().hex
             os.makedirs(NOTES_DIR, exist_ok=True)
             with open(os.path.join(NOTES_DIR, note_id), "wb") as f:
@@ -95,7 +96,7 @@ def demo(method, path, body, cookies):
     if method == "GET" and path.startswith("/api/notes/"):
         note_id = path.rsplit("/", 1)[1]
         try:
-            if DEMO_BUG == "disk":
+            if "disk" in DEMO_BUGS:
                 with open(os.path.join(NOTES_DIR, re.sub(r"[^0-9a-f]", "", note_id)), "rb") as f:
                     text = f.read()
             else:
@@ -105,25 +106,25 @@ def demo(method, path, body, cookies):
         return 200, {"id": note_id, "text": text.decode("utf-8", "replace")}, []
     if (method, path) == ("GET", "/api/form"):
         token = secrets.token_hex(16)
-        if DEMO_BUG == "csrf":
+        if "csrf" in DEMO_BUGS:
             FORM_TOKENS.add(token)
         else:
             token = sign(token)
         return 200, {"token": token}, []
     if (method, path) == ("POST", "/api/form"):
         token = field(body, "token")
-        ok = token in FORM_TOKENS if DEMO_BUG == "csrf" else verified(token) is not None
+        ok = token in FORM_TOKENS if "csrf" in DEMO_BUGS else verified(token) is not None
         return (200, {"saved": True}, []) if ok else (403, {"error": "invalid form token"}, [])
     if path == "/api/greeting" and method in ("GET", "POST"):
         if method == "POST":  # the greeting is kept in a cookie: the demo has no database
             greeting = re.sub(r"[^\w .,!-]", "", field(body, "greeting"))[:80]
-            if DEMO_BUG == "cache":
+            if "cache" in DEMO_BUGS:
                 GREETINGS[session] = greeting
             return 200, {"greeting": greeting}, [("Set-Cookie", f'greeting="{greeting}"; Path=/; SameSite=Lax')]
-        if DEMO_BUG == "cache" and session in GREETINGS:
+        if "cache" in DEMO_BUGS and session in GREETINGS:
             return 200, {"greeting": GREETINGS[session]}, []
         greeting = cookies.get("greeting", "Hello")
-        if DEMO_BUG == "cache":
+        if "cache" in DEMO_BUGS:
             GREETINGS[session] = greeting
         return 200, {"greeting": greeting}, []
     return None
