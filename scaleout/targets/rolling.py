@@ -193,18 +193,11 @@ class RollingUpdate:
         self.reloaded = self.reloaded or done
         return done
 
-    def _remove(self, name: str) -> None:
-        import docker.errors
+    def _remove(self, names: list[str]) -> None:
+        """Stop (SIGTERM: a replica finishes its in-flight requests) and remove, all at once."""
+        from scaleout.targets.removal import stop_and_remove
 
-        from scaleout.targets.runner import docker_client, engine_errors
-
-        with engine_errors(f"removing {name}"):
-            try:
-                c = docker_client().containers.get(name)
-                c.stop(timeout=10)  # SIGTERM: the replica finishes its in-flight requests
-                c.remove()
-            except docker.errors.NotFound:
-                pass
+        stop_and_remove(names)
 
     def _inspect(self, name: str):
         from scaleout.targets.runner import docker_client, engine_errors
@@ -340,8 +333,7 @@ class RollingUpdate:
             self.progress(f"{svc}: routed to {name}")
 
     def _discard(self, names: list[str]) -> None:
-        for name in names:
-            self._remove(name)
+        self._remove(names)
         for svc in [s for s, n in self.created.items() if n in names]:
             del self.created[svc]
 
@@ -355,7 +347,7 @@ class RollingUpdate:
         def drain() -> None:
             try:
                 time.sleep(max(0.0, deadline - time.monotonic()))
-                self._remove(name)
+                self._remove([name])
                 self.replaced.append(svc)
                 self.progress(f"{svc}: replaced ({name} stopped and removed)")
             except ScaleoutError as exc:
