@@ -118,6 +118,15 @@ class ContainerView:
         return str(_dict(probes[-1]).get("Output") or "").strip() if probes else ""
 
     @property
+    def health_checks_timed_out(self) -> bool:
+        """Whether every failed check in Docker's health log ran out of time (exit code -1, "exceeded
+        timeout") and none failed by answering: on a loaded engine the check's own exec is what is slow."""
+        probes = [_dict(p) for p in _list(_dict(self._state.get("Health")).get("Log"))]
+        failed = [p for p in probes if p.get("ExitCode") != 0]
+        return bool(failed) and all(p.get("ExitCode") == -1 and "exceeded timeout" in str(p.get("Output") or "")
+                                    for p in failed)
+
+    @property
     def image_id(self) -> str:
         return str(self.attrs.get("Image", ""))
 
