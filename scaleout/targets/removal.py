@@ -3,7 +3,7 @@ costs one stop grace period (10 s at most, the replica's own shutdown in practic
 after another (measured before: 21.7 s for 32 -> 4, stops in a row; benchmarks/RESULTS.md).
 
 The engine stops containers independently; each stop is one API call that waits for the container to
-exit, so the calls run in threads (a few at a time: the Docker SDK's connection pool holds 10).
+exit, so the calls run in threads, each on a connection of its own (the client's pool is sized to them).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from scaleout.targets import runner
 from scaleout.targets.runner import Progress, engine_errors, quiet
 
 STOP_GRACE_S = 10  # SIGTERM, then this long for the replica to finish its in-flight requests, then SIGKILL
-MAX_PARALLEL = 8  # below the Docker SDK's pool of 10 connections (more would open and drop connections)
+MAX_PARALLEL = 32  # stops at once (and connections in the client's pool); more wait for a free one
 
 
 def stop_and_remove(names: Iterable[str], progress: Progress = quiet, *, client=None,
@@ -28,7 +28,8 @@ def stop_and_remove(names: Iterable[str], progress: Progress = quiet, *, client=
     todo = list(dict.fromkeys(names))
     if not todo:
         return []
-    client = client or runner.docker_client()  # looked up when called: tests give a fake engine
+    workers = min(MAX_PARALLEL, len(todo))
+    client = client or runner.docker_client(max_pool_size=workers)  # looked up when called: tests fake it
     progress(f"stopping {len(todo)} container(s) together: {', '.join(todo)}")
 
     def one(name: str) -> None:
@@ -51,7 +52,7 @@ def stop_and_remove(names: Iterable[str], progress: Progress = quiet, *, client=
     if len(todo) == 1:
         guarded(todo[0])
     else:
-        with ThreadPoolExecutor(max_workers=min(MAX_PARALLEL, len(todo)), thread_name_prefix="stop") as pool:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="stop") as pool:
             list(pool.map(guarded, todo))
     if errors:
         raise errors[0]

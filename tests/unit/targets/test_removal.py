@@ -43,13 +43,14 @@ class FakeClient:
 
 
 def test_stops_run_together_and_the_grace_period_is_given_once_to_each():
-    names = [f"p-backend-{i}-1" for i in range(9, 33)]  # 32 -> 8: 24 to stop, 8 at a time
-    client = FakeClient(names, together=MAX_PARALLEL)
+    names = [f"p-backend-{i}-1" for i in range(5, 33)]  # 32 -> 4: 28 to stop, all at once
+    client = FakeClient(names, together=len(names))
+    assert len(names) <= MAX_PARALLEL
     said: list[str] = []
     assert stop_and_remove(names, said.append, client=client) == names
     assert sorted(client.removed) == sorted(names)
     assert client.graces == [10] * len(names)
-    assert len(said) == 1 and said[0].startswith("stopping 24 container(s) together")
+    assert len(said) == 1 and said[0].startswith("stopping 28 container(s) together")
 
 
 def test_a_container_already_gone_counts_as_removed():

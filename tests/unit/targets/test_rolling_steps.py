@@ -121,7 +121,7 @@ def update(tmp_path: Path, monkeypatch):
                                      tmp_path)
         engine.progress = lambda msg: engine.event("progress", msg)
         monkeypatch.setattr("scaleout.targets.runner.docker_client",
-                            lambda: SimpleNamespace(containers=engine.containers_api))
+                            lambda **_: SimpleNamespace(containers=engine.containers_api))
         return engine, RollingUpdate(engine, "final nginx.conf", 'REPLICAS="backend-1 backend-2 backend-3"\n', 60)
 
     return make
