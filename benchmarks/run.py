@@ -539,9 +539,10 @@ def rolling(args) -> dict:
                     "failed": sum(n for c, n in codes.items() if not 200 <= c < 300) + errors,
                     "statuses": codes,
                     "replicas_on_new": sorted(served.values()) == [f"v{i}"] * 3,
+                    "progress": [line for line in r.stderr.splitlines() if line.startswith("==> ")],
                 }
                 res["update"].append(row)
-                print(f"  update {i}: {row}", file=sys.stderr)
+                print(f"  update {i}: {({k: v for k, v in row.items() if k != 'progress'})}", file=sys.stderr)
 
             # watch: from the save to every replica answering with the new version
             log = Path(tmp) / "watch.log"
