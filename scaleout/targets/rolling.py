@@ -163,6 +163,7 @@ class RollingUpdate:
         self.created: dict[str, str] = {}  # replica -> its new container, created and not started yet
         self.reloaded = False
         self.replaced: list[str] = []
+        self.client = None  # the Docker SDK client, made on first use
 
     # --- engine ---------------------------------------------------------------------------------
     def _views(self, services: Iterable[str]) -> dict[str, list[ContainerView]]:
@@ -202,8 +203,10 @@ class RollingUpdate:
     def _inspect(self, name: str):
         from scaleout.targets.runner import docker_client, engine_errors
 
+        if self.client is None:  # one client for the update: each new one pings the engine first
+            self.client = docker_client()
         with engine_errors(f"inspecting {name}"):
-            return docker_client().containers.get(name)
+            return self.client.containers.get(name)
 
     # --- steps ----------------------------------------------------------------------------------
     def run(self, services: list[str]) -> None:
