@@ -619,9 +619,9 @@ def rolling(args) -> dict:
             ],
         )
     )
-    print("\n### watch: save -> every replica serves the new version\n")
     print("\nphases of each `up` (its --json timings, s): "
           + "; ".join(", ".join(f"{k[:-2]} {v}" for k, v in u["timings"].items()) for u in up))
+    print("\n### watch: save -> every replica serves the new version\n")
     print(
         md_table(
             ["round", "save to all new, s", "watch round (build + update), s"],
