@@ -160,13 +160,6 @@ class ComposeStack:
         write_plan(self.dir, plan, force=force, dry_run=True)
         write_plan(self.dir, first, force=True, prune=False)
 
-        # Compose's hash of each service (what a rolling update compares) needs the compose file only: the
-        # Compose CLI computes it while the image builds (a Compose process costs about a second).
-        from concurrent.futures import ThreadPoolExecutor
-
-        hashing = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hash")
-        hashes = hashing.submit(self._expected_hashes) if lb is not None and lb.status == "running" else None
-        hashing.shutdown(wait=False)
         if build and cfg.backend.builds:
             self.progress(f"building the backend image from {cfg.backend.build}/")
             with clock.phase("build"):
@@ -179,7 +172,7 @@ class ComposeStack:
             self.start_services(build=build, timeout_s=timeout_s)
         running = lb is not None and lb.status == "running"
         # Without a running balancer nothing is served: Compose starts (or recreates) every replica at once.
-        upd = self.plan_update(wanted, hashes.result() if hashes else None) if running else UpdatePlan(start=wanted)
+        upd = self.plan_update(wanted) if running else UpdatePlan(start=wanted)
         if upd.discard:
             with clock.phase("stop"):
                 stop_and_remove(upd.discard, self.progress)
@@ -240,9 +233,8 @@ class ComposeStack:
         self.progress(f"took {summary(status.timings)}")
         return status
 
-    def plan_update(self, wanted: list[str], hashes: dict[str, str] | None = None):
-        """What each wanted replica of the running stack needs: start, rolling replacement, nothing
-        (`hashes`: Compose's service hashes, when already computed)."""
+    def plan_update(self, wanted: list[str]):
+        """What each wanted replica of the running stack needs: start, rolling replacement, nothing."""
         from scaleout.targets.rolling import plan_update
 
         by_service: dict[str, list[ContainerView]] = {}
@@ -252,7 +244,7 @@ class ComposeStack:
                 by_service.setdefault(v.service, []).append(v)
         if not any(by_service.get(svc) for svc in wanted):
             return plan_update(wanted, by_service, {}, None)
-        hashes = self._expected_hashes() if hashes is None else hashes
+        hashes = self._expected_hashes()
         upd = plan_update(wanted, by_service, hashes, self._image_id())
         if not hashes and upd.keep:
             # the CLI cannot say whether settings changed: Compose decides (recreating what changed at once)
@@ -264,7 +256,8 @@ class ComposeStack:
 
     def _expected_hashes(self) -> dict[str, str]:
         """Compose's config hash of every service as the compose file describes it now (what Compose
-        compares with a container's `com.docker.compose.config-hash` label). Empty if the CLI cannot say."""
+        compares with a container's `com.docker.compose.config-hash` label). Empty if the CLI cannot say.
+        Only after the build: Compose v1's hash includes the ID of the image the tag names."""
         from scaleout.targets.rolling import parse_hashes
 
         lines: list[str] = []
