@@ -142,6 +142,7 @@ class ComposeStack:
         from scaleout.targets.removal import stop_and_remove
         from scaleout.targets.rolling import RollingUpdate, UpdatePlan
         from scaleout.targets.timing import Timings, summary
+        from scaleout.targets.verify import verify_routing
 
         cfg = self.config
         wanted = [r.name for r in replicas_of(cfg)]
@@ -196,30 +197,22 @@ class ComposeStack:
 
         removed = [s.container for s in self.status(routing=False).replicas if s.service not in wanted]
         removed += upd.retire
-        if replaced:
-            self.progress("the balancer's own settings changed (image, ports or mounts): it is recreated")
-        elif running:
-            self.progress("testing the new nginx configuration inside the running balancer")
-            with clock.phase("reload"):
-                self.balancer.reload(plan.text(NGINX_CONF), plan.text(WATCH_ENV))
-        # records checksums of everything, nginx.conf included; says which stale files it removed
-        report_removed(write_plan(self.dir, plan, force=True), self.progress)
-        self.progress("checking the load balancer" if running else "starting the load balancer")
-        from scaleout.targets.verify import start_balancer, verify_routing
-
-        with clock.phase("balancer"):
-            start_balancer(self, early, lb if replaced else None, plan)
-        if removed:
-            # the balancer no longer routes to them: they drain together, once, then stop together
-            if cfg.backend.drain_seconds:
-                self.progress(f"draining {len(removed)} removed container(s) for {cfg.backend.drain_seconds}s")
-                with clock.phase("drain"):
-                    time.sleep(cfg.backend.drain_seconds)
-            with clock.phase("stop"):
-                stop_and_remove(removed, self.progress)
+        rolling = None
         if upd.roll:
+            rolling = RollingUpdate(self, plan.text(NGINX_CONF), plan.text(WATCH_ENV), timeout_s)
+            # its new containers are created while the balancer is reloaded and checked (unless the balancer
+            # is recreated, or an interrupted update's extra containers must go first)
+            if not replaced and not upd.retire:
+                rolling.prepare(upd.roll)
+        try:
+            self._reload_and_shrink(plan, lb, early, replaced, running, removed, clock)
+        except BaseException:
+            if rolling is not None:
+                rolling.abandon()
+            raise
+        if rolling is not None:
             with clock.phase("roll"):
-                RollingUpdate(self, plan.text(NGINX_CONF), plan.text(WATCH_ENV), timeout_s).run(upd.roll)
+                rolling.run(upd.roll)
             self.progress(f"rolling update of {len(upd.roll)} replica(s) done in {clock.seconds['roll']:.1f}s"
                           + (f" (the build before it took {clock.seconds['build']:.1f}s)" if "build" in clock.seconds
                              else ""))
@@ -232,6 +225,34 @@ class ComposeStack:
         status.timings = clock.to_dict()
         self.progress(f"took {summary(status.timings)}")
         return status
+
+    def _reload_and_shrink(self, plan: Plan, lb, early, replaced: bool, running: bool, removed: list[str],
+                           clock) -> None:
+        """`up`'s middle: the balancer takes the new configuration (tested reload, or recreated), then the
+        removed replicas, out of it, drain once and stop together."""
+        from scaleout.targets.removal import stop_and_remove
+        from scaleout.targets.verify import start_balancer
+
+        cfg = self.config
+        if replaced:
+            self.progress("the balancer's own settings changed (image, ports or mounts): it is recreated")
+        elif running:
+            self.progress("testing the new nginx configuration inside the running balancer")
+            with clock.phase("reload"):
+                self.balancer.reload(plan.text(NGINX_CONF), plan.text(WATCH_ENV))
+        # records checksums of everything, nginx.conf included; says which stale files it removed
+        report_removed(write_plan(self.dir, plan, force=True), self.progress)
+        self.progress("checking the load balancer" if running else "starting the load balancer")
+        with clock.phase("balancer"):
+            start_balancer(self, early, lb if replaced else None, plan)
+        if removed:
+            # the balancer no longer routes to them: they drain together, once, then stop together
+            if cfg.backend.drain_seconds:
+                self.progress(f"draining {len(removed)} removed container(s) for {cfg.backend.drain_seconds}s")
+                with clock.phase("drain"):
+                    time.sleep(cfg.backend.drain_seconds)
+            with clock.phase("stop"):
+                stop_and_remove(removed, self.progress)
 
     def plan_update(self, wanted: list[str]):
         """What each wanted replica of the running stack needs: start, rolling replacement, nothing."""

@@ -164,6 +164,8 @@ class RollingUpdate:
         self.reloaded = False
         self.replaced: list[str] = []
         self.client = None  # the Docker SDK client, made on first use
+        self.old: dict[str, str] = {}  # replica -> its running container, once `prepare` read them
+        self.creating = None  # the Future of `prepare`'s Compose call
 
     # --- engine ---------------------------------------------------------------------------------
     def _views(self, services: Iterable[str]) -> dict[str, list[ContainerView]]:
@@ -209,22 +211,44 @@ class RollingUpdate:
             return self.client.containers.get(name)
 
     # --- steps ----------------------------------------------------------------------------------
+    def prepare(self, services: list[str]) -> None:
+        """Begin creating the new containers (one Compose call, in a thread) while `up` still reloads and
+        checks the balancer: created containers neither run nor resolve, so nothing routes to them, and
+        `run` then only waits for the call. `abandon` removes them if `up` fails before `run`."""
+        self.old = self._old_containers(services)
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="create")
+        self.creating = pool.submit(self._create, services, self.old)
+        pool.shutdown(wait=False)
+
+    def abandon(self) -> None:
+        """`up` failed between `prepare` and `run`: whatever was created goes (best effort)."""
+        if self.creating is not None:
+            with contextlib.suppress(ScaleoutError):
+                self.creating.result()
+            self.creating = None
+        with contextlib.suppress(ScaleoutError):
+            self._discard(list(self.created.values()))
+
     def run(self, services: list[str]) -> None:
         upd = self.config.backend.update
         groups = batches(services, upd.parallelism, upd.max_surge)
         self.progress(f"rolling update of {len(services)} replica(s) ({', '.join(services)}), "
                       f"{len(groups[0])} at a time; the old containers serve until their replacement is routed")
         try:
-            old = self._old_containers(services)
+            old = self.old or self._old_containers(services)
             # Each replica's old container is named in nginx before any new container runs: from then
             # on the service name resolves to both, and the balancer must keep checking the old one.
             # Creating the new containers starts none of them: both happen at once.
             for svc in services:
                 self.entries[svc] = [old[svc]]
             with ThreadPoolExecutor(max_workers=1) as pool:
+                creating, self.creating = self.creating, None
                 pinned = pool.submit(self._apply)
                 try:
-                    self._create(services, old)
+                    if creating is not None:
+                        creating.result()  # begun by `prepare`
+                    else:
+                        self._create(services, old)
                 finally:
                     pinned.result()
             for group in groups:
