@@ -52,6 +52,9 @@ def _with_health_log(*probes: tuple[int, str]) -> ContainerView:
 def test_checks_that_only_ran_out_of_time_are_told_from_checks_that_failed():
     timeout = (-1, "Health check exceeded timeout (2s)")
     assert _with_health_log((0, ""), timeout, timeout, timeout).health_checks_timed_out
+    curl = (28, "curl: (28) Operation timed out after 2001 milliseconds with 0 bytes received")
+    assert _with_health_log(timeout, curl, timeout).health_checks_timed_out
+    assert not _with_health_log(timeout, (7, "curl: (7) Failed to connect: Connection refused")).health_checks_timed_out
     assert not _with_health_log(timeout, (1, "curl: (22) 500"), timeout).health_checks_timed_out
     assert not _with_health_log((0, "")).health_checks_timed_out
     assert not view("backend-unhealthy.json").health_checks_timed_out  # its check answered "nope"
