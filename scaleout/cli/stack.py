@@ -86,6 +86,10 @@ def up(
         con.print(report.status_text(status))
         n = len(status.replicas)
         con.print(f"\nready: {cfg.url}/  ({n} replica{'s' if n != 1 else ''}, strategy {cfg.balancer.strategy})")
+        if status.timings:
+            from scaleout.targets.timing import summary
+
+            con.print(f"took {summary(status.timings)}")
         if cfg.balancer.http_port is not None:
             host = cfg.url.split("://", 1)[1].rsplit(":", 1)[0]
             con.print(f"plain HTTP on http://{host}:{cfg.balancer.http_port}/ redirects there")

@@ -139,10 +139,14 @@ class ComposeStack:
         changed are replaced by a rolling update (targets/rolling.py) that never leaves fewer healthy
         replicas routed. The balancer is never recreated unless its own settings (port, bind, image)
         changed. Nothing changed: no container changes."""
+        from scaleout.targets.removal import stop_and_remove
         from scaleout.targets.rolling import RollingUpdate, UpdatePlan
+        from scaleout.targets.timing import Timings, summary
+        from scaleout.targets.verify import verify_routing
 
         cfg = self.config
         wanted = [r.name for r in replicas_of(cfg)]
+        clock = Timings()
         lb = self.preflight()
 
         # A running balancer keeps its configuration until the new one has passed `nginx -t` inside it,
@@ -159,25 +163,33 @@ class ComposeStack:
 
         if build and cfg.backend.builds:
             self.progress(f"building the backend image from {cfg.backend.build}/")
-            self.run_cli(["build", wanted[0]], "building the backend image", error=BuildError)
+            with clock.phase("build"):
+                self.run_cli(["build", wanted[0]], "building the backend image", error=BuildError)
+            self.progress(f"built the backend image in {clock.seconds['build']:.1f}s")
         elif cfg.backend.builds:
             self._require_built_image()
 
-        self.start_services(build=build, timeout_s=timeout_s)
+        with clock.phase("services"):
+            self.start_services(build=build, timeout_s=timeout_s)
         running = lb is not None and lb.status == "running"
         # Without a running balancer nothing is served: Compose starts (or recreates) every replica at once.
         upd = self.plan_update(wanted) if running else UpdatePlan(start=wanted)
         if upd.discard:
-            self._remove(upd.discard)
+            with clock.phase("stop"):
+                stop_and_remove(upd.discard, self.progress)
         early = None
         if upd.start:
+            # One Compose call creates and starts them all (Compose starts containers in parallel), and one
+            # health wait reads them all: a rescale to 32 costs about what one new replica costs.
             self.progress(f"starting {len(upd.start)} replica(s): {', '.join(upd.start)}")
-            self.run_cli(["up", "-d", "--no-build", "--no-deps", *upd.start], "starting the replicas")
+            with clock.phase("start"):
+                self.run_cli(["up", "-d", "--no-build", "--no-deps", *upd.start], "starting the replicas")
             # No balancer at all: its container is created while the replicas boot and started once they are
             # healthy (a Compose call costs about a second; the engine starts a created container in a tenth).
             early = BalancerCreation(self) if lb is None else None
             try:
-                wait_healthy(self, upd.start, timeout_s)
+                with clock.phase("healthy"):
+                    wait_healthy(self, upd.start, timeout_s)
             except BaseException:
                 if early is not None:
                     early.abandon()
@@ -185,29 +197,62 @@ class ComposeStack:
 
         removed = [s.container for s in self.status(routing=False).replicas if s.service not in wanted]
         removed += upd.retire
+        rolling = None
+        if upd.roll:
+            rolling = RollingUpdate(self, plan.text(NGINX_CONF), plan.text(WATCH_ENV), timeout_s)
+            # its new containers are created while the balancer is reloaded and checked (unless the balancer
+            # is recreated, or an interrupted update's extra containers must go first)
+            if not replaced and not upd.retire:
+                rolling.prepare(upd.roll)
+        try:
+            self._reload_and_shrink(plan, lb, early, replaced, running, removed, clock)
+        except BaseException:
+            if rolling is not None:
+                rolling.abandon()
+            raise
+        if rolling is not None:
+            with clock.phase("roll"):
+                rolling.run(upd.roll)
+            self.progress(f"rolling update of {len(upd.roll)} replica(s) done in {clock.seconds['roll']:.1f}s"
+                          + (f" (the build before it took {clock.seconds['build']:.1f}s)" if "build" in clock.seconds
+                             else ""))
+        elif running and not upd.changes and not removed:
+            self.progress("every replica already runs the current image and settings")
+        with clock.phase("verify"):
+            self.balancer.wait(timeout_s)
+            verify_routing(self, wanted)
+        status = self.status()
+        status.timings = clock.to_dict()
+        self.progress(f"took {summary(status.timings)}")
+        return status
+
+    def _reload_and_shrink(self, plan: Plan, lb, early, replaced: bool, running: bool, removed: list[str],
+                           clock) -> None:
+        """`up`'s middle: the balancer takes the new configuration (tested reload, or recreated), then the
+        removed replicas, out of it, drain once and stop together."""
+        from scaleout.targets.removal import stop_and_remove
+        from scaleout.targets.verify import start_balancer
+
+        cfg = self.config
         if replaced:
             self.progress("the balancer's own settings changed (image, ports or mounts): it is recreated")
         elif running:
             self.progress("testing the new nginx configuration inside the running balancer")
-            self.balancer.reload(plan.text(NGINX_CONF), plan.text(WATCH_ENV))
+            with clock.phase("reload"):
+                self.balancer.reload(plan.text(NGINX_CONF), plan.text(WATCH_ENV))
         # records checksums of everything, nginx.conf included; says which stale files it removed
         report_removed(write_plan(self.dir, plan, force=True), self.progress)
         self.progress("checking the load balancer" if running else "starting the load balancer")
-        from scaleout.targets.verify import start_balancer, verify_routing
-
-        start_balancer(self, early, lb if replaced else None, plan)
+        with clock.phase("balancer"):
+            start_balancer(self, early, lb if replaced else None, plan)
         if removed:
+            # the balancer no longer routes to them: they drain together, once, then stop together
             if cfg.backend.drain_seconds:
                 self.progress(f"draining {len(removed)} removed container(s) for {cfg.backend.drain_seconds}s")
-                time.sleep(cfg.backend.drain_seconds)
-            self._remove(removed)
-        if upd.roll:
-            RollingUpdate(self, plan.text(NGINX_CONF), plan.text(WATCH_ENV), timeout_s).run(upd.roll)
-        elif running and not upd.changes and not removed:
-            self.progress("every replica already runs the current image and settings")
-        self.balancer.wait(timeout_s)
-        verify_routing(self, wanted)
-        return self.status()
+                with clock.phase("drain"):
+                    time.sleep(cfg.backend.drain_seconds)
+            with clock.phase("stop"):
+                stop_and_remove(removed, self.progress)
 
     def plan_update(self, wanted: list[str]):
         """What each wanted replica of the running stack needs: start, rolling replacement, nothing."""
@@ -232,7 +277,8 @@ class ComposeStack:
 
     def _expected_hashes(self) -> dict[str, str]:
         """Compose's config hash of every service as the compose file describes it now (what Compose
-        compares with a container's `com.docker.compose.config-hash` label). Empty if the CLI cannot say."""
+        compares with a container's `com.docker.compose.config-hash` label). Empty if the CLI cannot say.
+        Only after the build: Compose v1's hash includes the ID of the image the tag names."""
         from scaleout.targets.rolling import parse_hashes
 
         lines: list[str] = []
@@ -301,13 +347,9 @@ class ComposeStack:
                 )
 
     def _remove(self, containers: list[str]) -> None:
-        client = docker_client()
-        for name in containers:
-            self.progress(f"stopping removed replica {name}")
-            with engine_errors(f"removing {name}"):
-                c = client.containers.get(name)
-                c.stop(timeout=10)
-                c.remove()
+        from scaleout.targets.removal import stop_and_remove
+
+        stop_and_remove(containers, self.progress)
 
     def down(self, *, volumes: bool = False) -> int:
         """Remove containers and network (volumes only when asked). Returns how many containers went."""

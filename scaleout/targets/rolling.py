@@ -163,6 +163,9 @@ class RollingUpdate:
         self.created: dict[str, str] = {}  # replica -> its new container, created and not started yet
         self.reloaded = False
         self.replaced: list[str] = []
+        self.client = None  # the Docker SDK client, made on first use
+        self.old: dict[str, str] = {}  # replica -> its running container, once `prepare` read them
+        self.creating = None  # the Future of `prepare`'s Compose call
 
     # --- engine ---------------------------------------------------------------------------------
     def _views(self, services: Iterable[str]) -> dict[str, list[ContainerView]]:
@@ -193,42 +196,59 @@ class RollingUpdate:
         self.reloaded = self.reloaded or done
         return done
 
-    def _remove(self, name: str) -> None:
-        import docker.errors
+    def _remove(self, names: list[str]) -> None:
+        """Stop (SIGTERM: a replica finishes its in-flight requests) and remove, all at once."""
+        from scaleout.targets.removal import stop_and_remove
 
-        from scaleout.targets.runner import docker_client, engine_errors
-
-        with engine_errors(f"removing {name}"):
-            try:
-                c = docker_client().containers.get(name)
-                c.stop(timeout=10)  # SIGTERM: the replica finishes its in-flight requests
-                c.remove()
-            except docker.errors.NotFound:
-                pass
+        stop_and_remove(names)
 
     def _inspect(self, name: str):
         from scaleout.targets.runner import docker_client, engine_errors
 
+        if self.client is None:  # one client for the update: each new one pings the engine first
+            self.client = docker_client()
         with engine_errors(f"inspecting {name}"):
-            return docker_client().containers.get(name)
+            return self.client.containers.get(name)
 
     # --- steps ----------------------------------------------------------------------------------
+    def prepare(self, services: list[str]) -> None:
+        """Begin creating the new containers (one Compose call, in a thread) while `up` still reloads and
+        checks the balancer: created containers neither run nor resolve, so nothing routes to them, and
+        `run` then only waits for the call. `abandon` removes them if `up` fails before `run`."""
+        self.old = self._old_containers(services)
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="create")
+        self.creating = pool.submit(self._create, services, self.old)
+        pool.shutdown(wait=False)
+
+    def abandon(self) -> None:
+        """`up` failed between `prepare` and `run`: whatever was created goes (best effort)."""
+        if self.creating is not None:
+            with contextlib.suppress(ScaleoutError):
+                self.creating.result()
+            self.creating = None
+        with contextlib.suppress(ScaleoutError):
+            self._discard(list(self.created.values()))
+
     def run(self, services: list[str]) -> None:
         upd = self.config.backend.update
         groups = batches(services, upd.parallelism, upd.max_surge)
         self.progress(f"rolling update of {len(services)} replica(s) ({', '.join(services)}), "
                       f"{len(groups[0])} at a time; the old containers serve until their replacement is routed")
         try:
-            old = self._old_containers(services)
+            old = self.old or self._old_containers(services)
             # Each replica's old container is named in nginx before any new container runs: from then
             # on the service name resolves to both, and the balancer must keep checking the old one.
             # Creating the new containers starts none of them: both happen at once.
             for svc in services:
                 self.entries[svc] = [old[svc]]
             with ThreadPoolExecutor(max_workers=1) as pool:
+                creating, self.creating = self.creating, None
                 pinned = pool.submit(self._apply)
                 try:
-                    self._create(services, old)
+                    if creating is not None:
+                        creating.result()  # begun by `prepare`
+                    else:
+                        self._create(services, old)
                 finally:
                     pinned.result()
             for group in groups:
@@ -340,8 +360,7 @@ class RollingUpdate:
             self.progress(f"{svc}: routed to {name}")
 
     def _discard(self, names: list[str]) -> None:
-        for name in names:
-            self._remove(name)
+        self._remove(names)
         for svc in [s for s, n in self.created.items() if n in names]:
             del self.created[svc]
 
@@ -355,7 +374,7 @@ class RollingUpdate:
         def drain() -> None:
             try:
                 time.sleep(max(0.0, deadline - time.monotonic()))
-                self._remove(name)
+                self._remove([name])
                 self.replaced.append(svc)
                 self.progress(f"{svc}: replaced ({name} stopped and removed)")
             except ScaleoutError as exc:

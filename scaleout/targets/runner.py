@@ -81,16 +81,18 @@ def list_containers(filters: dict, *, all_: bool = True, action: str = "listing 
 
 
 @lru_cache(maxsize=1)
-def docker_client():
+def docker_client(max_pool_size: int = 10):
     """A Docker SDK client that has answered a ping, on the engine targets/engine.py finds (DOCKER_HOST, else
-    Docker's or Podman's default socket). Raises DockerUnavailableError otherwise."""
+    Docker's or Podman's default socket). Raises DockerUnavailableError otherwise. `max_pool_size`: the
+    connections it keeps, for calls made from that many threads at once (targets/removal.py)."""
     import docker
 
     from scaleout.targets import engine
 
     host = engine.find_host()
     with engine_errors("connecting"):
-        client = docker.from_env(timeout=60) if host.from_env else docker.DockerClient(base_url=host.url, timeout=60)
+        kw = {"timeout": 60, "max_pool_size": max_pool_size}
+        client = docker.from_env(**kw) if host.from_env else docker.DockerClient(base_url=host.url, **kw)
         client.ping()
         engine.remember(engine.identify(client.version(), host))
         return client

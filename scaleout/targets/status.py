@@ -32,6 +32,7 @@ class StackStatus:
     url: str | None
     services: list[ServiceStatus] = field(default_factory=list)
     engine: dict | None = None  # which engine answered: name, version, api_version, host, host_source
+    timings: dict | None = None  # after `up`: seconds per phase (targets/timing.py), the build apart
 
     @property
     def replicas(self) -> list[ServiceStatus]:
@@ -60,4 +61,5 @@ class StackStatus:
             "balancer": asdict(self.balancer) if self.balancer else None,
             "services": [asdict(s) for s in self.dependencies],
             "engine": self.engine,
+            **({"timings": self.timings} if self.timings is not None else {}),
         }

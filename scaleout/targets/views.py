@@ -118,6 +118,16 @@ class ContainerView:
         return str(_dict(probes[-1]).get("Output") or "").strip() if probes else ""
 
     @property
+    def health_checks_timed_out(self) -> bool:
+        """Whether every failed check in Docker's health log ran out of time and none failed by answering:
+        Docker's own timeout (exit -1, "exceeded timeout") or the client's ("curl: (28) Operation timed
+        out", Python's "timed out"). On a loaded engine the check's own exec is what is slow."""
+        probes = [_dict(p) for p in _list(_dict(self._state.get("Health")).get("Log"))]
+        failed = [p for p in probes if p.get("ExitCode") != 0]
+        return bool(failed) and all("exceeded timeout" in str(p.get("Output") or "")
+                                    or "timed out" in str(p.get("Output") or "").lower() for p in failed)
+
+    @property
     def image_id(self) -> str:
         return str(self.attrs.get("Image", ""))
 

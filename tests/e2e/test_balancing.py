@@ -115,10 +115,14 @@ def test_rescale_3_5_2_under_load_fails_no_request(make_project, template):
     with HeyLoad(p.url + "/", concurrency=8) as load:
         time.sleep(1.5)  # load on 3 replicas first
         p.cli("up", "--replicas", "5", check=True)
-        p.cli("up", "--replicas", "2", check=True)
+        down = p.cli("up", "--replicas", "2", "--json", check=True)
         time.sleep(1.5)  # and on 2 after the removed ones stopped
     _assert_clean(load, min_responses=1000)
     assert set(load.result.status_codes) == {200}
+    # the three removed replicas drained once and stopped together; `up --json` says how long each took
+    assert "stopping 3 container(s) together" in down.stderr, down.stderr
+    timings = json.loads(down.stdout)["timings"]
+    assert {"drain_s", "stop_s", "total_s"} <= set(timings) and "start_s" not in timings, timings
 
     assert _container(p.name, "lb").id == lb_id  # the balancer was never recreated
     st = _status(p)

@@ -100,10 +100,15 @@ def test_rolling_update_fails_no_request_and_a_broken_version_keeps_the_old_one(
     write_app(p, original, "v2", boot_s=4)
     with HeyLoad(p.url + "/", concurrency=8) as load:
         time.sleep(1.0)
-        r = p.cli("up")
+        r = p.cli("up", "--json")
         time.sleep(1.0)
     assert r.returncode == 0, r.stderr
     assert_clean(load)
+    # the build is timed apart from the roll, in the progress output and in --json
+    timings = json.loads(r.stdout)["timings"]
+    assert {"build_s", "roll_s", "total_s"} <= set(timings), timings
+    assert re.search(r"built the backend image in [0-9.]+s", r.stderr), r.stderr
+    assert re.search(r"rolling update of 3 replica\(s\) done in [0-9.]+s \(the build before it", r.stderr), r.stderr
     for svc in ("backend-1", "backend-2", "backend-3"):
         for step in STEPS:
             assert re.search(rf"{svc}: .*{step}", r.stderr), f"{svc}: no '{step}' line\n{r.stderr}"

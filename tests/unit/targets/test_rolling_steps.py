@@ -121,7 +121,7 @@ def update(tmp_path: Path, monkeypatch):
                                      tmp_path)
         engine.progress = lambda msg: engine.event("progress", msg)
         monkeypatch.setattr("scaleout.targets.runner.docker_client",
-                            lambda: SimpleNamespace(containers=engine.containers_api))
+                            lambda **_: SimpleNamespace(containers=engine.containers_api))
         return engine, RollingUpdate(engine, "final nginx.conf", 'REPLICAS="backend-1 backend-2 backend-3"\n', 60)
 
     return make
@@ -184,3 +184,25 @@ def test_parallelism_two_swaps_two_replicas_in_one_reload(update):
         ("routes", "demo-backend-1-2", "demo-backend-2-2", "demo-backend-3-1"),
         ("start", "demo-backend-3-2"),
     ]
+
+
+def test_new_containers_created_ahead_by_prepare_roll_out_the_same_way(update):
+    engine, upd = update({"demo-backend-1-2": 0, "demo-backend-2-2": 2, "demo-backend-3-2": 0})
+    upd.prepare(SERVICES)  # `up` creates them while it still reloads and checks the balancer
+    upd.creating.result()
+    assert [e[0] for e in engine.log] == ["compose"]  # created, none started, nginx not told yet
+    upd.run(SERVICES)
+    assert len(_kinds(engine.log, "compose")) == 1  # run waited for prepare's call: no second one
+    assert _kinds(engine.log, "routes", "start")[:2] == [
+        ("routes", "demo-backend-1-1", "demo-backend-2-1", "demo-backend-3-1"),
+        ("start", "demo-backend-1-2"),
+    ]
+    assert sorted(engine.containers) == ["demo-backend-1-2", "demo-backend-2-2", "demo-backend-3-2"]
+
+
+def test_an_up_that_fails_after_prepare_leaves_no_new_container(update):
+    engine, upd = update({})
+    upd.prepare(SERVICES)
+    upd.abandon()  # e.g. the new nginx configuration failed `nginx -t` in the running balancer
+    assert sorted(engine.containers) == ["demo-backend-1-1", "demo-backend-2-1", "demo-backend-3-1"]
+    assert not _kinds(engine.log, "start", "routes")

@@ -43,6 +43,23 @@ def test_an_unhealthy_replica_keeps_its_last_health_output():
     assert v.service == "backend-2" and v.role == "backend"
 
 
+def _with_health_log(*probes: tuple[int, str]) -> ContainerView:
+    attrs = json.loads((FIXTURES / "backend-unhealthy.json").read_text())
+    attrs["State"]["Health"]["Log"] = [{"ExitCode": code, "Output": out} for code, out in probes]
+    return ContainerView(attrs)
+
+
+def test_checks_that_only_ran_out_of_time_are_told_from_checks_that_failed():
+    timeout = (-1, "Health check exceeded timeout (2s)")
+    assert _with_health_log((0, ""), timeout, timeout, timeout).health_checks_timed_out
+    curl = (28, "curl: (28) Operation timed out after 2001 milliseconds with 0 bytes received")
+    assert _with_health_log(timeout, curl, timeout).health_checks_timed_out
+    assert not _with_health_log(timeout, (7, "curl: (7) Failed to connect: Connection refused")).health_checks_timed_out
+    assert not _with_health_log(timeout, (1, "curl: (22) 500"), timeout).health_checks_timed_out
+    assert not _with_health_log((0, "")).health_checks_timed_out
+    assert not view("backend-unhealthy.json").health_checks_timed_out  # its check answered "nope"
+
+
 def test_an_exited_container():
     v = view("exited.json")
     assert v.state == "exited" and not v.running and not v.ready
