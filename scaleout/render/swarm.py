@@ -51,6 +51,8 @@ STACK_NGINX = SWARM_NGINX
 ENV_BACKEND_IMAGE = "SCALEOUT_BACKEND_IMAGE"
 ENV_BALANCER_IMAGE = "SCALEOUT_BALANCER_IMAGE"
 SWARM_DNS = "127.0.0.11"  # Docker's embedded DNS server, in every container on a user-defined network
+# the backend's tasks by name: Docker's DNS lists each running, healthy task (endpoint_mode dnsrr)
+SWARM_BACKEND_HOST = f"tasks.{BACKEND_SERVICE}"
 SERVICE_IMAGE_PREFIX = "SCALEOUT_SERVICE_IMAGE_"
 
 
@@ -65,7 +67,7 @@ def _required(var: str, what: str) -> str:
 def swarm_nginx(config: Config, nginx_version: tuple[int, int, int] | None = None) -> str:
     """The balancer's nginx.conf on Swarm: every ready task of the backend service, via Docker's DNS.
     With balancer.tls `nginx_version` (the balancer image's) picks the HTTP/2 syntax, as on Compose."""
-    return render_nginx(config, {"target": "Docker Swarm", "host": f"tasks.{BACKEND_SERVICE}",
+    return render_nginx(config, {"target": "Docker Swarm", "host": SWARM_BACKEND_HOST,
                                  "resolver": SWARM_DNS, "valid": DNS_VALID_S}, nginx_version=nginx_version)
 
 
