@@ -158,12 +158,19 @@ class SwarmStack:
                     url = f"{self.config.balancer.scheme}://127.0.0.1:{published}"
         out.sort(key=lambda s: (*listing_key(s.role, s.service), s.container))
         if routing:
-            from scaleout.targets.requests import balancer_containers
-            from scaleout.targets.swarm_routing import mark_routed, routed_addresses
+            from scaleout.targets.swarm_routing import mark_routed
 
-            lbs = balancer_containers(self)
-            mark_routed(out, routed_addresses(lbs[0]) if lbs else None)
+            mark_routed(out, self._routed())
         return StackStatus(self.config.project, url, out, current_dict())
+
+    def _routed(self) -> set[str] | None:
+        """The backend task addresses the balancer resolves now (None: no balancer on this node)."""
+        from scaleout.targets.requests import balancer_containers
+        from scaleout.targets.swarm_routing import routed_addresses
+
+        with engine_errors("reading what the balancer routes"):
+            lbs = balancer_containers(self)
+            return routed_addresses(lbs[0]) if lbs else None
 
     @property
     def _lb_port(self) -> int:
