@@ -710,3 +710,19 @@ def test_a_build_folder_that_is_a_link_loop_is_outside(tmp_path):
     (project / "loop").symlink_to(project / "loop")
     assert problem(project, "backend:\n  build: loop") == (
         "scaleout.yaml:2: backend.build: 'loop' points outside the project folder")
+
+
+def test_hidden_routes_and_too_many_tls_names_say_why(proj):
+    hidden = "names the hidden file or folder '.git': hidden files (.env, .git/) are never published"
+    assert problem(proj, "static:\n  routes: [/static/.git/]") == (
+        f"scaleout.yaml:2: static.routes: '/static/.git/' {hidden} (only /.well-known/ is allowed)")
+    assert problem(proj, "static:\n  offline_page: /.git/x.html") == (
+        f"scaleout.yaml:2: static.offline_page: '/.git/x.html' {hidden} (only /.well-known/ is allowed) "
+        "(got '/.git/x.html')")
+    from pydantic import ValidationError
+
+    from scaleout.config.sections import BalancerConfig
+
+    # the file's reader bounds the list first (config/bounds.py); a model built in code meets the rule itself
+    with pytest.raises(ValidationError, match="at most 32 names"):
+        BalancerConfig(tls="local", tls_names=[f"a{i}.test" for i in range(33)])
