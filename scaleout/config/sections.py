@@ -20,6 +20,8 @@ from scaleout.config.services import (
     check_relative_path,
     env_files,
     env_map,
+    optional_image,
+    optional_relative_path,
 )
 from scaleout.config.values import URL_PATH_RULE, is_url_path, refuse_zone
 from scaleout.layout import is_replica_name
@@ -115,29 +117,11 @@ class BackendConfig(StrictModel):
     limits: LimitsConfig = LimitsConfig()
     update: UpdateConfig = UpdateConfig()
 
-    @field_validator("build", "dockerfile")
-    @classmethod
-    def _rel_path(cls, v: str | None) -> str | None:
-        if v is not None:
-            check_relative_path(v)
-        return v
-
-    @field_validator("image")
-    @classmethod
-    def _image(cls, v: str | None) -> str | None:
-        if v is not None:
-            check_image(v)
-        return v
-
-    @field_validator("env", mode="before")
-    @classmethod
-    def _env(cls, v: Any) -> Any:
-        return env_map(v)
-
-    @field_validator("env_file", mode="before")
-    @classmethod
-    def _env_file(cls, v: Any) -> Any:
-        return env_files(v)
+    # the rules shared with services
+    _image = field_validator("image")(optional_image)
+    _rel_path = field_validator("build", "dockerfile")(optional_relative_path)
+    _env = field_validator("env", mode="before")(env_map)
+    _env_file = field_validator("env_file", mode="before")(env_files)
 
     @field_validator("depends_on", mode="before")
     @classmethod

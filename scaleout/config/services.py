@@ -29,6 +29,8 @@ __all__ = [
     "check_service_name",
     "env_files",
     "env_map",
+    "optional_image",
+    "optional_relative_path",
 ]
 
 ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -123,6 +125,20 @@ def env_files(v: Any) -> Any:
     if len(set(v)) != len(v):
         raise ValueError("each file may appear once")
     return tuple(v)
+
+
+def optional_image(v: str | None) -> str | None:
+    """An image reference or None (a field validator of backend and services)."""
+    if v is not None:
+        check_image(v)
+    return v
+
+
+def optional_relative_path(v: str | None) -> str | None:
+    """A project-relative path or None (a field validator of backend and services)."""
+    if v is not None:
+        check_relative_path(v)
+    return v
 
 
 def check_service_name(v: str) -> str:
@@ -368,34 +384,16 @@ class ServiceConfig(_Model):
     ports: tuple[PortMapping, ...] = ()
     healthcheck: Healthcheck | None = None
 
-    @field_validator("image")
-    @classmethod
-    def _image(cls, v: str | None) -> str | None:
-        if v is not None:
-            check_image(v)
-        return v
-
-    @field_validator("build", "dockerfile")
-    @classmethod
-    def _paths(cls, v: str | None) -> str | None:
-        if v is not None:
-            check_relative_path(v)
-        return v
+    # the rules shared with backend
+    _image = field_validator("image")(optional_image)
+    _paths = field_validator("build", "dockerfile")(optional_relative_path)
+    _environment = field_validator("environment", mode="before")(env_map)
+    _env_file = field_validator("env_file", mode="before")(env_files)
 
     @field_validator("command", mode="before")
     @classmethod
     def _command(cls, v: Any) -> Any:
         return _command(v)
-
-    @field_validator("environment", mode="before")
-    @classmethod
-    def _environment(cls, v: Any) -> Any:
-        return env_map(v)
-
-    @field_validator("env_file", mode="before")
-    @classmethod
-    def _env_file(cls, v: Any) -> Any:
-        return env_files(v)
 
     @field_validator("volumes")
     @classmethod
