@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from scaleout.config.bounds import max_items
+from scaleout.config.interpolated import Interpolated
 from scaleout.config.interpolation import Budget, DotenvError, InterpolationError, interpolate, parse_dotenv
 from scaleout.config.model import Config, default_name, describe_error, resolves_within
 from scaleout.config.yamlload import MAX_BYTES, Document, decode_text, load_yaml
@@ -29,23 +30,20 @@ ENV_BASE_IMAGE = "SCALEOUT_BASE_IMAGE"
 
 # nginx variables, not Compose references: taken as written
 _NOT_INTERPOLATED = {("balancer", "hash_key")}
-# values whose Compose text (references kept) the model holds beside the interpolated value
-_COMPOSE_TEXT = {
-    ("backend", "env"): "env_compose",
-    ("backend", "health", "command"): "command_compose",
-    ("services", "*", "environment"): "environment_compose",
-    ("services", "*", "command"): "command_compose",
-    ("services", "*", "healthcheck", "test"): "test_compose",
-}
+# keys whose strings the model holds as `Interpolated` (the value with its Compose text, references kept)
+_COMPOSE_TEXT = (
+    ("backend", "env"),
+    ("backend", "health", "command"),
+    ("services", "*", "environment"),
+    ("services", "*", "command"),
+    ("services", "*", "healthcheck", "test"),
+)
 # values written into generated files as scaleout resolved them (an image reference, a volume, a published
 # port: Compose cannot take them as references) and sent to registries: one whose value came from .env or the
 # environment would put that value into a file others may read, or into a request; refused. A variable named
 # *_IMAGE (REDIS_IMAGE) may choose an image: an image reference is what it holds by name, not a secret
 _IMAGE_KEYS = (("images", "*"), ("backend", "image"), ("services", "*", "image"))
 _WRITTEN_RESOLVED = (*_IMAGE_KEYS, ("services", "*", "volumes", "*"), ("services", "*", "ports", "*"))
-# model fields that are not keys of scaleout.yaml, shown as the key they come from
-_INTERNAL_FIELDS = {"env_compose": "env", "command_compose": "command", "environment_compose": "environment",
-                    "test_compose": "test"}
 _INTERNAL_TOP = ("project_dir", "dotenv", "warnings")
 
 
@@ -54,8 +52,8 @@ def _matches(path: tuple[str, ...], pattern: tuple[str, ...]) -> bool:
 
 
 class _Interpolation:
-    """Walks the document's values (never its keys), resolving references; keeps the Compose text of
-    the values in _COMPOSE_TEXT; collects every problem and warning with its line."""
+    """Walks the document's values (never its keys), resolving references; the strings under _COMPOSE_TEXT
+    become `Interpolated` (value and Compose text); collects every problem and warning with its line."""
 
     def __init__(self, doc: Document, source: str, lookup: Any, budget: Budget) -> None:
         self.doc, self.source, self.lookup, self.budget = doc, source, lookup, budget
@@ -87,18 +85,13 @@ class _Interpolation:
                     f"{self.where(path)}: takes its value from ${{{given[0]}}} (.env or the environment), and scaleout "
                     "writes this key resolved into generated files: write the value itself here (a default, as in "
                     f"${{{given[0]}:-value}}, is used only while {given[0]} is unset)")
+            if any(_matches(path[:len(pattern)], pattern) for pattern in _COMPOSE_TEXT):
+                return Interpolated(result.value, result.compose), result.compose
             return result.value, result.compose
         if isinstance(node, dict):
             values, texts = {}, {}
             for key, child in node.items():
-                child_path = (*path, _key_str(key))
-                if any(_matches(child_path, (*pattern[:-1], field)) for pattern, field in _COMPOSE_TEXT.items()):
-                    self.problems.append(f"{self.where(child_path)}: unknown key")
-                    continue
-                values[key], texts[key] = self.walk(child, child_path)
-                for pattern, field in _COMPOSE_TEXT.items():
-                    if _matches(child_path, pattern):
-                        values[field] = texts[key]
+                values[key], texts[key] = self.walk(child, (*path, _key_str(key)))
             return values, texts
         if isinstance(node, list):
             pairs = [self.walk(child, (*path, str(i))) for i, child in enumerate(node)]
@@ -206,10 +199,8 @@ def _problems(exc: ValidationError, doc: Document, source: str) -> list[str]:
     """One `file:line: key.path: message` per problem, in order, without repeats."""
     problems = []
     for err in exc.errors():
-        # a dict key's own error ends in "[key]"; internal fields are shown as the key they come from
-        # (a service may be named like one: a name right under services: is left alone)
-        raw = [str(p) for p in err["loc"] if p != "[key]"]
-        loc = tuple(p if i and raw[i - 1] == "services" else _INTERNAL_FIELDS.get(p, p) for i, p in enumerate(raw))
+        # a dict key's own error ends in "[key]"
+        loc = tuple(str(p) for p in err["loc"] if p != "[key]")
         desc = describe_error(err)
         if not loc:  # rules across keys: each line of the message starts with the key it is about
             for line_text in desc.splitlines():

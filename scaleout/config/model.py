@@ -19,6 +19,7 @@ from typing import Any
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from scaleout.config.exposure import static_dir_problems
+from scaleout.config.interpolated import Interpolated
 from scaleout.config.sections import BackendConfig, BalancerConfig, ImagesConfig, StaticConfig, StrictModel
 from scaleout.config.services import ServiceConfig, ServiceName
 from scaleout.errors import UsageError
@@ -264,6 +265,8 @@ def _lower_first(msg: str) -> str:
 
 def _shown(value: Any) -> str:
     """A short repr for a message (a huge integer's repr would itself raise ValueError)."""
+    if isinstance(value, Interpolated):  # as written in the file: a value from .env is not repeated
+        value = value.compose
     if isinstance(value, int) and not isinstance(value, bool) and abs(value) >= 10**30:
         return "a very large number"
     shown = repr(value)

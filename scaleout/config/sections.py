@@ -14,11 +14,14 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from scaleout.config.exposure import hidden_route_problem
+from scaleout.config.interpolated import Interpolated
 from scaleout.config.services import (
     check_image,
     check_relative_path,
     env_files,
     env_map,
+    optional_image,
+    optional_relative_path,
 )
 from scaleout.config.values import URL_PATH_RULE, is_url_path, refuse_zone
 from scaleout.layout import is_replica_name
@@ -49,17 +52,9 @@ class HealthConfig(StrictModel):
     timeout: int = Field(2, ge=1, le=300, description="seconds before one check counts as failed")
     retries: int = Field(3, ge=1, le=100)
     start_period: int = Field(10, ge=0, le=3600, description="seconds of grace after start")
-    command: str | None = Field(None, repr=False,
-                                description="shell command run inside the replica; default probes path")
-    # the command as the Compose file should carry it: ${VAR} references kept, a literal $ as $$
-    command_compose: str | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _compose_text(cls, v: Any) -> Any:
-        if isinstance(v, dict) and isinstance(v.get("command"), str) and "command_compose" not in v:
-            v = {**v, "command_compose": v["command"].replace("$", "$$")}
-        return v
+    # the value, and its Compose text: ${VAR} references kept, a literal $ as $$
+    command: Interpolated | None = Field(None, repr=False,
+                                         description="shell command run inside the replica; default probes path")
 
     @field_validator("path")
     @classmethod
@@ -68,10 +63,12 @@ class HealthConfig(StrictModel):
             raise ValueError(f"must be a URL path such as /healthz {URL_PATH_RULE}")
         return v
 
-    @field_validator("command", "command_compose")
+    @field_validator("command", mode="before")
     @classmethod
-    def _command(cls, v: str | None) -> str | None:
-        if v is not None and (not v.strip() or any(c in v for c in "\r\n\0")):
+    def _command(cls, v: Any) -> Any:
+        v = Interpolated.of(v)
+        if isinstance(v, Interpolated) and (not v.value.strip() or any(
+                c in text for text in (v.value, v.compose) for c in "\r\n\0")):
             raise ValueError("must be a non-empty, single-line shell command")
         return v
 
@@ -109,9 +106,8 @@ class BackendConfig(StrictModel):
     port: int = Field(8000, ge=1, le=65535)
     replicas: int = Field(3, ge=1, le=MAX_REPLICAS)
     health: HealthConfig = HealthConfig()
-    env: dict[str, str] = Field(default_factory=dict, repr=False, description="interpolated values")
-    # what the Compose file carries: ${VAR} references as written, a literal $ as $$
-    env_compose: dict[str, str] = Field(default_factory=dict)
+    # each value with what the Compose file carries: ${VAR} references as written, a literal $ as $$
+    env: dict[str, Interpolated] = Field(default_factory=dict, repr=False)
     env_file: tuple[str, ...] = ()
     # services started (and healthy) before any replica; scaleout.yaml's default: every service
     depends_on: tuple[str, ...] = ()
@@ -121,44 +117,11 @@ class BackendConfig(StrictModel):
     limits: LimitsConfig = LimitsConfig()
     update: UpdateConfig = UpdateConfig()
 
-    @model_validator(mode="before")
-    @classmethod
-    def _compose_text(cls, v: Any) -> Any:
-        # built without scaleout.yaml (tests, other code): each value is its own, literal, Compose text
-        if isinstance(v, dict) and "env" in v and "env_compose" not in v:
-            env = env_map(v["env"])
-            text = {k: s.replace("$", "$$") for k, s in env.items()} if isinstance(env, dict) else env
-            v = {**v, "env_compose": text}
-        return v
-
-    @field_validator("build", "dockerfile")
-    @classmethod
-    def _rel_path(cls, v: str | None) -> str | None:
-        if v is not None:
-            check_relative_path(v)
-        return v
-
-    @field_validator("image")
-    @classmethod
-    def _image(cls, v: str | None) -> str | None:
-        if v is not None:
-            check_image(v)
-        return v
-
-    @field_validator("env", mode="before")
-    @classmethod
-    def _env(cls, v: Any) -> Any:
-        return env_map(v)
-
-    @field_validator("env_compose", mode="before")
-    @classmethod
-    def _env_compose(cls, v: Any) -> Any:
-        return env_map(v, compose=True)
-
-    @field_validator("env_file", mode="before")
-    @classmethod
-    def _env_file(cls, v: Any) -> Any:
-        return env_files(v)
+    # the rules shared with services
+    _image = field_validator("image")(optional_image)
+    _rel_path = field_validator("build", "dockerfile")(optional_relative_path)
+    _env = field_validator("env", mode="before")(env_map)
+    _env_file = field_validator("env_file", mode="before")(env_files)
 
     @field_validator("depends_on", mode="before")
     @classmethod
@@ -191,8 +154,6 @@ class BackendConfig(StrictModel):
     def _build_or_image(self) -> BackendConfig:
         if self.image is not None and self.build is not None and "build" in self.model_fields_set:
             raise ValueError("set either build (a folder with a Dockerfile) or image, not both")
-        if set(self.env) != set(self.env_compose):
-            raise ValueError("env: inconsistent Compose text")
         return self
 
     @property

@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from scaleout.config.interpolated import Interpolated
 from scaleout.config.values import DURATION_HELP, duration_seconds, refuse_zone
 
 __all__ = [
@@ -28,6 +29,8 @@ __all__ = [
     "check_service_name",
     "env_files",
     "env_map",
+    "optional_image",
+    "optional_relative_path",
 ]
 
 ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -64,21 +67,25 @@ def check_image(v: str) -> None:
         raise ValueError("must be an image reference such as nginx:1.27 or registry.example.com/team/app:tag")
 
 
-def env_map(v: Any, *, compose: bool = False) -> Any:
-    """An environment as Compose accepts it, a mapping or a list of "KEY=VALUE", as {KEY: str}.
+def env_map(v: Any) -> Any:
+    """An environment as Compose accepts it, a mapping or a list of "KEY=VALUE", as {KEY: Interpolated}.
 
     Numbers and booleans become strings. A value may hold any character but NUL once interpolated;
-    the text written into the Compose file (`compose=True`) must be one line."""
+    its Compose text, written into the generated file, must be one line."""
     if isinstance(v, (list, tuple)):
         items: dict[Any, Any] = {}
         for i, item in enumerate(v):
-            if not isinstance(item, str) or "=" not in item:
+            item = Interpolated.of(item)
+            if not isinstance(item, Interpolated) or "=" not in item.value or "=" not in item.compose:
                 raise ValueError(f"item {i}: must be \"KEY=VALUE\" (to pass a variable from the shell, "
                                  "write KEY=${KEY})")
-            key, value = item.split("=", 1)
+            key, value = item.value.split("=", 1)
+            key_text, text = item.compose.split("=", 1)
+            if key_text != key:
+                raise ValueError(f"item {i}: the variable name must be written as itself (no ${{...}} before '=')")
             if key in items:
                 raise ValueError(f"{key}: set twice")
-            items[key] = value
+            items[key] = Interpolated(value, text)
         v = items
     if not isinstance(v, dict):
         return v
@@ -90,13 +97,14 @@ def env_map(v: Any, *, compose: bool = False) -> Any:
             value = "true" if value else "false"
         elif isinstance(value, (int, float)):
             value = str(value)
-        if not isinstance(value, str):
+        value = Interpolated.of(value)
+        if not isinstance(value, Interpolated):
             raise ValueError(f"{key}: value must be a string, number or boolean (to pass a variable from "
                              "the shell, write ${" + key + "})")
-        if compose and any(ord(c) < 32 and c != "\t" for c in value):
-            raise ValueError(f"{key}: value must not contain newlines or control characters")
-        if "\0" in value:
+        if "\0" in value.value:
             raise ValueError(f"{key}: value must not contain a NUL character")
+        if any(ord(c) < 32 and c != "\t" for c in value.compose):
+            raise ValueError(f"{key}: value must not contain newlines or control characters")
         out[key] = value
     return out
 
@@ -117,6 +125,20 @@ def env_files(v: Any) -> Any:
     if len(set(v)) != len(v):
         raise ValueError("each file may appear once")
     return tuple(v)
+
+
+def optional_image(v: str | None) -> str | None:
+    """An image reference or None (a field validator of backend and services)."""
+    if v is not None:
+        check_image(v)
+    return v
+
+
+def optional_relative_path(v: str | None) -> str | None:
+    """A project-relative path or None (a field validator of backend and services)."""
+    if v is not None:
+        check_relative_path(v)
+    return v
 
 
 def check_service_name(v: str) -> str:
@@ -152,8 +174,9 @@ def _command(v: Any) -> Any:
     """A command as Compose accepts it: one string (split by the engine) or a list of arguments."""
     if v is None:
         return v
-    if isinstance(v, str):
-        if not v.strip() or "\0" in v:
+    v = Interpolated.of(v)
+    if isinstance(v, Interpolated):
+        if not v.value.strip() or _has_nul(v):
             raise ValueError("must be a non-empty command")
         return v
     if not isinstance(v, (list, tuple)) or not v:
@@ -162,10 +185,15 @@ def _command(v: Any) -> Any:
     for i, arg in enumerate(v):
         if isinstance(arg, (int, float)) and not isinstance(arg, bool):
             arg = str(arg)
-        if not isinstance(arg, str) or "\0" in arg:
+        arg = Interpolated.of(arg)
+        if not isinstance(arg, Interpolated) or _has_nul(arg):
             raise ValueError(f"item {i}: must be a string")
         out.append(arg)
     return tuple(out)
+
+
+def _has_nul(v: Interpolated) -> bool:
+    return "\0" in v.value or "\0" in v.compose
 
 
 # --- parsed pieces -------------------------------------------------------------------------------------
@@ -279,54 +307,43 @@ class PortMapping(_Model):
 def _healthcheck_test(v: Any) -> Any:
     if v is None:
         return v
-    if isinstance(v, str):
-        if not v.strip() or "\0" in v:
+    v = Interpolated.of(v)
+    if isinstance(v, Interpolated):
+        if not v.value.strip() or _has_nul(v):
             raise ValueError("must be a non-empty command")
-        return ("CMD-SHELL", v)
-    if not isinstance(v, (list, tuple)) or not v or not all(isinstance(a, str) for a in v):
+        return (Interpolated.literal("CMD-SHELL"), v)
+    if not isinstance(v, (list, tuple)) or not v:
         raise ValueError('must be a string, or a list such as ["CMD", "pg_isready"] or ["CMD-SHELL", "..."]')
-    if any("\0" in a for a in v):
+    v = tuple(Interpolated.of(a) for a in v)
+    if not all(isinstance(a, Interpolated) for a in v):
+        raise ValueError('must be a string, or a list such as ["CMD", "pg_isready"] or ["CMD-SHELL", "..."]')
+    if any(_has_nul(a) for a in v):
         raise ValueError("must not contain a NUL character")
-    head = v[0]
+    head = v[0].value
     if head == "NONE" and len(v) == 1:
-        return tuple(v)
+        return v
     if head == "CMD" and len(v) >= 2:
-        return tuple(v)
+        return v
     if head == "CMD-SHELL" and len(v) == 2:
-        return tuple(v)
+        return v
     raise ValueError('must start with "CMD" (then the program and its arguments), "CMD-SHELL" (then one '
                      'shell command) or be ["NONE"]')
 
 
 class Healthcheck(_Model):
     """A service's container health check, Compose's shape. `test` is normalized: a string becomes
-    ("CMD-SHELL", string); `test_compose` is the same with references kept for Compose to resolve."""
+    ("CMD-SHELL", string), each argument a value with its Compose text."""
 
-    test: tuple[str, ...] | None = Field(None, repr=False)
-    test_compose: tuple[str, ...] | None = None
+    test: tuple[Interpolated, ...] | None = Field(None, repr=False)
     interval: float | None = Field(None, description="seconds (written as a Compose duration, e.g. 1m30s)")
     timeout: float | None = Field(None, description="seconds")
     start_period: float | None = Field(None, description="seconds")
     retries: int | None = Field(None, ge=0, le=1000)
     disable: bool = False
 
-    @model_validator(mode="before")
-    @classmethod
-    def _compose_text(cls, v: Any) -> Any:
-        # built without scaleout.yaml (tests, other code): the value is its own Compose text
-        if isinstance(v, dict) and "test" in v and "test_compose" not in v:
-            test = _healthcheck_test(v["test"])
-            v = {**v, "test_compose": None if test is None else tuple(a.replace("$", "$$") for a in test)}
-        return v
-
     @field_validator("test", mode="before")
     @classmethod
     def _test(cls, v: Any) -> Any:
-        return _healthcheck_test(v)
-
-    @field_validator("test_compose", mode="before")
-    @classmethod
-    def _test_compose(cls, v: Any) -> Any:
         return _healthcheck_test(v)
 
     @field_validator("interval", "timeout", mode="before")
@@ -341,86 +358,42 @@ class Healthcheck(_Model):
 
     @model_validator(mode="after")
     def _disable(self) -> Healthcheck:
-        if self.disable and self.test is not None and self.test != ("NONE",):
+        if self.disable and self.test is not None and not self._none():
             raise ValueError("disable: true and a test cannot both be set (remove one)")
         return self
 
+    def _none(self) -> bool:
+        return self.test is not None and tuple(a.value for a in self.test) == ("NONE",)
+
     @property
     def disabled(self) -> bool:
-        return self.disable or self.test == ("NONE",)
+        return self.disable or self._none()
 
 
 class ServiceConfig(_Model):
-    """One entry of `services:`. `environment` holds the interpolated values (to validate and to show);
-    `environment_compose` and `command_compose` the text to write into the Compose file, with
-    `${VAR}` references as written, so values from .env never land in a generated file."""
+    """One entry of `services:`. `environment` and `command` hold each value with its Compose text
+    (`${VAR}` references as written), so values from .env never land in a generated file."""
 
     image: str | None = None
     build: str | None = None
     dockerfile: str = "Dockerfile"
-    command: str | tuple[str, ...] | None = Field(None, repr=False)
-    command_compose: str | tuple[str, ...] | None = None
-    environment: dict[str, str] = Field(default_factory=dict, repr=False)
-    environment_compose: dict[str, str] = Field(default_factory=dict)
+    command: Interpolated | tuple[Interpolated, ...] | None = Field(None, repr=False)
+    environment: dict[str, Interpolated] = Field(default_factory=dict, repr=False)
     env_file: tuple[str, ...] = ()
     volumes: tuple[VolumeMount, ...] = ()
     ports: tuple[PortMapping, ...] = ()
     healthcheck: Healthcheck | None = None
 
-    @model_validator(mode="before")
-    @classmethod
-    def _compose_text(cls, v: Any) -> Any:
-        if not isinstance(v, dict):
-            return v
-        v = dict(v)
-        if "environment" in v and "environment_compose" not in v:
-            env = env_map(v["environment"])
-            text = {k: s.replace("$", "$$") for k, s in env.items()} if isinstance(env, dict) else env
-            v["environment_compose"] = text
-        if "command" in v and "command_compose" not in v:
-            cmd = _command(v["command"])
-            v["command_compose"] = (cmd.replace("$", "$$") if isinstance(cmd, str)
-                                    else tuple(a.replace("$", "$$") for a in cmd) if cmd is not None else None)
-        return v
-
-    @field_validator("image")
-    @classmethod
-    def _image(cls, v: str | None) -> str | None:
-        if v is not None:
-            check_image(v)
-        return v
-
-    @field_validator("build", "dockerfile")
-    @classmethod
-    def _paths(cls, v: str | None) -> str | None:
-        if v is not None:
-            check_relative_path(v)
-        return v
+    # the rules shared with backend
+    _image = field_validator("image")(optional_image)
+    _paths = field_validator("build", "dockerfile")(optional_relative_path)
+    _environment = field_validator("environment", mode="before")(env_map)
+    _env_file = field_validator("env_file", mode="before")(env_files)
 
     @field_validator("command", mode="before")
     @classmethod
     def _command(cls, v: Any) -> Any:
         return _command(v)
-
-    @field_validator("command_compose", mode="before")
-    @classmethod
-    def _command_compose(cls, v: Any) -> Any:
-        return _command(v)
-
-    @field_validator("environment", mode="before")
-    @classmethod
-    def _environment(cls, v: Any) -> Any:
-        return env_map(v)
-
-    @field_validator("environment_compose", mode="before")
-    @classmethod
-    def _environment_compose(cls, v: Any) -> Any:
-        return env_map(v, compose=True)
-
-    @field_validator("env_file", mode="before")
-    @classmethod
-    def _env_file(cls, v: Any) -> Any:
-        return env_files(v)
 
     @field_validator("volumes")
     @classmethod
@@ -437,8 +410,6 @@ class ServiceConfig(_Model):
             raise ValueError("set image (such as postgres:16) or build (a folder with a Dockerfile), one of them")
         if "dockerfile" in self.model_fields_set and self.build is None:
             raise ValueError("dockerfile: only with build")
-        if set(self.environment) != set(self.environment_compose):
-            raise ValueError("environment: inconsistent Compose text")
         return self
 
     @property

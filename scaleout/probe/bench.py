@@ -95,8 +95,9 @@ def run_bench(
     """Measure each replica count in turn; the stack is left at the last count."""
     from scaleout.targets.compose import ComposeStack as Stack
 
+    cpu_work = cfg.backend.env.get("CPU_WORK_MS")
     result = BenchResult(project=cfg.project, url=cfg.url, path=path, concurrency=concurrency, duration_s=duration_s,
-                         warmup_s=warmup_s, workers=workers, cpu_work_ms=cfg.backend.env.get("CPU_WORK_MS"))
+                         warmup_s=warmup_s, workers=workers, cpu_work_ms=cpu_work.value if cpu_work else None)
     for i, n in enumerate(counts):
         c = cfg.with_overrides(Overrides(replicas=n))
         stack = Stack(c, progress=progress, log=log)

@@ -59,7 +59,7 @@ def health_command(config: Config) -> str:
     with whichever HTTP client the image has (curl, wget, python3 or node)."""
     h = config.backend.health
     if h.command:
-        return h.command
+        return h.command.value
     url = f"http://127.0.0.1:{config.backend.port}{h.path}"
     return (
         f"if command -v curl >/dev/null 2>&1; then curl -fsS -o /dev/null --max-time {h.timeout} {url}; "
@@ -78,7 +78,7 @@ def health_command_compose(config: Config) -> str:
     written (references resolved by the engine at run time), or the default probe with `$` escaped."""
     h = config.backend.health
     if h.command:
-        return h.command_compose or escape_dollar(h.command)
+        return h.command.compose
     return escape_dollar(health_command(config))
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from scaleout.config.interpolated import compose_texts
 from scaleout.config.model import Config
 from scaleout.config.sections import LimitsConfig
 from scaleout.layout import (
@@ -71,7 +72,7 @@ def compose_data(config: Config, assets: str | None = None) -> dict[str, Any]:
             env[ENV_ASSETS] = escape_dollar(assets)
         # as written in scaleout.yaml, in Compose's syntax: ${VAR} is resolved by the engine at run time, so
         # a value from the shell, .env or an env file never lands in this file
-        env.update(dict(sorted(b.env_compose.items())))
+        env.update(compose_texts(b.env))
         svc.update({
             "hostname": r.name,
             "environment": env,

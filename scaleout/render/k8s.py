@@ -28,6 +28,7 @@ from typing import Any
 
 import yaml
 
+from scaleout.config.interpolated import Interpolated
 from scaleout.config.model import Config
 from scaleout.config.services import check_image
 from scaleout.errors import UsageError
@@ -95,7 +96,7 @@ def _meta(config: Config, name: str, namespace: str, component: str, **extra: An
 def _probe(config: Config, env: WorkloadEnv, initial_delay: int = 0) -> dict[str, Any]:
     h = config.backend.health
     probe: dict[str, Any] = (
-        {"exec": {"command": env.exec_command(("CMD-SHELL", h.command), ("CMD-SHELL", h.command_compose or h.command))}}
+        {"exec": {"command": env.exec_command((Interpolated.literal("CMD-SHELL"), h.command))}}
         if h.command else {"httpGet": {"path": h.path, "port": "http"}}
     )
     if initial_delay:
@@ -116,7 +117,7 @@ def _backend(config: Config, namespace: str, image: str, headless: bool, secrets
     ]
     # a value from ${VAR} (the shell, .env) goes to a Secret; a literal one stays inline
     for k, v in sorted(b.env.items()):
-        env.add(k, v, b.env_compose.get(k))
+        env.add(k, v)
     probes = {"readinessProbe": _probe(config, env),
               "livenessProbe": _probe(config, env, initial_delay=config.backend.health.start_period)}
     env_from = secrets.env_from(b.env_file)

@@ -22,6 +22,7 @@ import shlex
 from collections.abc import Mapping
 from typing import Any
 
+from scaleout.config.interpolated import Interpolated
 from scaleout.config.model import Config
 from scaleout.config.services import Healthcheck, ServiceConfig
 from scaleout.errors import UsageError
@@ -110,11 +111,11 @@ class WorkloadEnv:
         self.secrets, self.secret_name, self.workload = secrets, secret_name, workload
         self.env: list[dict[str, Any]] = []
 
-    def add(self, key: str, value: str, compose_text: str | None = None) -> None:
-        if compose_text is None or compose_text == value.replace("$", "$$"):
-            self.env.append({"name": key, "value": escape_k8s(value)})
+    def add(self, key: str, value: Interpolated) -> None:
+        if not value.has_references:
+            self.env.append({"name": key, "value": escape_k8s(value.value)})
         else:
-            self.hidden(key, value)
+            self.hidden(key, value.value)
 
     def hidden(self, key: str, value: str) -> None:
         """`key` in the container's environment, its value only in the Secret."""
@@ -122,37 +123,36 @@ class WorkloadEnv:
         if all(e["name"] != key for e in self.env):
             self.env.append({"name": key, "valueFrom": {"secretKeyRef": {"name": self.secret_name, "key": key}}})
 
-    def args(self, values: list[str], texts: list[str]) -> list[str]:
+    def args(self, words: list[Interpolated], *, hide_all: bool = False) -> list[str]:
         """Container args: literal ones escaped for $(VAR), those from variables as $(SCALEOUT_ARG_i)
         (Kubernetes expands it from the container's environment, which takes it from the Secret)."""
-        same = len(values) == len(texts)
         out = []
-        for i, value in enumerate(values):
-            if same and texts[i] == value.replace("$", "$$"):
-                out.append(escape_k8s(value))
+        for i, word in enumerate(words):
+            if not hide_all and not word.has_references:
+                out.append(escape_k8s(word.value))
             else:
                 key = f"SCALEOUT_ARG_{i}"
-                self.hidden(key, value)
+                self.hidden(key, word.value)
                 out.append(f"$({key})")
         return out
 
-    def exec_command(self, test: tuple[str, ...], texts: tuple[str, ...]) -> list[str]:
+    def exec_command(self, test: tuple[Interpolated, ...]) -> list[str]:
         """An exec probe from a Docker health test. Probes are not expanded by Kubernetes: a value from
         a variable is read by `sh` from the container's environment instead."""
-        if test[0] == "CMD-SHELL":
-            if texts[1] == test[1].replace("$", "$$"):
-                return ["sh", "-c", test[1]]
-            self.hidden("SCALEOUT_PROBE", test[1])
+        if test[0].value == "CMD-SHELL":
+            if not test[1].has_references:
+                return ["sh", "-c", test[1].value]
+            self.hidden("SCALEOUT_PROBE", test[1].value)
             return ["sh", "-c", 'eval "$SCALEOUT_PROBE"']
-        args, arg_texts = test[1:], texts[1:]
-        if all(t == a.replace("$", "$$") for a, t in zip(args, arg_texts, strict=True)):
-            return list(args)
+        args = test[1:]
+        if not any(a.has_references for a in args):
+            return [a.value for a in args]
         words = []
-        for i, (a, t) in enumerate(zip(args, arg_texts, strict=True)):
-            if t == a.replace("$", "$$"):
-                words.append(shlex.quote(a))
+        for i, a in enumerate(args):
+            if not a.has_references:
+                words.append(shlex.quote(a.value))
             else:
-                self.hidden(f"SCALEOUT_PROBE_{i}", a)
+                self.hidden(f"SCALEOUT_PROBE_{i}", a.value)
                 words.append(f'"$SCALEOUT_PROBE_{i}"')
         return ["sh", "-c", "exec " + " ".join(words)]
 
@@ -161,14 +161,16 @@ def _command_args(name: str, svc: ServiceConfig, env: WorkloadEnv) -> list[str] 
     """Compose's `command` replaces the image's CMD: Kubernetes' `args` (the ENTRYPOINT stays)."""
     if svc.command is None:
         return None
-    if isinstance(svc.command, str):
+    if isinstance(svc.command, Interpolated):
         try:
             # the compose text with every literal `$` as written, so the two split alike
-            values, texts = shlex.split(svc.command), shlex.split(str(svc.command_compose))
+            values, texts = shlex.split(svc.command.value), shlex.split(svc.command.compose)
         except ValueError as exc:
             raise UsageError(f"services.{name}.command: cannot be split into arguments ({exc})") from None
-        return env.args(values, texts)
-    return env.args(list(svc.command), list(svc.command_compose or svc.command))
+        if len(values) != len(texts):  # a variable's value split into several words: each is from a variable
+            return env.args([Interpolated.literal(v) for v in values], hide_all=True)
+        return env.args([Interpolated(v, t) for v, t in zip(values, texts, strict=True)])
+    return env.args(list(svc.command))
 
 
 def _seconds(value: float | None, default: float) -> int:
@@ -179,7 +181,7 @@ def service_probes(hc: Healthcheck | None, env: WorkloadEnv) -> dict[str, Any]:
     """readinessProbe and livenessProbe from a Compose health check (none when it has no test)."""
     if hc is None or hc.disabled or hc.test is None:
         return {}
-    command = env.exec_command(hc.test, hc.test_compose or hc.test)
+    command = env.exec_command(hc.test)
     probe = {"exec": {"command": command}, "periodSeconds": _seconds(hc.interval, DOCKER_INTERVAL_S),
              "timeoutSeconds": _seconds(hc.timeout, DOCKER_TIMEOUT_S),
              "failureThreshold": max(1, DOCKER_RETRIES if hc.retries is None else hc.retries)}
@@ -219,7 +221,7 @@ def service_objects(config: Config, namespace: str, secrets: Secrets, meta: Any,
                                                "scaleout.io/service")}
         env = secrets.workload(k8s)
         for key, value in sorted(svc.environment.items()):
-            env.add(key, value, svc.environment_compose.get(key))
+            env.add(key, value)
         container: dict[str, Any] = {"name": k8s, "image": service_image(config, name)}
         args = _command_args(name, svc, env)
         if args is not None:

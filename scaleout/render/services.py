@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from scaleout.config.interpolated import command_text, compose_texts
 from scaleout.config.model import Config
 from scaleout.layout import LABEL_PROJECT, LABEL_ROLE
 
@@ -40,7 +41,7 @@ def healthcheck_data(hc: Any) -> dict[str, Any] | None:
         return None
     if getattr(hc, "disable", False):
         return {"disable": True}
-    out: dict[str, Any] = {"test": list(hc.test_compose or hc.test or ())}
+    out: dict[str, Any] = {"test": [a.compose for a in hc.test or ()]}
     for key in ("interval", "timeout", "start_period"):
         value = _duration(getattr(hc, key, None))
         if value is not None:
@@ -72,10 +73,10 @@ def services_data(config: Config) -> tuple[dict[str, Any], dict[str, Any]]:
         data: dict[str, Any] = {"image": service_image(config, name)}
         if svc.build is not None:
             data["build"] = {"context": from_out(svc.build), "dockerfile": svc.dockerfile}
-        if svc.command_compose is not None:
-            data["command"] = svc.command_compose if isinstance(svc.command_compose, str) else list(svc.command_compose)
-        if svc.environment_compose:
-            data["environment"] = dict(sorted(svc.environment_compose.items()))
+        if svc.command is not None:
+            data["command"] = command_text(svc.command)
+        if svc.environment:
+            data["environment"] = compose_texts(svc.environment)
         if svc.env_file:
             data["env_file"] = [from_out(f) for f in svc.env_file]
         if svc.volumes:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from scaleout.config.interpolated import Interpolated, command_text, compose_texts
 from scaleout.config.model import Config
 from scaleout.layout import (
     BACKEND_SERVICE,
@@ -50,6 +51,8 @@ STACK_NGINX = SWARM_NGINX
 ENV_BACKEND_IMAGE = "SCALEOUT_BACKEND_IMAGE"
 ENV_BALANCER_IMAGE = "SCALEOUT_BALANCER_IMAGE"
 SWARM_DNS = "127.0.0.11"  # Docker's embedded DNS server, in every container on a user-defined network
+# the backend's tasks by name: Docker's DNS lists each running, healthy task (endpoint_mode dnsrr)
+SWARM_BACKEND_HOST = f"tasks.{BACKEND_SERVICE}"
 SERVICE_IMAGE_PREFIX = "SCALEOUT_SERVICE_IMAGE_"
 
 
@@ -70,7 +73,7 @@ def swarm_nginx(config: Config, nginx_version: tuple[int, int, int] | None = Non
     """The balancer's nginx.conf on Swarm: every ready task of the backend service, via Docker's DNS.
     With balancer.tls `nginx_version` (the balancer image's) picks the HTTP/2 syntax, as on Compose.
     `pin` (the stack's replay secret) adds the route that sends a request to one task, named by its container."""
-    return render_nginx(config, {"target": "Docker Swarm", "host": f"tasks.{BACKEND_SERVICE}",
+    return render_nginx(config, {"target": "Docker Swarm", "host": SWARM_BACKEND_HOST,
                                  "resolver": SWARM_DNS, "valid": DNS_VALID_S,
                                  "pin_tasks": backend_service_name(config)}, nginx_version=nginx_version, pin=pin)
 
@@ -158,11 +161,11 @@ def _service_data(config: Config, name: str, stack_dir: Path | None, image_var: 
     svc = config.services[name]
     image = svc.image or f"${{{image_var}:?{_required(image_var or '', 'the image built for this service')}}}"
     data: dict[str, Any] = {"image": image}
-    if svc.command_compose is not None:
+    if svc.command is not None:
         # Swarm expands templates in env, hostname and mounts only: the command is Compose text as is
-        data["command"] = svc.command_compose if isinstance(svc.command_compose, str) else list(svc.command_compose)
-    if svc.environment_compose:
-        data["environment"] = {k: escape_go_template(v) for k, v in sorted(svc.environment_compose.items())}
+        data["command"] = command_text(svc.command)
+    if svc.environment:
+        data["environment"] = {k: escape_go_template(v) for k, v in compose_texts(svc.environment).items()}
     if svc.env_file:
         data["env_file"] = [_from_stack(config, stack_dir, f) for f in svc.env_file]
     if svc.volumes:
@@ -207,36 +210,26 @@ def swarm_notes(config: Config) -> list[str]:
                 notes.append(f"service {name}: the bind mount ./{v.source.removeprefix('./')} exists only on the node "
                              "where the stack is deployed from; on a swarm of several nodes use a named volume or "
                              "copy the files into the image")
-        values = [(f"services.{name}.environment.{k}", svc.environment[k], v)
-                  for k, v in svc.environment_compose.items()]
-        notes += _template_notes(values)
-    b = config.backend
-    notes += _template_notes([(f"backend.env.{k}", b.env[k], v) for k, v in b.env_compose.items()])
-    return notes
+        notes += _template_notes(f"services.{name}.environment", svc.environment)
+    return notes + _template_notes("backend.env", config.backend.env)
 
 
-def _template_notes(values: list[tuple[str, str, str]]) -> list[str]:
+def _template_notes(key: str, env: dict[str, Interpolated]) -> list[str]:
     """A value that holds `{{` only once resolved (from a variable) reaches Swarm unescaped."""
-    return [f"{key}: its value (from a variable) contains '{{{{', which Swarm expands as a template"
-            for key, value, text in values if "{{" in value and "{{" not in text]
+    return [f"{key}.{k}: its value (from a variable) contains '{{{{', which Swarm expands as a template"
+            for k, v in env.items() if "{{" in v.value and "{{" not in v.compose]
 
 
 def _has_references(config: Config) -> bool:
-    """Whether the stack file keeps a `${VAR}` for `docker stack deploy` to resolve (Compose text that
-    is not just the value with `$` doubled)."""
-    pairs = [(v, config.backend.env_compose[k]) for k, v in config.backend.env.items()]
-    h = config.backend.health
-    if h.command:
-        pairs.append((h.command, h.command_compose or h.command))
+    """Whether the stack file keeps a `${VAR}` for `docker stack deploy` to resolve."""
+    texts = [*config.backend.env.values(), *([config.backend.health.command] if config.backend.health.command else [])]
     for svc in config.services.values():
-        pairs += [(v, svc.environment_compose[k]) for k, v in svc.environment.items()]
+        texts += svc.environment.values()
         if svc.command is not None:
-            values = [svc.command] if isinstance(svc.command, str) else list(svc.command)
-            texts = [svc.command_compose] if isinstance(svc.command_compose, str) else list(svc.command_compose or ())
-            pairs += list(zip(values, texts, strict=False))
+            texts += [svc.command] if isinstance(svc.command, Interpolated) else svc.command
         if svc.healthcheck is not None and svc.healthcheck.test:
-            pairs += list(zip(svc.healthcheck.test, svc.healthcheck.test_compose or (), strict=False))
-    return any(text != value.replace("$", "$$") for value, text in pairs)
+            texts += svc.healthcheck.test
+    return any(t.has_references for t in texts)
 
 
 def swarm_stack_data(config: Config, nginx_text: str, assets: str | None = None,
@@ -252,7 +245,7 @@ def swarm_stack_data(config: Config, nginx_text: str, assets: str | None = None,
     if assets is not None:
         env[ENV_ASSETS] = escape_go_template(escape_dollar(assets))
     # in Compose syntax as written: `docker stack deploy` resolves ${VAR} from the shell and .env
-    env.update({k: escape_go_template(v) for k, v in sorted(b.env_compose.items())})
+    env.update({k: escape_go_template(v) for k, v in compose_texts(b.env).items()})
     backend_image = b.image or (
         f"${{{ENV_BACKEND_IMAGE}:?{_required(ENV_BACKEND_IMAGE, 'the backend image')}}}")
     monitor = max(5, h.interval * h.retries)

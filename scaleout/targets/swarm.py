@@ -146,8 +146,8 @@ class SwarmStack:
         return "healthy" if task.state == "running" else "starting"
 
     def status(self, routing: bool = True) -> StackStatus:
-        """What runs now, read from the swarm (not from the config)."""
-        del routing  # nginx resolves every ready task per request: routing is the tasks' health
+        """What runs now, read from the swarm (not from the config); with `routing`, also which backend
+        tasks the balancer sends traffic to (the addresses its DNS gives, see targets/swarm_routing.py)."""
         services = self._services()
         out: list[ServiceStatus] = []
         url = None
@@ -163,7 +163,20 @@ class SwarmStack:
                 if published:
                     url = f"{self.config.balancer.scheme}://127.0.0.1:{published}"
         out.sort(key=lambda s: (*listing_key(s.role, s.service), s.container))
+        if routing:
+            from scaleout.targets.swarm_routing import mark_routed
+
+            mark_routed(out, self._routed())
         return StackStatus(self.config.project, url, out, current_dict())
+
+    def _routed(self) -> set[str] | None:
+        """The backend task addresses the balancer resolves now (None: no balancer on this node)."""
+        from scaleout.targets.requests import balancer_containers
+        from scaleout.targets.swarm_routing import routed_addresses
+
+        with engine_errors("reading what the balancer routes"):
+            lbs = balancer_containers(self)
+            return routed_addresses(lbs[0]) if lbs else None
 
     @property
     def _lb_port(self) -> int:

@@ -165,3 +165,35 @@ def test_the_cli_offers_the_templates_scaffold_knows():
     from scaleout.scaffold import TEMPLATES
 
     assert tuple(TEMPLATES) == TEMPLATE_NAMES
+
+
+def _engine_uses(path: Path, engine_fixtures: set[str]) -> list[str]:
+    """Where a test file asks for the engine: an e2e or browser mark (on a test, a module or a parameter),
+    a test or fixture taking a fixture that needs the engine, `getfixturevalue` of one, or an e2e module."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found = []
+    for node in ast.walk(tree):
+        where = f"{path.relative_to(ROOT)}:{getattr(node, 'lineno', '?')}"
+        if isinstance(node, ast.Attribute) and node.attr in ("e2e", "browser") and \
+                isinstance(node.value, ast.Attribute) and node.value.attr == "mark":
+            found.append(f"{where}: pytest.mark.{node.attr}")
+        elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            wanted = sorted({a.arg for a in node.args.args} & engine_fixtures)
+            if wanted:
+                found.append(f"{where}: {node.name} takes {', '.join(wanted)}")
+        elif isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "getfixturevalue" and node.args \
+                and isinstance(node.args[0], ast.Constant) and node.args[0].value in engine_fixtures:
+            found.append(f"{where}: getfixturevalue({node.args[0].value!r})")
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("tests.e2e"):
+            found.append(f"{where}: imports {node.module}")
+    return found
+
+
+def test_unit_tests_need_no_engine():
+    """tests/unit/ is pure: what needs the engine (nginx -t in the balancer image included) is in tests/e2e/."""
+    from tests.conftest import NEEDS_ENGINE
+
+    # the conftest's engine fixtures; e2e modules' own fixtures are out of reach unless imported (refused)
+    engine_fixtures = set(NEEDS_ENGINE)
+    bad = [use for p in sorted((ROOT / "tests/unit").rglob("test_*.py")) for use in _engine_uses(p, engine_fixtures)]
+    assert not bad, "\n".join(bad)

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from scaleout.config.interpolated import Interpolated, values
 from scaleout.config.interpolation import Budget, DotenvError, InterpolationError, interpolate, parse_dotenv
 from scaleout.config.load import parse_config
 from scaleout.config.model import Overrides
@@ -205,7 +206,7 @@ def test_hash_key_is_an_nginx_variable_not_a_reference():
 
 def test_the_shell_wins_over_dotenv():
     c = parse_config("backend:\n  env: {A: $A, B: $B}\n", P, env={"A": "shell"}, dotenv={"A": "file", "B": "file"})
-    assert c.backend.env == {"A": "shell", "B": "file"}
+    assert values(c.backend.env) == {"A": "shell", "B": "file"}
 
 
 def test_a_missing_required_variable_names_variable_key_line_and_message():
@@ -224,21 +225,20 @@ def test_every_interpolation_problem_is_reported():
 
 def test_unset_variables_become_warnings_with_their_line():
     c = parse_config("name: x\nbackend:\n  env:\n    A: a${NOPE}b\n", P, env={}, dotenv={})
-    assert c.backend.env == {"A": "ab"}
+    assert values(c.backend.env) == {"A": "ab"}
     assert c.warnings == ("scaleout.yaml:4: backend.env.A: variable NOPE is not set; using an empty string",)
 
 
 def test_env_accepts_compose_list_form():
     c = parse_config("backend:\n  env: [A=1, 'B=${X}', C=]\n", P, env={"X": "x"}, dotenv={})
-    assert c.backend.env == {"A": "1", "B": "x", "C": ""}
-    assert c.backend.env_compose == {"A": "1", "B": "${X}", "C": ""}
+    assert c.backend.env == {"A": Interpolated("1", "1"), "B": Interpolated("x", "${X}"), "C": Interpolated("", "")}
     with pytest.raises(ConfigError, match=r"backend.env: item 0: must be \"KEY=VALUE\""):
         parse_config("backend:\n  env: [JUST_A_NAME]\n", P, env={}, dotenv={})
 
 
 def test_a_newline_from_a_variable_is_fine_a_written_one_is_not():
     c = parse_config("backend:\n  env: {KEY: $PEM}\n", P, env={}, dotenv={"PEM": "-----BEGIN\nabc\n-----END"})
-    assert c.backend.env["KEY"].count("\n") == 2 and c.backend.env_compose == {"KEY": "$PEM"}
+    assert c.backend.env == {"KEY": Interpolated("-----BEGIN\nabc\n-----END", "$PEM")}
     with pytest.raises(ConfigError, match="scaleout.yaml:2: backend.env: KEY: value must not contain newlines"):
         parse_config('backend:\n  env: {KEY: "a\\nb"}\n', P, env={}, dotenv={})
 
@@ -274,16 +274,18 @@ def test_values_come_from_dotenv_and_the_compose_text_keeps_the_references(tmp_p
     from scaleout.config.load import load_config
 
     c = load_config(secret_project(tmp_path), env={})
-    assert c.backend.env["DATABASE_URL"] == f"postgres://app:{SECRET}@db/app"
-    assert c.backend.env_compose == {"DATABASE_URL": "postgres://app:${DB_PASSWORD}@db/app", "PRICE": "cost $$5 or $$6"}
-    assert c.backend.health.command == f'test -n "{SECRET}"'
-    assert c.backend.health.command_compose == 'test -n "$DB_PASSWORD"'
+    assert c.backend.env == {
+        "DATABASE_URL": Interpolated(f"postgres://app:{SECRET}@db/app", "postgres://app:${DB_PASSWORD}@db/app"),
+        "PRICE": Interpolated("cost $5 or $6", "cost $$5 or $$6")}
+    assert c.backend.health.command == Interpolated(f'test -n "{SECRET}"', 'test -n "$DB_PASSWORD"')
     db = c.services["db"]
     assert db.image == "postgres:16"
-    assert db.environment == {"POSTGRES_PASSWORD": SECRET}
-    assert db.environment_compose == {"POSTGRES_PASSWORD": "${DB_PASSWORD:?set it in .env}"}
-    assert db.command_compose == ("postgres", "-c", "password=${DB_PASSWORD}")
-    assert db.healthcheck.test_compose == ("CMD-SHELL", "pg_isready --password=$DB_PASSWORD")
+    assert db.environment == {"POSTGRES_PASSWORD": Interpolated(SECRET, "${DB_PASSWORD:?set it in .env}")}
+    assert db.command == (Interpolated("postgres", "postgres"), Interpolated("-c", "-c"),
+                          Interpolated(f"password={SECRET}", "password=${DB_PASSWORD}"))
+    assert db.healthcheck.test == (
+        Interpolated("CMD-SHELL", "CMD-SHELL"),
+        Interpolated(f"pg_isready --password={SECRET}", "pg_isready --password=$DB_PASSWORD"))
     assert c.dotenv == {"DB_PASSWORD": SECRET}
     assert c.engine_environment({"DB_PASSWORD": "from-shell"})["DB_PASSWORD"] == "from-shell"
     assert c.engine_environment({})["DB_PASSWORD"] == SECRET
@@ -293,9 +295,9 @@ def test_no_compose_text_no_dump_and_no_repr_holds_a_dotenv_value(tmp_path):
     from scaleout.config.load import load_config
 
     c = load_config(secret_project(tmp_path), env={})
-    compose_texts = [c.backend.env_compose, c.backend.health.command_compose, c.services["db"].environment_compose,
-                     c.services["db"].command_compose, c.services["db"].healthcheck.test_compose]
-    assert SECRET not in repr(compose_texts)
+    compose_texts = [c.backend.env, c.backend.health.command, c.services["db"].environment,
+                     c.services["db"].command, c.services["db"].healthcheck.test]
+    assert SECRET not in repr(compose_texts) and "${DB_PASSWORD}" in repr(compose_texts)
     assert SECRET not in repr(c)
     assert "dotenv" not in c.model_dump()
 
@@ -306,11 +308,12 @@ def test_overrides_keep_dotenv_warnings_and_compose_text(tmp_path):
     c = load_config(secret_project(tmp_path), env={})
     o = c.with_overrides(Overrides(replicas=2, port=9999))
     assert o.dotenv == c.dotenv and o.warnings == c.warnings
-    assert o.backend.env_compose == c.backend.env_compose and o.services == c.services
+    assert o.backend.env == c.backend.env and o.services == c.services
+    assert o.backend.env["DATABASE_URL"].compose == "postgres://app:${DB_PASSWORD}@db/app"
     assert o.backend.replicas == 2 and o.balancer.port == 9999
 
 
-def test_compose_text_fields_are_not_keys_of_the_file():
+def test_the_old_compose_text_fields_and_internal_fields_are_not_keys_of_the_file():
     for text, key in [
         ("backend:\n  env: {A: x}\n  env_compose: {A: y}\n", "backend.env_compose"),
         ("backend:\n  env_compose: {A: y}\n", "backend.env_compose"),
@@ -321,13 +324,16 @@ def test_compose_text_fields_are_not_keys_of_the_file():
     ]:
         with pytest.raises(ConfigError, match=f"{key}: unknown key"):
             parse_config(text, P, env={}, dotenv={})
+    # nor can the file spell a value and its Compose text itself
+    with pytest.raises(ConfigError, match="backend.env: A: value must be a string, number or boolean"):
+        parse_config("backend:\n  env: {A: {value: x, compose: y}}\n", P, env={}, dotenv={})
 
 
 def test_models_built_in_code_get_literal_compose_text():
     from scaleout.config.sections import BackendConfig
 
     b = BackendConfig(env={"A": "cost $5"})
-    assert b.env_compose == {"A": "cost $$5"}
+    assert b.env == {"A": Interpolated("cost $5", "cost $$5")} == {"A": Interpolated.literal("cost $5")}
 
 
 # --- .env on disk -----------------------------------------------------------------------------------------------

@@ -11,12 +11,18 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from scaleout.config.interpolated import Interpolated, values
 from scaleout.config.load import parse_config
 from scaleout.config.model import Config, Overrides
 from scaleout.config.services import PortMapping, VolumeMount
 from scaleout.config.values import duration_seconds as parse_duration
 from scaleout.errors import ConfigError
 from tests.helpers.config import problem
+
+
+def args(test):
+    """The values of a command or health test (each argument is value + Compose text)."""
+    return None if test is None else tuple(a.value for a in test)
 
 
 def parse(proj: Path, text: str, env: dict | None = None) -> Config:
@@ -50,16 +56,16 @@ def test_a_full_service(proj):
     ) + "  cache:\n    image: redis:7\n    command: [redis-server, --port, 6380]\n")
     db = c.services["db"]
     assert db.build == "db" and db.image is None and db.builds
-    assert db.command == "postgres -c max_connections=50"
-    assert db.environment == {"POSTGRES_DB": "app", "PORT": "5432", "DEBUG": "true"}
+    assert db.command == Interpolated.literal("postgres -c max_connections=50")
+    assert values(db.environment) == {"POSTGRES_DB": "app", "PORT": "5432", "DEBUG": "true"}
     assert db.env_file == ("db.env",)
     assert db.volumes == (VolumeMount(kind="named", source="pgdata", target="/var/lib/postgresql/data"),
                           VolumeMount(kind="bind", source="db", target="/docker-entrypoint-initdb.d", read_only=True))
     assert db.ports == (PortMapping(host_ip=None, host_port=5432, container_port=5432, protocol="tcp"),)
     hc = db.healthcheck
-    assert hc.test == ("CMD", "pg_isready", "-U", "app")
+    assert args(hc.test) == ("CMD", "pg_isready", "-U", "app")
     assert (hc.interval, hc.timeout, hc.start_period, hc.retries, hc.disabled) == (90.0, 0.5, 10.0, 5, False)
-    assert c.services["cache"].command == ("redis-server", "--port", "6380")
+    assert args(c.services["cache"].command) == ("redis-server", "--port", "6380")
     assert list(c.services) == ["db", "cache"]
     assert c.backend.depends_on == ("db", "cache")  # default: every service, in file order
     assert c.named_volumes == ("pgdata",)
@@ -264,7 +270,7 @@ def test_ports_that_do_not_collide(proj):
 ])
 def test_healthcheck_forms(proj, body, test, disabled):
     hc = parse(proj, svc("image: a\nhealthcheck:\n" + "".join(f"  {x}\n" for x in body.splitlines()))).services["db"]
-    assert hc.healthcheck.test == test and hc.healthcheck.disabled is disabled
+    assert args(hc.healthcheck.test) == test and hc.healthcheck.disabled is disabled
 
 
 @pytest.mark.parametrize("body, fragment", [
@@ -673,28 +679,30 @@ def test_service_values_at_their_limits_are_accepted(proj):
     (port,) = service("image: pg\nports: ['7:8']").ports
     assert port.host_ip is None and port.short_syntax("::1") == "[::1]:7:8/tcp"
     check = service("image: pg\nhealthcheck: {test: [NONE], disable: true}").healthcheck
-    assert check.disabled and check.test == ("NONE",)
+    assert check.disabled and args(check.test) == ("NONE",)
     check = service("image: pg\nhealthcheck: {interval: 1ms, start_period: 0, timeout: 24h}").healthcheck
     assert (check.interval, check.start_period, check.timeout) == (0.001, 0.0, 86400.0)
     assert not check.disabled
-    assert service("image: pg\ncommand: [run, 1, 2.5]").command == ("run", "1", "2.5")
+    assert args(service("image: pg\ncommand: [run, 1, 2.5]").command) == ("run", "1", "2.5")
     env = service("image: pg\nenvironment: {A: true, B: false, C: 1.5, D: 2, E: \"a\\tb\"}").environment
-    assert env == {"A": "true", "B": "false", "C": "1.5", "D": "2", "E": "a\tb"}
+    assert values(env) == {"A": "true", "B": "false", "C": "1.5", "D": "2", "E": "a\tb"}
     assert service("image: pg\nenv_file: ok.env").env_file == ("ok.env",)
 
 
 def test_an_environment_list_splits_at_the_first_equals_sign(proj):
     c = parse_config(svc("image: pg\nenvironment: ['A=b=c', 'B=']"), proj, env={})
-    assert c.services["db"].environment == {"A": "b=c", "B": ""}
-    assert c.services["db"].environment_compose == {"A": "b=c", "B": ""}
+    assert c.services["db"].environment == {"A": Interpolated("b=c", "b=c"), "B": Interpolated("", "")}
+    c = parse_config(svc("image: pg\nenvironment: ['A=${X}=$$c']"), proj, env={"X": "x"})
+    assert c.services["db"].environment == {"A": Interpolated("x=$c", "${X}=$$c")}
+    with pytest.raises(ConfigError, match=r"item 0: the variable name must be written as itself"):
+        parse_config(svc("image: pg\nenvironment: ['${X}A=b']"), proj, env={"X": "x"})
 
 
 def test_a_value_from_the_shell_may_hold_a_newline_but_not_the_compose_text(proj):
     c = parse_config(svc("image: pg\nenvironment: {A: '${X}'}") + "backend:\n  env: {B: '${X}'}\n", proj,
                      env={"X": "line 1\nline 2"})
-    assert c.services["db"].environment == {"A": "line 1\nline 2"}
-    assert c.services["db"].environment_compose == {"A": "${X}"}
-    assert c.backend.env == {"B": "line 1\nline 2"} and c.backend.env_compose == {"B": "${X}"}
+    assert c.services["db"].environment == {"A": Interpolated("line 1\nline 2", "${X}")}
+    assert c.backend.env == {"B": Interpolated("line 1\nline 2", "${X}")}
 
 
 @pytest.mark.parametrize(
@@ -744,7 +752,7 @@ def test_service_values_that_look_close_to_a_rule_are_accepted(proj):
                      "    environment: {A: 'a b'}\n", proj, env={})
     s = c.services[name]
     assert [m.target for m in s.volumes] == ["/dataX", "/data"]
-    assert s.environment == s.environment_compose == {"A": "a b"}
+    assert s.environment == {"A": Interpolated("a b", "a b")}
 
 
 def test_service_models_built_in_code():
@@ -753,15 +761,17 @@ def test_service_models_built_in_code():
     from scaleout.config.services import Healthcheck, ServiceConfig
 
     check = Healthcheck(test="pg_isready -h $HOST")
-    assert check.test == ("CMD-SHELL", "pg_isready -h $HOST")
-    assert check.test_compose == ("CMD-SHELL", "pg_isready -h $$HOST")
-    assert Healthcheck(test=None).test_compose is None
-    assert Healthcheck(test_compose=["CMD", "x"]).test_compose == ("CMD", "x")
-    assert ServiceConfig(image="pg", command="run $X").command_compose == "run $$X"
-    assert ServiceConfig(image="pg", command_compose=["a", 1]).command_compose == ("a", "1")
-    with pytest.raises(ValidationError) as err:
-        ServiceConfig(image="pg", environment={"A": "1"}, environment_compose={"B": "1"})
-    assert [e["msg"] for e in err.value.errors()] == ["Value error, environment: inconsistent Compose text"]
+    assert check.test == (Interpolated("CMD-SHELL", "CMD-SHELL"),
+                          Interpolated("pg_isready -h $HOST", "pg_isready -h $$HOST"))
+    assert Healthcheck(test=None).test is None
+    assert ServiceConfig(image="pg", command="run $X").command == Interpolated("run $X", "run $$X")
+    kept = ServiceConfig(image="pg", command=[Interpolated("a", "${A}"), 1])
+    assert kept.command == (Interpolated("a", "${A}"), Interpolated("1", "1"))
+    for field in ("environment_compose", "command_compose"):
+        with pytest.raises(ValidationError, match="Extra inputs are not permitted"):
+            ServiceConfig(image="pg", **{field: {"A": "1"}})
+    with pytest.raises(ValidationError, match="Extra inputs are not permitted"):
+        Healthcheck(test_compose=["CMD", "x"])
     with pytest.raises(ValidationError, match="A: value must not contain a NUL character"):
         ServiceConfig(image="pg", environment={"A": "a\0b"})
 
@@ -772,12 +782,14 @@ def test_service_compose_text_of_a_model_built_in_code():
     from scaleout.config.services import ServiceConfig
 
     s = ServiceConfig(image="pg", environment={"A": "x$y", "B": 2}, command=["run", "$X", 3])
-    assert s.environment == {"A": "x$y", "B": "2"} and s.environment_compose == {"A": "x$$y", "B": "2"}
-    assert s.command == ("run", "$X", "3") and s.command_compose == ("run", "$$X", "3")
+    assert s.environment == {"A": Interpolated("x$y", "x$$y"), "B": Interpolated("2", "2")}
+    assert s.command == (Interpolated("run", "run"), Interpolated("$X", "$$X"), Interpolated("3", "3"))
     s = ServiceConfig(image="pg", environment=["A=$1"], command=None)
-    assert s.environment_compose == {"A": "$$1"} and s.command is None and s.command_compose is None
-    kept = ServiceConfig(image="pg", environment={"A": "$x"}, environment_compose={"A": "${X}"})
-    assert kept.environment_compose == {"A": "${X}"}
+    assert s.environment == {"A": Interpolated("$1", "$$1")} and s.command is None
+    kept = ServiceConfig(image="pg", environment={"A": Interpolated("$x", "${X}")})
+    assert kept.environment == {"A": Interpolated("$x", "${X}")}
+    # a dump keeps the Compose text (Config.with_overrides re-validates one)
+    assert ServiceConfig.model_validate(kept.model_dump(exclude_unset=True)).environment == kept.environment
     with pytest.raises(ValidationError, match="valid dictionary"):
         ServiceConfig(image="pg", environment="A=1")
     with pytest.raises(ValidationError, match="valid dictionary or instance of ServiceConfig"):
@@ -788,5 +800,5 @@ def test_interpolation_problems_name_the_list_item_and_every_internal_key(proj):
     assert problem(proj, svc('image: pg\ncommand: [run, "${"]')) == (
         "scaleout.yaml:4: services.db.command.1: '${': '${' is never closed with '}' (write $$ for a literal $)")
     assert problem(proj, "backend:\n  env_compose: {}\n  health:\n    command_compose: x") == (
-        "scaleout.yaml:2: backend.env_compose: unknown key\n"
-        "scaleout.yaml:4: backend.health.command_compose: unknown key")
+        "scaleout.yaml:4: backend.health.command_compose: unknown key\n"
+        "scaleout.yaml:2: backend.env_compose: unknown key")

@@ -115,7 +115,7 @@ def test_sexagesimal_and_dates_stay_strings():
     doc = load_yaml("a: 22:22\nb: 2024-01-01\nc: 1:30.5\nd: yes\n", display="x")
     assert doc.data == {"a": "22:22", "b": "2024-01-01", "c": "1:30.5", "d": True}
     # so a date is a fine env value (PyYAML's safe_load made it a datetime.date, refused as an env value)
-    assert parse("backend:\n  env:\n    SINCE: 2024-01-01\n").backend.env == {"SINCE": "2024-01-01"}
+    assert parse("backend:\n  env:\n    SINCE: 2024-01-01\n").backend.env["SINCE"].value == "2024-01-01"
 
 
 def test_lines_of_keys_and_items():

@@ -217,7 +217,7 @@ def test_values_a_cluster_would_expand_are_escaped(tmp_path):
     cfg = parse_config(
         "name: esc\nbackend:\n  env:\n    GREETING: 'hi {{.Node.Hostname}} $$(HOME)'\n", tmp_path, env={}
     )
-    value = cfg.backend.env["GREETING"]
+    value = cfg.backend.env["GREETING"].value
     stack = _yaml.safe_load(render_swarm(cfg)["stack.yml"])
     env = stack["services"]["backend"]["environment"]
     assert "{{.Node" not in env["GREETING"].replace('{{"{{"}}', "")

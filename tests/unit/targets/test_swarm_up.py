@@ -108,11 +108,14 @@ def test_status_names_the_services_beside_the_replicas(stack, monkeypatch):
     stack, use = stack
     use(Scenario([{"redis": [task("r1", 1, "running")], "backend": BACKEND_READY, "lb": LB}]))
     monkeypatch.setattr(stack, "_health", lambda t: "healthy")
-    monkeypatch.setattr(stack, "_address", lambda t: None)
+    monkeypatch.setattr(stack, "_address", lambda t: None if t.slot == 3 else f"10.0.1.{t.slot}:8000")
+    monkeypatch.setattr(stack, "_routed", lambda: {"10.0.1.1"})  # the balancer's DNS lists backend-1 only
     st = stack.status()
     assert [(s.service, s.role) for s in st.dependencies] == [("redis", "service")]
     assert [s.service for s in st.replicas] == ["backend-1", "backend-2", "backend-3"]
+    assert [s.routed for s in st.replicas] == [True, False, None]  # no address: unknown
     assert st.balancer is not None and st.balancer.service == "lb"
+    assert [s.routed for s in stack.status(routing=False).replicas] == [None, None, None]
 
 
 class FakeClient:

@@ -1,7 +1,7 @@
 """The sample backends' WebSocket endpoint (/ws), spoken to frame by frame: the RFC 6455 handshake,
 masking, text, binary, fragmented and long messages, ping/pong, the closing handshake, protocol errors,
-and the 1001 ("going away") a stopping replica sends. The Python backend runs as a local process, the
-Node one in the stand-in image (Debian's node-express)."""
+and the 1001 ("going away") a stopping replica sends. The Python backend runs as a local process; the
+same tests run the Node one in the stand-in image in tests/e2e/test_websocket_backends.py."""
 
 from __future__ import annotations
 
@@ -48,34 +48,9 @@ def python_backend():
         proc.wait()
 
 
-@contextlib.contextmanager
-def node_backend(request):
-    client = request.getfixturevalue("docker_engine")
-    image = request.getfixturevalue("images")["SCALEOUT_BASE_IMAGE"]
-    port = free_port()
-    server_js = ROOT / "templates/init/node/backend/server.js"
-    container = client.containers.run(
-        image, ["node", "/app/server.js"], detach=True, hostname="backend-7", working_dir="/app",
-        environment={"PORT": "3000"}, ports={"3000/tcp": ("127.0.0.1", port)},
-        volumes={str(server_js): {"bind": "/app/server.js", "mode": "ro"}},
-        name=f"scaleout-ws-node-{uuid.uuid4().hex[:8]}", labels={"io.scaleout.test": "websocket-backend"},
-    )
-    try:
-        wait_for(lambda: _answers(port), timeout=30, what="the node backend")
-
-        def alive() -> bool:
-            container.reload()
-            return container.status == "running"
-
-        yield Backend(port, "backend-7", lambda: container.kill(signal="SIGTERM"), alive)
-    finally:
-        with contextlib.suppress(Exception):
-            container.remove(force=True)
-
-
-@pytest.fixture(params=["python", pytest.param("node", marks=pytest.mark.e2e)])
-def backend(request):
-    with python_backend() if request.param == "python" else node_backend(request) as b:
+@pytest.fixture
+def backend():
+    with python_backend() as b:
         yield b
 
 

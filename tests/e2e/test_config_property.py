@@ -1,5 +1,5 @@
-"""Property test: every accepted config renders to files that parse (YAML) and pass `nginx -t`;
-every rejected one fails with a ConfigError, never another exception."""
+"""Property test: every accepted config renders to files that parse (YAML) and pass `nginx -t` (in the
+balancer image, on the engine: hence e2e); every rejected one fails with a ConfigError, never another exception."""
 
 from __future__ import annotations
 
