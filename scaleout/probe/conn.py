@@ -134,9 +134,10 @@ class _Conn(asyncio.Protocol):
         self.served += 1
         w = self.w
         self.fast = w.fast
+        status, keep = self.parser.get_status_code(), self.parser.should_keep_alive()
         if w.fresh_parser:
             self.parser = w.parser_cls(self)
-        w.answered(self, self.parser.get_status_code(), self.parser.should_keep_alive())
+        w.answered(self, status, keep)
 
     def connection_lost(self, exc) -> None:
         if self.dead:
@@ -177,7 +178,7 @@ class _HeadConn(_Conn):
 
 class Worker:
     def __init__(self, spec: LoadSpec, share: int, slots: int, rate: float | None, key_offset: int,
-                 progress: Callable[[int], None] | None) -> None:
+                 progress: Callable[[int], None] | None, claim: Callable[[], int] | None = None) -> None:
         import httptools
 
         self.spec = spec
@@ -205,6 +206,9 @@ class Worker:
         self.conn_cls = _HeadConn if self.head else _Conn
         self.clock = time.perf_counter
         self.share = share  # requests for this worker (count mode)
+        # count mode with several processes: more requests from the shared pool once `share` is sent, so a
+        # process the scheduler starves leaves its work to the others instead of holding up the run's end
+        self.claim = claim
         self.slots = slots
         self.rate = rate
         self.progress = progress
@@ -271,7 +275,7 @@ class Worker:
         if self.rate is None:
             now = now or self.clock()
             if (self.deadline is not None and now >= self.deadline) or (
-                    self.deadline is None and self.issued >= self.share):
+                    self.deadline is None and self.issued >= self.share and not self._claim_more()):
                 self._slot_done(conn)
                 return
             key = (self.issued + self.key_offset) % self.keys if self.keys else -1
@@ -288,6 +292,11 @@ class Worker:
         else:
             self.idle.append(conn)
             self._check_open_done()
+
+    def _claim_more(self) -> bool:
+        more = self.claim() if self.claim is not None else 0
+        self.share += more
+        return more > 0
 
     def dispatch(self, conn: _Conn | None, t0: float, key: int, retried: bool) -> None:
         if conn is None or conn.dead:

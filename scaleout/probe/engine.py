@@ -87,12 +87,19 @@ def _run_processes(spec, plan, progress, total) -> Samples:
 
     ctx = mp.get_context("fork")
     counters = [ctx.RawValue("q", 0) for _ in plan]
+    pool = None
+    if spec.duration_s is None and spec.rate is None:  # count mode, closed loop: a first share each, then claims
+        pool = (ctx.RawValue("q", 0), ctx.Lock(), max(16, min(512, spec.requests // (8 * len(plan)))))
+        first = [min(share, pool[2]) for share, _, _ in plan]
+        pool[0].value = spec.requests - sum(first)
+        plan = [(f, slots, rate) for f, (_, slots, rate) in zip(first, plan, strict=True)]
     # the clock starts when every worker is ready: a slow fork must not count as slow load
     ready = ctx.Barrier(len(plan) + 1)
     pipes, procs = [], []
     for i, (share, slots, rate) in enumerate(plan):
         recv, send = ctx.Pipe(duplex=False)
-        p = ctx.Process(target=_child, args=(spec, share, slots, rate, i, counters[i], ready, send), daemon=True)
+        p = ctx.Process(target=_child, args=(spec, share, slots, rate, i, counters[i], ready, send, pool),
+                        daemon=True)
         pipes.append(recv)
         procs.append((p, send))
     for p, _ in procs:
@@ -128,10 +135,20 @@ def _run_processes(spec, plan, progress, total) -> Samples:
     return merged
 
 
-def _child(spec, share, slots, rate, index, counter, ready, conn) -> None:
+def _child(spec, share, slots, rate, index, counter, ready, conn, pool) -> None:
     def report(done: int) -> None:
         counter.value = done
 
+    claim = None
+    if pool is not None:
+        left, lock, chunk = pool
+
+        def claim() -> int:
+            with lock:  # once per `chunk` requests: the lock costs nothing measurable
+                n = min(chunk, left.value)
+                left.value -= n
+            return n
+
     ready.wait()
-    conn.send(_event_loop_runner()(Worker(spec, share, slots, rate, index, report).run()))
+    conn.send(_event_loop_runner()(Worker(spec, share, slots, rate, index, report, claim).run()))
     conn.close()
