@@ -54,11 +54,11 @@ from scaleout.targets.status import ServiceStatus, StackStatus, listing_key
 from scaleout.targets.swarm_checks import (
     check_objects_are_ours,
     check_stack_is_ours,
-    object_is_ours,
     registry_problem,
     swarm_problem,
 )
 from scaleout.targets.swarm_converge import ServiceSnapshot, Stop, judge
+from scaleout.targets.swarm_objects import namespace_objects, remove_leftovers, remove_unused_objects
 from scaleout.targets.views import ContainerView, TaskView
 
 STACK_DIR = SWARM_DIR
@@ -219,7 +219,7 @@ class SwarmStack:
         self._deploy(images)
         self.wait_converged(timeout_s, known)
         self.wait_balancer(timeout_s)
-        self._remove_unused_objects()
+        remove_unused_objects(self.stack_file, self.config.project)
         return self.status()
 
     def preflight(self) -> dict[str, Any]:
@@ -443,26 +443,6 @@ class SwarmStack:
         poll_balancer(url, timeout_s, verify=balancer_verify(self.config.balancer.tls, self.dir),
                       path=self.config.backend.health.path)
 
-    def _remove_unused_objects(self) -> None:
-        """Earlier nginx.conf versions, TLS certificates and keys (configs and secrets are immutable, one per
-        content hash) once the stack file names them no more; one still used by a stopping task goes next time."""
-        import docker.errors
-        import yaml
-
-        try:
-            data = yaml.safe_load(self.stack_file.read_text(encoding="utf-8"))
-            current = {data["configs"]["nginx_conf"]["name"]}
-            current |= {o["name"] for kind in ("configs", "secrets") for o in (data.get(kind) or {}).values()}
-        except (OSError, AttributeError, KeyError, TypeError, yaml.YAMLError):
-            return
-        label = {"label": f"{LABEL_NAMESPACE}={self.config.project}"}
-        with engine_errors("listing swarm configs and secrets"):
-            objects = docker_client().configs.list(filters=label) + docker_client().secrets.list(filters=label)
-        for obj in objects:
-            if obj.name not in current:
-                with contextlib.suppress(docker.errors.APIError):
-                    obj.remove()
-
     def down(self, *, volumes: bool = False, timeout_s: float = 60.0) -> int:
         """`docker stack rm`, then wait until no task, container, network, config or secret of the stack is
         left (Swarm removes them asynchronously). Returns how many tasks were running."""
@@ -470,12 +450,7 @@ class SwarmStack:
         services = self._services()
         check_stack_is_ours(services, self.config.project, "remove it")
         n = sum(len(self._tasks(s)) for s in services.values())
-        label = {"label": f"{LABEL_NAMESPACE}={self.config.project}"}
-        with engine_errors("listing the stack's networks, configs and secrets"):
-            leftovers = [(kind, o.name, (o.attrs.get("Spec") or o.attrs).get("Labels"))
-                         for kind, listing in (("network", client.networks), ("config", client.configs),
-                                               ("secret", client.secrets))
-                         for o in listing.list(filters=label)]
+        leftovers = namespace_objects(client, self.config.project)
         # `stack rm` removes the whole namespace: every object in it must be one scaleout's stack file declares
         check_objects_are_ours(leftovers, self.config.project, "remove it", self.config.named_volumes)
         if services or leftovers:
@@ -483,6 +458,7 @@ class SwarmStack:
             self._docker(["docker", "stack", "rm", self.config.project], {}, "removing the stack")
         deadline = time.monotonic() + timeout_s
         while True:
+            label = {"label": f"{LABEL_NAMESPACE}={self.config.project}"}
             with engine_errors("waiting for the stack's containers to stop"):
                 left = client.containers.list(all=True, filters=label, sparse=True) + client.services.list(
                     filters=label
@@ -492,20 +468,5 @@ class SwarmStack:
             if time.monotonic() >= deadline:
                 raise StackError(f"the stack's tasks did not stop within {timeout_s:.0f}s")
             time.sleep(0.5)
-        import docker.errors
-
-        with engine_errors("removing the stack's networks, configs and secrets"):
-            for obj in (client.networks.list(filters=label) + client.configs.list(filters=label)
-                        + client.secrets.list(filters=label)):
-                with contextlib.suppress(docker.errors.NotFound):
-                    obj.remove()
-        if volumes:
-            with engine_errors("removing the stack's volumes"):
-                for v in client.volumes.list(filters=label):
-                    if not object_is_ours("volume", v.name, v.attrs.get("Labels"), self.config.project,
-                                          self.config.named_volumes):  # `stack rm` leaves volumes: keep theirs
-                        self.progress(f"kept volume {v.name}: not a volume of this project's scaleout.yaml")
-                        continue
-                    with contextlib.suppress(docker.errors.NotFound):
-                        v.remove()
+        remove_leftovers(client, self.config.project, volumes, self.config.named_volumes, self.progress)
         return n
