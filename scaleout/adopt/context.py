@@ -147,7 +147,9 @@ class Context:
     def note(self, svc: str, key: str, value: Any, text: str) -> None:
         """One line: `service: key value: what scaleout does instead`."""
         what = " ".join(p for p in (show(key), show(value)) if p)
-        self.notes.append(f"{svc}: {what}: {text}" if what else f"{svc}: {text}")
+        # one printable line, as the terminal and the YAML comment show it (a name from the file may hold
+        # control characters)
+        self.notes.append(show_line(f"{svc}: {what}: {text}" if what else f"{svc}: {text}"))
 
     def error(self, keys: tuple[object, ...], message: str, hint: str | None = None) -> ConfigError:
         return ConfigError(f"{self.cf.where(*keys)}: {'.'.join(map(str, keys))}: {message}", hint=hint)
