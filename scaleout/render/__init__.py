@@ -10,7 +10,16 @@ from __future__ import annotations
 from scaleout.config.model import Config
 from scaleout.errors import ConfigError
 from scaleout.files import Plan, inside
-from scaleout.layout import COMPOSE_FILE, CONFIG_FILE, SWARM_DIR, SWARM_NGINX, SWARM_STACK_FILE, TLS_CERT, TLS_KEY
+from scaleout.layout import (
+    COMPOSE_FILE,
+    CONFIG_FILE,
+    NGINX_CONF,
+    SWARM_DIR,
+    SWARM_NGINX,
+    SWARM_STACK_FILE,
+    TLS_CERT,
+    TLS_KEY,
+)
 
 
 def check_project_files(config: Config) -> None:
@@ -79,6 +88,8 @@ def plan_for(target: str, config: Config, nginx_version: tuple[int, int, int] | 
         from scaleout.render.compose import render
 
         files = dict(render(config, worker=worker, assets=assets.env_value(), nginx_version=nginx_version, pin=pin))
+        if pin is not None:  # the pin secret is in it: its owner's only (the balancer's nginx reads it as root)
+            modes[NGINX_CONF] = 0o600
     files.update(copies)
     files.update(tls_plan)
     # the engine's file carries the environment (references as written, values of the env files): its owner's only

@@ -137,7 +137,7 @@ class Balancer:
             raise NotRunningError(f"the load balancer of {self.stack.config.project} is not running",
                                   hint="run `scaleout up`")
         stage = confined(self.stack.dir, LB_STAGE_DIR)
-        atomic_write(confined(self.stack.dir, f"{LB_STAGE_DIR}/nginx.conf"), nginx_text)
+        atomic_write(confined(self.stack.dir, f"{LB_STAGE_DIR}/nginx.conf"), nginx_text, mode=0o600)
         atomic_write(confined(self.stack.dir, f"{LB_STAGE_DIR}/watch.env"), watch_env)
         mount = f"{LB_CONF_MOUNT}/{Path(LB_STAGE_DIR).name}"
         cmd = ["sh", f"{LB_CONF_MOUNT}/{Path(LB_SCRIPT).name}", "apply", mount]
@@ -158,7 +158,7 @@ class Balancer:
                 hint="fix the value in scaleout.yaml that nginx names above, then run `scaleout up` again",
             )
         if record:
-            atomic_write(confined(self.stack.dir, NGINX_CONF), nginx_text)
+            atomic_write(confined(self.stack.dir, NGINX_CONF), nginx_text, mode=0o600)
             atomic_write(confined(self.stack.dir, WATCH_ENV), watch_env)
         if not quiet:
             self.stack.progress("reloaded nginx gracefully (old workers finish their requests)")

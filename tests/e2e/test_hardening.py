@@ -15,10 +15,21 @@ def test_balancer_and_replicas_run_hardened(make_project, docker_engine):
     (p.path / "public" / "static").mkdir(exist_ok=True)
     (p.path / "public" / "static" / "leak.txt").symlink_to("/etc/passwd")
     (p.path / "public" / "static" / "again.html").symlink_to("../offline.html")
-    # hidden files under a folder route (a committed .env, a .git/ folder) are never served
+    # a name that says it holds a secret (a committed .env, a .git/ folder) stops `up` before anything starts
     (p.path / "public" / "static" / ".env").write_text("SECRET=hidden-value\n")
     (p.path / "public" / "static" / "sub" / ".git").mkdir(parents=True)
     (p.path / "public" / "static" / "sub" / ".git" / "config").write_text("hidden-value\n")
+    r = p.cli("up", "-q")
+    assert r.returncode == 2 and "public/static/.env" in r.stderr and "public/static/sub/.git" in r.stderr, r.stderr
+    assert "Traceback" not in r.stderr
+    assert not docker_engine.containers.list(all=True, filters={"label": f"com.docker.compose.project={p.name}"})
+    (p.path / "public" / "static" / ".env").unlink()
+    (p.path / "public" / "static" / "sub" / ".git" / "config").unlink()
+    (p.path / "public" / "static" / "sub" / ".git").rmdir()
+    # any other hidden file or folder under a folder route is never served
+    (p.path / "public" / "static" / ".notes").write_text("hidden-value\n")
+    (p.path / "public" / "static" / "sub" / ".build").mkdir()
+    (p.path / "public" / "static" / "sub" / ".build" / "config").write_text("hidden-value\n")
     (p.path / "public" / "static" / "sub" / ".hidden.0123456789ab.js").write_text("hidden-value\n")
     (p.path / "public" / "static" / "sub" / "shown.txt").write_text("shown\n")
     r = p.cli("up", "-q")
@@ -37,8 +48,8 @@ def test_balancer_and_replicas_run_hardened(make_project, docker_engine):
     for link in ("/static/leak.txt", "/static/again.html"):  # no symlink is followed, not even one inside public/
         r = httpx.get(p.url + link, trust_env=False)
         assert r.status_code == 403 and "root:" not in r.text, (link, r.status_code)
-    for hidden in ("/static/.env", "/static/sub/.git/config", "/static/sub/.hidden.0123456789ab.js",
-                   "/static/%2eenv"):
+    for hidden in ("/static/.notes", "/static/sub/.build/config", "/static/sub/.hidden.0123456789ab.js",
+                   "/static/%2enotes"):
         r = httpx.get(p.url + hidden, trust_env=False)
         assert r.status_code == 403 and "hidden-value" not in r.text, (hidden, r.status_code)
     shown = httpx.get(p.url + "/static/sub/shown.txt", trust_env=False)

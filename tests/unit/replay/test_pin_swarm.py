@@ -76,3 +76,11 @@ def test_up_plan_carries_the_secret_in_a_0600_nginx_conf_export_does_not(tmp_pat
     assert SECRET in plan.files[conf] and plan.modes[conf] == 0o600
     assert SECRET not in "".join(render_swarm(cfg).values())
     assert conf not in plan_for("swarm", cfg, None).modes  # no secret in it: as before
+
+
+def test_on_compose_too_the_nginx_conf_holding_the_secret_is_its_owners_only(tmp_path):
+    cfg = _cfg(tmp_path)
+    plan = plan_for("compose", cfg, None, pin=SECRET)
+    conf = ".scaleout/nginx/nginx.conf"
+    assert SECRET in plan.files[conf] and plan.modes[conf] == 0o600
+    assert conf not in plan_for("compose", cfg, None).modes  # `scaleout render`: no secret, as before
